@@ -1,0 +1,179 @@
+/**
+ * The running proxy, assembled: pool → health checks → providers → accept loop → relay, plus the health server.
+ * `main.ts` builds one from the command line; tests build one in-process with port 0.
+ *
+ * @module
+ */
+import { getLogger } from "@logtape/logtape";
+import { type Clock, systemClock } from "./clock.ts";
+import type { ProxyConfig } from "./config/config.ts";
+import { formatDuration } from "./config/duration.ts";
+import { mergeProviders } from "./discovery/merge.ts";
+import type { EndpointProvider } from "./discovery/provider.ts";
+import { staticProvider } from "./discovery/static.ts";
+import { AcceptLoop } from "./proxy/accept_loop.ts";
+import type { DialConnect } from "./proxy/dial.ts";
+import { Proxy } from "./proxy/proxy.ts";
+import { statusHandler } from "./status/server.ts";
+import { runChecks } from "./upstream/checker.ts";
+import { logStateChange, Pool } from "./upstream/pool.ts";
+import { describeError, type Probe } from "./upstream/probe.ts";
+import { TcpProbe } from "./upstream/probe_tcp.ts";
+
+const log = getLogger(["extractedprism", "app"]);
+
+/** What can be swapped when starting the proxy (tests); everything has a production default. */
+export interface AppDeps {
+  readonly clock?: Clock;
+  readonly random?: () => number;
+  /** The health probe. @default TCP connect */
+  readonly probe?: Probe;
+  /** How the data path connects to upstreams. @default Deno.connect */
+  readonly connect?: DialConnect;
+  /** More endpoint providers, merged with the static `--endpoints`. */
+  readonly providers?: readonly EndpointProvider[];
+}
+
+function listen(hostname: string, port: number, what: string): Deno.TcpListener {
+  try {
+    return Deno.listen({ hostname, port, transport: "tcp" });
+  } catch (e) {
+    const host = hostname.includes(":") ? `[${hostname}]` : hostname;
+    throw new Error(`Cannot listen on ${host}:${port} (${what}): ${describeError(e)}`);
+  }
+}
+
+/** A started proxy. */
+export class ProxyApp {
+  readonly pool: Pool;
+  readonly proxy: Proxy;
+  readonly loop: AcceptLoop;
+  /** The proxy listener's address (useful with port 0). */
+  readonly addr: Deno.NetAddr;
+  /** The health server's address. */
+  readonly healthAddr: Deno.NetAddr;
+  readonly #config: ProxyConfig;
+  readonly #clock: Clock;
+  readonly #stop = new AbortController();
+  readonly #accepting: Promise<void>;
+  readonly #feeding: Promise<void>;
+  readonly #health: Deno.HttpServer<Deno.NetAddr>;
+  #shuttingDown = false;
+  #stopped: Promise<void> | undefined;
+
+  private constructor(config: ProxyConfig, deps: AppDeps) {
+    this.#config = config;
+    const clock = this.#clock = deps.clock ?? systemClock;
+    const probe = deps.probe ?? new TcpProbe();
+    this.pool = new Pool({
+      rise: config.healthRise,
+      fall: config.healthFall,
+      drainTimeoutMs: config.drainTimeoutMs,
+      clock,
+      startChecks: (up, signal) =>
+        void runChecks(up, {
+          probe,
+          intervalMs: config.healthIntervalMs,
+          timeoutMs: config.healthTimeoutMs,
+          clock,
+          random: deps.random ?? Math.random,
+          onChange: logStateChange,
+        }, signal),
+    });
+    const listener = listen(config.bindAddress, config.bindPort, "--bind-address/--bind-port");
+    this.addr = listener.addr;
+    this.proxy = new Proxy({
+      pool: this.pool,
+      dialTimeoutMs: config.dialTimeoutMs,
+      hedgeDelayMs: config.hedgeDelayMs,
+      clock,
+      ...(deps.connect ? { connect: deps.connect } : {}),
+    });
+    this.loop = new AcceptLoop(listener, (conn) => this.proxy.handle(conn));
+    this.#accepting = this.loop.run();
+    try {
+      this.#health = Deno.serve(
+        {
+          hostname: config.healthBindAddress,
+          port: config.healthPort,
+          onListen: () => {},
+          onError: (e) => {
+            log.error("Health server error: {error}", { error: describeError(e) });
+            return new Response("internal error\n", { status: 500 });
+          },
+        },
+        statusHandler({
+          live: () => this.loop.selfCheck(1000),
+          ready: () => this.ready,
+          upstreams: () => this.pool.snapshot(),
+        }),
+      );
+    } catch (e) {
+      this.loop.stop();
+      const host = config.healthBindAddress.includes(":") ? `[${config.healthBindAddress}]` : config.healthBindAddress;
+      throw new Error(
+        `Cannot listen on ${host}:${config.healthPort} (--health-bind-address/--health-port): ${describeError(e)}`,
+      );
+    }
+    this.healthAddr = this.#health.addr;
+    const providers = [staticProvider(config.endpoints), ...(deps.providers ?? [])];
+    const pool = this.pool;
+    this.#feeding = (async () => {
+      for await (const set of mergeProviders(providers, this.#stop.signal)) pool.update(set);
+    })().catch((e) => log.error("Endpoint feed ended: {error}", { error: describeError(e) }));
+  }
+
+  /**
+   * Starts listening and probing.
+   *
+   * @throws {Error} When a port cannot be bound (one line naming the address and flag).
+   */
+  static start(config: ProxyConfig, deps: AppDeps = {}): ProxyApp {
+    return new ProxyApp(config, deps);
+  }
+
+  /** Whether `/readyz` says 200: not shutting down and some upstream is healthy. */
+  get ready(): boolean {
+    return !this.#shuttingDown && this.pool.hasHealthy();
+  }
+
+  /**
+   * Graceful stop: not ready, listener closed, live connections drain up to `--drain-timeout`, the rest are closed,
+   * health server shut down. Idempotent.
+   */
+  shutdown(reason = "shutdown"): Promise<void> {
+    this.#stopped ??= this.#shutdown(reason);
+    return this.#stopped;
+  }
+
+  async #shutdown(reason: string): Promise<void> {
+    this.#shuttingDown = true;
+    log.info("{reason}: not ready, closing the listener, draining {connections} connections for up to {drain}", {
+      reason,
+      connections: this.proxy.active,
+      drain: formatDuration(this.#config.drainTimeoutMs),
+    });
+    this.loop.stop();
+    await this.#accepting;
+    const timer = new AbortController();
+    const drained = await Promise.race([
+      this.proxy.idle().then(() => true),
+      this.#clock.sleep(this.#config.drainTimeoutMs, timer.signal).then(() => false, () => false),
+    ]);
+    timer.abort();
+    if (!drained) {
+      log.warn("Drain timeout reached; closing {connections} connections", { connections: this.proxy.closeAll() });
+      await this.proxy.idle();
+    }
+    this.#stop.abort();
+    this.pool.close();
+    await this.#feeding;
+    await this.#health.shutdown();
+    log.info("Stopped");
+  }
+
+  /** Same as `shutdown()`, for `await using`. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.shutdown();
+  }
+}

@@ -1,0 +1,101 @@
+/**
+ * The command line: commander reads argv, the flag table supplies options and help, and the environment fills gaps.
+ * Nothing here touches `Deno.args` or `Deno.env`: main passes them in.
+ *
+ * @module
+ */
+import { Command, CommanderError, Option } from "commander";
+import { buildProxyConfig, ConfigError, type ProxyConfig, resolveRaw } from "./config.ts";
+import { type FlagSpec, PROXY_FLAGS } from "./flags.ts";
+
+/** What main should do after parsing the command line. */
+export type CliOutcome =
+  | { readonly kind: "proxy"; readonly config: ProxyConfig }
+  | { readonly kind: "exit"; readonly code: number; readonly stdout: string; readonly stderr: string };
+
+/** Build facts shown by `--version`. */
+export interface VersionInfo {
+  readonly version: string;
+  readonly revision?: string;
+}
+
+function addFlags(cmd: Command, flags: readonly FlagSpec[]): void {
+  for (const f of flags) {
+    const boolean = f.valueName === "bool";
+    const opt = new Option(
+      boolean ? `--${f.name} [${f.valueName}]` : `--${f.name} <${f.valueName}>`,
+      `${f.help} [${f.default !== undefined ? `default: ${f.default}; ` : ""}env: ${f.env}]`,
+    );
+    if (boolean) opt.preset("true");
+    cmd.addOption(opt);
+  }
+}
+
+/** Reads commander's parsed options back into flag-name → text. */
+function cliValues(cmd: Command, flags: readonly FlagSpec[]): Record<string, string | undefined> {
+  const opts = cmd.opts<Record<string, unknown>>();
+  const out: Record<string, string | undefined> = {};
+  for (const f of flags) {
+    const key = f.name.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
+    const v = opts[key];
+    if (v !== undefined) out[f.name] = String(v);
+  }
+  return out;
+}
+
+/**
+ * Parses the command line and environment into what to run.
+ *
+ * @param argv The arguments after the program name.
+ * @param env Environment variables (only `EP_*` names are read).
+ * @returns Either a validated config, or an exit with its status and text (help, version, or a one-line error).
+ *
+ * @example
+ * ```ts
+ * import { parseCommandLine } from "./cli.ts";
+ * const r = parseCommandLine(["--endpoints=10.0.0.1:6443"], {}, { version: "0.0.0" });
+ * console.assert(r.kind === "proxy");
+ * ```
+ */
+export function parseCommandLine(
+  argv: readonly string[],
+  env: Readonly<Record<string, string | undefined>>,
+  info: VersionInfo,
+): CliOutcome {
+  let stdout = "";
+  let stderr = "";
+  const program = new Command()
+    .name("extractedprism")
+    .description("Per-node TCP load balancer for the Kubernetes API servers: listens on 127.0.0.1:7445.")
+    .version(info.revision ? `${info.version} (${info.revision})` : info.version, "-v, --version")
+    .helpOption("-h, --help")
+    .allowExcessArguments(false)
+    .exitOverride()
+    .configureOutput({
+      writeOut: (s) => (stdout += s),
+      writeErr: (s) => (stderr += s),
+      outputError: () => {},
+    });
+  addFlags(program, PROXY_FLAGS);
+  try {
+    program.parse([...argv], { from: "user" });
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      if (e.exitCode === 0) return { kind: "exit", code: 0, stdout, stderr };
+      return { kind: "exit", code: 2, stdout: "", stderr: `${oneLine(e.message)}\n` };
+    }
+    throw e;
+  }
+  try {
+    const raw = resolveRaw(PROXY_FLAGS, cliValues(program, PROXY_FLAGS), env);
+    return { kind: "proxy", config: buildProxyConfig(raw) };
+  } catch (e) {
+    if (e instanceof ConfigError) return { kind: "exit", code: 2, stdout: "", stderr: `error: ${e.message}\n` };
+    throw e;
+  }
+}
+
+function oneLine(message: string): string {
+  const first = message.split("\n")[0] ?? message;
+  return first.startsWith("error:") ? first : `error: ${first}`;
+}

@@ -1,0 +1,227 @@
+/**
+ * The proxy's validated configuration, built from raw flag values (command line, then environment, then default).
+ *
+ * @module
+ */
+import { formatDuration, parseDuration } from "./duration.ts";
+import { dedupeEndpoints, type Endpoint, normaliseHost, parseEndpoint, parsePort } from "./endpoint.ts";
+import { type FlagSpec, PROXY_FLAGS } from "./flags.ts";
+
+/** Log levels the program accepts. */
+export type LogLevel = "debug" | "info" | "warn" | "error";
+/** Log formats the program accepts. */
+export type LogFormat = "json" | "text";
+
+/** Everything the proxy needs to run, validated. Durations are in milliseconds. */
+export interface ProxyConfig {
+  readonly bindAddress: string;
+  readonly bindPort: number;
+  readonly healthBindAddress: string;
+  readonly healthPort: number;
+  readonly endpoints: readonly Endpoint[];
+  readonly healthIntervalMs: number;
+  readonly healthTimeoutMs: number;
+  readonly healthRise: number;
+  readonly healthFall: number;
+  readonly dialTimeoutMs: number;
+  readonly hedgeDelayMs: number;
+  readonly drainTimeoutMs: number;
+  readonly enableDiscovery: boolean;
+  readonly logLevel: LogLevel;
+  readonly logFormat: LogFormat;
+}
+
+/** A user's configuration mistake: main prints `message` as one line and exits with status 2. */
+export class ConfigError extends Error {
+  override name = "ConfigError";
+}
+
+/** Where a raw value came from, for error messages. */
+export type ValueSource = "cli" | "env" | "default";
+
+/** One raw value with its origin. */
+export interface RawValue {
+  readonly text: string;
+  readonly source: ValueSource;
+}
+
+/** Raw values by flag name. */
+export type RawValues = ReadonlyMap<string, RawValue>;
+
+/**
+ * Picks each flag's raw value: command line, else environment, else default.
+ *
+ * @param cli Values given on the command line, by flag name.
+ * @param env The environment (only the flags' `EP_*` names are read).
+ */
+export function resolveRaw(
+  flags: readonly FlagSpec[],
+  cli: Readonly<Record<string, string | undefined>>,
+  env: Readonly<Record<string, string | undefined>>,
+): Map<string, RawValue> {
+  const out = new Map<string, RawValue>();
+  for (const f of flags) {
+    const c = cli[f.name];
+    const e = env[f.env];
+    if (c !== undefined) out.set(f.name, { text: c, source: "cli" });
+    else if (e !== undefined && e !== "") out.set(f.name, { text: e, source: "env" });
+    else if (f.default !== undefined) out.set(f.name, { text: f.default, source: "default" });
+  }
+  return out;
+}
+
+/** Reads and converts raw values, turning every failure into a one-line `ConfigError` naming flag, value and source. */
+export class FlagReader {
+  readonly #raw: RawValues;
+  readonly #flags: ReadonlyMap<string, FlagSpec>;
+
+  constructor(flags: readonly FlagSpec[], raw: RawValues) {
+    this.#raw = raw;
+    this.#flags = new Map(flags.map((f) => [f.name, f]));
+  }
+
+  /** The raw text of a flag, or `undefined` when unset and without default. */
+  text(name: string): string | undefined {
+    return this.#raw.get(name)?.text;
+  }
+
+  /** Converts a flag with `parse`; its error message becomes the reason in the ConfigError. */
+  get<T>(name: string, parse: (text: string) => T): T {
+    const raw = this.#raw.get(name);
+    if (raw === undefined) throw new ConfigError(`Missing ${this.label(name)}: ${this.#flags.get(name)?.help ?? ""}`);
+    try {
+      return parse(raw.text);
+    } catch (e) {
+      throw this.error(name, e instanceof Error ? e.message : String(e));
+    }
+  }
+
+  /** A ConfigError about a flag's current value. */
+  error(name: string, reason: string): ConfigError {
+    const raw = this.#raw.get(name);
+    return new ConfigError(`Invalid ${this.label(name)} '${raw?.text ?? ""}': ${reason}`);
+  }
+
+  /** `--flag` or `--flag (from EP_FLAG)` depending on where the value came from. */
+  label(name: string): string {
+    const spec = this.#flags.get(name);
+    const raw = this.#raw.get(name);
+    return raw?.source === "env" && spec !== undefined ? `--${name} (from ${spec.env})` : `--${name}`;
+  }
+}
+
+/**
+ * The longest duration a flag may hold: 2^31 − 1 ms (596h31m23.647s). `setTimeout` fires at once for anything longer,
+ * so a longer `--drain-timeout` would cut connections at once and a longer `--health-interval` would probe in a loop.
+ */
+export const MAX_DURATION_MS = 2 ** 31 - 1;
+
+/** Parses a duration greater than zero and at most {@link MAX_DURATION_MS}. */
+export function positiveDuration(text: string): number {
+  const ms = parseDuration(text);
+  if (ms <= 0) throw new RangeError("expected a duration greater than zero, such as '500ms' or '2s'");
+  if (ms > MAX_DURATION_MS) {
+    throw new RangeError(`expected a duration of at most ${formatDuration(MAX_DURATION_MS)}`);
+  }
+  return ms;
+}
+
+/** Parses a port 1–65535. */
+export function port(text: string): number {
+  const p = parsePort(text.trim());
+  if (p === undefined) throw new RangeError("expected a port number from 1 to 65535");
+  return p;
+}
+
+/** Parses an integer count in [min, max]. */
+export function count(min: number, max: number): (text: string) => number {
+  return (text) => {
+    if (!/^\d+$/.test(text.trim()) || Number(text) < min || Number(text) > max) {
+      throw new RangeError(`expected a whole number from ${min} to ${max}`);
+    }
+    return Number(text);
+  };
+}
+
+/** Parses a boolean the way Go's flag package does. */
+export function bool(text: string): boolean {
+  const t = text.trim().toLowerCase();
+  if (["true", "1", "t", "yes"].includes(t)) return true;
+  if (["false", "0", "f", "no"].includes(t)) return false;
+  throw new RangeError("expected 'true' or 'false'");
+}
+
+/** Parses one of the allowed words. */
+export function oneOf<T extends string>(...allowed: T[]): (text: string) => T {
+  return (text) => {
+    const t = text.trim().toLowerCase();
+    if ((allowed as string[]).includes(t)) return t as T;
+    throw new RangeError(`expected one of ${allowed.map((a) => `'${a}'`).join(", ")}`);
+  };
+}
+
+/** Parses an IP address to listen on (not a host name: the listener must not depend on DNS). */
+export function listenAddress(text: string): string {
+  const host = text.trim().replace(/^\[(.*)\]$/, "$1");
+  let norm: string;
+  try {
+    norm = normaliseHost(host);
+  } catch {
+    throw new RangeError("expected an IP address such as 127.0.0.1 or ::1");
+  }
+  if (!/^[\d.]+$/.test(norm) && !norm.includes(":")) throw new RangeError("expected an IP address, not a host name");
+  return norm;
+}
+
+/** Parses a comma-separated endpoint list; duplicates are removed, an empty list is refused. */
+export function endpointList(text: string): Endpoint[] {
+  const parts = text.split(",").map((s) => s.trim()).filter((s) => s !== "");
+  if (parts.length === 0) throw new RangeError("expected at least one host:port");
+  return dedupeEndpoints(parts.map((p) => parseEndpoint(p)));
+}
+
+/**
+ * Builds and validates the proxy configuration from raw values.
+ *
+ * @throws {ConfigError} On the first invalid or inconsistent value.
+ */
+export function buildProxyConfig(raw: RawValues): ProxyConfig {
+  const r = new FlagReader(PROXY_FLAGS, raw);
+  const bindAddress = r.get("bind-address", listenAddress);
+  const bindPort = r.get("bind-port", port);
+  const healthBindAddress = r.text("health-bind-address") === undefined
+    ? bindAddress
+    : r.get("health-bind-address", listenAddress);
+  const healthPort = r.get("health-port", port);
+  if (healthPort === bindPort) {
+    throw r.error("health-port", `must differ from ${r.label("bind-port")} (${bindPort})`);
+  }
+  const endpoints = r.get("endpoints", endpointList);
+  const healthIntervalMs = r.get("health-interval", positiveDuration);
+  const healthTimeoutMs = r.get("health-timeout", positiveDuration);
+  if (healthTimeoutMs >= healthIntervalMs) {
+    throw r.error(
+      "health-timeout",
+      `must be shorter than ${r.label("health-interval")} ('${r.text("health-interval")}')`,
+    );
+  }
+  const dialTimeoutMs = r.get("dial-timeout", positiveDuration);
+  const hedgeDelayMs = r.get("hedge-delay", positiveDuration);
+  return {
+    bindAddress,
+    bindPort,
+    healthBindAddress,
+    healthPort,
+    endpoints,
+    healthIntervalMs,
+    healthTimeoutMs,
+    healthRise: r.get("health-rise", count(1, 100)),
+    healthFall: r.get("health-fall", count(1, 100)),
+    dialTimeoutMs,
+    hedgeDelayMs,
+    drainTimeoutMs: r.get("drain-timeout", positiveDuration),
+    enableDiscovery: r.get("enable-discovery", bool),
+    logLevel: r.get("log-level", oneOf<LogLevel>("debug", "info", "warn", "error")),
+    logFormat: r.get("log-format", oneOf<LogFormat>("json", "text")),
+  };
+}

@@ -1,0 +1,58 @@
+/**
+ * The flag table: every option of the proxy, once. It feeds the command line, the environment fallbacks, `--help`,
+ * and the checks that keep the README, the chart and the systemd example in step with the program.
+ *
+ * @module
+ */
+
+/** How a flag's text turns into a value; `parse` throws a `TypeError`/`RangeError` whose message says what is expected. */
+export interface FlagSpec {
+  /** The long flag without dashes, e.g. `bind-port`. */
+  readonly name: string;
+  /** The environment variable read when the flag is absent. */
+  readonly env: string;
+  /** The default as the user would type it; `undefined` means required or derived (see `help`). */
+  readonly default: string | undefined;
+  /** Placeholder shown in `--help`. */
+  readonly valueName: string;
+  /** One line for `--help` and the README. */
+  readonly help: string;
+}
+
+function flag(
+  name: string,
+  def: string | undefined,
+  valueName: string,
+  help: string,
+): FlagSpec {
+  return { name, env: `EP_${name.toUpperCase().replaceAll("-", "_")}`, default: def, valueName, help };
+}
+
+/** The proxy's flags, in the order `--help` shows them. */
+export const PROXY_FLAGS: readonly FlagSpec[] = [
+  flag("bind-address", "127.0.0.1", "ip", "address the proxy listens on"),
+  flag("bind-port", "7445", "port", "port the proxy listens on"),
+  flag("health-bind-address", undefined, "ip", "address of the health server (default: --bind-address)"),
+  flag("health-port", "7446", "port", "port of the health server (/healthz, /readyz, /upstreams)"),
+  flag("endpoints", undefined, "list", "required: API servers as comma-separated host:port, IPv6 as [::1]:6443"),
+  flag("health-interval", "1s", "duration", "time between health probes of one upstream (jittered ±20%)"),
+  flag("health-timeout", "500ms", "duration", "timeout of one health probe; must be shorter than --health-interval"),
+  flag("health-rise", "2", "count", "consecutive successful probes that make an upstream healthy"),
+  flag("health-fall", "2", "count", "consecutive failed probes (or client dials) that make an upstream unhealthy"),
+  flag("dial-timeout", "2s", "duration", "whole budget to connect one client to a live upstream, failover included"),
+  flag(
+    "hedge-delay",
+    "100ms",
+    "duration",
+    "start a parallel dial to the next upstream when the first has not connected by then",
+  ),
+  flag(
+    "drain-timeout",
+    "30s",
+    "duration",
+    "how long live connections may finish on shutdown or after their upstream is removed",
+  ),
+  flag("enable-discovery", "true", "bool", "watch the default/kubernetes EndpointSlices for API servers"),
+  flag("log-level", "info", "level", "debug, info, warn or error"),
+  flag("log-format", "json", "format", "json (one object per line) or text"),
+];

@@ -1,0 +1,28 @@
+/**
+ * The seam between the Kubernetes API logic (list, watch, apply) and how requests reach an API server (credentials,
+ * TLS, which address is dialled). Watch code and the endpoint copier depend only on this interface.
+ *
+ * @module
+ */
+
+/** One request to the Kubernetes API. */
+export interface KubeRequest {
+  readonly method: "GET" | "POST" | "PUT" | "PATCH" | "DELETE";
+  /** Absolute API path with query, e.g. `/apis/discovery.k8s.io/v1/namespaces/default/endpointslices?watch=1`. */
+  readonly path: string;
+  readonly body?: string;
+  readonly contentType?: string;
+  /** Aborts the request, including a streaming response body. */
+  readonly signal: AbortSignal;
+}
+
+/**
+ * Sends requests to an API server. Implementations refresh credentials (a 401 re-reads the token or exec credential
+ * and retries once), verify TLS, and choose the address to dial (rotating on connection failure). A non-2xx status is
+ * returned, not thrown; network failures throw.
+ */
+export interface KubeTransport {
+  request(req: KubeRequest): Promise<Response>;
+  /** Releases connections and timers. */
+  close(): void;
+}

@@ -1,0 +1,149 @@
+/**
+ * The accept loop: one explicit loop per listener that never dies while the process lives. An accept error (EMFILE,
+ * ENFILE, ENOBUFS...) is logged and retried with backoff from 10 ms to 1 s. It also answers the liveness self-check:
+ * a connection the loop makes to itself, recognised by its source port and closed, proves the loop still accepts.
+ *
+ * @module
+ */
+import { getLogger } from "@logtape/logtape";
+import { sleep } from "../clock.ts";
+import { describeError } from "../upstream/probe.ts";
+
+const log = getLogger(["extractedprism", "accept"]);
+
+/** What the loop needs of a listener (a `Deno.TcpListener`, or a fake in tests). */
+export interface AcceptSource {
+  readonly addr: Deno.Addr;
+  accept(): Promise<Deno.TcpConn>;
+  close(): void;
+}
+
+interface SelfCheck {
+  port: Promise<number | undefined>;
+  seen: PromiseWithResolvers<void>;
+}
+
+/**
+ * Accepts connections and hands each to `handle` until `stop()`.
+ *
+ * @example
+ * ```ts
+ * import { AcceptLoop } from "./accept_loop.ts";
+ * const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+ * const loop = new AcceptLoop(listener, (conn) => conn.close());
+ * const running = loop.run();
+ * console.assert(await loop.selfCheck(1000));
+ * loop.stop();
+ * await running;
+ * ```
+ */
+export class AcceptLoop {
+  readonly #source: AcceptSource;
+  readonly #handle: (conn: Deno.TcpConn) => void;
+  #stopping = false;
+  #running = false;
+  #self: SelfCheck | undefined;
+  #selfRunning: Promise<boolean> | undefined;
+  /** Accept errors since start. */
+  errors = 0;
+  /** Connections accepted since start (self-checks excluded). */
+  accepted = 0;
+
+  constructor(source: AcceptSource, handle: (conn: Deno.TcpConn) => void) {
+    this.#source = source;
+    this.#handle = handle;
+  }
+
+  /** Whether `run()` is looping. */
+  get running(): boolean {
+    return this.#running;
+  }
+
+  /** Runs until `stop()`; resolves when the loop has ended. */
+  async run(): Promise<void> {
+    this.#running = true;
+    let backoff = 0;
+    try {
+      while (!this.#stopping) {
+        let conn: Deno.TcpConn;
+        try {
+          conn = await this.#source.accept();
+        } catch (e) {
+          if (this.#stopping) return;
+          this.errors++;
+          backoff = backoff === 0 ? 10 : Math.min(backoff * 2, 1000);
+          log.error("Accept failed, retrying in {delayMs} ms: {error}", { delayMs: backoff, error: describeError(e) });
+          await sleep(backoff);
+          continue;
+        }
+        backoff = 0;
+        if (this.#self !== undefined) this.#maybeSelf(conn, this.#self);
+        else {
+          this.accepted++;
+          this.#handle(conn);
+        }
+      }
+    } finally {
+      this.#running = false;
+    }
+  }
+
+  async #maybeSelf(conn: Deno.TcpConn, self: SelfCheck): Promise<void> {
+    const port = await self.port;
+    if (port !== undefined && conn.remoteAddr.port === port && isLoopback(conn.remoteAddr.hostname)) {
+      conn.close();
+      self.seen.resolve();
+      return;
+    }
+    this.accepted++;
+    this.#handle(conn);
+  }
+
+  /**
+   * Proves the loop accepts: connects to the listener and waits until the loop has seen that very connection.
+   * Concurrent calls share one check.
+   */
+  selfCheck(timeoutMs: number): Promise<boolean> {
+    this.#selfRunning ??= this.#selfCheck(timeoutMs).finally(() => (this.#selfRunning = undefined));
+    return this.#selfRunning;
+  }
+
+  async #selfCheck(timeoutMs: number): Promise<boolean> {
+    if (!this.#running || this.#stopping) return false;
+    const addr = this.#source.addr as Deno.NetAddr;
+    const hostname = addr.hostname === "0.0.0.0" ? "127.0.0.1" : addr.hostname === "::" ? "::1" : addr.hostname;
+    const port = Promise.withResolvers<number | undefined>();
+    const self: SelfCheck = { port: port.promise, seen: Promise.withResolvers<void>() };
+    this.#self = self;
+    const signal = AbortSignal.timeout(timeoutMs);
+    let conn: Deno.TcpConn | undefined;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    try {
+      conn = await Deno.connect({ hostname, port: addr.port, signal });
+      port.resolve(conn.localAddr.port);
+      const timedOut = new Promise<boolean>((r) => (timer = setTimeout(() => r(false), timeoutMs)));
+      return await Promise.race([self.seen.promise.then(() => true), timedOut]);
+    } catch (e) {
+      log.warn("Liveness self-check could not connect to the listener: {error}", { error: describeError(e) });
+      return false;
+    } finally {
+      clearTimeout(timer);
+      port.resolve(undefined);
+      if (this.#self === self) this.#self = undefined;
+      conn?.close();
+    }
+  }
+
+  /** Stops accepting and closes the listener. */
+  stop(): void {
+    if (this.#stopping) return;
+    this.#stopping = true;
+    try {
+      this.#source.close();
+    } catch { /* already closed */ }
+  }
+}
+
+function isLoopback(host: string): boolean {
+  return host.startsWith("127.") || host === "::1" || host === "::ffff:127.0.0.1";
+}

@@ -1,0 +1,105 @@
+/**
+ * The dial: connect one client to the first upstream that answers, within one budget. Candidates are tried in order;
+ * when one has neither connected nor failed after the hedge delay, the next starts in parallel, so a blackholed
+ * upstream that health checks have not caught yet costs a client about one hedge delay, not the whole budget.
+ *
+ * @module
+ */
+import type { Endpoint } from "../config/endpoint.ts";
+import { describeError } from "../upstream/probe.ts";
+import type { Upstream } from "../upstream/upstream.ts";
+
+/** Opens a TCP connection; must reject soon after `signal` aborts. */
+export type DialConnect = (endpoint: Endpoint, signal: AbortSignal) => Promise<Deno.TcpConn>;
+
+/** Options of one dial. */
+export interface DialOptions {
+  /** The whole time one client may wait for an upstream. */
+  readonly budgetMs: number;
+  /** Time before starting the next candidate in parallel; at least this, or 3 × the upstream's last RTT. */
+  readonly hedgeDelayMs: number;
+  readonly connect: DialConnect;
+  /** A candidate failed (refused, unreachable, or still pending when the budget ran out). */
+  readonly onFailure: (upstream: Upstream, reason: string) => void;
+}
+
+/** The winner of a dial. */
+export interface Dialed {
+  readonly conn: Deno.TcpConn;
+  readonly upstream: Upstream;
+  /** How many candidates were started. */
+  readonly attempts: number;
+}
+
+/**
+ * Dials the candidates with failover and hedging; resolves `undefined` when every candidate failed or the budget ran
+ * out. Connections that win after another already won are closed.
+ *
+ * @example
+ * ```ts
+ * import { dial } from "./dial.ts";
+ * import { Upstream } from "../upstream/upstream.ts";
+ * using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+ * const up = new Upstream({ host: "127.0.0.1", port: listener.addr.port }, { rise: 2, fall: 2 });
+ * const r = await dial([up], { budgetMs: 1000, hedgeDelayMs: 100, onFailure: () => {},
+ *   connect: (e, signal) => Deno.connect({ hostname: e.host, port: e.port, signal }) });
+ * console.assert(r?.upstream === up);
+ * r?.conn.close();
+ * (await listener.accept()).close();
+ * ```
+ */
+export function dial(candidates: readonly Upstream[], opts: DialOptions): Promise<Dialed | undefined> {
+  const { promise, resolve } = Promise.withResolvers<Dialed | undefined>();
+  if (candidates.length === 0) {
+    resolve(undefined);
+    return promise;
+  }
+  const attempts: AbortController[] = [];
+  let next = 0;
+  let pending = 0;
+  let done = false;
+  let outOfTime = false;
+  let hedgeTimer: ReturnType<typeof setTimeout> | undefined;
+
+  const finish = (result: Dialed | undefined) => {
+    if (done) return;
+    done = true;
+    clearTimeout(hedgeTimer);
+    clearTimeout(budgetTimer);
+    for (const a of attempts) a.abort();
+    resolve(result);
+  };
+  const budgetTimer = setTimeout(() => {
+    outOfTime = true;
+    finish(undefined);
+  }, opts.budgetMs);
+
+  const launch = () => {
+    clearTimeout(hedgeTimer);
+    hedgeTimer = undefined;
+    if (done || next >= candidates.length) return;
+    const up = candidates[next++] as Upstream;
+    const ctrl = new AbortController();
+    attempts.push(ctrl);
+    pending++;
+    opts.connect(up.endpoint, ctrl.signal).then((conn) => {
+      pending--;
+      if (done) conn.close();
+      else finish({ conn, upstream: up, attempts: next });
+    }, (e: unknown) => {
+      pending--;
+      // An attempt we cancelled because another won says nothing about its upstream; one the budget ran out on does.
+      if (!ctrl.signal.aborted) opts.onFailure(up, `dial: ${describeError(e)}`);
+      else if (outOfTime) opts.onFailure(up, `dial: no connection within ${opts.budgetMs} ms`);
+      if (done) return;
+      if (next < candidates.length) launch();
+      else if (pending === 0) finish(undefined);
+    });
+    if (next < candidates.length) {
+      const rtt = up.lastRttMs ?? 0;
+      hedgeTimer = setTimeout(launch, Math.max(opts.hedgeDelayMs, 3 * rtt));
+    }
+  };
+  launch();
+  return promise;
+}

@@ -1,0 +1,176 @@
+/**
+ * One client connection's life: ask the pool for candidates, dial, relay, account. The only place where the data path
+ * meets the control path: it registers the connection with the upstream it got, so the pool can drain or close it.
+ *
+ * @module
+ */
+import { getLogger } from "@logtape/logtape";
+import type { Clock } from "../clock.ts";
+import { logStateChange, type Pool } from "../upstream/pool.ts";
+import { describeError } from "../upstream/probe.ts";
+import type { Closable, Upstream } from "../upstream/upstream.ts";
+import { BufferPool } from "./buffer_pool.ts";
+import { dial, type DialConnect } from "./dial.ts";
+import { isNormalEnd, startRelay } from "./relay.ts";
+
+const log = getLogger(["extractedprism", "proxy"]);
+
+/** Options of the proxy's connection handling. */
+export interface ProxyOptions {
+  readonly pool: Pool;
+  readonly dialTimeoutMs: number;
+  readonly hedgeDelayMs: number;
+  readonly clock: Clock;
+  /** Bytes per relay buffer. @default 16384 */
+  readonly bufferSize?: number;
+  /** How the proxy connects to upstreams. @default Deno.connect */
+  readonly connect?: DialConnect;
+}
+
+const defaultConnect: DialConnect = (e, signal) => Deno.connect({ hostname: e.host, port: e.port, signal });
+
+function tune(conn: Deno.TcpConn): void {
+  try {
+    conn.setNoDelay(true);
+    conn.setKeepAlive(true);
+  } catch { /* the peer may already be gone; the relay will notice */ }
+}
+
+/** Relays client connections to upstreams and knows every live one, for draining at shutdown. */
+export class Proxy {
+  readonly #opts: ProxyOptions;
+  readonly #buffers: BufferPool;
+  readonly #connect: DialConnect;
+  readonly #live = new Set<Closable>();
+  #idle: PromiseWithResolvers<void> | undefined;
+  /** Client connections closed because no upstream could be reached. */
+  failedDials = 0;
+
+  constructor(opts: ProxyOptions) {
+    this.#opts = opts;
+    this.#buffers = new BufferPool(opts.bufferSize ?? 16 * 1024, 4096);
+    this.#connect = opts.connect ?? defaultConnect;
+  }
+
+  /** Live client connections (dialling included). */
+  get active(): number {
+    return this.#live.size;
+  }
+
+  /** Takes over an accepted client connection. Never throws. */
+  handle(client: Deno.TcpConn): void {
+    tune(client);
+    let relay: Closable | undefined;
+    let closedEarly = false;
+    // Registered before the dial so that shutdown sees it.
+    const entry: Closable = {
+      close: () => {
+        if (relay) relay.close();
+        else {
+          closedEarly = true;
+          try {
+            client.close();
+          } catch { /* closed */ }
+          this.#forget(entry);
+        }
+      },
+    };
+    this.#live.add(entry);
+    const pool = this.#opts.pool;
+    const candidates = pool.candidates();
+    dial(candidates, {
+      budgetMs: this.#opts.dialTimeoutMs,
+      hedgeDelayMs: this.#opts.hedgeDelayMs,
+      connect: this.#connect,
+      onFailure: (up, reason) => {
+        const change = up.recordFailure(reason);
+        if (change) logStateChange(change);
+      },
+    }).then((dialed) => {
+      if (closedEarly) {
+        dialed?.conn.close();
+        return;
+      }
+      if (dialed === undefined) {
+        this.failedDials++;
+        log.warn("No upstream reachable for client {client}; closing it ({candidates} candidates)", {
+          client: addrText(client.remoteAddr),
+          candidates: candidates.length,
+        });
+        entry.close();
+        return;
+      }
+      this.#relay(client, dialed.conn, dialed.upstream, entry, (r) => (relay = r));
+    }, (e: unknown) => {
+      log.error("Dial failed unexpectedly: {error}", { error: describeError(e) });
+      entry.close();
+    });
+  }
+
+  #relay(
+    client: Deno.TcpConn,
+    conn: Deno.TcpConn,
+    up: Upstream,
+    entry: Closable,
+    setRelay: (r: Closable) => void,
+  ): void {
+    tune(conn);
+    const started = this.#opts.clock.now();
+    let bytesIn = 0;
+    let bytesOut = 0;
+    const handle = startRelay(client, conn, {
+      buffers: this.#buffers,
+      onClientBytes: (n) => {
+        bytesOut += n;
+        up.bytesOut += n;
+      },
+      onUpstreamBytes: (n) => {
+        bytesIn += n;
+        up.bytesIn += n;
+      },
+      onEnd: (error) => {
+        up.untrack(handle);
+        this.#forget(entry);
+        this.#opts.pool.connectionEnded(up);
+        const fields = {
+          client: addrText(client.remoteAddr),
+          upstream: up.key,
+          bytesIn,
+          bytesOut,
+          durationMs: Math.round(this.#opts.clock.now() - started),
+          error: error === undefined ? null : describeError(error),
+        };
+        if (isNormalEnd(error)) log.debug("Connection from {client} via {upstream} ended", fields);
+        else log.info("Connection from {client} via {upstream} ended with an error: {error}", fields);
+      },
+    });
+    up.track(handle);
+    setRelay(handle);
+  }
+
+  #forget(entry: Closable): void {
+    if (this.#live.delete(entry) && this.#live.size === 0 && this.#idle) {
+      this.#idle.resolve();
+      this.#idle = undefined;
+    }
+  }
+
+  /** Resolves when no connection is live (at once if none is). */
+  idle(): Promise<void> {
+    if (this.#live.size === 0) return Promise.resolve();
+    this.#idle ??= Promise.withResolvers<void>();
+    return this.#idle.promise;
+  }
+
+  /** Closes every live connection. */
+  closeAll(): number {
+    const n = this.#live.size;
+    for (const c of [...this.#live]) c.close();
+    return n;
+  }
+}
+
+function addrText(a: Deno.Addr): string {
+  const n = a as Deno.NetAddr;
+  return n.hostname.includes(":") ? `[${n.hostname}]:${n.port}` : `${n.hostname}:${n.port}`;
+}

@@ -1,0 +1,45 @@
+/**
+ * The TCP connect probe: an upstream is up when it completes a handshake in time.
+ *
+ * @module
+ */
+import type { Endpoint } from "../config/endpoint.ts";
+import { describeError, type Probe, type ProbeResult } from "./probe.ts";
+
+/** How the probe opens a connection; tests inject failures here. */
+export type Connect = (endpoint: Endpoint, signal: AbortSignal) => Promise<Deno.Conn>;
+
+/** Opens a TCP connection with Deno. */
+export const denoConnect: Connect = (e, signal) => Deno.connect({ hostname: e.host, port: e.port, signal });
+
+/**
+ * A probe that connects and closes at once.
+ *
+ * @example
+ * ```ts
+ * import { TcpProbe } from "./probe_tcp.ts";
+ * using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+ * const r = await new TcpProbe().check({ host: "127.0.0.1", port: listener.addr.port }, AbortSignal.timeout(1000));
+ * console.assert(r.ok);
+ * ```
+ */
+export class TcpProbe implements Probe {
+  readonly name = "tcp";
+  readonly #connect: Connect;
+
+  constructor(connect: Connect = denoConnect) {
+    this.#connect = connect;
+  }
+
+  async check(endpoint: Endpoint, signal: AbortSignal): Promise<ProbeResult> {
+    const start = performance.now();
+    try {
+      const conn = await this.#connect(endpoint, signal);
+      const rttMs = performance.now() - start;
+      conn.close();
+      return { ok: true, rttMs };
+    } catch (e) {
+      return { ok: false, reason: signal.aborted ? "timeout" : describeError(e) };
+    }
+  }
+}

@@ -1,0 +1,163 @@
+/**
+ * One upstream API server: its health state machine, its counters and its live connections.
+ *
+ * @module
+ */
+import { type Endpoint, endpointKey } from "../config/endpoint.ts";
+
+/** Health of an upstream. `unknown` until its first probe: never reported healthy before it proved it. */
+export type UpstreamState = "unknown" | "healthy" | "unhealthy";
+
+/** A state change, for the log line and for the lifecycle actions it triggers. */
+export interface StateChange {
+  readonly upstream: Upstream;
+  readonly from: UpstreamState;
+  readonly to: UpstreamState;
+  readonly reason: string;
+}
+
+/** Anything that can be closed: a relayed connection. */
+export interface Closable {
+  close(): void;
+}
+
+/** Options of an upstream's state machine. */
+export interface UpstreamOptions {
+  /** Consecutive successes that make an unhealthy upstream healthy. @default 2 */
+  readonly rise: number;
+  /** Consecutive failures that make a healthy upstream unhealthy. @default 2 */
+  readonly fall: number;
+}
+
+/** A JSON view of one upstream, as `/upstreams` shows it. */
+export interface UpstreamSnapshot {
+  readonly address: string;
+  readonly state: UpstreamState;
+  readonly reason: string;
+  readonly draining: boolean;
+  readonly lastProbeRttMs: number | null;
+  readonly consecutiveSuccesses: number;
+  readonly consecutiveFailures: number;
+  readonly activeConnections: number;
+  readonly totalConnections: number;
+  readonly bytesIn: number;
+  readonly bytesOut: number;
+  readonly lastError: string | null;
+}
+
+/**
+ * One upstream. The first probe result decides `unknown`; after that `rise` / `fall` consecutive results are needed
+ * to change state (hysteresis), so one lost probe never flips it.
+ *
+ * @example
+ * ```ts
+ * import { Upstream } from "./upstream.ts";
+ * const u = new Upstream({ host: "10.0.0.1", port: 6443 }, { rise: 2, fall: 2 });
+ * u.recordSuccess(1.2, 0);
+ * console.assert(u.state === "healthy");
+ * ```
+ */
+export class Upstream {
+  readonly endpoint: Endpoint;
+  readonly key: string;
+  readonly #opts: UpstreamOptions;
+  readonly #conns = new Set<Closable>();
+
+  state: UpstreamState = "unknown";
+  reason = "added, not probed yet";
+  consecutiveSuccesses = 0;
+  consecutiveFailures = 0;
+  lastRttMs: number | undefined;
+  lastError: string | undefined;
+  /** Clock time of the last success (probe or dial); `-Infinity` when never. */
+  lastSuccessAt = -Infinity;
+  totalConnections = 0;
+  /** Bytes from the client to this upstream. */
+  bytesOut = 0;
+  /** Bytes from this upstream to clients. */
+  bytesIn = 0;
+  /** True once removed from the endpoint set: no new connections, live ones drain. */
+  draining = false;
+
+  constructor(endpoint: Endpoint, opts: UpstreamOptions) {
+    this.endpoint = endpoint;
+    this.key = endpointKey(endpoint);
+    this.#opts = opts;
+  }
+
+  /** Number of live relayed connections. */
+  get activeConnections(): number {
+    return this.#conns.size;
+  }
+
+  /** Records a successful probe; returns the state change it caused, if any. */
+  recordSuccess(rttMs: number, now: number): StateChange | undefined {
+    this.lastRttMs = rttMs;
+    this.lastSuccessAt = now;
+    this.consecutiveFailures = 0;
+    this.consecutiveSuccesses++;
+    if (this.state === "healthy") return undefined;
+    if (this.state === "unknown" || this.consecutiveSuccesses >= this.#opts.rise) {
+      const why = this.state === "unknown"
+        ? "first probe succeeded"
+        : `${this.consecutiveSuccesses} consecutive probes succeeded`;
+      return this.#set("healthy", why);
+    }
+    return undefined;
+  }
+
+  /** Records a failed probe or client dial; returns the state change it caused, if any. */
+  recordFailure(error: string): StateChange | undefined {
+    this.lastError = error;
+    this.consecutiveSuccesses = 0;
+    this.consecutiveFailures++;
+    if (this.state === "unhealthy") return undefined;
+    if (this.state === "unknown" || this.consecutiveFailures >= this.#opts.fall) {
+      return this.#set("unhealthy", `${this.consecutiveFailures} consecutive failures, last: ${error}`);
+    }
+    return undefined;
+  }
+
+  #set(to: UpstreamState, reason: string): StateChange {
+    const from = this.state;
+    this.state = to;
+    this.reason = reason;
+    return { upstream: this, from, to, reason };
+  }
+
+  /** Registers a live connection; it counts until `untrack`. */
+  track(conn: Closable): void {
+    this.#conns.add(conn);
+    this.totalConnections++;
+  }
+
+  /** Forgets a connection that ended. */
+  untrack(conn: Closable): void {
+    this.#conns.delete(conn);
+  }
+
+  /** Closes every live connection (it is untracked when its relay ends). */
+  closeAll(): number {
+    const n = this.#conns.size;
+    for (const c of [...this.#conns]) c.close();
+    return n;
+  }
+
+  /** A JSON-ready view. */
+  snapshot(): UpstreamSnapshot {
+    return {
+      address: this.key,
+      state: this.state,
+      reason: this.reason,
+      draining: this.draining,
+      lastProbeRttMs: this.lastRttMs === undefined ? null : Math.round(this.lastRttMs * 1000) / 1000,
+      consecutiveSuccesses: this.consecutiveSuccesses,
+      consecutiveFailures: this.consecutiveFailures,
+      activeConnections: this.activeConnections,
+      totalConnections: this.totalConnections,
+      bytesIn: this.bytesIn,
+      bytesOut: this.bytesOut,
+      lastError: this.lastError ?? null,
+    };
+  }
+}

@@ -1,0 +1,99 @@
+/**
+ * extractedprism: composition only. Command line → logging → pool → providers → proxy → status → signals.
+ *
+ * @module
+ */
+import {
+  configure,
+  dispose,
+  getJsonLinesFormatter,
+  getLogger,
+  getStreamSink,
+  getTextFormatter,
+  type LogLevel as TapeLevel,
+} from "@logtape/logtape";
+import denoJson from "./deno.json" with { type: "json" };
+import { ProxyApp } from "./lib/app.ts";
+import { parseCommandLine } from "./lib/config/cli.ts";
+import type { LogFormat, LogLevel, ProxyConfig } from "./lib/config/config.ts";
+import { formatDuration } from "./lib/config/duration.ts";
+import { endpointKey } from "./lib/config/endpoint.ts";
+import { PROXY_FLAGS } from "./lib/config/flags.ts";
+
+const log = getLogger(["extractedprism", "main"]);
+
+async function configureLogging(level: LogLevel, format: LogFormat): Promise<void> {
+  const tapeLevel: TapeLevel = level === "warn" ? "warning" : level;
+  const formatter = format === "json"
+    ? getJsonLinesFormatter({ categorySeparator: ".", message: "rendered", properties: "flatten" })
+    : getTextFormatter({
+      timestamp: "date-time-tz",
+      category: ".",
+      value: (v) => (typeof v === "string" ? v : Deno.inspect(v)),
+    });
+  await configure({
+    sinks: { stderr: getStreamSink(Deno.stderr.writable, { formatter }) },
+    loggers: [
+      { category: ["extractedprism"], lowestLevel: tapeLevel, sinks: ["stderr"] },
+      { category: ["logtape", "meta"], lowestLevel: "warning", sinks: ["stderr"] },
+    ],
+  });
+}
+
+function effectiveConfig(c: ProxyConfig): Record<string, unknown> {
+  return {
+    version: denoJson.version,
+    listen: `${c.bindAddress}:${c.bindPort}`,
+    health: `${c.healthBindAddress}:${c.healthPort}`,
+    endpoints: c.endpoints.map(endpointKey).join(","),
+    healthInterval: formatDuration(c.healthIntervalMs),
+    healthTimeout: formatDuration(c.healthTimeoutMs),
+    healthRise: c.healthRise,
+    healthFall: c.healthFall,
+    dialTimeout: formatDuration(c.dialTimeoutMs),
+    hedgeDelay: formatDuration(c.hedgeDelayMs),
+    drainTimeout: formatDuration(c.drainTimeoutMs),
+    enableDiscovery: c.enableDiscovery,
+  };
+}
+
+async function runProxy(config: ProxyConfig): Promise<number> {
+  const app = ProxyApp.start(config);
+  log.info("extractedprism {version} listening on {listen}, health on {health}", effectiveConfig(config));
+  const signalled = Promise.withResolvers<Deno.Signal>();
+  let signals = 0;
+  const onSignal = (sig: Deno.Signal) => () => {
+    if (++signals > 1) {
+      log.warn("Second {signal}: exiting at once", { signal: sig });
+      Deno.exit(sig === "SIGINT" ? 130 : 143);
+    }
+    signalled.resolve(sig);
+  };
+  const handlers = (["SIGTERM", "SIGINT"] as const).map((s) => [s, onSignal(s)] as const);
+  for (const [s, h] of handlers) Deno.addSignalListener(s, h);
+  const sig = await signalled.promise;
+  await app.shutdown(`${sig} received`);
+  for (const [s, h] of handlers) Deno.removeSignalListener(s, h);
+  return 0;
+}
+
+async function main(): Promise<number> {
+  const env = Object.fromEntries(PROXY_FLAGS.map((f) => [f.env, Deno.env.get(f.env)]));
+  const outcome = parseCommandLine(Deno.args, env, { version: denoJson.version });
+  if (outcome.kind === "exit") {
+    if (outcome.stdout) await Deno.stdout.write(new TextEncoder().encode(outcome.stdout));
+    if (outcome.stderr) await Deno.stderr.write(new TextEncoder().encode(outcome.stderr));
+    return outcome.code;
+  }
+  await configureLogging(outcome.config.logLevel, outcome.config.logFormat);
+  try {
+    return await runProxy(outcome.config);
+  } catch (e) {
+    log.fatal("{error}", { error: e instanceof Error ? e.message : String(e) });
+    return 1;
+  } finally {
+    await dispose();
+  }
+}
+
+if (import.meta.main) Deno.exit(await main());

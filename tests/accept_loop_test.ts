@@ -1,0 +1,66 @@
+import assert from "node:assert/strict";
+import { AcceptLoop, type AcceptSource } from "../lib/proxy/accept_loop.ts";
+
+Deno.test("the accept loop survives accept errors such as EMFILE and keeps accepting", async () => {
+  using real = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  let failuresLeft = 3;
+  const source: AcceptSource = {
+    addr: real.addr,
+    accept: () => {
+      if (failuresLeft-- > 0) return Promise.reject(new Error("Too many open files (os error 24)"));
+      return real.accept();
+    },
+    close: () => {},
+  };
+  const handled: Deno.TcpConn[] = [];
+  const got = Promise.withResolvers<void>();
+  const loop = new AcceptLoop(source, (c) => {
+    handled.push(c);
+    got.resolve();
+  });
+  const running = loop.run();
+  const client = await Deno.connect({ hostname: "127.0.0.1", port: real.addr.port });
+  await got.promise;
+  assert.equal(loop.errors, 3);
+  assert.equal(loop.running, true);
+  assert.equal(handled.length, 1);
+  handled[0]?.close();
+  client.close();
+  loop.stop();
+  real.close();
+  await running;
+  assert.equal(loop.running, false);
+});
+
+Deno.test("the liveness self-check is answered by the loop and not handed to the proxy", async () => {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const handled: Deno.TcpConn[] = [];
+  const loop = new AcceptLoop(listener, (c) => handled.push(c));
+  const running = loop.run();
+  assert.equal(await loop.selfCheck(1000), true);
+  assert.equal(await Promise.all([loop.selfCheck(1000), loop.selfCheck(1000)]).then((r) => r.every(Boolean)), true);
+  assert.equal(handled.length, 0);
+  assert.equal(loop.accepted, 0);
+  // An ordinary client arriving next is still handed over.
+  const client = await Deno.connect({ hostname: "127.0.0.1", port: listener.addr.port });
+  while (handled.length === 0) await new Promise((r) => setTimeout(r, 5));
+  handled[0]?.close();
+  client.close();
+  loop.stop();
+  await running;
+  assert.equal(await loop.selfCheck(200), false, "a stopped loop fails the self-check");
+});
+
+Deno.test("a loop whose accept never returns fails the self-check within its timeout", async () => {
+  // A listener that nobody accepts from: the kernel completes the handshake, but the loop never sees it.
+  using real = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const stuck = Promise.withResolvers<Deno.TcpConn>();
+  const loop = new AcceptLoop({ addr: real.addr, accept: () => stuck.promise, close: () => {} }, () => {});
+  const running = loop.run();
+  const start = performance.now();
+  assert.equal(await loop.selfCheck(150), false);
+  assert.ok(performance.now() - start >= 140);
+  loop.stop();
+  stuck.reject(new Deno.errors.BadResource("closed"));
+  await running;
+});

@@ -1,0 +1,234 @@
+import assert from "node:assert/strict";
+import { ProxyApp } from "../lib/app.ts";
+import { EchoServer, freePort, randomBytes, readAll, testConfig, waitFor, writeAll } from "./support/net.ts";
+
+async function roundTrip(port: number, payload: Uint8Array): Promise<Uint8Array> {
+  const c = await Deno.connect({ hostname: "127.0.0.1", port });
+  try {
+    const [, got] = await Promise.all([writeAll(c, payload).then(() => c.closeWrite()), readAll(c)]);
+    return got;
+  } finally {
+    c.close();
+  }
+}
+
+function health(app: ProxyApp, path: string): Promise<Response> {
+  return fetch(`http://127.0.0.1:${app.healthAddr.port}${path}`);
+}
+
+Deno.test("bytes arrive intact both ways over many concurrent connections", async () => {
+  await using echo = new EchoServer();
+  await using app = ProxyApp.start(testConfig([echo.endpoint]));
+  await waitFor(() => app.ready, 5000, "ready");
+  const sizes = [0, 1, 1000, 16 * 1024, 64 * 1024 + 7, 1024 * 1024, 4 * 1024 * 1024 + 3];
+  const payloads = Array.from({ length: 24 }, (_, i) => randomBytes(sizes[i % sizes.length] as number));
+  const results = await Promise.all(payloads.map((p) => roundTrip(app.addr.port, p)));
+  results.forEach((r, i) => assert.deepEqual(r, payloads[i], `payload ${i} differs`));
+  await waitFor(() => app.proxy.active === 0, 5000, "connections to end");
+  const up = app.pool.upstreams()[0];
+  const total = payloads.reduce((n, p) => n + p.length, 0);
+  assert.equal(up?.bytesOut, total);
+  assert.equal(up?.bytesIn, total);
+  assert.equal(up?.totalConnections, payloads.length);
+});
+
+Deno.test("the reply still arrives after the client half-closes", async () => {
+  // A server that reads the whole request first, and only then answers: it needs the client's EOF.
+  using server = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const serving = (async () => {
+    for (;;) {
+      const c = await server.accept();
+      const req = await readAll(c);
+      if (req.length === 0) { // a health probe: connect and close
+        c.close();
+        continue;
+      }
+      await writeAll(c, new TextEncoder().encode(`got ${req.length} bytes`));
+      c.close();
+      return;
+    }
+  })();
+  await using app = ProxyApp.start(testConfig([{ host: "127.0.0.1", port: server.addr.port }]));
+  const c = await Deno.connect({ hostname: "127.0.0.1", port: app.addr.port });
+  await writeAll(c, new Uint8Array(5000));
+  await c.closeWrite();
+  const reply = new TextDecoder().decode(await readAll(c));
+  c.close();
+  await serving;
+  assert.equal(reply, "got 5000 bytes");
+});
+
+Deno.test("readyz is 503 at boot while every upstream is dead, and 200 once one passes a probe", async () => {
+  const port = freePort();
+  await using app = ProxyApp.start(testConfig([{ host: "127.0.0.1", port }]));
+  const before = await health(app, "/readyz");
+  assert.equal(before.status, 503);
+  assert.equal(await before.text(), "no healthy upstream\n");
+  await waitFor(() => app.pool.upstreams()[0]?.state === "unhealthy", 5000, "unhealthy");
+  assert.equal((await health(app, "/readyz")).status, 503);
+  await using echo = new EchoServer(port);
+  await waitFor(() => app.ready, 5000, "ready after the upstream came up");
+  const after = await health(app, "/readyz");
+  assert.equal(after.status, 200);
+  await after.body?.cancel();
+});
+
+Deno.test("no client connection fails while two of three upstreams are down", async () => {
+  await using echo = new EchoServer();
+  const dead = [freePort(), freePort()].map((port) => ({ host: "127.0.0.1", port }));
+  // The live upstream last, so the first choices refuse until health checks catch up.
+  await using app = ProxyApp.start(
+    testConfig([...dead, echo.endpoint], { healthIntervalMs: 5000, healthTimeoutMs: 100 }),
+  );
+  const payload = randomBytes(2048);
+  for (let i = 0; i < 60; i++) {
+    assert.deepEqual(await roundTrip(app.addr.port, payload), payload, `connection ${i} failed`);
+  }
+  assert.equal(app.proxy.failedDials, 0);
+  for (const d of dead) {
+    assert.equal(app.pool.get(`127.0.0.1:${d.port}`)?.state, "unhealthy");
+  }
+});
+
+Deno.test("an upstream that comes back rejoins after the rise threshold", async () => {
+  const echo = new EchoServer();
+  const port = echo.port;
+  await using app = ProxyApp.start(testConfig([echo.endpoint], { healthRise: 3, healthFall: 2 }));
+  const up = () => app.pool.upstreams()[0];
+  await waitFor(() => up()?.state === "healthy", 5000, "healthy");
+  await echo.close();
+  await waitFor(() => up()?.state === "unhealthy", 5000, "unhealthy");
+  await using again = new EchoServer(port);
+  await waitFor(() => up()?.state === "healthy", 5000, "healthy again");
+  assert.match(up()?.reason ?? "", /3 consecutive probes succeeded/);
+  const payload = randomBytes(100);
+  assert.deepEqual(await roundTrip(app.addr.port, payload), payload);
+});
+
+Deno.test("replacing the upstream set keeps the live connections of upstreams that stay", async () => {
+  await using a = new EchoServer();
+  await using b = new EchoServer();
+  await using app = ProxyApp.start(testConfig([a.endpoint], { drainTimeoutMs: 200 }));
+  await waitFor(() => app.ready, 5000, "ready");
+  const c = await Deno.connect({ hostname: "127.0.0.1", port: app.addr.port });
+  await writeAll(c, new TextEncoder().encode("one"));
+  const buf = new Uint8Array(16);
+  assert.equal(await c.read(buf), 3);
+  app.pool.update([a.endpoint, b.endpoint]);
+  app.pool.update([b.endpoint, a.endpoint]);
+  await new Promise((r) => setTimeout(r, 300)); // longer than the drain timeout: nothing may close it
+  await writeAll(c, new TextEncoder().encode("two"));
+  assert.equal(await c.read(buf), 3);
+  assert.equal(new TextDecoder().decode(buf.subarray(0, 3)), "two");
+  assert.equal(app.pool.get(`127.0.0.1:${a.port}`)?.activeConnections, 1);
+  c.close();
+});
+
+Deno.test("a removed upstream gets no new connections and its live ones close at the drain deadline", async () => {
+  await using a = new EchoServer();
+  await using b = new EchoServer();
+  await using app = ProxyApp.start(testConfig([a.endpoint], { drainTimeoutMs: 300 }));
+  await waitFor(() => app.ready, 5000, "ready");
+  const c = await Deno.connect({ hostname: "127.0.0.1", port: app.addr.port });
+  await writeAll(c, new TextEncoder().encode("x"));
+  assert.equal(await c.read(new Uint8Array(1)), 1);
+  const removedAt = performance.now();
+  app.pool.update([b.endpoint]);
+  assert.equal(app.pool.get(`127.0.0.1:${a.port}`)?.draining, true);
+  await waitFor(() => app.ready, 5000, "b healthy");
+  const payload = randomBytes(10);
+  assert.deepEqual(await roundTrip(app.addr.port, payload), payload);
+  assert.equal(app.pool.get(`127.0.0.1:${b.port}`)?.totalConnections, 1);
+  assert.equal(app.pool.get(`127.0.0.1:${a.port}`)?.totalConnections, 1, "no new connection went to the removed one");
+  assert.equal(await c.read(new Uint8Array(1)), null, "the drained connection is closed");
+  const waited = performance.now() - removedAt;
+  assert.ok(waited >= 250 && waited < 2000, `closed after ${waited} ms, expected about 300`);
+  c.close();
+  assert.equal(app.pool.get(`127.0.0.1:${a.port}`), undefined);
+});
+
+Deno.test("a removed upstream that comes back during its drain keeps its connections", async () => {
+  await using a = new EchoServer();
+  await using b = new EchoServer();
+  await using app = ProxyApp.start(testConfig([a.endpoint], { drainTimeoutMs: 200 }));
+  await waitFor(() => app.ready, 5000, "ready");
+  const c = await Deno.connect({ hostname: "127.0.0.1", port: app.addr.port });
+  await writeAll(c, new TextEncoder().encode("x"));
+  assert.equal(await c.read(new Uint8Array(1)), 1);
+  app.pool.update([b.endpoint]);
+  app.pool.update([a.endpoint, b.endpoint]);
+  assert.equal(app.pool.get(`127.0.0.1:${a.port}`)?.draining, false);
+  await new Promise((r) => setTimeout(r, 350));
+  await writeAll(c, new TextEncoder().encode("y"));
+  assert.equal(await c.read(new Uint8Array(1)), 1);
+  c.close();
+});
+
+Deno.test("with no upstream reachable the client is closed at once", async () => {
+  await using app = ProxyApp.start(testConfig([{ host: "127.0.0.1", port: freePort() }]));
+  const c = await Deno.connect({ hostname: "127.0.0.1", port: app.addr.port });
+  const start = performance.now();
+  assert.equal(await c.read(new Uint8Array(1)), null);
+  assert.ok(performance.now() - start < 900, "closed before the dial budget ran out");
+  c.close();
+  assert.equal(app.proxy.failedDials, 1);
+});
+
+Deno.test("shutdown drains live connections, then closes what is left at the drain timeout", async () => {
+  await using echo = new EchoServer();
+  const app = ProxyApp.start(testConfig([echo.endpoint], { drainTimeoutMs: 300 }));
+  await waitFor(() => app.ready, 5000, "ready");
+  const c = await Deno.connect({ hostname: "127.0.0.1", port: app.addr.port });
+  await writeAll(c, new TextEncoder().encode("x"));
+  assert.equal(await c.read(new Uint8Array(1)), 1);
+  const stopping = app.shutdown("test");
+  assert.equal(app.ready, false);
+  await assert.rejects(Deno.connect({ hostname: "127.0.0.1", port: app.addr.port }));
+  await writeAll(c, new TextEncoder().encode("y"));
+  assert.equal(await c.read(new Uint8Array(1)), 1, "still relayed while draining");
+  await stopping;
+  assert.equal(await c.read(new Uint8Array(1)), null);
+  c.close();
+});
+
+Deno.test("the health server answers healthz, readyz and upstreams", async (t) => {
+  await using echo = new EchoServer();
+  await using app = ProxyApp.start(testConfig([echo.endpoint]));
+  await waitFor(() => app.ready, 5000, "ready");
+  await t.step("healthz proves the accept loop accepts", async () => {
+    const r = await health(app, "/healthz");
+    assert.equal(r.status, 200);
+    assert.equal(await r.text(), "ok\n");
+    assert.equal(app.pool.upstreams()[0]?.totalConnections, 0, "the self-check is not relayed upstream");
+  });
+  await t.step("upstreams lists every upstream as JSON", async () => {
+    const r = await health(app, "/upstreams");
+    assert.equal(r.headers.get("content-type"), "application/json");
+    const body = await r.json();
+    assert.equal(body.upstreams.length, 1);
+    const u = body.upstreams[0];
+    assert.deepEqual(Object.keys(u).sort(), [
+      "activeConnections",
+      "address",
+      "bytesIn",
+      "bytesOut",
+      "consecutiveFailures",
+      "consecutiveSuccesses",
+      "draining",
+      "lastError",
+      "lastProbeRttMs",
+      "reason",
+      "state",
+      "totalConnections",
+    ]);
+    assert.equal(u.address, `127.0.0.1:${echo.port}`);
+    assert.equal(u.state, "healthy");
+    assert.equal(typeof u.lastProbeRttMs, "number");
+  });
+  await t.step("healthz fails once the listener stops accepting", async () => {
+    app.loop.stop();
+    const r = await health(app, "/healthz");
+    assert.equal(r.status, 503);
+    await r.body?.cancel();
+  });
+});

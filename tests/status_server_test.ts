@@ -1,0 +1,28 @@
+import assert from "node:assert/strict";
+import { statusHandler } from "../lib/status/server.ts";
+
+const handler = (live: boolean, ready: boolean) =>
+  statusHandler({ live: () => Promise.resolve(live), ready: () => ready, upstreams: () => [] });
+
+Deno.test("health routes answer with the right status codes", async (t) => {
+  const cases: [string, string, boolean, boolean, number, string | null][] = [
+    ["GET", "/healthz", true, false, 200, "ok\n"],
+    ["GET", "/healthz", false, true, 503, "listener is not accepting\n"],
+    ["GET", "/readyz", true, true, 200, "ok\n"],
+    ["GET", "/readyz", true, false, 503, "no healthy upstream\n"],
+    ["HEAD", "/readyz", true, true, 200, ""],
+    ["HEAD", "/healthz", false, true, 503, ""],
+    ["POST", "/readyz", true, true, 405, "method not allowed\n"],
+    ["DELETE", "/upstreams", true, true, 405, "method not allowed\n"],
+    ["GET", "/nope", true, true, 404, "not found\n"],
+    ["GET", "/upstreams", true, true, 200, '{\n  "upstreams": []\n}\n'],
+  ];
+  for (const [method, path, live, ready, status, body] of cases) {
+    await t.step(`${method} ${path} (live ${live}, ready ${ready}) → ${status}`, async () => {
+      const res = await handler(live, ready)(new Request(`http://x${path}`, { method }));
+      assert.equal(res.status, status);
+      assert.equal(await res.text(), body);
+      if (status === 405) assert.equal(res.headers.get("allow"), "GET, HEAD");
+    });
+  }
+});
