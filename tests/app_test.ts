@@ -66,7 +66,7 @@ Deno.test("readyz is 503 at boot while every upstream is dead, and 200 once one 
   assert.equal(await before.text(), "no healthy upstream\n");
   await waitFor(() => app.pool.upstreams()[0]?.state === "unhealthy", 5000, "unhealthy");
   assert.equal((await health(app, "/readyz")).status, 503);
-  await using echo = new EchoServer(port);
+  await using _echo = new EchoServer(port);
   await waitFor(() => app.ready, 5000, "ready after the upstream came up");
   const after = await health(app, "/readyz");
   assert.equal(after.status, 200);
@@ -98,7 +98,7 @@ Deno.test("an upstream that comes back rejoins after the rise threshold", async 
   await waitFor(() => up()?.state === "healthy", 5000, "healthy");
   await echo.close();
   await waitFor(() => up()?.state === "unhealthy", 5000, "unhealthy");
-  await using again = new EchoServer(port);
+  await using _again = new EchoServer(port);
   await waitFor(() => up()?.state === "healthy", 5000, "healthy again");
   assert.match(up()?.reason ?? "", /3 consecutive probes succeeded/);
   const payload = randomBytes(100);

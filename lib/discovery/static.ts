@@ -25,6 +25,7 @@ export function staticProvider(endpoints: readonly Endpoint[]): EndpointProvider
     async *run(signal: AbortSignal) {
       if (signal.aborted) return;
       yield endpoints;
+      if (signal.aborted) return;
       await new Promise<void>((resolve) => signal.addEventListener("abort", () => resolve(), { once: true }));
     },
   };
