@@ -15,7 +15,7 @@ import {
 import denoJson from "./deno.json" with { type: "json" };
 import { ProxyApp } from "./lib/app.ts";
 import { parseCommandLine } from "./lib/config/cli.ts";
-import type { LogFormat, LogLevel, ProxyConfig } from "./lib/config/config.ts";
+import { ConfigError, type LogFormat, type LogLevel, type ProxyConfig } from "./lib/config/config.ts";
 import { formatDuration } from "./lib/config/duration.ts";
 import { endpointKey } from "./lib/config/endpoint.ts";
 import { PROXY_FLAGS } from "./lib/config/flags.ts";
@@ -89,6 +89,10 @@ async function main(): Promise<number> {
   try {
     return await runProxy(outcome.config);
   } catch (e) {
+    if (e instanceof ConfigError) {
+      await Deno.stderr.write(new TextEncoder().encode(`error: ${e.message}\n`));
+      return 2;
+    }
     log.fatal("{error}", { error: e instanceof Error ? e.message : String(e) });
     return 1;
   } finally {

@@ -16,9 +16,11 @@ import type { DialConnect } from "./proxy/dial.ts";
 import { Proxy } from "./proxy/proxy.ts";
 import { statusHandler } from "./status/server.ts";
 import { runChecks } from "./upstream/checker.ts";
-import { logStateChange, Pool } from "./upstream/pool.ts";
+import { Pool } from "./upstream/pool.ts";
 import { describeError, type Probe } from "./upstream/probe.ts";
+import { ReadyzProbe } from "./upstream/probe_readyz.ts";
 import { TcpProbe } from "./upstream/probe_tcp.ts";
+import { ConfigError } from "./config/config.ts";
 
 const log = getLogger(["extractedprism", "app"]);
 
@@ -32,6 +34,73 @@ export interface AppDeps {
   readonly connect?: DialConnect;
   /** More endpoint providers, merged with the static `--endpoints`. */
   readonly providers?: readonly EndpointProvider[];
+}
+
+/** Where a pod's service-account CA is mounted; the readyz probe verifies with it when no CA is given. */
+export const SERVICE_ACCOUNT_CA = "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt";
+
+function readFlagFile(path: string, flag: string): string {
+  try {
+    return Deno.readTextFileSync(path);
+  } catch (e) {
+    throw new ConfigError(`Cannot read --${flag} '${path}': ${describeError(e)}`);
+  }
+}
+
+/** A token source that re-reads the file when its modification time changes. */
+function tokenFile(path: string): () => Promise<string | undefined> {
+  let mtime: number | undefined;
+  let token: string | undefined;
+  return async () => {
+    try {
+      const st = await Deno.stat(path);
+      const m = st.mtime?.getTime() ?? 0;
+      if (token === undefined || m !== mtime) {
+        token = (await Deno.readTextFile(path)).trim();
+        mtime = m;
+      }
+    } catch (e) {
+      if (token === undefined) {
+        log.warn("Cannot read --health-token-file {path}: {error}", { path, error: describeError(e) });
+      }
+    }
+    return token;
+  };
+}
+
+/**
+ * Builds the health probe from the configuration, reading its files now so that a wrong path fails at start.
+ *
+ * @throws {ConfigError} When a file cannot be read.
+ */
+export function buildProbe(config: ProxyConfig, serviceAccountCa = SERVICE_ACCOUNT_CA): Probe {
+  if (config.healthCheck === "tcp") return new TcpProbe();
+  let ca: string | undefined;
+  if (config.healthCaFile !== undefined) ca = readFlagFile(config.healthCaFile, "health-ca-file");
+  else {
+    try {
+      ca = Deno.readTextFileSync(serviceAccountCa);
+      log.info("Readyz probes verify upstream certificates with the service-account CA as {name}", {
+        name: config.healthTlsServerName,
+      });
+    } catch {
+      log.warn(
+        "No --health-ca-file: readyz probes do not verify upstream certificates. They only decide routing; " +
+          "clients verify their own TLS end to end",
+      );
+    }
+  }
+  return new ReadyzProbe({
+    ...(ca !== undefined ? { ca } : {}),
+    serverName: config.healthTlsServerName,
+    ...(config.healthClientCert !== undefined
+      ? {
+        cert: readFlagFile(config.healthClientCert, "health-client-cert"),
+        key: readFlagFile(config.healthClientKey ?? "", "health-client-key"),
+      }
+      : {}),
+    ...(config.healthTokenFile !== undefined ? { token: tokenFile(config.healthTokenFile) } : {}),
+  });
 }
 
 function listen(hostname: string, port: number, what: string): Deno.TcpListener {
@@ -64,12 +133,15 @@ export class ProxyApp {
   private constructor(config: ProxyConfig, deps: AppDeps) {
     this.#config = config;
     const clock = this.#clock = deps.clock ?? systemClock;
-    const probe = deps.probe ?? new TcpProbe();
-    this.pool = new Pool({
+    const probe = deps.probe ?? buildProbe(config);
+    const pool: Pool = this.pool = new Pool({
       rise: config.healthRise,
       fall: config.healthFall,
       drainTimeoutMs: config.drainTimeoutMs,
       clock,
+      random: deps.random ?? Math.random,
+      policy: config.upstreamSelection,
+      closeOnUnhealthy: config.closeOnUnhealthy,
       startChecks: (up, signal) =>
         void runChecks(up, {
           probe,
@@ -77,7 +149,7 @@ export class ProxyApp {
           timeoutMs: config.healthTimeoutMs,
           clock,
           random: deps.random ?? Math.random,
-          onChange: logStateChange,
+          onChange: (change) => pool.stateChanged(change),
         }, signal),
     });
     const listener = listen(config.bindAddress, config.bindPort, "--bind-address/--bind-port");
@@ -117,7 +189,6 @@ export class ProxyApp {
     }
     this.healthAddr = this.#health.addr;
     const providers = [staticProvider(config.endpoints), ...(deps.providers ?? [])];
-    const pool = this.pool;
     this.#feeding = (async () => {
       for await (const set of mergeProviders(providers, this.#stop.signal)) pool.update(set);
     })().catch((e) => log.error("Endpoint feed ended: {error}", { error: describeError(e) }));

@@ -217,8 +217,11 @@ Deno.test("the health server answers healthz, readyz and upstreams", async (t) =
       "draining",
       "lastError",
       "lastProbeRttMs",
+      "lastResult",
       "reason",
+      "smoothedRttMs",
       "state",
+      "tier",
       "totalConnections",
     ]);
     assert.equal(u.address, `127.0.0.1:${echo.port}`);

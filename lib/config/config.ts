@@ -12,6 +12,11 @@ export type LogLevel = "debug" | "info" | "warn" | "error";
 /** Log formats the program accepts. */
 export type LogFormat = "json" | "text";
 
+/** Which health probe decides an upstream's state. */
+export type HealthCheck = "readyz" | "tcp";
+/** How healthy upstreams are ordered for a new connection. */
+export type UpstreamSelection = "latency" | "least-connections" | "round-robin";
+
 /** Everything the proxy needs to run, validated. Durations are in milliseconds. */
 export interface ProxyConfig {
   readonly bindAddress: string;
@@ -21,6 +26,14 @@ export interface ProxyConfig {
   readonly endpoints: readonly Endpoint[];
   readonly healthIntervalMs: number;
   readonly healthTimeoutMs: number;
+  readonly healthCheck: HealthCheck;
+  readonly healthCaFile: string | undefined;
+  readonly healthTlsServerName: string;
+  readonly healthClientCert: string | undefined;
+  readonly healthClientKey: string | undefined;
+  readonly healthTokenFile: string | undefined;
+  readonly upstreamSelection: UpstreamSelection;
+  readonly closeOnUnhealthy: boolean;
   readonly healthRise: number;
   readonly healthFall: number;
   readonly dialTimeoutMs: number;
@@ -173,6 +186,21 @@ export function listenAddress(text: string): string {
   return norm;
 }
 
+/** Accepts a file path (existence is checked when the file is read, so a file may appear after start). */
+export function path(text: string): string {
+  if (text.trim() === "") throw new RangeError("expected a file path");
+  return text;
+}
+
+/** Parses a TLS server name (a DNS name or an IP address). */
+export function serverName(text: string): string {
+  try {
+    return normaliseHost(text.trim());
+  } catch {
+    throw new RangeError("expected a DNS name such as 'kubernetes.default.svc'");
+  }
+}
+
 /** Parses a comma-separated endpoint list; duplicates are removed, an empty list is refused. */
 export function endpointList(text: string): Endpoint[] {
   const parts = text.split(",").map((s) => s.trim()).filter((s) => s !== "");
@@ -206,6 +234,12 @@ export function buildProxyConfig(raw: RawValues): ProxyConfig {
     );
   }
   const dialTimeoutMs = r.get("dial-timeout", positiveDuration);
+  const healthClientCert = r.text("health-client-cert") === undefined ? undefined : r.get("health-client-cert", path);
+  const healthClientKey = r.text("health-client-key") === undefined ? undefined : r.get("health-client-key", path);
+  if ((healthClientCert === undefined) !== (healthClientKey === undefined)) {
+    const given = healthClientCert === undefined ? "health-client-key" : "health-client-cert";
+    throw r.error(given, `needs ${given === "health-client-key" ? "--health-client-cert" : "--health-client-key"} too`);
+  }
   const hedgeDelayMs = r.get("hedge-delay", positiveDuration);
   return {
     bindAddress,
@@ -215,6 +249,17 @@ export function buildProxyConfig(raw: RawValues): ProxyConfig {
     endpoints,
     healthIntervalMs,
     healthTimeoutMs,
+    healthCheck: r.get("health-check", oneOf<HealthCheck>("readyz", "tcp")),
+    healthCaFile: r.text("health-ca-file") === undefined ? undefined : r.get("health-ca-file", path),
+    healthTlsServerName: r.get("health-tls-server-name", serverName),
+    healthClientCert,
+    healthClientKey,
+    healthTokenFile: r.text("health-token-file") === undefined ? undefined : r.get("health-token-file", path),
+    upstreamSelection: r.get(
+      "upstream-selection",
+      oneOf<UpstreamSelection>("latency", "least-connections", "round-robin"),
+    ),
+    closeOnUnhealthy: r.get("close-on-unhealthy", bool),
     healthRise: r.get("health-rise", count(1, 100)),
     healthFall: r.get("health-fall", count(1, 100)),
     dialTimeoutMs,

@@ -6,7 +6,7 @@
  */
 import { getLogger } from "@logtape/logtape";
 import type { Clock } from "../clock.ts";
-import { logStateChange, type Pool } from "../upstream/pool.ts";
+import type { Pool } from "../upstream/pool.ts";
 import { describeError } from "../upstream/probe.ts";
 import type { Closable, Upstream } from "../upstream/upstream.ts";
 import { BufferPool } from "./buffer_pool.ts";
@@ -84,7 +84,7 @@ export class Proxy {
       connect: this.#connect,
       onFailure: (up, reason) => {
         const change = up.recordFailure(reason);
-        if (change) logStateChange(change);
+        if (change) pool.stateChanged(change);
       },
     }).then((dialed) => {
       if (closedEarly) {

@@ -37,6 +37,14 @@ export interface CheckerOptions {
  * ```
  */
 export async function runChecks(upstream: Upstream, opts: CheckerOptions, signal: AbortSignal): Promise<void> {
+  try {
+    await loop(upstream, opts, signal);
+  } finally {
+    opts.probe.release?.(upstream.endpoint);
+  }
+}
+
+async function loop(upstream: Upstream, opts: CheckerOptions, signal: AbortSignal): Promise<void> {
   while (!signal.aborted) {
     const timeout = new AbortController();
     const onAbort = () => timeout.abort(signal.reason);
@@ -51,7 +59,7 @@ export async function runChecks(upstream: Upstream, opts: CheckerOptions, signal
     }
     if (signal.aborted) return;
     const change = result.ok
-      ? upstream.recordSuccess(result.rttMs, opts.clock.now())
+      ? upstream.recordSuccess(result.rttMs, opts.clock.now(), result.detail)
       : upstream.recordFailure(`${opts.probe.name} probe: ${result.reason}`);
     if (change !== undefined) opts.onChange(change);
     try {

@@ -5,10 +5,20 @@
  */
 import type { Upstream } from "./upstream.ts";
 
+/** How healthy upstreams are ordered. */
+export type SelectionPolicy = "latency" | "least-connections" | "round-robin";
+
+/** Hysteresis before an upstream leaves the fastest tier: its RTT must exceed the tier bound by this factor. */
+export const TIER_HYSTERESIS = 1.25;
+
 /**
- * Orders dial candidates. Healthy upstreams first: least active connections, ties broken round-robin by `turn`.
+ * Orders dial candidates. Healthy upstreams first, by policy:
+ * - `latency`: the fastest tier (smoothed RTT ≤ max(best + 2 ms, 2 × best), with 25 % hysteresis before leaving it),
+ *   least active connections, ties round-robin; then the slower healthy ones, fastest first.
+ * - `least-connections`: least active connections, ties round-robin.
+ * - `round-robin`: rotation by `turn`.
  * Then every other upstream that is not draining, most recent success first, so that a stale health view never
- * refuses a client while some upstream might still answer.
+ * refuses a client while some upstream might still answer. Updates each upstream's tier membership.
  *
  * @param upstreams The pool's upstreams, in a stable order.
  * @param turn A counter that advances once per client connection.
@@ -23,20 +33,50 @@ import type { Upstream } from "./upstream.ts";
  * console.assert(orderCandidates([a, b], 0)[0] === a);
  * ```
  */
-export function orderCandidates(upstreams: readonly Upstream[], turn: number): Upstream[] {
+export function orderCandidates(
+  upstreams: readonly Upstream[],
+  turn: number,
+  policy: SelectionPolicy = "latency",
+): Upstream[] {
   const healthy: Upstream[] = [];
   const rest: Upstream[] = [];
   for (const u of upstreams) {
     if (u.draining) continue;
     (u.state === "healthy" ? healthy : rest).push(u);
   }
-  if (healthy.length > 1) {
-    // Rotate first so that the stable sort breaks ties round-robin.
-    const k = turn % healthy.length;
-    const rotated = healthy.slice(k).concat(healthy.slice(0, k));
-    rotated.sort((x, y) => x.activeConnections - y.activeConnections);
-    healthy.splice(0, healthy.length, ...rotated);
+  rest.sort((x, y) => y.lastSuccessAt - x.lastSuccessAt);
+  if (policy === "round-robin") return rotate(healthy, turn).concat(rest);
+  if (policy === "least-connections") return leastConnections(healthy, turn).concat(rest);
+  updateTiers(healthy);
+  const fast = healthy.filter((u) => u.inBestTier);
+  const slow = healthy.filter((u) => !u.inBestTier).sort((x, y) => (x.srttMs ?? 0) - (y.srttMs ?? 0));
+  return leastConnections(fast, turn).concat(slow, rest);
+}
+
+function rotate<T>(list: T[], turn: number): T[] {
+  if (list.length < 2) return list;
+  const k = turn % list.length;
+  return list.slice(k).concat(list.slice(0, k));
+}
+
+function leastConnections(list: Upstream[], turn: number): Upstream[] {
+  // Rotate first so that the stable sort breaks ties round-robin.
+  return rotate(list, turn).sort((x, y) => x.activeConnections - y.activeConnections);
+}
+
+/** Recomputes fastest-tier membership from smoothed RTTs, with hysteresis. */
+export function updateTiers(healthy: readonly Upstream[]): void {
+  let best = Infinity;
+  for (const u of healthy) if (u.srttMs !== undefined && u.srttMs < best) best = u.srttMs;
+  if (best === Infinity) {
+    for (const u of healthy) u.inBestTier = true;
+    return;
   }
-  rest.sort((x, y) => y.lastSuccessAt - x.lastSuccessAt || 0);
-  return healthy.concat(rest);
+  const bound = Math.max(best + 2, 2 * best);
+  for (const u of healthy) {
+    const rtt = u.srttMs;
+    if (rtt === undefined) u.inBestTier = true;
+    else if (u.inBestTier) u.inBestTier = rtt <= bound * TIER_HYSTERESIS;
+    else u.inBestTier = rtt <= bound;
+  }
 }

@@ -4,9 +4,9 @@
  * @module
  */
 import { getLogger } from "@logtape/logtape";
-import type { Clock } from "../clock.ts";
+import type { Clock, Random } from "../clock.ts";
 import { type Endpoint, endpointKey } from "../config/endpoint.ts";
-import { orderCandidates } from "./choose.ts";
+import { orderCandidates, type SelectionPolicy } from "./choose.ts";
 import { type StateChange, Upstream, type UpstreamSnapshot } from "./upstream.ts";
 
 const log = getLogger(["extractedprism", "pool"]);
@@ -18,6 +18,17 @@ export interface PoolOptions {
   /** How long a removed upstream's connections may live before they are closed. */
   readonly drainTimeoutMs: number;
   readonly clock: Clock;
+  /** @default Math.random */
+  readonly random?: Random;
+  /** @default "latency" */
+  readonly policy?: SelectionPolicy;
+  /**
+   * Close the live connections of an upstream that turns unhealthy, spread over `closeSpreadMs`, as long as another
+   * upstream is healthy. @default true
+   */
+  readonly closeOnUnhealthy?: boolean;
+  /** @default 1000 */
+  readonly closeSpreadMs?: number;
   /** Starts health checks of a new upstream; they must stop when `signal` aborts. */
   readonly startChecks?: (upstream: Upstream, signal: AbortSignal) => void;
 }
@@ -31,6 +42,8 @@ export class Pool {
   readonly #ups = new Map<string, Upstream>();
   readonly #checks = new Map<string, AbortController>();
   readonly #drains = new Map<string, AbortController>();
+  readonly #lifecycle = new AbortController();
+  readonly #closing = new Set<string>();
   #turn = 0;
   #closed = false;
 
@@ -104,7 +117,7 @@ export class Pool {
 
   /** Dial candidates for one new client connection, best first. */
   candidates(): Upstream[] {
-    return orderCandidates([...this.#ups.values()], this.#turn++);
+    return orderCandidates([...this.#ups.values()], this.#turn++, this.#opts.policy ?? "latency");
   }
 
   /** Every upstream, draining ones included. */
@@ -128,9 +141,63 @@ export class Pool {
     return this.upstreams().map((u) => u.snapshot());
   }
 
+  /**
+   * Handles a state change from a probe or a client dial: logs it, and closes connections that sit on a dead upstream.
+   * A removed upstream that turns unhealthy is closed at once. Connections are never closed when no other upstream
+   * is healthy (a probe hiccup on every upstream must not cut every client, k3s#10240); they are closed when one
+   * becomes healthy again.
+   */
+  stateChanged(change: StateChange): void {
+    logStateChange(change);
+    if (this.#closed || this.#opts.closeOnUnhealthy === false) return;
+    const up = change.upstream;
+    if (change.to === "unhealthy" && up.activeConnections > 0) {
+      if (up.draining) {
+        const n = up.closeAll();
+        log.info("Upstream {upstream} is draining and unhealthy; closed {connections} connections at once", {
+          upstream: up.key,
+          connections: n,
+        });
+      } else if (this.hasHealthy()) this.#closeSpread(up);
+      else {
+        log.warn("Every upstream looks unhealthy; keeping the {connections} connections of {upstream} open", {
+          upstream: up.key,
+          connections: up.activeConnections,
+        });
+      }
+    } else if (change.to === "healthy" && !up.draining) {
+      for (const other of this.#ups.values()) {
+        if (other.state === "unhealthy" && other.activeConnections > 0) this.#closeSpread(other);
+      }
+    }
+  }
+
+  #closeSpread(up: Upstream): void {
+    if (this.#closing.has(up.key)) return;
+    this.#closing.add(up.key);
+    const spread = this.#opts.closeSpreadMs ?? 1000;
+    const random = this.#opts.random ?? Math.random;
+    const conns = up.connections();
+    log.info("Upstream {upstream} is unhealthy; closing its {connections} connections over {spreadMs} ms", {
+      upstream: up.key,
+      connections: conns.length,
+      spreadMs: spread,
+    });
+    let left = conns.length;
+    for (const c of conns) {
+      this.#opts.clock.sleep(random() * spread, this.#lifecycle.signal).then(() => {
+        // Spared if the upstream recovered meanwhile.
+        if (up.state === "unhealthy" || up.draining) c.close();
+      }, () => {}).finally(() => {
+        if (--left === 0) this.#closing.delete(up.key);
+      });
+    }
+  }
+
   /** Stops every health check and drain timer. Connections are the caller's to close. */
   close(): void {
     this.#closed = true;
+    this.#lifecycle.abort();
     for (const c of this.#checks.values()) c.abort();
     for (const c of this.#drains.values()) c.abort();
     this.#checks.clear();

@@ -14,6 +14,8 @@ export type ProbeResult =
 export interface Probe {
   readonly name: string;
   check(endpoint: Endpoint, signal: AbortSignal): Promise<ProbeResult>;
+  /** Frees what the probe keeps for an endpoint (a kept-alive connection) once it is no longer probed. */
+  release?(endpoint: Endpoint): void;
 }
 
 /** Short text for an error, for logs and `/upstreams`: the error's name and first line. */

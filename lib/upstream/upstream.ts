@@ -36,6 +36,10 @@ export interface UpstreamSnapshot {
   readonly reason: string;
   readonly draining: boolean;
   readonly lastProbeRttMs: number | null;
+  readonly smoothedRttMs: number | null;
+  /** 0 when in the fastest latency tier, 1 otherwise (only meaningful for healthy upstreams). */
+  readonly tier: number;
+  readonly lastResult: string | null;
   readonly consecutiveSuccesses: number;
   readonly consecutiveFailures: number;
   readonly activeConnections: number;
@@ -68,6 +72,12 @@ export class Upstream {
   consecutiveSuccesses = 0;
   consecutiveFailures = 0;
   lastRttMs: number | undefined;
+  /** Exponentially smoothed probe RTT (α = 0.3). */
+  srttMs: number | undefined;
+  /** Membership of the fastest latency tier, kept with hysteresis by the chooser. */
+  inBestTier = true;
+  /** The last probe or dial outcome, as text. */
+  lastResult: string | undefined;
   lastError: string | undefined;
   /** Clock time of the last success (probe or dial); `-Infinity` when never. */
   lastSuccessAt = -Infinity;
@@ -91,8 +101,10 @@ export class Upstream {
   }
 
   /** Records a successful probe; returns the state change it caused, if any. */
-  recordSuccess(rttMs: number, now: number): StateChange | undefined {
+  recordSuccess(rttMs: number, now: number, detail?: string): StateChange | undefined {
     this.lastRttMs = rttMs;
+    this.srttMs = this.srttMs === undefined ? rttMs : 0.7 * this.srttMs + 0.3 * rttMs;
+    this.lastResult = detail === undefined ? "ok" : `ok (${detail})`;
     this.lastSuccessAt = now;
     this.consecutiveFailures = 0;
     this.consecutiveSuccesses++;
@@ -109,6 +121,7 @@ export class Upstream {
   /** Records a failed probe or client dial; returns the state change it caused, if any. */
   recordFailure(error: string): StateChange | undefined {
     this.lastError = error;
+    this.lastResult = error;
     this.consecutiveSuccesses = 0;
     this.consecutiveFailures++;
     if (this.state === "unhealthy") return undefined;
@@ -136,6 +149,11 @@ export class Upstream {
     this.#conns.delete(conn);
   }
 
+  /** The live connections, as a copy. */
+  connections(): Closable[] {
+    return [...this.#conns];
+  }
+
   /** Closes every live connection (it is untracked when its relay ends). */
   closeAll(): number {
     const n = this.#conns.size;
@@ -150,7 +168,10 @@ export class Upstream {
       state: this.state,
       reason: this.reason,
       draining: this.draining,
-      lastProbeRttMs: this.lastRttMs === undefined ? null : Math.round(this.lastRttMs * 1000) / 1000,
+      lastProbeRttMs: round3(this.lastRttMs),
+      smoothedRttMs: round3(this.srttMs),
+      tier: this.inBestTier ? 0 : 1,
+      lastResult: this.lastResult ?? null,
       consecutiveSuccesses: this.consecutiveSuccesses,
       consecutiveFailures: this.consecutiveFailures,
       activeConnections: this.activeConnections,
@@ -160,4 +181,8 @@ export class Upstream {
       lastError: this.lastError ?? null,
     };
   }
+}
+
+function round3(v: number | undefined): number | null {
+  return v === undefined ? null : Math.round(v * 1000) / 1000;
 }

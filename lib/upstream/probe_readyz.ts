@@ -1,0 +1,185 @@
+/**
+ * The readyz probe: `GET /readyz` over HTTPS on one kept-alive connection per upstream, so the RTT measures the API
+ * server, not a TLS handshake. An API server that accepts TCP but is shutting down or cannot reach etcd answers 503 here,
+ * which a TCP probe never sees.
+ *
+ * TLS goes through `node:tls`: it verifies the chain against a CA and the certificate against a chosen name
+ * (`kubernetes.default.svc`, since API server certificates seldom list every IP), and, with no CA, it can skip
+ * verification, which Deno's own TLS cannot. The probe only decides routing; clients verify their own TLS end to end.
+ *
+ * @module
+ */
+import tls from "node:tls";
+import { getLogger } from "@logtape/logtape";
+import { type Endpoint, endpointKey } from "../config/endpoint.ts";
+import { type Http1Response, parseResponse } from "./_http1.ts";
+import { describeError, type Probe, type ProbeResult } from "./probe.ts";
+
+const log = getLogger(["extractedprism", "probe"]);
+
+/** TLS and identity settings of the readyz probe (PEM text, already read). */
+export interface ReadyzProbeOptions {
+  /** CA bundle; without it the chain is not verified. */
+  readonly ca?: string;
+  /** Name the certificate must carry. @default "kubernetes.default.svc" */
+  readonly serverName?: string;
+  readonly cert?: string;
+  readonly key?: string;
+  /** Returns the bearer token for the next probe (e.g. re-read from a file), or undefined. */
+  readonly token?: () => Promise<string | undefined>;
+}
+
+class ProbeConn {
+  readonly #socket: tls.TLSSocket;
+  #data = "";
+  #ended = false;
+  #error: Error | undefined;
+  #wake: (() => void) | undefined;
+
+  private constructor(socket: tls.TLSSocket) {
+    this.#socket = socket;
+    socket.setEncoding("latin1");
+    socket.on("data", (d: string) => {
+      this.#data += d;
+      this.#wake?.();
+    });
+    socket.on("end", () => {
+      this.#ended = true;
+      this.#wake?.();
+    });
+    socket.on("close", () => {
+      this.#ended = true;
+      this.#wake?.();
+    });
+    socket.on("error", (e: Error) => {
+      this.#error ??= e;
+      this.#wake?.();
+    });
+  }
+
+  static open(endpoint: Endpoint, opts: tls.ConnectionOptions, signal: AbortSignal): Promise<ProbeConn> {
+    return new Promise((resolve, reject) => {
+      const socket = tls.connect({ ...opts, host: endpoint.host, port: endpoint.port });
+      const onAbort = () => {
+        socket.destroy();
+        reject(signal.reason);
+      };
+      if (signal.aborted) return onAbort();
+      signal.addEventListener("abort", onAbort, { once: true });
+      socket.once("secureConnect", () => {
+        signal.removeEventListener("abort", onAbort);
+        resolve(new ProbeConn(socket));
+      });
+      socket.once("error", (e: Error) => {
+        signal.removeEventListener("abort", onAbort);
+        socket.destroy();
+        reject(e);
+      });
+    });
+  }
+
+  get usable(): boolean {
+    return !this.#ended && this.#error === undefined && !this.#socket.destroyed;
+  }
+
+  async request(head: string, signal: AbortSignal): Promise<Http1Response> {
+    this.#data = "";
+    this.#socket.write(head);
+    for (;;) {
+      if (this.#error) throw this.#error;
+      const r = parseResponse(this.#data, this.#ended);
+      if (r.kind === "done") return r.response;
+      if (r.kind === "error") throw new Error(r.message);
+      if (signal.aborted) throw signal.reason;
+      await new Promise<void>((resolve) => {
+        const onAbort = () => resolve();
+        signal.addEventListener("abort", onAbort, { once: true });
+        this.#wake = () => {
+          signal.removeEventListener("abort", onAbort);
+          resolve();
+        };
+      });
+      this.#wake = undefined;
+    }
+  }
+
+  close(): void {
+    this.#socket.destroy();
+  }
+}
+
+/**
+ * Probes `GET /readyz`. 200 is up; 401/403 mean the server is up and speaking TLS but refuses anonymous `/readyz`,
+ * counted as up with a warning once per upstream; anything else, a timeout or a TLS failure is down, with the reason.
+ */
+export class ReadyzProbe implements Probe {
+  readonly name = "readyz";
+  readonly #tls: tls.ConnectionOptions;
+  readonly #serverName: string;
+  readonly #token: (() => Promise<string | undefined>) | undefined;
+  readonly #conns = new Map<string, ProbeConn>();
+  readonly #warned = new Set<string>();
+
+  constructor(opts: ReadyzProbeOptions = {}) {
+    this.#serverName = opts.serverName ?? "kubernetes.default.svc";
+    this.#token = opts.token;
+    this.#tls = {
+      servername: this.#serverName,
+      rejectUnauthorized: opts.ca !== undefined,
+      ...(opts.ca !== undefined ? { ca: opts.ca } : {}),
+      ...(opts.cert !== undefined ? { cert: opts.cert } : {}),
+      ...(opts.key !== undefined ? { key: opts.key } : {}),
+      ALPNProtocols: ["http/1.1"],
+    };
+  }
+
+  async check(endpoint: Endpoint, signal: AbortSignal): Promise<ProbeResult> {
+    const key = endpointKey(endpoint);
+    try {
+      let conn = this.#conns.get(key);
+      if (conn !== undefined && !conn.usable) {
+        conn.close();
+        conn = undefined;
+      }
+      conn ??= await ProbeConn.open(endpoint, this.#tls, signal);
+      this.#conns.set(key, conn);
+      const token = await this.#token?.();
+      const head = `GET /readyz HTTP/1.1\r\nHost: ${this.#serverName}\r\nUser-Agent: extractedprism\r\n` +
+        `Accept: text/plain\r\n${token ? `Authorization: Bearer ${token}\r\n` : ""}\r\n`;
+      const start = performance.now();
+      const res = await conn.request(head, signal);
+      const rttMs = performance.now() - start;
+      if (!res.reusable) this.release(endpoint);
+      if (res.status === 200) return { ok: true, rttMs };
+      if (res.status === 401 || res.status === 403) {
+        if (!this.#warned.has(key)) {
+          this.#warned.add(key);
+          log.warn(
+            "Upstream {upstream} answers /readyz with {status}: anonymous access is disabled, so the probe counts it " +
+              "as up without knowing its readiness. Fix: --health-client-cert/--health-client-key or " +
+              "--health-token-file, or bind system:public-info-viewer for anonymous",
+            { upstream: key, status: res.status },
+          );
+        }
+        return { ok: true, rttMs, detail: `HTTP ${res.status}` };
+      }
+      return { ok: false, reason: `HTTP ${res.status}${failedChecks(res.body)}` };
+    } catch (e) {
+      this.release(endpoint);
+      return { ok: false, reason: signal.aborted ? "timeout" : describeError(e) };
+    }
+  }
+
+  /** Closes the kept-alive connection of an endpoint (when it leaves the pool, or after an error). */
+  release(endpoint: Endpoint): void {
+    const key = endpointKey(endpoint);
+    this.#conns.get(key)?.close();
+    this.#conns.delete(key);
+  }
+}
+
+/** The failing checks of a `/readyz` body (`[-]etcd failed: ...`), shortened for the reason text. */
+function failedChecks(body: string): string {
+  const failed = body.split("\n").filter((l) => l.startsWith("[-]")).map((l) => l.slice(3).split(/[\s:]/)[0]);
+  return failed.length > 0 ? ` (${failed.join(", ").slice(0, 120)})` : "";
+}

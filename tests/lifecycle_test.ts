@@ -1,0 +1,163 @@
+import assert from "node:assert/strict";
+import { ProxyApp } from "../lib/app.ts";
+import { type Endpoint, endpointKey } from "../lib/config/endpoint.ts";
+import type { Probe, ProbeResult } from "../lib/upstream/probe.ts";
+import { createTestPki } from "./support/test_pki.ts";
+import { EchoServer, testConfig, waitFor, writeAll } from "./support/net.ts";
+
+/** A probe whose answer per endpoint the test sets. */
+class SwitchProbe implements Probe {
+  readonly name = "switch";
+  readonly results = new Map<string, ProbeResult>();
+  check(e: Endpoint): Promise<ProbeResult> {
+    return Promise.resolve(this.results.get(endpointKey(e)) ?? { ok: true, rttMs: 1 });
+  }
+  set(e: Endpoint, r: ProbeResult): void {
+    this.results.set(endpointKey(e), r);
+  }
+}
+
+async function openThrough(app: ProxyApp): Promise<Deno.TcpConn> {
+  const c = await Deno.connect({ hostname: "127.0.0.1", port: app.addr.port });
+  await writeAll(c, new TextEncoder().encode("x"));
+  assert.equal(await c.read(new Uint8Array(1)), 1);
+  return c;
+}
+
+Deno.test("connections of an upstream that turns unhealthy are closed within the spread; others stay", async () => {
+  await using a = new EchoServer();
+  await using b = new EchoServer();
+  const probe = new SwitchProbe();
+  probe.set(b.endpoint, { ok: false, reason: "not yet" });
+  await using app = ProxyApp.start(testConfig([a.endpoint, b.endpoint]), { probe });
+  await waitFor(() => app.pool.get(endpointKey(a.endpoint))?.state === "healthy", 5000, "a healthy");
+  const onA = await Promise.all([1, 2, 3].map(() => openThrough(app)));
+  assert.equal(app.pool.get(endpointKey(a.endpoint))?.activeConnections, 3);
+  probe.set(b.endpoint, { ok: true, rttMs: 1 });
+  await waitFor(() => app.pool.get(endpointKey(b.endpoint))?.state === "healthy", 5000, "b healthy");
+  const onB = await openThrough(app);
+  probe.set(a.endpoint, { ok: false, reason: "HTTP 500" });
+  await waitFor(() => app.pool.get(endpointKey(a.endpoint))?.state === "unhealthy", 5000, "a unhealthy");
+  const detected = performance.now();
+  for (const c of onA) assert.equal(await c.read(new Uint8Array(1)), null);
+  const closedAfter = performance.now() - detected;
+  console.log(`FIGURE close-on-unhealthy: last connection closed ${closedAfter.toFixed(0)} ms after detection`);
+  assert.ok(closedAfter < 1500, `took ${closedAfter} ms`);
+  await writeAll(onB, new TextEncoder().encode("y"));
+  assert.equal(await onB.read(new Uint8Array(1)), 1, "the healthy upstream's connection lives on");
+  for (const c of [...onA, onB]) c.close();
+});
+
+Deno.test("connections are kept when every upstream looks unhealthy at once, and closed once one recovers", async () => {
+  await using a = new EchoServer();
+  await using b = new EchoServer();
+  const probe = new SwitchProbe();
+  probe.set(b.endpoint, { ok: false, reason: "down" });
+  await using app = ProxyApp.start(testConfig([a.endpoint, b.endpoint]), { probe });
+  await waitFor(() => app.ready, 5000, "ready");
+  const c = await openThrough(app);
+  probe.set(a.endpoint, { ok: false, reason: "probe hiccup" });
+  await waitFor(() => app.pool.get(endpointKey(a.endpoint))?.state === "unhealthy", 5000, "a unhealthy");
+  await new Promise((r) => setTimeout(r, 1200)); // longer than the close spread: nothing may close it
+  await writeAll(c, new TextEncoder().encode("y"));
+  assert.equal(await c.read(new Uint8Array(1)), 1, "kept while no upstream is healthy");
+  probe.set(b.endpoint, { ok: true, rttMs: 1 });
+  await waitFor(() => app.pool.get(endpointKey(b.endpoint))?.state === "healthy", 5000, "b healthy");
+  assert.equal(await c.read(new Uint8Array(1)), null, "closed once another upstream is healthy");
+  c.close();
+});
+
+Deno.test("--close-on-unhealthy=false leaves connections alone", async () => {
+  await using a = new EchoServer();
+  await using b = new EchoServer();
+  const probe = new SwitchProbe();
+  await using app = ProxyApp.start(testConfig([a.endpoint, b.endpoint], { closeOnUnhealthy: false }), { probe });
+  await waitFor(() => app.pool.upstreams().every((u) => u.state === "healthy"), 5000, "healthy");
+  const conns = await Promise.all([1, 2].map(() => openThrough(app)));
+  probe.set(a.endpoint, { ok: false, reason: "x" });
+  probe.set(b.endpoint, { ok: true, rttMs: 1 });
+  await waitFor(() => app.pool.get(endpointKey(a.endpoint))?.state === "unhealthy", 5000, "a unhealthy");
+  await new Promise((r) => setTimeout(r, 1200));
+  for (const c of conns) {
+    await writeAll(c, new TextEncoder().encode("y"));
+    assert.equal(await c.read(new Uint8Array(1)), 1);
+    c.close();
+  }
+});
+
+Deno.test("a removed upstream that turns unhealthy is closed at once", async () => {
+  await using a = new EchoServer();
+  await using b = new EchoServer();
+  const probe = new SwitchProbe();
+  await using app = ProxyApp.start(testConfig([a.endpoint], { drainTimeoutMs: 30_000 }), { probe });
+  await waitFor(() => app.ready, 5000, "ready");
+  const c = await openThrough(app);
+  app.pool.update([b.endpoint]);
+  assert.equal(app.pool.get(endpointKey(a.endpoint))?.draining, true);
+  probe.set(a.endpoint, { ok: false, reason: "gone" });
+  const start = performance.now();
+  assert.equal(await c.read(new Uint8Array(1)), null);
+  assert.ok(performance.now() - start < 1000);
+  c.close();
+});
+
+Deno.test("latency choice sends new connections to the fastest tier", async () => {
+  await using fast = new EchoServer();
+  await using slow = new EchoServer();
+  const probe = new SwitchProbe();
+  probe.set(fast.endpoint, { ok: true, rttMs: 1 });
+  probe.set(slow.endpoint, { ok: true, rttMs: 100 });
+  await using app = ProxyApp.start(testConfig([slow.endpoint, fast.endpoint]), { probe });
+  await waitFor(() => app.pool.upstreams().every((u) => u.state === "healthy"), 5000, "healthy");
+  const conns = await Promise.all(Array.from({ length: 10 }, () => openThrough(app)));
+  assert.equal(app.pool.get(endpointKey(fast.endpoint))?.activeConnections, 10);
+  assert.equal(app.pool.get(endpointKey(slow.endpoint))?.snapshot().tier, 1);
+  for (const c of conns) c.close();
+});
+
+Deno.test("least-connections spreads connections over every healthy upstream", async () => {
+  await using fast = new EchoServer();
+  await using slow = new EchoServer();
+  const probe = new SwitchProbe();
+  probe.set(fast.endpoint, { ok: true, rttMs: 1 });
+  probe.set(slow.endpoint, { ok: true, rttMs: 100 });
+  await using app = ProxyApp.start(
+    testConfig([slow.endpoint, fast.endpoint], { upstreamSelection: "least-connections" }),
+    { probe },
+  );
+  await waitFor(() => app.pool.upstreams().every((u) => u.state === "healthy"), 5000, "healthy");
+  const conns: Deno.TcpConn[] = [];
+  for (let i = 0; i < 10; i++) conns.push(await openThrough(app));
+  assert.deepEqual(app.pool.upstreams().map((u) => u.activeConnections), [5, 5]);
+  for (const c of conns) c.close();
+});
+
+Deno.test("a TLS client reaches a TLS server through the proxy with the certificate verified end to end", async () => {
+  await using pki = await createTestPki();
+  const server = Deno.serve({
+    hostname: "127.0.0.1",
+    port: 0,
+    cert: pki.serverIp.cert,
+    key: pki.serverIp.key,
+    onListen: () => {},
+  }, (req) => new Response(`hello ${new URL(req.url).pathname}`));
+  try {
+    await using app = ProxyApp.start(testConfig([{ host: "127.0.0.1", port: server.addr.port }]));
+    await waitFor(() => app.ready, 5000, "ready");
+    const good = Deno.createHttpClient({ caCerts: [pki.ca.cert] });
+    const wrong = Deno.createHttpClient({ caCerts: [pki.otherCa.cert] });
+    try {
+      for (let i = 0; i < 5; i++) {
+        const res = await fetch(`https://127.0.0.1:${app.addr.port}/r${i}`, { client: good });
+        assert.equal(await res.text(), `hello /r${i}`);
+      }
+      // The proxy does not terminate TLS: a client that trusts another CA refuses the server's certificate.
+      await assert.rejects(fetch(`https://127.0.0.1:${app.addr.port}/`, { client: wrong }));
+    } finally {
+      good.close();
+      wrong.close();
+    }
+  } finally {
+    await server.shutdown();
+  }
+});

@@ -1,0 +1,146 @@
+import assert from "node:assert/strict";
+import { ReadyzProbe } from "../lib/upstream/probe_readyz.ts";
+import { createTestPki, type TestPki } from "./support/test_pki.ts";
+
+type Mode = { status: number; body?: string; hang?: boolean; close?: boolean };
+
+/** An HTTPS /readyz server whose answer the test switches; records each request's client port and auth header. */
+function readyzServer(pki: TestPki, cert: "serverDns" | "serverIp" = "serverDns") {
+  const mode: { current: Mode } = { current: { status: 200, body: "ok" } };
+  const seen: { port: number; auth: string | null }[] = [];
+  const hanging: PromiseWithResolvers<void>[] = [];
+  const server = Deno.serve({
+    hostname: "127.0.0.1",
+    port: 0,
+    cert: pki[cert].cert,
+    key: pki[cert].key,
+    onListen: () => {},
+  }, async (req, info) => {
+    seen.push({ port: info.remoteAddr.port, auth: req.headers.get("authorization") });
+    const m = mode.current;
+    if (m.hang) {
+      const h = Promise.withResolvers<void>();
+      hanging.push(h);
+      await h.promise;
+    }
+    return new Response(m.body ?? "", { status: m.status, headers: m.close ? { connection: "close" } : {} });
+  });
+  return {
+    mode,
+    seen,
+    endpoint: { host: "127.0.0.1", port: server.addr.port },
+    async close() {
+      for (const h of hanging) h.resolve();
+      await server.shutdown();
+    },
+  };
+}
+
+const timeout = (ms = 1000) => AbortSignal.timeout(ms);
+
+Deno.test("the readyz probe", async (t) => {
+  await using pki = await createTestPki();
+
+  await t.step("200 is up, and the connection is kept alive between probes", async () => {
+    const s = readyzServer(pki);
+    const probe = new ReadyzProbe({ ca: pki.ca.cert });
+    for (let i = 0; i < 3; i++) {
+      const r = await probe.check(s.endpoint, timeout());
+      assert.equal(r.ok, true);
+      if (r.ok) assert.ok(r.rttMs >= 0 && r.rttMs < 1000);
+    }
+    assert.equal(s.seen.length, 3);
+    assert.equal(new Set(s.seen.map((x) => x.port)).size, 1, "one TLS connection for three probes");
+    probe.release(s.endpoint);
+    await s.close();
+  });
+
+  await t.step("a 500 with failed checks is down, and the reason names them", async () => {
+    const s = readyzServer(pki);
+    s.mode.current = { status: 500, body: "[+]ping ok\n[-]etcd failed: reason withheld\n[-]informer-sync failed\n" };
+    const probe = new ReadyzProbe({ ca: pki.ca.cert });
+    assert.deepEqual(await probe.check(s.endpoint, timeout()), { ok: false, reason: "HTTP 500 (etcd, informer-sync)" });
+    s.mode.current = { status: 503, body: "shutting down" };
+    assert.deepEqual(await probe.check(s.endpoint, timeout()), { ok: false, reason: "HTTP 503" });
+    probe.release(s.endpoint);
+    await s.close();
+  });
+
+  await t.step("401 and 403 count as up: the server speaks TLS but refuses anonymous readyz", async () => {
+    const s = readyzServer(pki);
+    const probe = new ReadyzProbe({ ca: pki.ca.cert });
+    s.mode.current = { status: 401 };
+    const r = await probe.check(s.endpoint, timeout());
+    assert.equal(r.ok, true);
+    if (r.ok) assert.equal(r.detail, "HTTP 401");
+    s.mode.current = { status: 403 };
+    assert.equal((await probe.check(s.endpoint, timeout())).ok, true);
+    probe.release(s.endpoint);
+    await s.close();
+  });
+
+  await t.step("a hanging readyz fails by the probe timeout", async () => {
+    const s = readyzServer(pki);
+    s.mode.current = { status: 200, hang: true };
+    const probe = new ReadyzProbe({ ca: pki.ca.cert });
+    const start = performance.now();
+    assert.deepEqual(await probe.check(s.endpoint, timeout(150)), { ok: false, reason: "timeout" });
+    assert.ok(performance.now() - start < 1000);
+    await s.close();
+  });
+
+  await t.step("the certificate is verified against the server name, not the dialled IP", async () => {
+    const s = readyzServer(pki, "serverDns");
+    const good = new ReadyzProbe({ ca: pki.ca.cert, serverName: "kubernetes.default.svc" });
+    assert.equal((await good.check(s.endpoint, timeout())).ok, true);
+    good.release(s.endpoint);
+    const wrongName = new ReadyzProbe({ ca: pki.ca.cert, serverName: "other.example" });
+    const r = await wrongName.check(s.endpoint, timeout());
+    assert.equal(r.ok, false);
+    if (!r.ok) assert.match(r.reason, /altnames|does not match/i);
+    const wrongCa = new ReadyzProbe({ ca: pki.otherCa.cert });
+    const r2 = await wrongCa.check(s.endpoint, timeout());
+    assert.equal(r2.ok, false);
+    if (!r2.ok) assert.match(r2.reason, /verify|certificate/i);
+    await s.close();
+  });
+
+  await t.step("without a CA the probe does not verify", async () => {
+    const s = readyzServer(pki);
+    const probe = new ReadyzProbe({ serverName: "anything.example" });
+    assert.equal((await probe.check(s.endpoint, timeout())).ok, true);
+    probe.release(s.endpoint);
+    await s.close();
+  });
+
+  await t.step("a bearer token is sent when configured, and re-read for every probe", async () => {
+    const s = readyzServer(pki);
+    let n = 0;
+    const probe = new ReadyzProbe({ ca: pki.ca.cert, token: () => Promise.resolve(`t${++n}`) });
+    await probe.check(s.endpoint, timeout());
+    await probe.check(s.endpoint, timeout());
+    assert.deepEqual(s.seen.map((x) => x.auth), ["Bearer t1", "Bearer t2"]);
+    probe.release(s.endpoint);
+    await s.close();
+  });
+
+  await t.step("a refused port is down with the reason", async () => {
+    const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const port = l.addr.port;
+    l.close();
+    const r = await new ReadyzProbe().check({ host: "127.0.0.1", port }, timeout());
+    assert.equal(r.ok, false);
+    if (!r.ok) assert.match(r.reason, /refused/i);
+  });
+
+  await t.step("a server that closes after each answer gets a new connection per probe", async () => {
+    const s = readyzServer(pki);
+    s.mode.current = { status: 200, body: "ok", close: true };
+    const probe = new ReadyzProbe({ ca: pki.ca.cert });
+    assert.equal((await probe.check(s.endpoint, timeout())).ok, true);
+    assert.equal((await probe.check(s.endpoint, timeout())).ok, true);
+    assert.equal(new Set(s.seen.map((x) => x.port)).size, 2);
+    probe.release(s.endpoint);
+    await s.close();
+  });
+});
