@@ -14,6 +14,7 @@ import {
 } from "@logtape/logtape";
 import denoJson from "./deno.json" with { type: "json" };
 import { ProxyApp } from "./lib/app.ts";
+import { startDiscovery } from "./lib/discovery/discovery.ts";
 import { parseCommandLine } from "./lib/config/cli.ts";
 import { ConfigError, type LogFormat, type LogLevel, type ProxyConfig } from "./lib/config/config.ts";
 import { formatDuration } from "./lib/config/duration.ts";
@@ -58,7 +59,13 @@ function effectiveConfig(c: ProxyConfig): Record<string, unknown> {
 }
 
 async function runProxy(config: ProxyConfig): Promise<number> {
-  const app = ProxyApp.start(config);
+  const started: { app?: ProxyApp } = {};
+  const discovery = startDiscovery(config, {
+    // Healthy upstreams first: discovery dials API servers directly, never through this proxy.
+    endpoints: () => started.app?.knownEndpoints() ?? config.endpoints,
+    ...(clusterIp() !== undefined ? { clusterIp: clusterIp() as string } : {}),
+  });
+  const app = started.app = ProxyApp.start(config, { providers: discovery.providers });
   log.info("extractedprism {version} listening on {listen}, health on {health}", effectiveConfig(config));
   const signalled = Promise.withResolvers<Deno.Signal>();
   let signals = 0;
@@ -73,8 +80,14 @@ async function runProxy(config: ProxyConfig): Promise<number> {
   for (const [s, h] of handlers) Deno.addSignalListener(s, h);
   const sig = await signalled.promise;
   await app.shutdown(`${sig} received`);
+  discovery.close();
   for (const [s, h] of handlers) Deno.removeSignalListener(s, h);
   return 0;
+}
+
+/** The `kubernetes` Service's ClusterIP, which discovery must never dial (it needs the CNI). */
+function clusterIp(): string | undefined {
+  return Deno.env.get("KUBERNETES_SERVICE_HOST") || undefined;
 }
 
 async function main(): Promise<number> {

@@ -7,6 +7,7 @@
 import { getLogger } from "@logtape/logtape";
 import { type Clock, systemClock } from "./clock.ts";
 import type { ProxyConfig } from "./config/config.ts";
+import type { Endpoint } from "./config/endpoint.ts";
 import { formatDuration } from "./config/duration.ts";
 import { mergeProviders } from "./discovery/merge.ts";
 import type { EndpointProvider } from "./discovery/provider.ts";
@@ -152,6 +153,8 @@ export class ProxyApp {
           onChange: (change) => pool.stateChanged(change),
         }, signal),
     });
+    // The static endpoints before the first accept, so that no early client finds an empty pool.
+    pool.update(config.endpoints);
     const listener = listen(config.bindAddress, config.bindPort, "--bind-address/--bind-port");
     this.addr = listener.addr;
     this.proxy = new Proxy({
@@ -201,6 +204,14 @@ export class ProxyApp {
    */
   static start(config: ProxyConfig, deps: AppDeps = {}): ProxyApp {
     return new ProxyApp(config, deps);
+  }
+
+  /** Every known endpoint, healthy ones first: what discovery dials directly (never this proxy's own listener). */
+  knownEndpoints(): Endpoint[] {
+    const ups = this.pool.upstreams();
+    return [...ups.filter((u) => u.state === "healthy"), ...ups.filter((u) => u.state !== "healthy")].map((u) =>
+      u.endpoint
+    );
   }
 
   /** Whether `/readyz` says 200: not shutting down and some upstream is healthy. */

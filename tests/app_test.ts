@@ -65,7 +65,9 @@ Deno.test("readyz is 503 at boot while every upstream is dead, and 200 once one 
   assert.equal(before.status, 503);
   assert.equal(await before.text(), "no healthy upstream\n");
   await waitFor(() => app.pool.upstreams()[0]?.state === "unhealthy", 5000, "unhealthy");
-  assert.equal((await health(app, "/readyz")).status, 503);
+  const still = await health(app, "/readyz");
+  assert.equal(still.status, 503);
+  await still.body?.cancel();
   await using _echo = new EchoServer(port);
   await waitFor(() => app.ready, 5000, "ready after the upstream came up");
   const after = await health(app, "/readyz");

@@ -40,6 +40,10 @@ export interface ProxyConfig {
   readonly hedgeDelayMs: number;
   readonly drainTimeoutMs: number;
   readonly enableDiscovery: boolean;
+  readonly kubeconfig: string | undefined;
+  readonly kubeContext: string | undefined;
+  readonly discoveryTlsServerName: string;
+  readonly stateFile: string | undefined;
   readonly logLevel: LogLevel;
   readonly logFormat: LogFormat;
 }
@@ -186,6 +190,11 @@ export function listenAddress(text: string): string {
   return norm;
 }
 
+/** A flag without default: `undefined` when unset, else parsed. */
+function optional<T>(r: FlagReader, name: string, parse: (text: string) => T): T | undefined {
+  return r.text(name) === undefined ? undefined : r.get(name, parse);
+}
+
 /** Accepts a file path (existence is checked when the file is read, so a file may appear after start). */
 export function path(text: string): string {
   if (text.trim() === "") throw new RangeError("expected a file path");
@@ -222,7 +231,7 @@ export function buildProxyConfig(raw: RawValues): ProxyConfig {
     : r.get("health-bind-address", listenAddress);
   const healthPort = r.get("health-port", port);
   if (healthPort === bindPort) {
-    throw r.error("health-port", `must differ from ${r.label("bind-port")} (${bindPort})`);
+    throw r.error("health-port", `must differ from ${r.label("bind-port")}, which is ${bindPort}`);
   }
   const endpoints = r.get("endpoints", endpointList);
   const healthIntervalMs = r.get("health-interval", positiveDuration);
@@ -234,8 +243,8 @@ export function buildProxyConfig(raw: RawValues): ProxyConfig {
     );
   }
   const dialTimeoutMs = r.get("dial-timeout", positiveDuration);
-  const healthClientCert = r.text("health-client-cert") === undefined ? undefined : r.get("health-client-cert", path);
-  const healthClientKey = r.text("health-client-key") === undefined ? undefined : r.get("health-client-key", path);
+  const healthClientCert = optional(r, "health-client-cert", path);
+  const healthClientKey = optional(r, "health-client-key", path);
   if ((healthClientCert === undefined) !== (healthClientKey === undefined)) {
     const given = healthClientCert === undefined ? "health-client-key" : "health-client-cert";
     throw r.error(given, `needs ${given === "health-client-key" ? "--health-client-cert" : "--health-client-key"} too`);
@@ -250,11 +259,11 @@ export function buildProxyConfig(raw: RawValues): ProxyConfig {
     healthIntervalMs,
     healthTimeoutMs,
     healthCheck: r.get("health-check", oneOf<HealthCheck>("readyz", "tcp")),
-    healthCaFile: r.text("health-ca-file") === undefined ? undefined : r.get("health-ca-file", path),
+    healthCaFile: optional(r, "health-ca-file", path),
     healthTlsServerName: r.get("health-tls-server-name", serverName),
     healthClientCert,
     healthClientKey,
-    healthTokenFile: r.text("health-token-file") === undefined ? undefined : r.get("health-token-file", path),
+    healthTokenFile: optional(r, "health-token-file", path),
     upstreamSelection: r.get(
       "upstream-selection",
       oneOf<UpstreamSelection>("latency", "least-connections", "round-robin"),
@@ -266,6 +275,13 @@ export function buildProxyConfig(raw: RawValues): ProxyConfig {
     hedgeDelayMs,
     drainTimeoutMs: r.get("drain-timeout", positiveDuration),
     enableDiscovery: r.get("enable-discovery", bool),
+    kubeconfig: optional(r, "kubeconfig", path),
+    kubeContext: optional(r, "kube-context", (t) => {
+      if (t.trim() === "") throw new RangeError("expected a context name");
+      return t.trim();
+    }),
+    discoveryTlsServerName: r.get("discovery-tls-server-name", serverName),
+    stateFile: optional(r, "state-file", path),
     logLevel: r.get("log-level", oneOf<LogLevel>("debug", "info", "warn", "error")),
     logFormat: r.get("log-format", oneOf<LogFormat>("json", "text")),
   };

@@ -81,6 +81,20 @@ export const PROXY_FLAGS: readonly FlagSpec[] = [
     "how long live connections may finish on shutdown or after their upstream is removed",
   ),
   flag("enable-discovery", "true", "bool", "watch the default/kubernetes EndpointSlices for API servers"),
+  flag("kubeconfig", undefined, "path", "kubeconfig for discovery on bare nodes (default: the pod's service account)"),
+  flag("kube-context", undefined, "name", "kubeconfig context to use (default: its current-context)"),
+  flag(
+    "discovery-tls-server-name",
+    "kubernetes.default.svc",
+    "name",
+    "name API server certificates are verified against when discovery dials their IPs",
+  ),
+  flag(
+    "state-file",
+    undefined,
+    "path",
+    "keep the last discovered API servers here (atomic writes) and use them at boot",
+  ),
   flag("log-level", "info", "level", "debug, info, warn or error"),
   flag("log-format", "json", "format", "json (one object per line) or text"),
 ];

@@ -13,8 +13,8 @@ export class EchoServer {
   readonly #done: Promise<void>;
   accepted = 0;
 
-  constructor(port = 0) {
-    this.listener = Deno.listen({ hostname: "127.0.0.1", port });
+  constructor(port = 0, hostname = "127.0.0.1") {
+    this.listener = Deno.listen({ hostname, port });
     this.#done = this.#serve();
   }
 
@@ -23,7 +23,7 @@ export class EchoServer {
   }
 
   get endpoint(): Endpoint {
-    return { host: "127.0.0.1", port: this.port };
+    return { host: this.listener.addr.hostname, port: this.port };
   }
 
   async #serve(): Promise<void> {
@@ -139,6 +139,10 @@ export function testConfig(endpoints: readonly Endpoint[], overrides: Partial<Pr
     hedgeDelayMs: 100,
     drainTimeoutMs: 1000,
     enableDiscovery: false,
+    kubeconfig: undefined,
+    kubeContext: undefined,
+    discoveryTlsServerName: "kubernetes.default.svc",
+    stateFile: undefined,
     logLevel: "error",
     logFormat: "json",
     ...overrides,

@@ -1,0 +1,92 @@
+/**
+ * Assembles Kubernetes discovery from the configuration: the transport (kubeconfig or service account), the
+ * EndpointSlice provider, and the state file that bridges the boot until the API answers.
+ *
+ * @module
+ */
+import { getLogger } from "@logtape/logtape";
+import type { ProxyConfig } from "../config/config.ts";
+import type { Endpoint } from "../config/endpoint.ts";
+import { Backoff, sleep } from "../clock.ts";
+import { withFallback } from "./fallback.ts";
+import { kubernetesProvider } from "./kubernetes/provider.ts";
+import type { KubeTransport } from "./kubernetes/transport.ts";
+import type { EndpointProvider } from "./provider.ts";
+import { persistToStateFile, stateFileProvider } from "./state_file.ts";
+
+const log = getLogger(["extractedprism", "discovery"]);
+
+/** Discovery's providers, and what must be released at shutdown. */
+export interface Discovery {
+  readonly providers: readonly EndpointProvider[];
+  /** Releases the API connection; call after the providers have stopped. */
+  close(): void;
+}
+
+/** What discovery needs beyond the configuration. */
+export interface DiscoveryOptions {
+  /** Known API servers, best first: discovery dials these directly, never the ClusterIP or our own listener. */
+  readonly endpoints: () => readonly Endpoint[];
+  /** `KUBERNETES_SERVICE_HOST`, never dialled. */
+  readonly clusterIp?: string;
+  /** @default "/var/run/secrets/kubernetes.io/serviceaccount" */
+  readonly serviceAccountDir?: string;
+  /** A transport to use instead of connecting (tests). */
+  readonly transport?: KubeTransport;
+}
+
+/**
+ * Builds discovery without waiting for it: the proxy listens and serves its static endpoints at once, while the
+ * kubernetes provider sets up its connection in the background, retrying with backoff (1 s → 30 s) when the
+ * kubeconfig or service-account files are not usable yet. With `--enable-discovery=false` there are no providers.
+ */
+export function startDiscovery(config: ProxyConfig, opts: DiscoveryOptions): Discovery {
+  if (!config.enableDiscovery) {
+    log.info("Kubernetes discovery is disabled (--enable-discovery=false); using the static endpoints only");
+    return { providers: [], close: () => {} };
+  }
+  let transport: KubeTransport | undefined;
+  let closed = false;
+  const kube: EndpointProvider = {
+    name: "kubernetes",
+    async *run(signal: AbortSignal) {
+      const backoff = new Backoff(1000, 30_000);
+      while (!signal.aborted && transport === undefined) {
+        try {
+          // Loaded on demand: the kubeconfig parser (yaml) costs memory that a proxy without discovery never needs.
+          const { connectKubernetes } = await import("./kubernetes/connect.ts");
+          transport = opts.transport ?? await connectKubernetes({
+            ...(config.kubeconfig !== undefined ? { kubeconfigPath: config.kubeconfig } : {}),
+            ...(config.kubeContext !== undefined ? { context: config.kubeContext } : {}),
+            ...(opts.serviceAccountDir !== undefined ? { serviceAccountDir: opts.serviceAccountDir } : {}),
+            ...(opts.clusterIp !== undefined ? { clusterIp: opts.clusterIp } : {}),
+            tlsServerName: config.discoveryTlsServerName,
+            ownListener: { host: config.bindAddress, port: config.bindPort },
+            endpoints: opts.endpoints,
+          });
+          if (transport === undefined) return; // neither kubeconfig nor service account: connectKubernetes said so
+        } catch (e) {
+          const delayMs = Math.round(backoff.next());
+          log.error("Cannot set up Kubernetes discovery, retrying in {delayMs} ms: {error}", {
+            delayMs,
+            error: e instanceof Error ? e.message : String(e),
+          });
+          await sleep(delayMs, signal).catch(() => {});
+        }
+      }
+      if (transport === undefined || closed) return;
+      const fallbackPort = config.endpoints[0]?.port ?? 6443;
+      yield* kubernetesProvider({ transport, fallbackPort }).run(signal);
+    },
+  };
+  const provider = config.stateFile === undefined
+    ? kube
+    : withFallback(persistToStateFile(kube, config.stateFile), stateFileProvider(config.stateFile));
+  return {
+    providers: [provider],
+    close: () => {
+      closed = true;
+      transport?.close();
+    },
+  };
+}

@@ -1,0 +1,293 @@
+/**
+ * The engine of {@linkcode listWatch}: the LIST / WATCH / retry loop and the cache.
+ *
+ * @module
+ */
+import { getLogger } from "@logtape/logtape";
+import { Backoff, type Clock, jitter, type Random, systemClock } from "../../clock.ts";
+import { describeError } from "../../upstream/probe.ts";
+import { IdleDeadline, readLines } from "./_watch_stream.ts";
+import type { KubeObject, ListWatchOptions, ListWatchSnapshot } from "./list_watch.ts";
+
+const log = getLogger(["extractedprism", "discovery", "kubernetes"]);
+
+/** The resource version is too old: only a new LIST can go on. */
+class GoneError extends Error {
+  override name = "GoneError";
+}
+
+const MAX_PAGES = 10_000;
+
+/** Keeps the cache of one collection in step with the API server and publishes a snapshot after every change. */
+export class Reflector<T extends KubeObject> {
+  #cache = new Map<string, T>();
+  #rv = "";
+  readonly #o: ListWatchOptions<T>;
+  readonly #clock: Clock;
+  readonly #random: Random;
+  readonly #publish: (snap: ListWatchSnapshot<T>) => void;
+  readonly #backoff: Backoff;
+  readonly #idleMs: number;
+
+  constructor(options: ListWatchOptions<T>, publish: (snap: ListWatchSnapshot<T>) => void) {
+    this.#o = options;
+    this.#clock = options.clock ?? systemClock;
+    this.#random = options.random ?? Math.random;
+    this.#publish = publish;
+    this.#backoff = new Backoff(options.backoffBaseMs ?? 1000, options.backoffMaxMs ?? 30_000, this.#random);
+    this.#idleMs = options.idleTimeoutMs ?? 180_000;
+  }
+
+  /** Runs until `signal` aborts; never rejects. */
+  async run(signal: AbortSignal): Promise<void> {
+    let needList = true;
+    let goneInARow = 0;
+    while (!signal.aborted) {
+      let phase: "list" | "watch" = needList ? "list" : "watch";
+      let reason: string;
+      try {
+        if (needList) {
+          await this.#list(signal);
+          needList = false;
+          this.#emit();
+        }
+        phase = "watch";
+        const healthy = await this.#watch(signal, () => {
+          this.#backoff.reset();
+          goneInARow = 0;
+        });
+        if (healthy) this.#backoff.reset();
+        reason = "the watch stream ended";
+      } catch (e) {
+        if (signal.aborted) return;
+        if (e instanceof GoneError) {
+          needList = true;
+          // Relist at once, unless the fresh list's own watch was also Gone: then back off like any failure.
+          if (++goneInARow === 1) {
+            log.info("Relisting {path}: {reason}", { path: this.#o.path, reason: e.message });
+            continue;
+          }
+        }
+        reason = describeError(e);
+      }
+      const delayMs = this.#backoff.next();
+      try {
+        this.#o.onRetry?.({ phase, reason, delayMs });
+      } catch {
+        // An observer's failure must not stop discovery.
+      }
+      const level = reason === "the watch stream ended" ? "debug" : "warn";
+      log[level]("Retrying the {phase} of {path} in {delayMs} ms: {reason}", {
+        phase,
+        path: this.#o.path,
+        reason,
+        delayMs: Math.round(delayMs),
+      });
+      try {
+        await this.#clock.sleep(delayMs, signal);
+      } catch {
+        return;
+      }
+    }
+  }
+
+  #emit(): void {
+    const items = [...this.#cache.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, v]) => v);
+    this.#publish({ items, resourceVersion: this.#rv });
+  }
+
+  #query(extra: Record<string, string>): string {
+    const q = new URLSearchParams();
+    if (this.#o.labelSelector) q.set("labelSelector", this.#o.labelSelector);
+    if (this.#o.fieldSelector) q.set("fieldSelector", this.#o.fieldSelector);
+    for (const [k, v] of Object.entries(extra)) q.set(k, v);
+    return `${this.#o.path}?${q}`;
+  }
+
+  /** Lists every page into a new cache; the old cache stays until the whole list succeeded. */
+  async #list(signal: AbortSignal): Promise<void> {
+    const items = new Map<string, T>();
+    let cont = "";
+    let rv = "";
+    for (let page = 0;; page++) {
+      if (page >= MAX_PAGES) throw new Error(`Cannot list '${this.#o.path}': expected fewer than ${MAX_PAGES} pages`);
+      const extra: Record<string, string> = { limit: String(this.#o.pageLimit ?? 500) };
+      if (cont) extra.continue = cont;
+      const body = await this.#getJson(this.#query(extra), signal);
+      const meta = isRecord(body) && isRecord(body.metadata) ? body.metadata : undefined;
+      if (meta === undefined || !isRecord(body) || !Array.isArray(body.items)) {
+        throw new TypeError(`Cannot list '${this.#o.path}': expected a list with metadata and items`);
+      }
+      for (const raw of body.items as unknown[]) {
+        const obj = this.#decode(raw);
+        if (obj !== undefined) items.set(objectKey(obj), obj);
+      }
+      if (typeof meta.resourceVersion === "string") rv = meta.resourceVersion;
+      const next = typeof meta.continue === "string" ? meta.continue : "";
+      if (next === "") break;
+      if (next === cont) throw new Error(`Cannot list '${this.#o.path}': the server repeated continue token`);
+      cont = next;
+    }
+    if (rv === "") throw new TypeError(`Cannot list '${this.#o.path}': expected metadata.resourceVersion`);
+    this.#cache = items;
+    this.#rv = rv;
+  }
+
+  async #getJson(path: string, signal: AbortSignal): Promise<unknown> {
+    const ctrl = new AbortController();
+    const deadline = new IdleDeadline(this.#clock, this.#idleMs, () => ctrl.abort(new Error("no answer")));
+    try {
+      const res = await this.#o.transport.request({
+        method: "GET",
+        path,
+        signal: AbortSignal.any([signal, ctrl.signal]),
+      });
+      if (!res.ok) throw await statusError(res, `list '${this.#o.path}'`);
+      const text = await res.text();
+      try {
+        return JSON.parse(text);
+      } catch {
+        throw new SyntaxError(
+          `Cannot list '${this.#o.path}': expected JSON, found ${JSON.stringify(text.slice(0, 40))}`,
+        );
+      }
+    } catch (e) {
+      if (ctrl.signal.aborted && !signal.aborted) {
+        throw new Error(`Cannot list '${this.#o.path}': no answer within ${this.#idleMs} ms`);
+      }
+      throw e;
+    } finally {
+      deadline.stop();
+    }
+  }
+
+  /**
+   * Watches from the cached resourceVersion until the stream ends (resolves) or fails (rejects).
+   *
+   * @returns Whether the watch was healthy: it delivered an event or bookmark, or lasted half its server timeout.
+   */
+  async #watch(signal: AbortSignal, onFirstEvent: () => void): Promise<boolean> {
+    const ctrl = new AbortController();
+    const deadline = new IdleDeadline(this.#clock, this.#idleMs, () => ctrl.abort());
+    const timeoutSeconds = Math.max(1, Math.round(jitter(this.#o.watchTimeoutSeconds ?? 300, 0.2, this.#random)));
+    const path = this.#query({
+      watch: "1",
+      allowWatchBookmarks: "true",
+      resourceVersion: this.#rv,
+      timeoutSeconds: String(timeoutSeconds),
+    });
+    let events = 0;
+    const started = this.#clock.now();
+    try {
+      const res = await this.#o.transport.request({
+        method: "GET",
+        path,
+        signal: AbortSignal.any([signal, ctrl.signal]),
+      });
+      if (res.status === 410) {
+        await res.body?.cancel();
+        throw new GoneError(`watch from resourceVersion ${this.#rv} answered 410 Gone`);
+      }
+      if (!res.ok) throw await statusError(res, `watch '${this.#o.path}'`);
+      if (res.body === null) throw new Error(`Cannot watch '${this.#o.path}': the response has no body`);
+      deadline.touch();
+      for await (const line of readLines(res.body)) {
+        deadline.touch();
+        if (line.trim() === "") continue;
+        let event: unknown;
+        try {
+          event = JSON.parse(line);
+        } catch {
+          throw new SyntaxError(`Cannot read watch event: expected JSON, found ${JSON.stringify(line.slice(0, 40))}`);
+        }
+        if (this.#apply(event)) this.#emit();
+        if (events++ === 0) onFirstEvent();
+      }
+      return events > 0 || this.#clock.now() - started >= timeoutSeconds * 500;
+    } catch (e) {
+      if (ctrl.signal.aborted && !signal.aborted) {
+        throw new Error(`Cannot watch '${this.#o.path}': no event or bookmark for ${this.#idleMs} ms`);
+      }
+      throw e;
+    } finally {
+      deadline.stop();
+    }
+  }
+
+  /** Applies one watch event to the cache; returns whether the cache changed. */
+  #apply(event: unknown): boolean {
+    if (!isRecord(event) || typeof event.type !== "string" || !isRecord(event.object)) {
+      throw new TypeError("Cannot read watch event: expected an object with 'type' and 'object'");
+    }
+    const { type, object } = event;
+    if (type === "ERROR") {
+      const code = object.code;
+      const message = typeof object.message === "string" ? object.message : "";
+      if (code === 410 || object.reason === "Expired" || object.reason === "Gone") {
+        throw new GoneError(`watch ERROR event 410: ${message}`);
+      }
+      throw new Error(`Cannot watch '${this.#o.path}': ERROR event ${String(code)}: ${message}`);
+    }
+    if (type === "BOOKMARK") {
+      const rv = isRecord(object.metadata) ? object.metadata.resourceVersion : undefined;
+      if (typeof rv === "string" && rv !== "") this.#rv = rv;
+      log.trace("Bookmark of {path} at resourceVersion {resourceVersion}", { path: this.#o.path, resourceVersion: rv });
+      return false;
+    }
+    if (type !== "ADDED" && type !== "MODIFIED" && type !== "DELETED") {
+      log.debug("Ignoring watch event of type {type}", { type });
+      return false;
+    }
+    const obj = this.#decode(object);
+    if (obj === undefined) return false;
+    if (obj.metadata.resourceVersion) this.#rv = obj.metadata.resourceVersion;
+    log.trace("{type} {name} of {path} at resourceVersion {resourceVersion}", {
+      type,
+      name: objectKey(obj),
+      path: this.#o.path,
+      resourceVersion: obj.metadata.resourceVersion,
+    });
+    if (type === "DELETED") return this.#cache.delete(objectKey(obj));
+    this.#cache.set(objectKey(obj), obj);
+    return true;
+  }
+
+  /** Checks metadata and runs the caller's decoder; logs and returns `undefined` for an unusable object. */
+  #decode(raw: unknown): T | undefined {
+    const meta = isRecord(raw) && isRecord(raw.metadata) ? raw.metadata : undefined;
+    const ok = meta !== undefined && typeof meta.name === "string" && meta.name !== "" &&
+      (meta.namespace === undefined || typeof meta.namespace === "string") &&
+      (meta.resourceVersion === undefined || typeof meta.resourceVersion === "string");
+    if (!ok) {
+      log.warn("Skipping an object of {path}: expected metadata with a name", { path: this.#o.path });
+      return undefined;
+    }
+    try {
+      return this.#o.decode ? this.#o.decode(raw as unknown as KubeObject) : raw as unknown as T;
+    } catch (e) {
+      log.warn("Skipping {name} of {path}: {error}", { name: meta.name, path: this.#o.path, error: describeError(e) });
+      return undefined;
+    }
+  }
+}
+
+function objectKey(o: KubeObject): string {
+  return `${o.metadata.namespace ?? ""}/${o.metadata.name}`;
+}
+
+async function statusError(res: Response, what: string): Promise<Error> {
+  let detail = "";
+  try {
+    const text = await res.text();
+    const status: unknown = JSON.parse(text);
+    if (isRecord(status) && typeof status.message === "string") detail = `: ${status.message}`;
+  } catch {
+    // The status line says enough.
+  }
+  if (res.status === 410) return new GoneError(`${what} answered 410 Gone${detail}`);
+  return new Error(`Cannot ${what}: expected 200, found ${res.status}${detail}`);
+}
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}

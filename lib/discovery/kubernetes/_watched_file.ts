@@ -1,0 +1,75 @@
+/**
+ * A small file (token, certificate, key, CA) re-read at most every `recheckMs`, or at once when forced (after a 401).
+ * A failed re-read keeps the last good content: rotations replace files, and a reader may land between two renames.
+ *
+ * @module
+ */
+import { getLogger } from "@logtape/logtape";
+
+const log = getLogger(["extractedprism", "discovery", "kubernetes"]);
+
+/** A file whose content is cached and re-read when it may have changed. */
+export class WatchedFile {
+  /** The file's path. */
+  readonly path: string;
+  /** What the file is, for messages (`token file`). */
+  readonly what: string;
+  readonly #recheckMs: number;
+  readonly #now: () => number;
+  #text: string | undefined;
+  #checkedAt = -Infinity;
+  #warned = false;
+  #reading: Promise<string> | undefined;
+
+  /**
+   * Reads nothing yet: the first `read` does.
+   *
+   * @param path The file.
+   * @param what What it is, for messages (`token file`).
+   * @param recheckMs The least time between two reads unless forced.
+   * @param now A monotonic clock in milliseconds.
+   */
+  constructor(path: string, what: string, recheckMs: number, now: () => number) {
+    this.path = path;
+    this.what = what;
+    this.#recheckMs = recheckMs;
+    this.#now = now;
+  }
+
+  /**
+   * The file's content, read again when `force` is set or `recheckMs` has passed since the last read.
+   *
+   * @throws {Error} `Cannot read token file 'PATH': ...` when the file has never been read successfully.
+   */
+  read(force: boolean): Promise<string> {
+    // Callers that read the same file together (a combined certificate and key) share one read.
+    if (this.#reading !== undefined) return this.#reading;
+    const text = this.#text;
+    if (text !== undefined && !force && this.#now() - this.#checkedAt < this.#recheckMs) return Promise.resolve(text);
+    this.#reading = this.#load().finally(() => {
+      this.#reading = undefined;
+    });
+    return this.#reading;
+  }
+
+  async #load(): Promise<string> {
+    this.#checkedAt = this.#now();
+    try {
+      this.#text = await Deno.readTextFile(this.path);
+      this.#warned = false;
+      return this.#text;
+    } catch (e) {
+      const why = e instanceof Error ? e.message : String(e);
+      if (this.#text === undefined) throw new Error(`Cannot read ${this.what} '${this.path}': ${why}`);
+      if (!this.#warned) {
+        log.warn("Cannot re-read {what} {path}, keeping the last content: {error}", {
+          what: this.what,
+          path: this.path,
+          error: why,
+        });
+        this.#warned = true;
+      }
+      return this.#text;
+    }
+  }
+}

@@ -1,0 +1,114 @@
+/**
+ * Chooses how discovery reaches the API: a kubeconfig when one is given (bare nodes, systemd), else the pod's
+ * service account (DaemonSet), else nothing (the proxy runs on its static endpoints).
+ *
+ * @module
+ */
+import { getLogger } from "@logtape/logtape";
+import { type Endpoint, endpointKey } from "../../config/endpoint.ts";
+import { type AddressPattern, matchesAddress } from "./_addresses.ts";
+import type { KubeConnection } from "./connection.ts";
+import { createCredentialSource, type CredentialSourceOptions } from "./credentials.ts";
+import { HttpKubeTransport } from "./http_transport.ts";
+import { loadInCluster, SERVICE_ACCOUNT_DIR } from "./in_cluster.ts";
+import { loadKubeconfig } from "./kubeconfig.ts";
+
+const log = getLogger(["extractedprism", "discovery", "kubernetes"]);
+
+/** The name in-cluster API server certificates carry (kube-apiserver always adds it). */
+export const DEFAULT_TLS_SERVER_NAME = "kubernetes.default.svc";
+
+/** Options of {@linkcode connectKubernetes}. */
+export interface ConnectKubernetesOptions {
+  /** `--kubeconfig` / `EP_KUBECONFIG`; wins over the service account. */
+  readonly kubeconfigPath?: string;
+  /** `--kube-context`: a context other than the kubeconfig's `current-context`. */
+  readonly context?: string;
+  /** The service-account directory. @default {SERVICE_ACCOUNT_DIR} */
+  readonly serviceAccountDir?: string;
+  /**
+   * The name API server certificates are verified against when the known endpoints are dialled
+   * (`--discovery-tls-server-name`); a kubeconfig's `tls-server-name` wins. @default {DEFAULT_TLS_SERVER_NAME}
+   */
+  readonly tlsServerName?: string;
+  /** This proxy's listener (`--bind-address:--bind-port`): never dialled. */
+  readonly ownListener: Endpoint;
+  /** The `kubernetes` ClusterIP (`KUBERNETES_SERVICE_HOST`), never dialled on any port. */
+  readonly clusterIp?: string;
+  /** The known API server endpoints, preferred first (static + last discovered); read before every request. */
+  readonly endpoints: () => readonly Endpoint[];
+  /** @default {5000} */
+  /** Time allowed to open a TCP connection to one endpoint. @default {5000} */
+  readonly connectTimeoutMs?: number;
+  /** @default {30000} */
+  /** Time allowed from a request to its response headers. @default {30000} */
+  readonly headerTimeoutMs?: number;
+  /** Re-read intervals and clocks of the credentials. */
+  readonly credentials?: CredentialSourceOptions;
+}
+
+/**
+ * Builds the transport discovery uses, or returns `undefined` (after one log line) when there is neither a
+ * kubeconfig nor a service account. Never dials the ClusterIP or this proxy's own listener: in-cluster, and for a
+ * kubeconfig whose server is this proxy, the known endpoints are dialled directly and verified against the TLS name.
+ *
+ * @throws {Error} When the kubeconfig or the service-account files cannot be used (a configuration error).
+ *
+ * @example
+ * ```ts
+ * import { connectKubernetes } from "./connect.ts";
+ * const dir = await Deno.makeTempDir();
+ * const transport = await connectKubernetes({
+ *   serviceAccountDir: dir,
+ *   ownListener: { host: "127.0.0.1", port: 7445 },
+ *   endpoints: () => [],
+ * });
+ * console.assert(transport === undefined);
+ * await Deno.remove(dir);
+ * ```
+ */
+export async function connectKubernetes(options: ConnectKubernetesOptions): Promise<HttpKubeTransport | undefined> {
+  const saDir = options.serviceAccountDir ?? SERVICE_ACCOUNT_DIR;
+  const conn: KubeConnection | undefined = options.kubeconfigPath !== undefined
+    ? await loadKubeconfig(options.kubeconfigPath, options.context === undefined ? {} : { context: options.context })
+    : loadInCluster(saDir);
+  if (conn === undefined) {
+    log.info("Kubernetes discovery is off: no service-account token in {dir} and no --kubeconfig", { dir: saDir });
+    return undefined;
+  }
+  const own: AddressPattern = { host: options.ownListener.host, port: options.ownListener.port };
+  const neverDial: AddressPattern[] = [own];
+  if (options.clusterIp) neverDial.push({ host: options.clusterIp });
+  const defaultName = options.tlsServerName ?? DEFAULT_TLS_SERVER_NAME;
+
+  let endpoints = options.endpoints;
+  let tlsServerName = conn.tlsServerName ?? defaultName;
+  let target = "the known API server endpoints";
+  const server = conn.server;
+  if (server !== undefined && !matchesAddress(server, own)) {
+    const fixed: readonly Endpoint[] = [{ host: server.host, port: server.port }];
+    endpoints = () => fixed;
+    tlsServerName = conn.tlsServerName ?? server.host;
+    target = endpointKey(fixed[0] as Endpoint);
+  } else if (server !== undefined) {
+    log.info(
+      "The kubeconfig server {server} is this proxy's own listener: dialling the known API server endpoints directly",
+      { server: server.url },
+    );
+  }
+  log.info("Kubernetes API client: {origin}, dialling {target}, verified as {name}", {
+    origin: conn.origin,
+    target,
+    name: tlsServerName,
+  });
+  return new HttpKubeTransport({
+    endpoints,
+    tlsServerName,
+    credentials: createCredentialSource(conn, options.credentials ?? {}),
+    origin: conn.origin,
+    neverDial,
+    ...(server?.pathPrefix ? { pathPrefix: server.pathPrefix } : {}),
+    ...(options.connectTimeoutMs !== undefined ? { connectTimeoutMs: options.connectTimeoutMs } : {}),
+    ...(options.headerTimeoutMs !== undefined ? { headerTimeoutMs: options.headerTimeoutMs } : {}),
+  });
+}

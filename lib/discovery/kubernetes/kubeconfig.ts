@@ -1,0 +1,329 @@
+/**
+ * Reads a kubeconfig the way kubectl does for the fields node kubeconfigs use, and refuses everything else by name:
+ * a proxy that silently ignored `auth-provider` or `insecure-skip-tls-verify` would fail later, far from the cause.
+ *
+ * Supported: `current-context` or a named context; `server` (https, optional path prefix), `certificate-authority(-data)`,
+ * `tls-server-name`; `client-certificate(-data)`, `client-key(-data)`, `token`, `tokenFile`, `exec`. Relative file
+ * paths are resolved against the kubeconfig's directory. `preferences`, `extensions`, `namespace` and
+ * `disable-compression` are accepted and have no effect on the connection.
+ *
+ * @module
+ */
+import { normaliseIpv6 } from "../../config/endpoint.ts";
+import type { ExecApiVersion, ExecConfig, ExecEnvVar, KubeConnection, PemSource, UserAuth } from "./connection.ts";
+
+/** Options of {@linkcode loadKubeconfig}. */
+export interface LoadKubeconfigOptions {
+  /** The context to use instead of `current-context` (`--kube-context`). */
+  readonly context?: string;
+}
+
+const TOP_FIELDS = [
+  "apiVersion",
+  "kind",
+  "clusters",
+  "contexts",
+  "users",
+  "current-context",
+  "preferences",
+  "extensions",
+];
+const CLUSTER_FIELDS = [
+  "server",
+  "certificate-authority",
+  "certificate-authority-data",
+  "tls-server-name",
+  "insecure-skip-tls-verify",
+  "disable-compression",
+  "extensions",
+];
+const CONTEXT_FIELDS = ["cluster", "user", "namespace", "extensions"];
+const USER_FIELDS = [
+  "client-certificate",
+  "client-certificate-data",
+  "client-key",
+  "client-key-data",
+  "token",
+  "tokenFile",
+  "exec",
+  "extensions",
+];
+const EXEC_FIELDS = ["apiVersion", "command", "args", "env", "installHint", "provideClusterInfo", "interactiveMode"];
+const EXEC_VERSIONS: readonly string[] = ["client.authentication.k8s.io/v1", "client.authentication.k8s.io/v1beta1"];
+
+type Obj = Record<string, unknown>;
+
+/** A kubeconfig that cannot be used; the message names the file, the entry and the field. */
+export class KubeconfigError extends Error {
+  /** The error's name. */
+  override name = "KubeconfigError";
+}
+
+/**
+ * Reads and validates a kubeconfig file into a {@linkcode KubeConnection}.
+ *
+ * @param path The kubeconfig file (`--kubeconfig`).
+ * @throws {KubeconfigError} `Cannot use kubeconfig 'PATH': user 'x' uses unsupported field 'auth-provider'` style.
+ *
+ * @example
+ * ```ts
+ * import { loadKubeconfig } from "./kubeconfig.ts";
+ * const dir = await Deno.makeTempDir();
+ * await Deno.writeTextFile(`${dir}/config`, `
+ * clusters: [{name: c, cluster: {server: "https://10.0.0.1:6443", certificate-authority: ca.crt}}]
+ * users: [{name: u, user: {tokenFile: token}}]
+ * contexts: [{name: x, context: {cluster: c, user: u}}]
+ * current-context: x
+ * `);
+ * const conn = await loadKubeconfig(`${dir}/config`);
+ * console.assert(conn.server?.port === 6443 && conn.auth.tokenFile === `${dir}/token`);
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
+export async function loadKubeconfig(path: string, options: LoadKubeconfigOptions = {}): Promise<KubeConnection> {
+  let text: string;
+  try {
+    text = await Deno.readTextFile(path);
+  } catch (e) {
+    throw new KubeconfigError(`Cannot read kubeconfig '${path}': ${e instanceof Error ? e.message : String(e)}`);
+  }
+  return await parseKubeconfig(text, path, options);
+}
+
+/**
+ * Validates kubeconfig text; `path` is used in messages and to resolve relative file names (it is not read). Reads
+ * the CA file only when an exec plugin asks for `provideClusterInfo`. The YAML parser is loaded on first use: the
+ * in-cluster path never pays for it (about 5 MiB of RSS).
+ *
+ * @throws {KubeconfigError} When the text is not a usable kubeconfig.
+ */
+export async function parseKubeconfig(
+  text: string,
+  path: string,
+  options: LoadKubeconfigOptions = {},
+): Promise<KubeConnection> {
+  const { parse } = await import("yaml");
+  return fromDocument(() => parse(text), path, options);
+}
+
+function fromDocument(parse: () => unknown, path: string, options: LoadKubeconfigOptions): KubeConnection {
+  const fail = (what: string): never => {
+    throw new KubeconfigError(`Cannot use kubeconfig '${path}': ${what}`);
+  };
+  let doc: unknown;
+  try {
+    doc = parse();
+  } catch (e) {
+    // Not a YAML error (e.g. NotCapable: the yaml package reads LOG_TOKENS and LOG_STREAM): not the file's fault.
+    if (!(e instanceof Error) || !e.name.startsWith("YAML")) throw e;
+    const first = e.message.split("\n")[0];
+    return fail(`expected YAML, got an error: ${first}`);
+  }
+  if (!isObj(doc)) return fail("expected a mapping with clusters, contexts and users");
+  checkFields(doc, TOP_FIELDS, "the file", fail);
+  const dir = dirname(path);
+  const resolve = (p: string) => (p.startsWith("/") ? p : `${dir === "/" ? "" : dir}/${p.replace(/^(\.\/)+/, "")}`);
+
+  const contextName = options.context ?? optString(doc, "current-context", "the file", fail);
+  if (contextName === undefined || contextName === "") {
+    return fail("no current-context is set; expected one, or --kube-context");
+  }
+  const context = findNamed(doc, "contexts", "context", contextName, fail);
+  checkFields(context, CONTEXT_FIELDS, `context '${contextName}'`, fail);
+  const clusterName = optString(context, "cluster", `context '${contextName}'`, fail);
+  if (!clusterName) return fail(`context '${contextName}' names no cluster`);
+  const cluster = findNamed(doc, "clusters", "cluster", clusterName, fail);
+  const where = `cluster '${clusterName}'`;
+  checkFields(cluster, CLUSTER_FIELDS, where, fail);
+  if (cluster["insecure-skip-tls-verify"] === true) {
+    fail(
+      `${where} uses unsupported field 'insecure-skip-tls-verify: true' (Deno always verifies the certificate chain)`,
+    );
+  }
+  const server = parseServer(optString(cluster, "server", where, fail), where, fail);
+  const ca = pemSource(cluster, "certificate-authority", where, resolve, fail);
+  const tlsServerName = optString(cluster, "tls-server-name", where, fail) || undefined;
+
+  const userName = optString(context, "user", `context '${contextName}'`, fail);
+  let auth: UserAuth = userName
+    ? parseUser(findNamed(doc, "users", "user", userName, fail), `user '${userName}'`, resolve, fail)
+    : {};
+  if (auth.exec?.cluster !== undefined) {
+    // provideClusterInfo: the plugin gets the same facts kubectl would pass it.
+    const info: Obj = { server: server.url };
+    if (tlsServerName) info["tls-server-name"] = tlsServerName;
+    if (ca) info["certificate-authority-data"] = btoa(readPem(ca, fail));
+    auth = { ...auth, exec: { ...auth.exec, cluster: info } };
+  }
+  const namespace = optString(context, "namespace", `context '${contextName}'`, fail) || undefined;
+  return {
+    origin: `kubeconfig '${path}' (context '${contextName}')`,
+    server,
+    ...(tlsServerName ? { tlsServerName } : {}),
+    ...(ca ? { ca } : {}),
+    auth,
+    ...(namespace ? { namespace } : {}),
+  };
+}
+
+function parseServer(url: string | undefined, where: string, fail: (w: string) => never): NonNullable<
+  KubeConnection["server"]
+> {
+  if (!url) return fail(`${where} has no server`);
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    return fail(`${where} has server '${url}': expected an https:// URL`);
+  }
+  if (u.protocol !== "https:") return fail(`${where} has server '${url}': expected an https:// URL`);
+  if (u.search || u.hash || u.username || u.password) {
+    return fail(`${where} has server '${url}': expected no query, fragment or user info`);
+  }
+  const bracketed = u.hostname.startsWith("[");
+  const host = bracketed ? normaliseIpv6(u.hostname.slice(1, -1)) ?? u.hostname : u.hostname;
+  return { host, port: u.port ? Number(u.port) : 443, pathPrefix: u.pathname.replace(/\/+$/, ""), url };
+}
+
+function parseUser(
+  user: Obj,
+  where: string,
+  resolve: (p: string) => string,
+  fail: (w: string) => never,
+): UserAuth {
+  checkFields(user, USER_FIELDS, where, fail);
+  const cert = pemSource(user, "client-certificate", where, resolve, fail);
+  const key = pemSource(user, "client-key", where, resolve, fail);
+  if (cert && !key) fail(`${where} has client-certificate but no client-key`);
+  if (key && !cert) fail(`${where} has client-key but no client-certificate`);
+  const token = optString(user, "token", where, fail) || undefined;
+  const tokenFile = optString(user, "tokenFile", where, fail) || undefined;
+  const exec = user.exec === undefined || user.exec === null
+    ? undefined
+    : parseExec(user.exec, `${where} exec`, resolve, fail);
+  return {
+    ...(token ? { token } : {}),
+    ...(tokenFile ? { tokenFile: resolve(tokenFile) } : {}),
+    ...(cert && key ? { clientCert: { cert, key } } : {}),
+    ...(exec ? { exec } : {}),
+  };
+}
+
+function parseExec(
+  raw: unknown,
+  where: string,
+  resolve: (p: string) => string,
+  fail: (w: string) => never,
+): ExecConfig {
+  if (!isObj(raw)) return fail(`${where}: expected a mapping`);
+  for (const k of Object.keys(raw)) {
+    if (!EXEC_FIELDS.includes(k)) fail(`${where} uses unsupported field '${k}'`);
+  }
+  const apiVersion = optString(raw, "apiVersion", where, fail);
+  if (!apiVersion || !EXEC_VERSIONS.includes(apiVersion)) {
+    fail(`${where} has apiVersion '${apiVersion ?? ""}': expected one of ${EXEC_VERSIONS.join(", ")}`);
+  }
+  const command = optString(raw, "command", where, fail);
+  if (!command) return fail(`${where} has no command`);
+  // kubectl resolves a relative command only when it names a path, not a program looked up in PATH.
+  const resolvedCommand = command.includes("/") ? resolve(command) : command;
+  const args = raw.args ?? [];
+  if (!Array.isArray(args) || !args.every((a) => typeof a === "string")) fail(`${where} args: expected a string list`);
+  const env: ExecEnvVar[] = [];
+  for (const e of (raw.env ?? []) as unknown[]) {
+    if (!isObj(e) || typeof e.name !== "string" || !e.name || typeof e.value !== "string") {
+      fail(`${where} env: expected entries with a name and a string value`);
+    }
+    env.push({ name: (e as Obj).name as string, value: (e as Obj).value as string });
+  }
+  const mode = optString(raw, "interactiveMode", where, fail) ??
+    (apiVersion === "client.authentication.k8s.io/v1" ? undefined : "IfAvailable");
+  if (mode === undefined) fail(`${where} has no interactiveMode; expected 'Never' (required by ${apiVersion})`);
+  // The proxy has no terminal: "IfAvailable" then means "Never", as in client-go without a TTY.
+  if (mode !== "Never" && mode !== "IfAvailable") {
+    fail(`${where} uses unsupported field 'interactiveMode: ${mode}' (the proxy has no terminal; expected Never)`);
+  }
+  const installHint = optString(raw, "installHint", where, fail) || undefined;
+  const provide = raw.provideClusterInfo;
+  if (provide !== undefined && typeof provide !== "boolean") {
+    fail(`${where} provideClusterInfo: expected true or false`);
+  }
+  return {
+    apiVersion: apiVersion as ExecApiVersion,
+    command: resolvedCommand,
+    args: args as string[],
+    env,
+    ...(installHint ? { installHint } : {}),
+    ...(provide === true ? { cluster: {} } : {}),
+  };
+}
+
+/** `field` (a file, resolved) or `field-data` (base64 PEM); the data wins when both are set, as in client-go. */
+function pemSource(
+  o: Obj,
+  field: string,
+  where: string,
+  resolve: (p: string) => string,
+  fail: (w: string) => never,
+): PemSource | undefined {
+  const data = optString(o, `${field}-data`, where, fail);
+  if (data) {
+    try {
+      return { data: new TextDecoder("utf-8", { fatal: true }).decode(base64Bytes(data)) };
+    } catch {
+      return fail(`${where} has ${field}-data that is not base64 PEM`);
+    }
+  }
+  const file = optString(o, field, where, fail);
+  return file ? { file: resolve(file) } : undefined;
+}
+
+function base64Bytes(text: string): Uint8Array {
+  return Uint8Array.from(atob(text.replace(/\s+/g, "")), (c) => c.charCodeAt(0));
+}
+
+function readPem(source: PemSource, fail: (w: string) => never): string {
+  if ("data" in source) return source.data;
+  try {
+    return Deno.readTextFileSync(source.file);
+  } catch (e) {
+    return fail(`cannot read certificate-authority '${source.file}': ${e instanceof Error ? e.message : String(e)}`);
+  }
+}
+
+function findNamed(doc: Obj, list: string, item: string, name: string, fail: (w: string) => never): Obj {
+  const entries = doc[list] ?? [];
+  if (!Array.isArray(entries)) return fail(`${list}: expected a list`);
+  const found = entries.filter((e) => isObj(e) && e.name === name);
+  if (found.length === 0) {
+    const names = entries.filter(isObj).map((e) => `'${String(e.name)}'`).join(", ");
+    return fail(`${item} '${name}' is not defined; expected one of: ${names || "(none)"}`);
+  }
+  if (found.length > 1) return fail(`${item} '${name}' is defined more than once`);
+  const body = (found[0] as Obj)[item] ?? {};
+  if (!isObj(body)) return fail(`${item} '${name}': expected a mapping`);
+  return body;
+}
+
+function checkFields(o: Obj, allowed: readonly string[], where: string, fail: (w: string) => never): void {
+  for (const k of Object.keys(o)) {
+    if (!allowed.includes(k)) fail(`${where} uses unsupported field '${k}'`);
+  }
+}
+
+function optString(o: Obj, key: string, where: string, fail: (w: string) => never): string | undefined {
+  const v = o[key];
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== "string") return fail(`${where} field '${key}': expected a string`);
+  return v;
+}
+
+function isObj(v: unknown): v is Obj {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+function dirname(path: string): string {
+  const i = path.lastIndexOf("/");
+  if (i < 0) return ".";
+  return i === 0 ? "/" : path.slice(0, i);
+}

@@ -1,0 +1,199 @@
+/**
+ * Runs the real program exactly as `deno task start` does: the `start` task's words from `deno.json`, with this
+ * test's `deno` binary, from the repository root, with a cleared environment plus what the test passes.
+ *
+ * @module
+ */
+import denoJson from "../../deno.json" with { type: "json" };
+
+/** The repository root (where `deno.json` and `main.ts` live), found from this file's place in it. */
+export const REPO_ROOT: URL = new URL("../../", import.meta.url);
+
+/** The `start` task split into words, `deno` replaced by the running binary. */
+export interface StartCommand {
+  readonly command: string;
+  /** Everything after `deno`, ending with the main module. */
+  readonly args: readonly string[];
+  /** `NAME=value` assignments written before `deno` in the task. */
+  readonly env: Readonly<Record<string, string>>;
+}
+
+const ASSIGNMENT = /^([A-Za-z_][A-Za-z0-9_]*)=(.*)$/;
+
+/**
+ * Reads the `start` task. It must be a plain `[NAME=value ...] deno run ... main.ts` (no other shell syntax), so that
+ * a test can run the very same words without a shell.
+ */
+export function startCommand(): StartCommand {
+  const task: string = denoJson.tasks.start;
+  const words = task.trim().split(/\s+/);
+  const env: Record<string, string> = {};
+  let m: RegExpExecArray | null;
+  while (words.length > 0 && (m = ASSIGNMENT.exec(words[0] as string)) !== null) {
+    env[m[1] as string] = m[2] as string;
+    words.shift();
+  }
+  if (/[;&|<>$`'"\\]/.test(task) || words[0] !== "deno" || words[1] !== "run" || words.at(-1) !== "main.ts") {
+    throw new Error(
+      `Cannot run the start task '${task}': expected '[NAME=value ...] deno run <flags> main.ts' without shell syntax`,
+    );
+  }
+  return { command: Deno.execPath(), args: words.slice(1), env };
+}
+
+/** What Deno itself may need to find its cache; the program cannot read these (they are not in its env list). */
+function runtimeEnv(): Record<string, string> {
+  const out: Record<string, string> = { NO_COLOR: "1" };
+  for (const name of ["HOME", "DENO_DIR", "XDG_CACHE_HOME"]) {
+    const v = Deno.env.get(name);
+    if (v !== undefined) out[name] = v;
+  }
+  return out;
+}
+
+/** Options of {@linkcode MainProcess.start} and {@linkcode runMain}. */
+export interface MainOptions {
+  /** Environment of the program; the test's own environment is not inherited. @default {} */
+  readonly env?: Readonly<Record<string, string>>;
+}
+
+/** How a finished run ended. */
+export interface MainResult {
+  readonly code: number;
+  readonly signal: Deno.Signal | null;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/** The program running as a child process; stderr is collected line by line as it arrives. */
+export class MainProcess implements AsyncDisposable {
+  readonly #child: Deno.ChildProcess;
+  readonly #lines: string[] = [];
+  #stdout = "";
+  #stderrRest = "";
+  readonly #reading: Promise<void>;
+  #status: Deno.CommandStatus | undefined;
+  readonly #exited: Promise<Deno.CommandStatus>;
+  readonly #changed = new Set<() => void>();
+
+  private constructor(args: readonly string[], options: MainOptions) {
+    const start = startCommand();
+    this.#child = new Deno.Command(start.command, {
+      args: [...start.args, ...args],
+      cwd: REPO_ROOT,
+      clearEnv: true,
+      env: { ...runtimeEnv(), ...start.env, ...options.env },
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    this.#reading = Promise.all([this.#readStdout(), this.#readStderr()]).then(() => {});
+    this.#exited = this.#child.status.then((s) => {
+      this.#status = s;
+      this.#notify();
+      return s;
+    });
+  }
+
+  /** Starts `deno task start`'s command line with `args` appended. */
+  static start(args: readonly string[], options: MainOptions = {}): MainProcess {
+    return new MainProcess(args, options);
+  }
+
+  /** The child's process id. */
+  get pid(): number {
+    return this.#child.pid;
+  }
+
+  /** Complete stderr lines so far. */
+  get lines(): readonly string[] {
+    return this.#lines;
+  }
+
+  /** The exit status, once the process has exited. */
+  get status(): Deno.CommandStatus | undefined {
+    return this.#status;
+  }
+
+  /** Sends a signal. */
+  kill(signal: Deno.Signal): void {
+    this.#child.kill(signal);
+  }
+
+  /** Waits for a stderr line that passes `test`; fails when the process exits first or after `timeoutMs`. */
+  waitForLine(test: (line: string) => boolean, timeoutMs = 15_000): Promise<string> {
+    return this.#until(() => this.#lines.find(test), timeoutMs, "a matching stderr line");
+  }
+
+  /** Waits for the process to exit and its output to end; fails after `timeoutMs`. */
+  async exited(timeoutMs = 15_000): Promise<MainResult> {
+    const status = await this.#until(() => this.#status, timeoutMs, "the process to exit", false);
+    await this.#reading;
+    const stderr = this.#lines.map((l) => `${l}\n`).join("") + this.#stderrRest;
+    return { code: status.code, signal: status.signal, stdout: this.#stdout, stderr };
+  }
+
+  /** Kills the process if it still runs and waits for it and its pipes: nothing is left open. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    if (this.#status === undefined) {
+      try {
+        this.#child.kill("SIGKILL");
+      } catch { /* exited meanwhile */ }
+    }
+    await this.#exited;
+    await this.#reading;
+  }
+
+  #until<T>(get: () => T | undefined, timeoutMs: number, what: string, failOnExit = true): Promise<T> {
+    const { promise, resolve, reject } = Promise.withResolvers<T>();
+    const check = () => {
+      const v = get();
+      if (v !== undefined) resolve(v);
+      else if (failOnExit && this.#status !== undefined) {
+        reject(
+          new Error(`The program exited (${this.#status.code}) before ${what}; stderr:\n${this.#lines.join("\n")}`),
+        );
+      }
+    };
+    const timer = setTimeout(() => {
+      reject(new Error(`Timed out after ${timeoutMs} ms waiting for ${what}; stderr:\n${this.#lines.join("\n")}`));
+    }, timeoutMs);
+    this.#changed.add(check);
+    check();
+    return promise.finally(() => {
+      clearTimeout(timer);
+      this.#changed.delete(check);
+    });
+  }
+
+  #notify(): void {
+    for (const check of [...this.#changed]) check();
+  }
+
+  async #readStdout(): Promise<void> {
+    for await (const text of this.#child.stdout.pipeThrough(new TextDecoderStream())) this.#stdout += text;
+  }
+
+  async #readStderr(): Promise<void> {
+    for await (const text of this.#child.stderr.pipeThrough(new TextDecoderStream())) {
+      const parts = (this.#stderrRest + text).split("\n");
+      this.#stderrRest = parts.pop() ?? "";
+      this.#lines.push(...parts);
+      this.#notify();
+    }
+  }
+}
+
+/** Runs the program to its end (for `--version`, `--help` and configuration errors). */
+export async function runMain(args: readonly string[], options: MainOptions = {}): Promise<MainResult> {
+  await using proc = MainProcess.start(args, options);
+  return await proc.exited();
+}
+
+/** `n` different ports that were free a moment ago: all are bound at once, then released. */
+export function freePorts(n: number): number[] {
+  const listeners = Array.from({ length: n }, () => Deno.listen({ hostname: "127.0.0.1", port: 0 }));
+  const ports = listeners.map((l) => l.addr.port);
+  for (const l of listeners) l.close();
+  return ports;
+}
