@@ -12,6 +12,9 @@
  * same way. The name is written with a trailing dot, which usual `NO_PROXY` entries do not match (only `*` does).
  * With a scoped `--allow-net`, list the name and that subdomain (port 443) besides the endpoints.
  *
+ * Deno's `fetch` also looks the name up in DNS before it uses the hop (a best-effort `--deny-net` check; the answer is
+ * not used): where the resolver is unreachable, each new connection waits for the resolver's timeout first.
+ *
  * @module
  */
 import { getLogger } from "@logtape/logtape";
@@ -39,9 +42,11 @@ export interface HttpTransportOptions {
   readonly neverDial?: readonly AddressPattern[];
   /** Time allowed to open a TCP connection to one endpoint. @default {5000} */
   readonly connectTimeoutMs?: number;
-  /** Time allowed from sending a request to its response headers (a watch's body may then stream for long). @default {30000} */
+  /**
+   * Time allowed from sending a request to its response headers; a watch's body may then stream for long.
+   * @default {30000}
+   */
   readonly headerTimeoutMs?: number;
-  /** @default {"extractedprism"} */
   /** The `User-Agent` of every request. @default {"extractedprism"} */
   readonly userAgent?: string;
 }
