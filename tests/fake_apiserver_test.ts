@@ -37,10 +37,18 @@ async function call(
     init.body = typeof options.body === "string" ? options.body : JSON.stringify(options.body);
     if (options.contentType === undefined) headers.set("content-type", "application/json");
   }
-  const res = await fetch(env.api.url + path, init);
-  const text = await res.text();
-  const json = res.headers.get("content-type")?.startsWith("application/json") ?? false;
-  return { status: res.status, body: json ? JSON.parse(text) : text };
+  // A bounded call: a server that wrongly starts a watch must fail the test, not hang it.
+  const abort = new AbortController();
+  const timer = setTimeout(() => abort.abort(new Error(`no complete answer to ${method} ${path} within 5 s`)), 5000);
+  init.signal = abort.signal;
+  try {
+    const res = await fetch(env.api.url + path, init);
+    const text = await res.text();
+    const json = res.headers.get("content-type")?.startsWith("application/json") ?? false;
+    return { status: res.status, body: json ? JSON.parse(text) : text };
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 interface Env extends AsyncDisposable {
@@ -102,7 +110,10 @@ class EventReader {
     return this.#buffer;
   }
 
-  /** Whether a line or the end of the stream is available without waiting for the network. */
+  /**
+   * Whether data or the end of the stream has arrived, without waiting. The first call starts a read; a later call
+   * sees anything that read received in between.
+   */
   async hasData(): Promise<boolean> {
     if (this.#buffer.length > 0) return true;
     this.#pending ??= this.#reader.read();
@@ -709,6 +720,7 @@ test("stream faults: a dropped stream, half an event, garbage and silence", asyn
     const silent = await openWatch(env, rv());
     await api.waitForOpenWatches(1);
     api.silence(true);
+    assert.equal(await silent.hasData(), false); // starts a read that anything sent from now on would complete
     const witness = await openWatch(env, `allowWatchBookmarks=true&${rv()}`);
     api.upsert(endpointSlice("held", ["127.0.0.1"], 6443));
     api.upsert(endpointSlice("held", ["127.0.0.2"], 6443));

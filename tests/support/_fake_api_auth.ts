@@ -12,7 +12,9 @@ import { failureStatus, type KubeStatus } from "./_fake_api_status.ts";
 
 /** Who sent a request. */
 export interface Identity {
+  /** User name: the certificate's CN, or the token's user. */
   readonly user: string;
+  /** Groups: the certificate's O values, or the service-account groups; always `system:authenticated`. */
   readonly groups: readonly string[];
   /** How the identity was proven. */
   readonly method: "x509" | "token";
@@ -20,7 +22,9 @@ export interface Identity {
 
 /** One allowed (verb, resource) pair; `"*"` matches any. Verbs: get, list, watch, create, update, patch, delete. */
 export interface Grant {
+  /** `get`, `list`, `watch`, `create`, `update`, `patch`, `delete`, or `*`. */
   readonly verb: string;
+  /** Plural resource name (`endpointslices`), or `*`. */
   readonly resource: string;
 }
 

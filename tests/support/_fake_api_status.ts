@@ -7,23 +7,37 @@
 
 /** Details of a failure: which object, and field causes for `Invalid`. */
 export interface StatusDetails {
+  /** Name of the object concerned. */
   name?: string;
+  /** API group of the object concerned. */
   group?: string;
+  /** Plural resource name (the API server puts it under `kind`). */
   kind?: string;
+  /** UID of the object concerned. */
   uid?: string;
+  /** Field-level causes (`Invalid`, apply conflicts). */
   causes?: { reason: string; message: string; field: string }[];
+  /** Seconds the client should wait before retrying (429, 503). */
   retryAfterSeconds?: number;
 }
 
 /** A `meta.k8s.io/v1` `Status`, exactly the JSON shape the API server sends. */
 export interface KubeStatus {
+  /** Always `Status`. */
   kind: "Status";
+  /** Always `v1`. */
   apiVersion: "v1";
+  /** Empty in every Status this fake sends. */
   metadata: Record<string, never> | { continue?: string };
+  /** `Failure` for errors, `Success` for a DELETE. */
   status: "Failure" | "Success";
+  /** Human-readable description. */
   message?: string;
+  /** Machine-readable reason: `Expired`, `Gone`, `Unauthorized`, `Forbidden`, `NotFound`, `Conflict`... */
   reason?: string;
+  /** Which object, and field causes. */
   details?: StatusDetails;
+  /** The HTTP status code. */
   code: number;
 }
 

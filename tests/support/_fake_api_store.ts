@@ -29,8 +29,11 @@ import { validateObject } from "./_fake_api_validate.ts";
 
 /** An object as stored: `apiVersion`, `kind`, `metadata` and whatever else its type has. */
 export interface KubeObject extends JsonObject {
+  /** `v1` or `group/version`. */
   apiVersion: string;
+  /** The kind, e.g. `EndpointSlice`. */
   kind: string;
+  /** `name`, `namespace`, `uid`, `resourceVersion`, `generation`, `creationTimestamp`, `labels`, `managedFields`... */
   metadata: JsonObject;
 }
 

@@ -80,8 +80,9 @@ import { prepareWatch, WatchStream } from "./_fake_api_watch.ts";
 import type { TestPki } from "./test_pki.ts";
 
 export type { Grant, Identity } from "./_fake_api_auth.ts";
-export type { KubeStatus } from "./_fake_api_status.ts";
+export type { KubeStatus, StatusDetails } from "./_fake_api_status.ts";
 export type { KubeObject } from "./_fake_api_store.ts";
+export type { Json, JsonObject } from "./_fake_api_fields.ts";
 export { DEFAULT_TOKEN_USER };
 
 /** Options of {@linkcode startFakeApiServer}. */
@@ -108,13 +109,17 @@ export interface FakeApiServerOptions {
 
 /** One request, as logged when its status was sent (for a watch: when the stream started). */
 export interface RequestRecord {
+  /** HTTP method. */
   readonly method: string;
   /** Path with query, as sent. */
   readonly path: string;
   /** The authenticated user, if any. */
   readonly user: string | undefined;
+  /** The HTTP status answered. */
   readonly status: number;
+  /** The client's IP address. */
   readonly remoteAddress: string;
+  /** Whether the request opened a watch stream. */
   readonly watch: boolean;
   /** Index in {@linkcode FakeApiServer.requests}. */
   readonly index: number;
@@ -122,7 +127,9 @@ export interface RequestRecord {
 
 /** A request a `failNext` predicate sees. */
 export interface RequestInfo {
+  /** HTTP method. */
   readonly method: string;
+  /** Path with query. */
   readonly path: string;
 }
 

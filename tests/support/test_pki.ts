@@ -24,7 +24,9 @@ export interface CertKeyPair {
   readonly cert: string;
   /** PEM of the private key (PKCS#8, `BEGIN PRIVATE KEY`). */
   readonly key: string;
+  /** File holding {@linkcode cert}. */
   readonly certPath: string;
+  /** File holding {@linkcode key} (mode 0600). */
   readonly keyPath: string;
 }
 
@@ -32,6 +34,7 @@ export interface CertKeyPair {
 export interface ClientCertificate extends CertKeyPair {
   /** The certificate followed by the key in SEC1 form (`BEGIN EC PRIVATE KEY`), as kubelet's rotated file. */
   readonly combined: string;
+  /** File holding {@linkcode combined}. */
   readonly combinedPath: string;
   /** The certificate's subject common name, the user name the API server sees. */
   readonly commonName: string;
@@ -41,9 +44,9 @@ export interface ClientCertificate extends CertKeyPair {
 
 /** Options of {@linkcode TestPki.issueClientCert}. */
 export interface IssueClientCertOptions {
-  /** @default {"system:node:test-node"} */
+  /** Subject CN: the user name. @default {"system:node:test-node"} */
   readonly commonName?: string;
-  /** @default {["system:nodes"]} */
+  /** Subject O values: the groups. @default {["system:nodes"]} */
   readonly organizations?: readonly string[];
   /** Which CA signs it. @default {"ca"} */
   readonly signer?: "ca" | "otherCa";
