@@ -161,6 +161,7 @@ export class ProxyApp {
       pool: this.pool,
       dialTimeoutMs: config.dialTimeoutMs,
       hedgeDelayMs: config.hedgeDelayMs,
+      fallbackBudgetMs: config.healthTimeoutMs,
       clock,
       ...(deps.connect ? { connect: deps.connect } : {}),
     });

@@ -237,3 +237,23 @@ Deno.test("the health server answers healthz, readyz and upstreams", async (t) =
     await r.body?.cancel();
   });
 });
+
+Deno.test("while no upstream is healthy a blackholed dial costs the probe timeout, not the whole budget", async () => {
+  // Every dial hangs (a blackhole): the data path's connect never completes.
+  const connect = (_: unknown, signal: AbortSignal) =>
+    new Promise<Deno.TcpConn>((_, reject) =>
+      signal.addEventListener("abort", () => reject(new DOMException("aborted", "AbortError")), { once: true })
+    );
+  const dead = [freePort(), freePort()].map((port) => ({ host: "127.0.0.1", port }));
+  await using app = ProxyApp.start(
+    testConfig(dead, { dialTimeoutMs: 5000, healthTimeoutMs: 200, healthIntervalMs: 1000 }),
+    { connect },
+  );
+  await waitFor(() => app.pool.upstreams().every((u) => u.state === "unhealthy"), 5000, "all unhealthy");
+  const c = await Deno.connect({ hostname: "127.0.0.1", port: app.addr.port });
+  const start = performance.now();
+  assert.equal(await c.read(new Uint8Array(1)), null);
+  const waited = performance.now() - start;
+  c.close();
+  assert.ok(waited >= 150 && waited < 1500, `closed after ${waited} ms: expected about the 200 ms probe timeout`);
+});

@@ -20,6 +20,8 @@ export interface ProxyOptions {
   readonly pool: Pool;
   readonly dialTimeoutMs: number;
   readonly hedgeDelayMs: number;
+  /** The dial budget when no candidate is healthy (the health probe timeout). */
+  readonly fallbackBudgetMs: number;
   readonly clock: Clock;
   /** Bytes per relay buffer. @default 16384 */
   readonly bufferSize?: number;
@@ -78,8 +80,11 @@ export class Proxy {
     this.#live.add(entry);
     const pool = this.#opts.pool;
     const candidates = pool.candidates();
+    // With no healthy upstream the dial is a long shot at a stale health view: give it the probe timeout, not the
+    // whole budget, so that clients fail fast while everything is down (a blackholed set would cost the full budget).
+    const anyHealthy = candidates.some((u) => u.state === "healthy");
     dial(candidates, {
-      budgetMs: this.#opts.dialTimeoutMs,
+      budgetMs: anyHealthy ? this.#opts.dialTimeoutMs : Math.min(this.#opts.dialTimeoutMs, this.#opts.fallbackBudgetMs),
       hedgeDelayMs: this.#opts.hedgeDelayMs,
       connect: this.#connect,
       onFailure: (up, reason) => {

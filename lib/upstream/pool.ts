@@ -6,7 +6,7 @@
 import { getLogger } from "@logtape/logtape";
 import type { Clock, Random } from "../clock.ts";
 import { type Endpoint, endpointKey } from "../config/endpoint.ts";
-import { orderCandidates, type SelectionPolicy } from "./choose.ts";
+import { orderCandidates, type SelectionPolicy, updateTiers } from "./choose.ts";
 import { type StateChange, Upstream, type UpstreamSnapshot } from "./upstream.ts";
 
 const log = getLogger(["extractedprism", "pool"]);
@@ -136,8 +136,9 @@ export class Pool {
     return this.#ups.get(key);
   }
 
-  /** JSON views of every upstream. */
+  /** JSON views of every upstream (latency tiers recomputed first, so they are current even without traffic). */
   snapshot(): UpstreamSnapshot[] {
+    updateTiers(this.upstreams().filter((u) => u.state === "healthy" && !u.draining));
     return this.upstreams().map((u) => u.snapshot());
   }
 
