@@ -15,6 +15,9 @@ import {
 import denoJson from "./deno.json" with { type: "json" };
 import { ProxyApp } from "./lib/app.ts";
 import { startDiscovery } from "./lib/discovery/discovery.ts";
+import { type CopierConfig, parseCopierCommandLine } from "./lib/config/copier_cli.ts";
+import { COPIER_FLAGS } from "./lib/config/copier_flags.ts";
+import { inClusterApiServer, runCopier } from "./lib/copier/run.ts";
 import { parseCommandLine } from "./lib/config/cli.ts";
 import { ConfigError, type LogFormat, type LogLevel, type ProxyConfig } from "./lib/config/config.ts";
 import { formatDuration } from "./lib/config/duration.ts";
@@ -67,22 +70,40 @@ async function runProxy(config: ProxyConfig): Promise<number> {
   });
   const app = started.app = ProxyApp.start(config, { providers: discovery.providers });
   log.info("extractedprism {version} listening on {listen}, health on {health}", effectiveConfig(config));
-  const signalled = Promise.withResolvers<Deno.Signal>();
-  let signals = 0;
-  const onSignal = (sig: Deno.Signal) => () => {
-    if (++signals > 1) {
-      log.warn("Second {signal}: exiting at once", { signal: sig });
-      Deno.exit(sig === "SIGINT" ? 130 : 143);
-    }
-    signalled.resolve(sig);
-  };
-  const handlers = (["SIGTERM", "SIGINT"] as const).map((s) => [s, onSignal(s)] as const);
-  for (const [s, h] of handlers) Deno.addSignalListener(s, h);
-  const sig = await signalled.promise;
+  const sig = await untilSignal();
   await app.shutdown(`${sig} received`);
   discovery.close();
-  for (const [s, h] of handlers) Deno.removeSignalListener(s, h);
   return 0;
+}
+
+async function runEndpointCopier(config: CopierConfig): Promise<number> {
+  const apiServer = inClusterApiServer(
+    Deno.env.get("KUBERNETES_SERVICE_HOST"),
+    Deno.env.get("KUBERNETES_SERVICE_PORT"),
+  );
+  const handle = await runCopier(config, apiServer ? { apiServer } : {});
+  const sig = await untilSignal();
+  await handle.stop(`${sig} received`);
+  return 0;
+}
+
+/**
+ * Resolves with the first SIGTERM or SIGINT; a second one exits at once (143 / 130). The listeners stay installed
+ * for the rest of the process's life, so that the second signal is always caught.
+ */
+function untilSignal(): Promise<Deno.Signal> {
+  const signalled = Promise.withResolvers<Deno.Signal>();
+  let signals = 0;
+  for (const sig of ["SIGTERM", "SIGINT"] as const) {
+    Deno.addSignalListener(sig, () => {
+      if (++signals > 1) {
+        log.warn("Second {signal}: exiting at once", { signal: sig });
+        Deno.exit(sig === "SIGINT" ? 130 : 143);
+      }
+      signalled.resolve(sig);
+    });
+  }
+  return signalled.promise;
 }
 
 /** The `kubernetes` Service's ClusterIP, which discovery must never dial (it needs the CNI). */
@@ -90,9 +111,12 @@ function clusterIp(): string | undefined {
   return Deno.env.get("KUBERNETES_SERVICE_HOST") || undefined;
 }
 
-async function main(): Promise<number> {
-  const env = Object.fromEntries(PROXY_FLAGS.map((f) => [f.env, Deno.env.get(f.env)]));
-  const outcome = parseCommandLine(Deno.args, env, { version: denoJson.version });
+type Outcome<C> =
+  | { readonly kind: "exit"; readonly code: number; readonly stdout: string; readonly stderr: string }
+  | { readonly kind: "run"; readonly config: C & { readonly logLevel: LogLevel; readonly logFormat: LogFormat } };
+
+/** Parses, configures logging, runs, and turns errors into exit statuses: 2 for configuration, 1 for the rest. */
+async function execute<C>(outcome: Outcome<C>, run: (config: C) => Promise<number>): Promise<number> {
   if (outcome.kind === "exit") {
     if (outcome.stdout) await Deno.stdout.write(new TextEncoder().encode(outcome.stdout));
     if (outcome.stderr) await Deno.stderr.write(new TextEncoder().encode(outcome.stderr));
@@ -100,7 +124,7 @@ async function main(): Promise<number> {
   }
   await configureLogging(outcome.config.logLevel, outcome.config.logFormat);
   try {
-    return await runProxy(outcome.config);
+    return await run(outcome.config);
   } catch (e) {
     if (e instanceof ConfigError) {
       await Deno.stderr.write(new TextEncoder().encode(`error: ${e.message}\n`));
@@ -111,6 +135,20 @@ async function main(): Promise<number> {
   } finally {
     await dispose();
   }
+}
+
+function envOf(flags: readonly { readonly env: string }[]): Record<string, string | undefined> {
+  return Object.fromEntries(flags.map((f) => [f.env, Deno.env.get(f.env)]));
+}
+
+function main(): Promise<number> {
+  const info = { version: denoJson.version };
+  if (Deno.args[0] === "endpoint-copier") {
+    const outcome = parseCopierCommandLine(Deno.args.slice(1), envOf(COPIER_FLAGS), info);
+    return execute(outcome.kind === "exit" ? outcome : { kind: "run", config: outcome.config }, runEndpointCopier);
+  }
+  const outcome = parseCommandLine(Deno.args, envOf(PROXY_FLAGS), info);
+  return execute(outcome.kind === "exit" ? outcome : { kind: "run", config: outcome.config }, runProxy);
 }
 
 if (import.meta.main) Deno.exit(await main());

@@ -185,6 +185,7 @@ Deno.test("--version prints the version from deno.json", async () => {
 });
 
 Deno.test("--help prints every flag and its variable on stdout", async () => {
+  // With no colour variable set, commander would read NO_COLOR, FORCE_COLOR, CLICOLOR_FORCE: outside the permission set.
   const r = await runMain(["--help"]);
   assert.equal(r.code, 0);
   assert.equal(r.stderr, "");
@@ -192,6 +193,20 @@ Deno.test("--help prints every flag and its variable on stdout", async () => {
     assert.ok(r.stdout.includes(`--${f.name} `), `--${f.name} in --help`);
     assert.ok(r.stdout.includes(f.env), `${f.env} in --help`);
   }
+});
+
+Deno.test("endpoint-copier --help works under the program's permission set", async () => {
+  const r = await runMain(["endpoint-copier", "--help"]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /^Usage: extractedprism endpoint-copier/);
+  assert.match(r.stdout, /--leader-elect/);
+});
+
+Deno.test("endpoint-copier without a way to the API exits 2 with one line", async () => {
+  const r = await runMain(["endpoint-copier", "--health-probe-bind-address=127.0.0.1:0", "--metrics-bind-address=0"]);
+  assert.equal(r.code, 2, r.stderr);
+  assert.equal(r.stderr.trim().split("\n").length, 1, r.stderr);
+  assert.match(r.stderr, /^error: /);
 });
 
 Deno.test("the environment configures the real process when no flag is given", async () => {

@@ -75,6 +75,11 @@ export function parseCommandLine(
       writeOut: (s) => (stdout += s),
       writeErr: (s) => (stderr += s),
       outputError: () => {},
+      // Plain text, fixed width: commander would otherwise read FORCE_COLOR/NO_COLOR/COLUMNS, outside our env set.
+      getOutHasColors: () => false,
+      getErrHasColors: () => false,
+      getOutHelpWidth: () => 100,
+      getErrHelpWidth: () => 100,
     });
   addFlags(program, PROXY_FLAGS);
   try {

@@ -43,7 +43,7 @@ export function startCommand(): StartCommand {
 
 /** What Deno itself may need to find its cache; the program cannot read these (they are not in its env list). */
 function runtimeEnv(): Record<string, string> {
-  const out: Record<string, string> = { NO_COLOR: "1" };
+  const out: Record<string, string> = {};
   for (const name of ["HOME", "DENO_DIR", "XDG_CACHE_HOME"]) {
     const v = Deno.env.get(name);
     if (v !== undefined) out[name] = v;
