@@ -5,7 +5,7 @@
  * @module
  */
 import { Command, CommanderError, Option } from "commander";
-import { buildProxyConfig, ConfigError, type ProxyConfig, resolveRaw } from "./config.ts";
+import { buildProxyConfig, ConfigError, type ProxyConfig, type RawValues, resolveRaw } from "./config.ts";
 import { type FlagSpec, PROXY_FLAGS } from "./flags.ts";
 
 /** What main should do after parsing the command line. */
@@ -43,8 +43,69 @@ function cliValues(cmd: Command, flags: readonly FlagSpec[]): Record<string, str
   return out;
 }
 
+/** The outcome of parsing one command's flags: its config, or an exit with status and text. */
+export type ParseOutcome<C> =
+  | { readonly kind: "ok"; readonly config: C }
+  | { readonly kind: "exit"; readonly code: number; readonly stdout: string; readonly stderr: string };
+
+/** One command: its name and help text, its flag table, and how raw values become its config. */
+export interface CommandSpec<C> {
+  readonly name: string;
+  readonly description: string;
+  readonly flags: readonly FlagSpec[];
+  /** Validates raw values; throws `ConfigError` with a one-line message. */
+  readonly build: (raw: RawValues) => C;
+}
+
 /**
- * Parses the command line and environment into what to run.
+ * Parses argv with commander from a flag table, fills gaps from the environment, and builds the config. `--help`
+ * and `--version` exit 0; any mistake exits 2 with one line and no stack trace.
+ */
+export function parseFlags<C>(
+  spec: CommandSpec<C>,
+  argv: readonly string[],
+  env: Readonly<Record<string, string | undefined>>,
+  info: VersionInfo,
+): ParseOutcome<C> {
+  let stdout = "";
+  let stderr = "";
+  const program = new Command()
+    .name(spec.name)
+    .description(spec.description)
+    .version(info.revision ? `${info.version} (${info.revision})` : info.version, "-v, --version")
+    .helpOption("-h, --help")
+    .allowExcessArguments(false)
+    .exitOverride()
+    .configureOutput({
+      writeOut: (s) => (stdout += s),
+      writeErr: (s) => (stderr += s),
+      outputError: () => {},
+      // Plain text, fixed width: commander would otherwise read FORCE_COLOR/NO_COLOR/COLUMNS, outside our env set.
+      getOutHasColors: () => false,
+      getErrHasColors: () => false,
+      getOutHelpWidth: () => 100,
+      getErrHelpWidth: () => 100,
+    });
+  addFlags(program, spec.flags);
+  try {
+    program.parse([...argv], { from: "user" });
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      if (e.exitCode === 0) return { kind: "exit", code: 0, stdout, stderr };
+      return { kind: "exit", code: 2, stdout: "", stderr: `${oneLine(e.message)}\n` };
+    }
+    throw e;
+  }
+  try {
+    return { kind: "ok", config: spec.build(resolveRaw(spec.flags, cliValues(program, spec.flags), env)) };
+  } catch (e) {
+    if (e instanceof ConfigError) return { kind: "exit", code: 2, stdout: "", stderr: `error: ${e.message}\n` };
+    throw e;
+  }
+}
+
+/**
+ * Parses the proxy's command line and environment into what to run.
  *
  * @param argv The arguments after the program name.
  * @param env Environment variables (only `EP_*` names are read).
@@ -62,42 +123,18 @@ export function parseCommandLine(
   env: Readonly<Record<string, string | undefined>>,
   info: VersionInfo,
 ): CliOutcome {
-  let stdout = "";
-  let stderr = "";
-  const program = new Command()
-    .name("extractedprism")
-    .description("Per-node TCP load balancer for the Kubernetes API servers: listens on 127.0.0.1:7445.")
-    .version(info.revision ? `${info.version} (${info.revision})` : info.version, "-v, --version")
-    .helpOption("-h, --help")
-    .allowExcessArguments(false)
-    .exitOverride()
-    .configureOutput({
-      writeOut: (s) => (stdout += s),
-      writeErr: (s) => (stderr += s),
-      outputError: () => {},
-      // Plain text, fixed width: commander would otherwise read FORCE_COLOR/NO_COLOR/COLUMNS, outside our env set.
-      getOutHasColors: () => false,
-      getErrHasColors: () => false,
-      getOutHelpWidth: () => 100,
-      getErrHelpWidth: () => 100,
-    });
-  addFlags(program, PROXY_FLAGS);
-  try {
-    program.parse([...argv], { from: "user" });
-  } catch (e) {
-    if (e instanceof CommanderError) {
-      if (e.exitCode === 0) return { kind: "exit", code: 0, stdout, stderr };
-      return { kind: "exit", code: 2, stdout: "", stderr: `${oneLine(e.message)}\n` };
-    }
-    throw e;
-  }
-  try {
-    const raw = resolveRaw(PROXY_FLAGS, cliValues(program, PROXY_FLAGS), env);
-    return { kind: "proxy", config: buildProxyConfig(raw) };
-  } catch (e) {
-    if (e instanceof ConfigError) return { kind: "exit", code: 2, stdout: "", stderr: `error: ${e.message}\n` };
-    throw e;
-  }
+  const r = parseFlags(
+    {
+      name: "extractedprism",
+      description: "Per-node TCP load balancer for the Kubernetes API servers: listens on 127.0.0.1:7445.",
+      flags: PROXY_FLAGS,
+      build: buildProxyConfig,
+    },
+    argv,
+    env,
+    info,
+  );
+  return r.kind === "ok" ? { kind: "proxy", config: r.config } : r;
 }
 
 function oneLine(message: string): string {

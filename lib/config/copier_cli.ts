@@ -5,11 +5,9 @@
  *
  * @module
  */
-import { Command, CommanderError, Option } from "commander";
-import type { VersionInfo } from "./cli.ts";
+import { parseFlags, type VersionInfo } from "./cli.ts";
 import {
   bool,
-  ConfigError,
   FlagReader,
   type LogFormat,
   type LogLevel,
@@ -18,7 +16,6 @@ import {
   port,
   positiveDuration,
   type RawValues,
-  resolveRaw,
 } from "./config.ts";
 import { COPIER_FLAGS } from "./copier_flags.ts";
 import { normaliseHost } from "./endpoint.ts";
@@ -246,62 +243,18 @@ export function parseCopierCommandLine(
   env: Readonly<Record<string, string | undefined>>,
   info: VersionInfo,
 ): CopierCliOutcome {
-  let stdout = "";
-  let stderr = "";
-  const program = new Command()
-    .name("extractedprism endpoint-copier")
-    .description(
-      "Keeps the EndpointSlices of selector-less Services (such as a MetalLB VIP in front of the API servers) equal " +
+  const r = parseFlags(
+    {
+      name: "extractedprism endpoint-copier",
+      description:
+        "Keeps the EndpointSlices of selector-less Services (such as a MetalLB VIP in front of the API servers) equal " +
         "to those of a source Service: a drop-in replacement for SUSE's endpoint-copier-operator.",
-    )
-    .version(info.revision ? `${info.version} (${info.revision})` : info.version, "-v, --version")
-    .helpOption("-h, --help")
-    .allowExcessArguments(false)
-    .exitOverride()
-    .configureOutput({
-      writeOut: (s) => (stdout += s),
-      writeErr: (s) => (stderr += s),
-      outputError: () => {},
-      // Plain text, fixed width: commander would otherwise read FORCE_COLOR/NO_COLOR/COLUMNS, outside our env set.
-      getOutHasColors: () => false,
-      getErrHasColors: () => false,
-      getOutHelpWidth: () => 100,
-      getErrHelpWidth: () => 100,
-    });
-  for (const f of COPIER_FLAGS) {
-    const boolean = f.valueName === "bool";
-    const opt = new Option(
-      boolean ? `--${f.name} [${f.valueName}]` : `--${f.name} <${f.valueName}>`,
-      `${f.help} [${f.default !== undefined ? `default: ${f.default}; ` : ""}env: ${f.env}]`,
-    );
-    if (boolean) opt.preset("true");
-    program.addOption(opt);
-  }
-  try {
-    program.parse(goStyle(argv, COPIER_FLAGS), { from: "user" });
-  } catch (e) {
-    if (e instanceof CommanderError) {
-      if (e.exitCode === 0) return { kind: "exit", code: 0, stdout, stderr };
-      const first = e.message.split("\n")[0] ?? e.message;
-      return {
-        kind: "exit",
-        code: 2,
-        stdout: "",
-        stderr: `${first.startsWith("error:") ? first : `error: ${first}`}\n`,
-      };
-    }
-    throw e;
-  }
-  const opts = program.opts<Record<string, unknown>>();
-  const cli: Record<string, string | undefined> = {};
-  for (const f of COPIER_FLAGS) {
-    const v = opts[f.name.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase())];
-    if (v !== undefined) cli[f.name] = String(v);
-  }
-  try {
-    return { kind: "copier", config: buildCopierConfig(resolveRaw(COPIER_FLAGS, cli, env)) };
-  } catch (e) {
-    if (e instanceof ConfigError) return { kind: "exit", code: 2, stdout: "", stderr: `error: ${e.message}\n` };
-    throw e;
-  }
+      flags: COPIER_FLAGS,
+      build: buildCopierConfig,
+    },
+    goStyle(argv, COPIER_FLAGS),
+    env,
+    info,
+  );
+  return r.kind === "ok" ? { kind: "copier", config: r.config } : r;
 }

@@ -5,11 +5,7 @@
  *
  * @module
  */
-import type { FlagSpec } from "./flags.ts";
-
-function flag(name: string, def: string | undefined, valueName: string, help: string): FlagSpec {
-  return { name, env: `EP_${name.toUpperCase().replaceAll("-", "_")}`, default: def, valueName, help };
-}
+import { flag, type FlagSpec } from "./flags.ts";
 
 /** The Lease name of endpoint-copier-operator, so that old and new never lead side by side during a migration. */
 export const GO_OPERATOR_LEASE_ID = "f668ae63.endpoint-copier-operator";

@@ -19,7 +19,8 @@ export interface FlagSpec {
   readonly help: string;
 }
 
-function flag(
+/** Builds a flag spec whose variable is `EP_` + the name in upper snake case. */
+export function flag(
   name: string,
   def: string | undefined,
   valueName: string,
