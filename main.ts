@@ -13,6 +13,7 @@ import {
   type LogLevel as TapeLevel,
 } from "@logtape/logtape";
 import denoJson from "./deno.json" with { type: "json" };
+import { readBuildInfo } from "./deploy/build_info.ts";
 import { ProxyApp } from "./lib/app.ts";
 import { startDiscovery } from "./lib/discovery/discovery.ts";
 import { type CopierConfig, parseCopierCommandLine } from "./lib/config/copier_cli.ts";
@@ -142,7 +143,10 @@ function envOf(flags: readonly { readonly env: string }[]): Record<string, strin
 }
 
 function main(): Promise<number> {
-  const info = { version: denoJson.version };
+  const build = readBuildInfo();
+  const info = build === undefined
+    ? { version: denoJson.version }
+    : { version: denoJson.version, revision: build.revision };
   if (Deno.args[0] === "endpoint-copier") {
     const outcome = parseCopierCommandLine(Deno.args.slice(1), envOf(COPIER_FLAGS), info);
     return execute(outcome.kind === "exit" ? outcome : { kind: "run", config: outcome.config }, runEndpointCopier);
