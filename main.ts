@@ -16,11 +16,16 @@ import denoJson from "./deno.json" with { type: "json" };
 import { readBuildInfo } from "./deploy/build_info.ts";
 import { ProxyApp } from "./lib/app.ts";
 import { startDiscovery } from "./lib/discovery/discovery.ts";
-import { type CopierConfig, parseCopierCommandLine } from "./lib/config/copier_cli.ts";
-import { COPIER_FLAGS } from "./lib/config/copier_flags.ts";
-import { inClusterApiServer, runCopier } from "./lib/copier/run.ts";
-import { parseCommandLine } from "./lib/config/cli.ts";
-import { ConfigError, type LogFormat, type LogLevel, type ProxyConfig } from "./lib/config/config.ts";
+import type { CopierConfig } from "./lib/config/copier_cli.ts";
+import { simpleArgs } from "./lib/config/simple_args.ts";
+import {
+  buildProxyConfig,
+  ConfigError,
+  type LogFormat,
+  type LogLevel,
+  type ProxyConfig,
+  resolveRaw,
+} from "./lib/config/config.ts";
 import { formatDuration } from "./lib/config/duration.ts";
 import { endpointKey } from "./lib/config/endpoint.ts";
 import { PROXY_FLAGS } from "./lib/config/flags.ts";
@@ -78,6 +83,8 @@ async function runProxy(config: ProxyConfig): Promise<number> {
 }
 
 async function runEndpointCopier(config: CopierConfig): Promise<number> {
+  // Loaded only in this mode: the proxy's start-up time and memory do not pay for the copier.
+  const { inClusterApiServer, runCopier } = await import("./lib/copier/run.ts");
   const apiServer = inClusterApiServer(
     Deno.env.get("KUBERNETES_SERVICE_HOST"),
     Deno.env.get("KUBERNETES_SERVICE_PORT"),
@@ -142,16 +149,32 @@ function envOf(flags: readonly { readonly env: string }[]): Record<string, strin
   return Object.fromEntries(flags.map((f) => [f.env, Deno.env.get(f.env)]));
 }
 
-function main(): Promise<number> {
+async function main(): Promise<number> {
   const build = readBuildInfo();
   const info = build === undefined
     ? { version: denoJson.version }
     : { version: denoJson.version, revision: build.revision };
   if (Deno.args[0] === "endpoint-copier") {
+    const { parseCopierCommandLine } = await import("./lib/config/copier_cli.ts");
+    const { COPIER_FLAGS } = await import("./lib/config/copier_flags.ts");
     const outcome = parseCopierCommandLine(Deno.args.slice(1), envOf(COPIER_FLAGS), info);
     return execute(outcome.kind === "exit" ? outcome : { kind: "run", config: outcome.config }, runEndpointCopier);
   }
-  const outcome = parseCommandLine(Deno.args, envOf(PROXY_FLAGS), info);
+  const env = envOf(PROXY_FLAGS);
+  const simple = simpleArgs(Deno.args, PROXY_FLAGS);
+  if (simple !== undefined) {
+    // The usual command line, read without commander (see simple_args.ts); same validation, same messages.
+    let config: ProxyConfig;
+    try {
+      config = buildProxyConfig(resolveRaw(PROXY_FLAGS, simple, env));
+    } catch (e) {
+      if (!(e instanceof ConfigError)) throw e;
+      return execute({ kind: "exit", code: 2, stdout: "", stderr: `error: ${e.message}\n` }, runProxy);
+    }
+    return execute({ kind: "run", config }, runProxy);
+  }
+  const { parseCommandLine } = await import("./lib/config/cli.ts");
+  const outcome = parseCommandLine(Deno.args, env, info);
   return execute(outcome.kind === "exit" ? outcome : { kind: "run", config: outcome.config }, runProxy);
 }
 

@@ -9,7 +9,7 @@
  *
  * @module
  */
-import tls from "node:tls";
+import type tls from "node:tls";
 import { getLogger } from "@logtape/logtape";
 import { type Endpoint, endpointKey } from "../config/endpoint.ts";
 import { type Http1Response, parseResponse } from "./_http1.ts";
@@ -57,9 +57,11 @@ class ProbeConn {
     });
   }
 
-  static open(endpoint: Endpoint, opts: tls.ConnectionOptions, signal: AbortSignal): Promise<ProbeConn> {
+  static async open(endpoint: Endpoint, opts: tls.ConnectionOptions, signal: AbortSignal): Promise<ProbeConn> {
+    // Loaded on first use, so that start-up does not wait for Node's TLS module.
+    const { connect } = await import("node:tls");
     return new Promise((resolve, reject) => {
-      const socket = tls.connect({ ...opts, host: endpoint.host, port: endpoint.port });
+      const socket = connect({ ...opts, host: endpoint.host, port: endpoint.port });
       const onAbort = () => {
         socket.destroy();
         reject(signal.reason);
