@@ -11,7 +11,7 @@ import { describeError } from "../upstream/probe.ts";
 import type { Closable, Upstream } from "../upstream/upstream.ts";
 import { BufferPool } from "./buffer_pool.ts";
 import { dial, type DialConnect } from "./dial.ts";
-import { isNormalEnd, startRelay } from "./relay.ts";
+import { isNormalEnd, type RelayBuffers, startRelay } from "./relay.ts";
 
 const log = getLogger(["extractedprism", "proxy"]);
 
@@ -23,7 +23,7 @@ export interface ProxyOptions {
   /** The dial budget when no candidate is healthy (the health probe timeout). */
   readonly fallbackBudgetMs: number;
   readonly clock: Clock;
-  /** Bytes per relay buffer. @default 16384 */
+  /** Bytes per small relay buffer (bulk streams move to 64 KiB ones). @default 16384 */
   readonly bufferSize?: number;
   /** How the proxy connects to upstreams. @default Deno.connect */
   readonly connect?: DialConnect;
@@ -41,7 +41,7 @@ function tune(conn: Deno.TcpConn): void {
 /** Relays client connections to upstreams and knows every live one, for draining at shutdown. */
 export class Proxy {
   readonly #opts: ProxyOptions;
-  readonly #buffers: BufferPool;
+  readonly #buffers: RelayBuffers;
   readonly #connect: DialConnect;
   readonly #live = new Set<Closable>();
   #idle: PromiseWithResolvers<void> | undefined;
@@ -50,7 +50,10 @@ export class Proxy {
 
   constructor(opts: ProxyOptions) {
     this.#opts = opts;
-    this.#buffers = new BufferPool(opts.bufferSize ?? 16 * 1024, 4096);
+    this.#buffers = {
+      small: new BufferPool(opts.bufferSize ?? 16 * 1024, 4096),
+      large: new BufferPool(64 * 1024, 256),
+    };
     this.#connect = opts.connect ?? defaultConnect;
   }
 
