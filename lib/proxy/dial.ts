@@ -9,6 +9,9 @@ import type { Endpoint } from "../config/endpoint.ts";
 import { describeError } from "../upstream/probe.ts";
 import type { Upstream } from "../upstream/upstream.ts";
 
+/** The reason given to dials that lost or ran out of time. */
+const CANCELLED = new DOMException("dial cancelled", "AbortError");
+
 /** Opens a TCP connection; must reject soon after `signal` aborts. */
 export type DialConnect = (endpoint: Endpoint, signal: AbortSignal) => Promise<Deno.TcpConn>;
 
@@ -61,12 +64,13 @@ export function dial(candidates: readonly Upstream[], opts: DialOptions): Promis
   let outOfTime = false;
   let hedgeTimer: ReturnType<typeof setTimeout> | undefined;
 
-  const finish = (result: Dialed | undefined) => {
+  const finish = (result: Dialed | undefined, winner?: AbortController) => {
     if (done) return;
     done = true;
     clearTimeout(hedgeTimer);
     clearTimeout(budgetTimer);
-    for (const a of attempts) a.abort();
+    // Only the losers, with a shared reason: a DOMException per connection was a measurable share of the CPU.
+    for (const a of attempts) if (a !== winner) a.abort(CANCELLED);
     resolve(result);
   };
   const budgetTimer = setTimeout(() => {
@@ -85,7 +89,7 @@ export function dial(candidates: readonly Upstream[], opts: DialOptions): Promis
     opts.connect(up.endpoint, ctrl.signal).then((conn) => {
       pending--;
       if (done) conn.close();
-      else finish({ conn, upstream: up, attempts: next });
+      else finish({ conn, upstream: up, attempts: next }, ctrl);
     }, (e: unknown) => {
       pending--;
       // An attempt we cancelled because another won says nothing about its upstream; one the budget ran out on does.

@@ -140,6 +140,9 @@ export class Proxy {
         up.untrack(handle);
         this.#forget(entry);
         this.#opts.pool.connectionEnded(up);
+        const normal = isNormalEnd(error);
+        // Fields are built only when the line will be written: this runs once per connection.
+        if (normal && !log.isEnabledFor("debug")) return;
         const fields = {
           client: addrText(client.remoteAddr),
           upstream: up.key,
@@ -148,7 +151,7 @@ export class Proxy {
           durationMs: Math.round(this.#opts.clock.now() - started),
           error: error === undefined ? null : describeError(error),
         };
-        if (isNormalEnd(error)) log.debug("Connection from {client} via {upstream} ended", fields);
+        if (normal) log.debug("Connection from {client} via {upstream} ended", fields);
         else log.info("Connection from {client} via {upstream} ended with an error: {error}", fields);
       },
     });
