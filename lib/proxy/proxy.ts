@@ -23,7 +23,7 @@ export interface ProxyOptions {
   /** The dial budget when no candidate is healthy (the health probe timeout). */
   readonly fallbackBudgetMs: number;
   readonly clock: Clock;
-  /** Bytes per small relay buffer (bulk streams move to 64 KiB ones). @default 16384 */
+  /** Bytes per small relay buffer (bulk streams move to 256 KiB ones). @default 16384 */
   readonly bufferSize?: number;
   /** How the proxy connects to upstreams. @default Deno.connect */
   readonly connect?: DialConnect;
@@ -52,7 +52,7 @@ export class Proxy {
     this.#opts = opts;
     this.#buffers = {
       small: new BufferPool(opts.bufferSize ?? 16 * 1024, 4096),
-      large: new BufferPool(64 * 1024, 256),
+      large: new BufferPool(256 * 1024, 16),
     };
     this.#connect = opts.connect ?? defaultConnect;
   }

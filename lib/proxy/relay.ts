@@ -9,7 +9,8 @@ import type { BufferPool } from "./buffer_pool.ts";
 
 /**
  * Buffers for the pumps. Every pump starts small (16 KiB keeps many keep-alive connections cheap); one whose read
- * fills its buffer is a bulk stream and moves to a large one (64 KiB moves bulk data about 2× faster).
+ * fills its buffer is a bulk stream and moves to a large one (256 KiB: measured 7.3 Gbit/s with 16 KiB, 8.9 with
+ * 64 KiB, 11.9–14.4 with 256 KiB through a minimal relay).
  */
 export interface RelayBuffers {
   readonly small: BufferPool;
@@ -37,6 +38,7 @@ async function pump(
   dst: Deno.Conn,
   buffers: RelayBuffers,
   count: ((n: number) => void) | undefined,
+  otherEnded: () => boolean,
 ): Promise<void> {
   let pool = buffers.small;
   let buf = pool.take();
@@ -54,7 +56,8 @@ async function pump(
     }
   }
   pool.give(buf);
-  await dst.closeWrite();
+  // When the other direction has ended too, both sockets close next: a half-close first would be one more syscall.
+  if (!otherEnded()) await dst.closeWrite();
 }
 
 /**
@@ -105,8 +108,12 @@ export function startRelay(client: Deno.Conn, upstream: Deno.Conn, opts: RelayOp
     if (!closed) firstError ??= e;
     closeBoth();
   };
-  pump(client, upstream, opts.buffers, opts.onClientBytes).then(done, failed);
-  pump(upstream, client, opts.buffers, opts.onUpstreamBytes).then(done, failed);
+  let clientEnded = false;
+  let upstreamEnded = false;
+  pump(client, upstream, opts.buffers, opts.onClientBytes, () => upstreamEnded)
+    .then(() => (clientEnded = true)).then(done, failed);
+  pump(upstream, client, opts.buffers, opts.onUpstreamBytes, () => clientEnded)
+    .then(() => (upstreamEnded = true)).then(done, failed);
   return { close: closeBoth };
 }
 
