@@ -1,0 +1,111 @@
+/**
+ * Tests of the bench's pure helpers (command parsing, durations, medians, the table and the verdicts). Kept outside
+ * the repository by the bench's author (its area is bench/ only); proposed as tests/bench_helpers_test.ts.
+ */
+import assert from "node:assert/strict";
+import { parseSeconds } from "../bench/run.ts";
+import { parseCommand, splitCommand } from "../bench/_systems.ts";
+import { renderTable, Results, spreadLines, verdicts } from "../bench/_report.ts";
+import { processTree, treeCpuTicks, treeRssKiB } from "../bench/_proc_stats.ts";
+
+Deno.test("a task string splits into words, quotes grouping", () => {
+  assert.deepEqual(splitCommand(`deno run -q "a b" 'c d' main.ts`), ["deno", "run", "-q", "a b", "c d", "main.ts"]);
+});
+
+Deno.test("leading NAME=value words become the environment and deno resolves to this binary", () => {
+  const c = parseCommand("DENO_NO_UPDATE_CHECK=1 A=b=c deno run -q -P main.ts");
+  assert.deepEqual(c.env, { DENO_NO_UPDATE_CHECK: "1", A: "b=c" });
+  assert.deepEqual(c.argv, [Deno.execPath(), "run", "-q", "-P", "main.ts"]);
+});
+
+Deno.test("a command of only assignments is refused with one line", () => {
+  assert.throws(() => parseCommand("A=1"), {
+    name: "TypeError",
+    message: "Cannot parse command 'A=1': expected a program to run",
+  });
+});
+
+Deno.test("durations parse to whole seconds within bounds", async (t) => {
+  await t.step("units", () => {
+    assert.equal(parseSeconds("10s"), 10);
+    assert.equal(parseSeconds("1500ms"), 2);
+    assert.equal(parseSeconds("1m"), 60);
+    assert.equal(parseSeconds("7"), 7);
+    assert.equal(parseSeconds("0s", 0), 0);
+  });
+  await t.step("out of range or malformed", () => {
+    assert.throws(() => parseSeconds("0s"), {
+      name: "RangeError",
+      message: "Cannot use duration '0s': expected between 1s and 10m",
+    });
+    assert.throws(() => parseSeconds("11m"), RangeError);
+    assert.throws(() => parseSeconds("ten"), {
+      message: "Cannot parse duration 'ten': expected e.g. '10s', '1500ms' or '1m'",
+    });
+  });
+});
+
+Deno.test("a cell shows the median of its samples and marks accumulate once", () => {
+  const r = new Results();
+  for (const v of [3, 1, 2]) r.add("haproxy", "smallRps", v);
+  assert.equal(r.get("haproxy", "smallRps"), 2);
+  r.add("haproxy", "smallRps", 10);
+  assert.equal(r.get("haproxy", "smallRps"), 2.5);
+  assert.deepEqual(r.range("haproxy", "smallRps"), [1, 10]);
+  r.flag("haproxy", "smallRps", " ~");
+  r.flag("haproxy", "smallRps", " ~");
+  r.flag("haproxy", "smallRps", " (!)");
+  assert.equal(r.mark("haproxy", "smallRps"), " ~ (!)");
+  assert.equal(r.get("nginx", "smallRps"), undefined);
+});
+
+Deno.test("the table has one row per metric with ratios to direct and HAProxy", () => {
+  const r = new Results();
+  r.add("direct", "smallRps", 40000);
+  r.add("extractedprism", "smallRps", 30000);
+  r.add("haproxy", "smallRps", 20000);
+  r.skipped.set("nginx", "nginx not installed");
+  const row = renderTable(r).split("\n").find((l) => l.startsWith("| small HTTPS req/s (32"));
+  assert.equal(row, "| small HTTPS req/s (32 keep-alive conns) | 40,000 | 30,000 | 20,000 | skipped | 0.75× | 1.50× |");
+});
+
+Deno.test("targets pass, fail or skip from the measurements", () => {
+  const r = new Results();
+  r.add("extractedprism", "smallRps", 22000);
+  r.add("haproxy", "smallRps", 20000);
+  r.add("extractedprism", "smallP99", 1.0);
+  r.add("haproxy", "smallP99", 1.1);
+  r.add("extractedprism", "bulkGbps", 10);
+  r.add("haproxy", "bulkGbps", 10);
+  r.add("extractedprism", "peakRss32", 40);
+  r.add("extractedprism", "idleRss", 30.1);
+  const lines = verdicts(r).map((v) => v.line.split(":")[0]);
+  assert.deepEqual(lines, [
+    "PASS small requests ≥ 1.1× HAProxy req/s, p99 ≤ HAProxy's",
+    "FAIL bulk ≥ 1.5× HAProxy",
+    "SKIP new connections/s ≥ 0.75× HAProxy",
+    "PASS peak RSS, 32 connections ≤ 40 MiB",
+    "SKIP peak RSS, 512 connections ≤ 80 MiB",
+    "FAIL idle RSS ≤ 30 MiB",
+    "SKIP start → first relayed response ≤ 50 ms",
+  ]);
+});
+
+Deno.test("spread lines appear only with several rounds", () => {
+  const r = new Results();
+  r.add("haproxy", "connRps", 100);
+  r.add("haproxy", "connRps", 120);
+  assert.deepEqual(spreadLines(r, 1), []);
+  assert.equal(spreadLines(r, 2).length, 1);
+  assert.match(spreadLines(r, 2)[0]!, /haproxy 100–120/);
+});
+
+Deno.test("an error line is picked out of a program's output, without colours or a Rust backtrace", async () => {
+  const { lastLines } = await import("../bench/_process.ts");
+  assert.equal(
+    lastLines("\x1b[1m\x1b[31merror\x1b[0m: Module not found\nStack backtrace:\n   0: <unknown>\n"),
+    "error: Module not found",
+  );
+  assert.equal(lastLines("a\nb\nc\nd\n"), "b | c | d");
+  assert.equal(lastLines(""), "(no output)");
+});
