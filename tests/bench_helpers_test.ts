@@ -6,7 +6,6 @@ import assert from "node:assert/strict";
 import { parseSeconds } from "../bench/run.ts";
 import { parseCommand, splitCommand } from "../bench/_systems.ts";
 import { renderTable, Results, spreadLines, verdicts } from "../bench/_report.ts";
-import { processTree, treeCpuTicks, treeRssKiB } from "../bench/_proc_stats.ts";
 
 Deno.test("a task string splits into words, quotes grouping", () => {
   assert.deepEqual(splitCommand(`deno run -q "a b" 'c d' main.ts`), ["deno", "run", "-q", "a b", "c d", "main.ts"]);
