@@ -97,7 +97,7 @@ Deno.test("the readyz probe", async (t) => {
     const wrongName = new ReadyzProbe({ ca: pki.ca.cert, serverName: "other.example" });
     const r = await wrongName.check(s.endpoint, timeout());
     assert.equal(r.ok, false);
-    if (!r.ok) assert.match(r.reason, /altnames|does not match/i);
+    if (!r.ok) assert.match(r.reason, /altnames|does not match|not valid for name/i);
     const wrongCa = new ReadyzProbe({ ca: pki.otherCa.cert });
     const r2 = await wrongCa.check(s.endpoint, timeout());
     assert.equal(r2.ok, false);
@@ -142,5 +142,35 @@ Deno.test("the readyz probe", async (t) => {
     assert.equal(new Set(s.seen.map((x) => x.port)).size, 2);
     probe.release(s.endpoint);
     await s.close();
+  });
+  await t.step("a kept-alive connection the server dropped is replaced within the same probe", async () => {
+    // A raw TLS server that answers once per connection with keep-alive headers, then closes without saying so.
+    const listener = Deno.listenTls({
+      hostname: "127.0.0.1",
+      port: 0,
+      cert: pki.serverDns.cert,
+      key: pki.serverDns.key,
+    });
+    let connections = 0;
+    const serving = (async () => {
+      for await (const c of listener) {
+        connections++;
+        try {
+          await c.read(new Uint8Array(4096));
+          await c.write(new TextEncoder().encode("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"));
+        } catch { /* client gone */ }
+        c.close();
+      }
+    })();
+    const endpoint = { host: "127.0.0.1", port: listener.addr.port };
+    for (const ca of [pki.ca.cert, undefined]) {
+      const probe = new ReadyzProbe(ca === undefined ? {} : { ca });
+      const before = connections;
+      for (let i = 0; i < 3; i++) assert.equal((await probe.check(endpoint, timeout())).ok, true, `probe ${i}`);
+      assert.equal(connections - before, 3, "one fresh connection per probe, no failed probe");
+      probe.release(endpoint);
+    }
+    listener.close();
+    await serving;
   });
 });
