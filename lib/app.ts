@@ -15,6 +15,7 @@ import { staticProvider } from "./discovery/static.ts";
 import { AcceptLoop } from "./proxy/accept_loop.ts";
 import type { DialConnect } from "./proxy/dial.ts";
 import { Proxy } from "./proxy/proxy.ts";
+import { renderProxyMetrics } from "./status/metrics.ts";
 import { statusHandler } from "./status/server.ts";
 import { runChecks } from "./upstream/checker.ts";
 import { Pool } from "./upstream/pool.ts";
@@ -182,6 +183,15 @@ export class ProxyApp {
           live: () => this.loop.selfCheck(1000),
           ready: () => this.ready,
           upstreams: () => this.pool.snapshot(),
+          metrics: () =>
+            renderProxyMetrics({
+              ready: this.ready,
+              upstreams: this.pool.snapshot(),
+              accepted: this.loop.accepted,
+              acceptErrors: this.loop.errors,
+              failedDials: this.proxy.failedDials,
+              activeConnections: this.proxy.active,
+            }),
         }),
       );
     } catch (e) {

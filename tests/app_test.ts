@@ -230,6 +230,28 @@ Deno.test("the health server answers healthz, readyz and upstreams", async (t) =
     assert.equal(u.state, "healthy");
     assert.equal(typeof u.lastProbeRttMs, "number");
   });
+  await t.step("metrics count relayed connections and bytes per upstream, in Prometheus text", async () => {
+    await roundTrip(app.addr.port, new Uint8Array(10));
+    await roundTrip(app.addr.port, new Uint8Array(5));
+    await waitFor(() => app.proxy.active === 0, 5000, "connections to end");
+    const r = await health(app, "/metrics");
+    assert.equal(r.headers.get("content-type"), "text/plain; version=0.0.4; charset=utf-8");
+    const text = await r.text();
+    const up = `upstream="127.0.0.1:${echo.port}"`;
+    for (
+      const line of [
+        "extractedprism_ready 1",
+        "extractedprism_accepted_connections_total 2",
+        "extractedprism_failed_dials_total 0",
+        `extractedprism_upstream_state{${up},state="healthy"} 1`,
+        `extractedprism_upstream_state{${up},state="unhealthy"} 0`,
+        `extractedprism_upstream_connections_total{${up}} 2`,
+        `extractedprism_upstream_sent_bytes_total{${up}} 15`,
+        `extractedprism_upstream_received_bytes_total{${up}} 15`,
+        "# TYPE extractedprism_upstream_probe_rtt_seconds gauge",
+      ]
+    ) assert.ok(text.split("\n").includes(line), `metrics have '${line}'`);
+  });
   await t.step("healthz fails once the listener stops accepting", async () => {
     app.loop.stop();
     const r = await health(app, "/healthz");

@@ -2,7 +2,12 @@ import assert from "node:assert/strict";
 import { statusHandler } from "../lib/status/server.ts";
 
 const handler = (live: boolean, ready: boolean) =>
-  statusHandler({ live: () => Promise.resolve(live), ready: () => ready, upstreams: () => [] });
+  statusHandler({
+    live: () => Promise.resolve(live),
+    ready: () => ready,
+    upstreams: () => [],
+    metrics: () => "extractedprism_ready 1\n",
+  });
 
 Deno.test("health routes answer with the right status codes", async (t) => {
   const cases: [string, string, boolean, boolean, number, string | null][] = [
@@ -16,6 +21,8 @@ Deno.test("health routes answer with the right status codes", async (t) => {
     ["DELETE", "/upstreams", true, true, 405, "method not allowed\n"],
     ["GET", "/nope", true, true, 404, "not found\n"],
     ["GET", "/upstreams", true, true, 200, '{\n  "upstreams": []\n}\n'],
+    ["GET", "/metrics", true, true, 200, "extractedprism_ready 1\n"],
+    ["POST", "/metrics", true, true, 405, "method not allowed\n"],
   ];
   for (const [method, path, live, ready, status, body] of cases) {
     await t.step(`${method} ${path} (live ${live}, ready ${ready}) → ${status}`, async () => {

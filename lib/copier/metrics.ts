@@ -4,10 +4,9 @@
  * @module
  */
 
-/** The content type of {@linkcode CopierMetrics.render}. */
-export const PROMETHEUS_TEXT = "text/plain; version=0.0.4; charset=utf-8";
+import { familyLines, type Labels, labelText } from "../prometheus.ts";
 
-type Labels = Readonly<Record<string, string>>;
+export { PROMETHEUS_TEXT } from "../prometheus.ts";
 
 interface Family {
   readonly help: string;
@@ -86,10 +85,7 @@ export class CopierMetrics {
   /** The exposition text. */
   render(): string {
     const lines: string[] = [];
-    for (const [name, f] of this.#families) {
-      lines.push(`# HELP ${name} ${f.help}`, `# TYPE ${name} ${f.type}`);
-      for (const v of f.values.values()) lines.push(`${name}${labelText(v.labels)} ${v.value}`);
-    }
+    for (const [name, f] of this.#families) lines.push(...familyLines(name, f.type, f.help, f.values.values()));
     return `${lines.join("\n")}\n`;
   }
 
@@ -104,11 +100,4 @@ export class CopierMetrics {
     const cur = f.values.get(key);
     f.values.set(key, { labels, value: (cur?.value ?? 0) + by });
   }
-}
-
-function labelText(labels: Labels): string {
-  const parts = Object.entries(labels).map(([k, v]) =>
-    `${k}="${v.replaceAll("\\", "\\\\").replaceAll('"', '\\"').replaceAll("\n", "\\n")}"`
-  );
-  return parts.length === 0 ? "" : `{${parts.join(",")}}`;
 }
