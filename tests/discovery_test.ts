@@ -79,11 +79,16 @@ Deno.test("end to end: discovery adds an API server only it knows, removes it ag
   }
 });
 
-Deno.test("without a kubeconfig or service account, discovery is off and the proxy serves its static endpoints", async () => {
+/** Serves static endpoints with discovery set up from `kubeconfigText` (none when undefined), in a temp dir. */
+async function servesStaticEndpoints(kubeconfigText: string | undefined): Promise<void> {
   const dir = await Deno.makeTempDir();
   try {
+    if (kubeconfigText !== undefined) await Deno.writeTextFile(`${dir}/kubeconfig`, kubeconfigText);
     await using up = new EchoServer();
-    const config = testConfig([up.endpoint], { enableDiscovery: true });
+    const config = testConfig([up.endpoint], {
+      enableDiscovery: true,
+      ...(kubeconfigText !== undefined ? { kubeconfig: `${dir}/kubeconfig` } : {}),
+    });
     const discovery = startDiscovery(config, { endpoints: () => config.endpoints, serviceAccountDir: dir });
     await using app = ProxyApp.start(config, { providers: discovery.providers });
     await waitFor(() => app.ready);
@@ -92,20 +97,10 @@ Deno.test("without a kubeconfig or service account, discovery is off and the pro
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
-});
+}
 
-Deno.test("a broken kubeconfig does not stop the proxy: it serves static endpoints and retries discovery", async () => {
-  const dir = await Deno.makeTempDir();
-  try {
-    await Deno.writeTextFile(`${dir}/kubeconfig`, "clusters: [oops");
-    await using up = new EchoServer();
-    const config = testConfig([up.endpoint], { enableDiscovery: true, kubeconfig: `${dir}/kubeconfig` });
-    const discovery = startDiscovery(config, { endpoints: () => config.endpoints, serviceAccountDir: dir });
-    await using app = ProxyApp.start(config, { providers: discovery.providers });
-    await waitFor(() => app.ready);
-    await roundTrip(app.addr.port);
-    discovery.close();
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-});
+Deno.test("without a kubeconfig or service account, discovery is off and the proxy serves its static endpoints", () =>
+  servesStaticEndpoints(undefined));
+
+Deno.test("a broken kubeconfig does not stop the proxy: it serves static endpoints and retries discovery", () =>
+  servesStaticEndpoints("clusters: [oops"));
