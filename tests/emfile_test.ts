@@ -1,0 +1,76 @@
+import assert from "node:assert/strict";
+import { freePorts, REPO_ROOT, startCommand } from "./support/main_process.ts";
+import { EchoServer, waitFor } from "./support/net.ts";
+
+const hasPrlimit = new Deno.Command("prlimit", { args: ["--version"], stdout: "null", stderr: "null" }).outputSync()
+  .success;
+
+async function relays(port: number): Promise<boolean> {
+  try {
+    const c = await Deno.connect({ hostname: "127.0.0.1", port });
+    try {
+      await c.write(new Uint8Array([7]));
+      const b = new Uint8Array(1);
+      return (await c.read(b)) === 1 && b[0] === 7;
+    } finally {
+      c.close();
+    }
+  } catch {
+    return false;
+  }
+}
+
+Deno.test({
+  name: "the real program survives running out of file descriptors (EMFILE) and accepts again afterwards",
+  ignore: !hasPrlimit,
+  async fn() {
+    await using upstream = new EchoServer();
+    const [bind, health] = freePorts(2) as [number, number];
+    const start = startCommand();
+    // A small descriptor limit for the program only: Deno needs about 30 to start; 40 clients exhaust the rest.
+    const child = new Deno.Command("prlimit", {
+      args: [
+        "--nofile=64:64",
+        start.command,
+        ...start.args,
+        `--endpoints=127.0.0.1:${upstream.port}`,
+        `--bind-port=${bind}`,
+        `--health-port=${health}`,
+        "--health-check=tcp",
+        "--enable-discovery=false",
+        "--log-level=warn",
+      ],
+      cwd: REPO_ROOT,
+      env: start.env,
+      stdout: "null",
+      stderr: "piped",
+    }).spawn();
+    const stderr = new Response(child.stderr).text();
+    const held: Deno.TcpConn[] = [];
+    try {
+      await waitFor(() => relays(bind), 10_000, "the proxy to relay");
+      // Hold connections open until the program cannot accept (or dial) any more: at most 100, bounded.
+      for (let i = 0; i < 100; i++) {
+        try {
+          held.push(await Deno.connect({ hostname: "127.0.0.1", port: bind }));
+        } catch {
+          break;
+        }
+      }
+      await new Promise((r) => setTimeout(r, 300)); // let the loop hit EMFILE and back off
+      for (const c of held.splice(0)) c.close();
+      // Once descriptors are free again, new clients are relayed.
+      await waitFor(() => relays(bind), 10_000, "the proxy to relay again after EMFILE");
+    } finally {
+      for (const c of held) c.close();
+      child.kill("SIGTERM");
+      assert.equal((await child.status).code, 0);
+    }
+    const log = await stderr;
+    assert.match(
+      log,
+      /Accept failed, retrying in \d+ ms|No upstream reachable/,
+      "the descriptor exhaustion was hit and logged",
+    );
+  },
+});
