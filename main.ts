@@ -63,7 +63,18 @@ function effectiveConfig(c: ProxyConfig): Record<string, unknown> {
     dialTimeout: formatDuration(c.dialTimeoutMs),
     hedgeDelay: formatDuration(c.hedgeDelayMs),
     drainTimeout: formatDuration(c.drainTimeoutMs),
+    healthCheck: c.healthCheck,
+    healthCaFile: c.healthCaFile ?? null,
+    healthTlsServerName: c.healthTlsServerName,
+    healthClientCert: c.healthClientCert ?? null,
+    healthTokenFile: c.healthTokenFile ?? null,
+    upstreamSelection: c.upstreamSelection,
+    closeOnUnhealthy: c.closeOnUnhealthy,
     enableDiscovery: c.enableDiscovery,
+    kubeconfig: c.kubeconfig ?? null,
+    kubeContext: c.kubeContext ?? null,
+    discoveryTlsServerName: c.discoveryTlsServerName,
+    stateFile: c.stateFile ?? null,
   };
 }
 
