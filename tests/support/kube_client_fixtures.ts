@@ -6,65 +6,20 @@
  * @module
  */
 import assert from "node:assert/strict";
+import { EchoServer } from "./net.ts";
 
 /**
  * A TCP listener that accepts connections and never writes: each connection stays open until the peer closes it or
  * the listener is disposed. `accepted` counts them.
  */
-export class SilentListener implements AsyncDisposable {
-  readonly listener: Deno.TcpListener;
-  readonly conns = new Set<Deno.TcpConn>();
-  accepted = 0;
-  readonly #done: Promise<void>;
-
+export class SilentListener extends EchoServer {
   /** @param hostname A loopback address, e.g. `127.0.0.2` to stand for another host. */
   constructor(hostname = "127.0.0.1") {
-    this.listener = Deno.listen({ hostname, port: 0 });
-    this.#done = this.#serve();
+    super(0, hostname, false);
   }
 
   get hostname(): string {
     return this.listener.addr.hostname;
-  }
-
-  get port(): number {
-    return this.listener.addr.port;
-  }
-
-  async #serve(): Promise<void> {
-    const holds: Promise<void>[] = [];
-    try {
-      for (;;) {
-        const c = await this.listener.accept();
-        this.accepted++;
-        this.conns.add(c);
-        holds.push(this.#hold(c));
-      }
-    } catch { /* listener closed */ }
-    await Promise.all(holds);
-  }
-
-  async #hold(c: Deno.TcpConn): Promise<void> {
-    const buf = new Uint8Array(4096);
-    try {
-      while ((await c.read(buf)) !== null) { /* discard */ }
-    } catch { /* closed */ }
-    try {
-      c.close();
-    } catch { /* closed */ }
-    this.conns.delete(c);
-  }
-
-  async [Symbol.asyncDispose](): Promise<void> {
-    try {
-      this.listener.close();
-    } catch { /* closed */ }
-    for (const c of this.conns) {
-      try {
-        c.close();
-      } catch { /* closed */ }
-    }
-    await this.#done;
   }
 }
 

@@ -6,14 +6,20 @@
 import type { ProxyConfig } from "../../lib/config/config.ts";
 import type { Endpoint } from "../../lib/config/endpoint.ts";
 
-/** A TCP echo server on 127.0.0.1 that echoes until EOF, then half-closes back. */
+/**
+ * A TCP echo server on 127.0.0.1 that echoes until EOF, then half-closes back; with `echo` false it only reads (a
+ * silent peer that never answers).
+ */
 export class EchoServer {
   readonly listener: Deno.TcpListener;
   readonly conns = new Set<Deno.TcpConn>();
   readonly #done: Promise<void>;
   accepted = 0;
 
-  constructor(port = 0, hostname = "127.0.0.1") {
+  readonly #echoes: boolean;
+
+  constructor(port = 0, hostname = "127.0.0.1", echo = true) {
+    this.#echoes = echo;
     this.listener = Deno.listen({ hostname, port });
     this.#done = this.#serve();
   }
@@ -46,9 +52,9 @@ export class EchoServer {
         const n = await c.read(buf);
         if (n === null) break;
         let off = 0;
-        while (off < n) off += await c.write(buf.subarray(off, n));
+        while (this.#echoes && off < n) off += await c.write(buf.subarray(off, n));
       }
-      await c.closeWrite();
+      if (this.#echoes) await c.closeWrite();
     } catch { /* peer gone */ }
     try {
       c.close();
