@@ -21,8 +21,10 @@ import { simpleArgs } from "./lib/config/simple_args.ts";
 import {
   buildProxyConfig,
   ConfigError,
+  configOutcome,
   type LogFormat,
   type LogLevel,
+  type ParseOutcome,
   type ProxyConfig,
   resolveRaw,
 } from "./lib/config/config.ts";
@@ -130,12 +132,11 @@ function clusterIp(): string | undefined {
   return Deno.env.get("KUBERNETES_SERVICE_HOST") || undefined;
 }
 
-type Outcome<C> =
-  | { readonly kind: "exit"; readonly code: number; readonly stdout: string; readonly stderr: string }
-  | { readonly kind: "run"; readonly config: C & { readonly logLevel: LogLevel; readonly logFormat: LogFormat } };
-
 /** Parses, configures logging, runs, and turns errors into exit statuses: 2 for configuration, 1 for the rest. */
-async function execute<C>(outcome: Outcome<C>, run: (config: C) => Promise<number>): Promise<number> {
+async function execute<C extends { readonly logLevel: LogLevel; readonly logFormat: LogFormat }>(
+  outcome: ParseOutcome<C>,
+  run: (config: C) => Promise<number>,
+): Promise<number> {
   if (outcome.kind === "exit") {
     if (outcome.stdout) await Deno.stdout.write(new TextEncoder().encode(outcome.stdout));
     if (outcome.stderr) await Deno.stderr.write(new TextEncoder().encode(outcome.stderr));
@@ -169,24 +170,17 @@ async function main(): Promise<number> {
     const { parseCopierCommandLine } = await import("./lib/config/copier_cli.ts");
     const { COPIER_FLAGS } = await import("./lib/config/copier_flags.ts");
     const outcome = parseCopierCommandLine(Deno.args.slice(1), envOf(COPIER_FLAGS), info);
-    return execute(outcome.kind === "exit" ? outcome : { kind: "run", config: outcome.config }, runEndpointCopier);
+    return execute(outcome.kind === "exit" ? outcome : { kind: "ok", config: outcome.config }, runEndpointCopier);
   }
   const env = envOf(PROXY_FLAGS);
   const simple = simpleArgs(Deno.args, PROXY_FLAGS);
   if (simple !== undefined) {
     // The usual command line, read without commander (see simple_args.ts); same validation, same messages.
-    let config: ProxyConfig;
-    try {
-      config = buildProxyConfig(resolveRaw(PROXY_FLAGS, simple, env));
-    } catch (e) {
-      if (!(e instanceof ConfigError)) throw e;
-      return execute({ kind: "exit", code: 2, stdout: "", stderr: `error: ${e.message}\n` }, runProxy);
-    }
-    return execute({ kind: "run", config }, runProxy);
+    return execute(configOutcome(() => buildProxyConfig(resolveRaw(PROXY_FLAGS, simple, env))), runProxy);
   }
   const { parseCommandLine } = await import("./lib/config/cli.ts");
   const outcome = parseCommandLine(Deno.args, env, info);
-  return execute(outcome.kind === "exit" ? outcome : { kind: "run", config: outcome.config }, runProxy);
+  return execute(outcome.kind === "exit" ? outcome : { kind: "ok", config: outcome.config }, runProxy);
 }
 
 if (import.meta.main) Deno.exit(await main());

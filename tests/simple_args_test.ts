@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { parseCommandLine } from "../lib/config/cli.ts";
-import { buildProxyConfig, ConfigError, resolveRaw } from "../lib/config/config.ts";
+import { buildProxyConfig, configOutcome, resolveRaw } from "../lib/config/config.ts";
 import { PROXY_FLAGS } from "../lib/config/flags.ts";
 import { simpleArgs } from "../lib/config/simple_args.ts";
 
@@ -10,12 +10,8 @@ const INFO = { version: "0.0.0" };
 function fastPath(argv: string[], env: Record<string, string>) {
   const simple = simpleArgs(argv, PROXY_FLAGS);
   if (simple === undefined) return undefined;
-  try {
-    return { kind: "proxy", config: buildProxyConfig(resolveRaw(PROXY_FLAGS, simple, env)) };
-  } catch (e) {
-    if (!(e instanceof ConfigError)) throw e;
-    return { kind: "exit", code: 2, stdout: "", stderr: `error: ${e.message}\n` };
-  }
+  const r = configOutcome(() => buildProxyConfig(resolveRaw(PROXY_FLAGS, simple, env)));
+  return r.kind === "ok" ? { kind: "proxy", config: r.config } : r;
 }
 
 Deno.test("the fast path reads the usual command lines exactly as the full parser does", () => {

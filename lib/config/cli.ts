@@ -5,7 +5,16 @@
  * @module
  */
 import { Command, CommanderError, Option } from "commander";
-import { buildProxyConfig, ConfigError, type ProxyConfig, type RawValues, resolveRaw } from "./config.ts";
+import {
+  buildProxyConfig,
+  configOutcome,
+  type ParseOutcome,
+  type ProxyConfig,
+  type RawValues,
+  resolveRaw,
+} from "./config.ts";
+
+export type { ParseOutcome } from "./config.ts";
 import { type FlagSpec, PROXY_FLAGS } from "./flags.ts";
 
 /** What main should do after parsing the command line. */
@@ -42,11 +51,6 @@ function cliValues(cmd: Command, flags: readonly FlagSpec[]): Record<string, str
   }
   return out;
 }
-
-/** The outcome of parsing one command's flags: its config, or an exit with status and text. */
-export type ParseOutcome<C> =
-  | { readonly kind: "ok"; readonly config: C }
-  | { readonly kind: "exit"; readonly code: number; readonly stdout: string; readonly stderr: string };
 
 /** One command: its name and help text, its flag table, and how raw values become its config. */
 export interface CommandSpec<C> {
@@ -96,12 +100,7 @@ export function parseFlags<C>(
     }
     throw e;
   }
-  try {
-    return { kind: "ok", config: spec.build(resolveRaw(spec.flags, cliValues(program, spec.flags), env)) };
-  } catch (e) {
-    if (e instanceof ConfigError) return { kind: "exit", code: 2, stdout: "", stderr: `error: ${e.message}\n` };
-    throw e;
-  }
+  return configOutcome(() => spec.build(resolveRaw(spec.flags, cliValues(program, spec.flags), env)));
 }
 
 /**

@@ -286,3 +286,30 @@ export function buildProxyConfig(raw: RawValues): ProxyConfig {
     logFormat: r.get("log-format", oneOf<LogFormat>("json", "text")),
   };
 }
+
+/** The outcome of reading one command's configuration: its config, or an exit with status and text. */
+export type ParseOutcome<C> =
+  | { readonly kind: "ok"; readonly config: C }
+  | { readonly kind: "exit"; readonly code: number; readonly stdout: string; readonly stderr: string };
+
+/**
+ * Runs a config builder: its result, or for a `ConfigError` an exit with status 2 and the one line
+ * `error: <message>`. Other errors are bugs and propagate.
+ *
+ * @example
+ * ```ts
+ * import { ConfigError, configOutcome } from "./config.ts";
+ * const r = configOutcome(() => {
+ *   throw new ConfigError("Invalid --x 'y': expected z");
+ * });
+ * console.assert(r.kind === "exit" && r.code === 2 && r.stderr === "error: Invalid --x 'y': expected z\n");
+ * ```
+ */
+export function configOutcome<C>(build: () => C): ParseOutcome<C> {
+  try {
+    return { kind: "ok", config: build() };
+  } catch (e) {
+    if (e instanceof ConfigError) return { kind: "exit", code: 2, stdout: "", stderr: `error: ${e.message}\n` };
+    throw e;
+  }
+}
