@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { AcceptLoop, type AcceptSource } from "../lib/proxy/accept_loop.ts";
+import { waitFor } from "./support/net.ts";
 
 Deno.test("the accept loop survives accept errors such as EMFILE and keeps accepting", async () => {
   using real = Deno.listen({ hostname: "127.0.0.1", port: 0 });
@@ -43,7 +44,7 @@ Deno.test("the liveness self-check is answered by the loop and not handed to the
   assert.equal(loop.accepted, 0);
   // An ordinary client arriving next is still handed over.
   const client = await Deno.connect({ hostname: "127.0.0.1", port: listener.addr.port });
-  while (handled.length === 0) await new Promise((r) => setTimeout(r, 5));
+  await waitFor(() => handled.length > 0, 5000, "the client to be handed over");
   handled[0]?.close();
   client.close();
   loop.stop();

@@ -160,7 +160,7 @@ Deno.test("a removed upstream that comes back during its drain keeps its connect
   app.pool.update([b.endpoint]);
   app.pool.update([a.endpoint, b.endpoint]);
   assert.equal(app.pool.get(`127.0.0.1:${a.port}`)?.draining, false);
-  await new Promise((r) => setTimeout(r, 350));
+  await new Promise((r) => setTimeout(r, 350)); // past the 200 ms drain deadline: the cancelled drain must not close it
   await writeAll(c, new TextEncoder().encode("y"));
   assert.equal(await c.read(new Uint8Array(1)), 1);
   c.close();

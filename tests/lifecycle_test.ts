@@ -77,7 +77,7 @@ Deno.test("--close-on-unhealthy=false leaves connections alone", async () => {
   probe.set(a.endpoint, { ok: false, reason: "x" });
   probe.set(b.endpoint, { ok: true, rttMs: 1 });
   await waitFor(() => app.pool.get(endpointKey(a.endpoint))?.state === "unhealthy", 5000, "a unhealthy");
-  await new Promise((r) => setTimeout(r, 1200));
+  await new Promise((r) => setTimeout(r, 1200)); // longer than the close spread: nothing may close them
   for (const c of conns) {
     await writeAll(c, new TextEncoder().encode("y"));
     assert.equal(await c.read(new Uint8Array(1)), 1);

@@ -41,6 +41,7 @@ export class AcceptLoop {
   readonly #source: AcceptSource;
   readonly #handle: (conn: Deno.TcpConn) => void;
   #stopping = false;
+  readonly #stopped = new AbortController();
   #running = false;
   #self: SelfCheck | undefined;
   #selfRunning: Promise<boolean> | undefined;
@@ -73,7 +74,7 @@ export class AcceptLoop {
           this.errors++;
           backoff = backoff === 0 ? 10 : Math.min(backoff * 2, 1000);
           log.error("Accept failed, retrying in {delayMs} ms: {error}", { delayMs: backoff, error: describeError(e) });
-          await sleep(backoff);
+          await sleep(backoff, this.#stopped.signal).catch(() => {}); // stop() cuts the backoff short
           continue;
         }
         backoff = 0;
@@ -138,6 +139,7 @@ export class AcceptLoop {
   stop(): void {
     if (this.#stopping) return;
     this.#stopping = true;
+    this.#stopped.abort();
     try {
       this.#source.close();
     } catch { /* already closed */ }
