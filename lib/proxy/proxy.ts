@@ -9,9 +9,8 @@ import type { Clock } from "../clock.ts";
 import type { Pool } from "../upstream/pool.ts";
 import { describeError } from "../upstream/probe.ts";
 import type { Closable, Upstream } from "../upstream/upstream.ts";
-import { BufferPool } from "./buffer_pool.ts";
 import { dial, type DialConnect } from "./dial.ts";
-import { isNormalEnd, type RelayBuffers, startRelay } from "./relay.ts";
+import { isNormalEnd, type RelayBuffers, relayBuffers, startRelay } from "./relay.ts";
 
 const log = getLogger(["extractedprism", "proxy"]);
 
@@ -23,8 +22,6 @@ export interface ProxyOptions {
   /** The dial budget when no candidate is healthy (the health probe timeout). */
   readonly fallbackBudgetMs: number;
   readonly clock: Clock;
-  /** Bytes per small relay buffer (bulk streams move to 256 KiB ones). @default 16384 */
-  readonly bufferSize?: number;
   /** How the proxy connects to upstreams. @default Deno.connect */
   readonly connect?: DialConnect;
 }
@@ -50,10 +47,7 @@ export class Proxy {
 
   constructor(opts: ProxyOptions) {
     this.#opts = opts;
-    this.#buffers = {
-      small: new BufferPool(opts.bufferSize ?? 16 * 1024, 4096),
-      large: new BufferPool(256 * 1024, 16),
-    };
+    this.#buffers = relayBuffers();
     this.#connect = opts.connect ?? defaultConnect;
   }
 
