@@ -58,7 +58,7 @@ export const METRICS: readonly MetricDef[] = [
 ];
 
 /** The columns, in order. */
-export const SYSTEM_KEYS: readonly SystemKey[] = ["direct", "extractedprism", "haproxy", "nginx"];
+export const SYSTEM_KEYS: readonly SystemKey[] = ["direct", "extractedprism", "floor", "haproxy", "nginx"];
 
 /** Samples per system and metric; a cell shows the median. */
 export class Results {
@@ -115,9 +115,9 @@ function ratio(a: number | undefined, b: number | undefined): string {
   return `${(a / b).toFixed(2)}×`;
 }
 
-/** The Markdown table: one row per metric, one column per system, then ep/direct and ep/haproxy. */
+/** The Markdown table: one row per metric, one column per system, then ep/direct, ep/floor, ep/haproxy, floor/haproxy. */
 export function renderTable(r: Results): string {
-  const head = ["metric", ...SYSTEM_KEYS, "ep/direct", "ep/haproxy"];
+  const head = ["metric", ...SYSTEM_KEYS, "ep/direct", "ep/floor", "ep/haproxy", "floor/haproxy"];
   const lines = [`| ${head.join(" | ")} |`, `|${head.map((_, i) => (i === 0 ? "---" : "---:")).join("|")}|`];
   for (const m of METRICS) {
     const cells = SYSTEM_KEYS.map((s) => {
@@ -127,8 +127,8 @@ export function renderTable(r: Results): string {
     const ep = r.get("extractedprism", m.key);
     lines.push(
       `| ${m.label} | ${cells.join(" | ")} | ${ratio(ep, r.get("direct", m.key))} | ${
-        ratio(ep, r.get("haproxy", m.key))
-      } |`,
+        ratio(ep, r.get("floor", m.key))
+      } | ${ratio(ep, r.get("haproxy", m.key))} | ${ratio(r.get("floor", m.key), r.get("haproxy", m.key))} |`,
     );
   }
   return lines.join("\n");

@@ -8,7 +8,7 @@ import { haproxyConf, NGINX_STREAM_MODULE, nginxStreamConf } from "./_configs.ts
 import { type Child, type Children, delay, freePort, lastLines, which } from "./_process.ts";
 
 /** The columns of the report, in order. */
-export type SystemKey = "direct" | "extractedprism" | "haproxy" | "nginx";
+export type SystemKey = "direct" | "extractedprism" | "floor" | "haproxy" | "nginx";
 
 /** A started system: where clients connect, and the process to measure (none for `direct`). */
 export interface Running {
@@ -178,6 +178,34 @@ export function extractedprism(command: Command, repoRoot: string): System {
       const { port, child } = spawnEp(backendPort, ctx, opts);
       return running(port, child);
     },
+  };
+}
+
+/**
+ * The Deno floor: `bench/_floor_relay.ts`, the smallest correct Deno relay, run by the same `deno` with the start
+ * task's `--v8-flags`. What extractedprism costs over it is its own work; what it costs over HAProxy is Deno's.
+ */
+export function floorRelay(command: Command): System {
+  const script = new URL("./_floor_relay.ts", import.meta.url).pathname;
+  const v8 = command.argv.filter((a) => a.startsWith("--v8-flags="));
+  const spawnFloor = (backendPort: number, ctx: StartContext) => {
+    const port = freePort();
+    const argv = [Deno.execPath(), "run", "-q", "--no-config", "--allow-net=127.0.0.1", ...v8, script];
+    const child = ctx.children.spawn("floor", [...argv, String(port), String(backendPort)], {
+      cpus: ctx.proxyCpus,
+      env: command.env,
+    });
+    return running(port, child);
+  };
+  return {
+    key: "floor",
+    absent: undefined,
+    async start(backendPort, ctx) {
+      const r = spawnFloor(backendPort, ctx);
+      await waitUntil("a listening port", r.child!, () => listening(r.port), 10_000);
+      return r;
+    },
+    spawn: spawnFloor,
   };
 }
 

@@ -1,6 +1,7 @@
 /**
  * The side-by-side benchmark: a direct connection to the backend, extractedprism (started exactly like
- * `deno task start`), HAProxy (`mode tcp`) and nginx `stream`, on loopback only, in one run. Prints a Markdown table
+ * `deno task start`), the Deno floor (`_floor_relay.ts`), HAProxy (`mode tcp`) and nginx `stream`, on loopback only,
+ * in one run. Prints a Markdown table
  * and one PASS/FAIL line per target; exits 0 even when a target fails (it is a report), non-zero when the bench broke.
  *
  * ```sh
@@ -19,6 +20,7 @@ import { renderTable, Results, spreadLines, SYSTEM_KEYS, verdicts } from "./_rep
 import {
   direct,
   extractedprism,
+  floorRelay,
   haproxy,
   nginxStream,
   parseCommand,
@@ -33,7 +35,7 @@ type Workload = typeof WORKLOADS[number];
 
 const HELP = `Usage: deno task bench [options]
 
-Compares direct, extractedprism, haproxy and nginx (stream) on loopback, side by side.
+Compares direct, extractedprism, the Deno floor relay, haproxy and nginx (stream) on loopback, side by side.
 
 Options:
   --duration=DUR       length of each load run: 10s, 1500ms, 1m (default 10s; --quick: 3s)
@@ -169,7 +171,7 @@ async function bench(
       ` (${cpus} CPUs online).`
     : `Pinning: none — only ${cpus} CPU online, proxies share it with the backend and load generators.`;
 
-  const all: System[] = [direct, extractedprism(ep, repoRoot), haproxy(), nginxStream()];
+  const all: System[] = [direct, extractedprism(ep, repoRoot), floorRelay(ep), haproxy(), nginxStream()];
   const systems = all.filter((s) => opts.systems.has(s.key));
   const results = new Results();
   for (const s of all) {
@@ -250,7 +252,8 @@ async function bench(
       "`Connection: close`).",
       `extractedprism: \`${epCommand}\` plus \`--endpoints --bind-port --health-port --log-level=warn\`; for the ` +
       "bulk and new-connection workloads also `--health-check=tcp`, since iperf3 and plain HTTP cannot answer the " +
-      "default HTTPS `/readyz` probe. HAProxy: `mode tcp`, one thread; nginx: `stream`, one worker; both one backend, " +
+      "default HTTPS `/readyz` probe. floor: bench/_floor_relay.ts, the smallest correct Deno relay, with the same " +
+      "`deno` and `--v8-flags`. HAProxy: `mode tcp`, one thread; nginx: `stream`, one worker; all three one backend, " +
       "no health checks.",
       "Proxy CPU and RSS cover the whole process tree (nginx: master + worker), from /proc; peak RSS = max(VmRSS " +
       "sampled every 50 ms, VmHWM). Each load run uses a fresh proxy process; runs disturbed by other processes are " +

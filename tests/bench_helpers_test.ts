@@ -58,14 +58,18 @@ Deno.test("a cell shows the median of its samples and marks accumulate once", ()
   assert.equal(r.get("nginx", "smallRps"), undefined);
 });
 
-Deno.test("the table has one row per metric with ratios to direct and HAProxy", () => {
+Deno.test("the table has one row per metric with ratios to direct, the Deno floor and HAProxy", () => {
   const r = new Results();
   r.add("direct", "smallRps", 40000);
   r.add("extractedprism", "smallRps", 30000);
+  r.add("floor", "smallRps", 32000);
   r.add("haproxy", "smallRps", 20000);
   r.skipped.set("nginx", "nginx not installed");
   const row = renderTable(r).split("\n").find((l) => l.startsWith("| small HTTPS req/s (32"));
-  assert.equal(row, "| small HTTPS req/s (32 keep-alive conns) | 40,000 | 30,000 | 20,000 | skipped | 0.75× | 1.50× |");
+  assert.equal(
+    row,
+    "| small HTTPS req/s (32 keep-alive conns) | 40,000 | 30,000 | 32,000 | 20,000 | skipped | 0.75× | 0.94× | 1.50× | 1.60× |",
+  );
 });
 
 Deno.test("targets pass, fail or skip from the measurements", () => {
