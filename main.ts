@@ -91,7 +91,10 @@ async function runProxy(config: ProxyConfig): Promise<number> {
   log.info("extractedprism {version} listening on {listen}, health on {health}", effectiveConfig(config));
   const sig = await untilSignal();
   await app.shutdown(`${sig} received`);
-  discovery.close();
+  // Bounded: a stop must not hang on a socket to the API server that will not close.
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  await Promise.race([discovery.close(), new Promise<void>((resolve) => (timer = setTimeout(resolve, 2000)))]);
+  clearTimeout(timer);
   return 0;
 }
 

@@ -75,7 +75,7 @@ Deno.test("end to end: discovery adds an API server only it knows, removes it ag
         "no new connection to the removed one",
       );
     } finally {
-      discovery.close();
+      await discovery.close();
     }
   } finally {
     await Deno.remove(dir, { recursive: true });
@@ -96,7 +96,7 @@ async function servesStaticEndpoints(kubeconfigText: string | undefined): Promis
     await using app = ProxyApp.start(config, { providers: discovery.providers });
     await waitFor(() => app.ready);
     await roundTrip(app.addr.port);
-    discovery.close();
+    await discovery.close();
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

@@ -19,8 +19,8 @@ const log = getLogger(["extractedprism", "discovery"]);
 /** Discovery's providers, and what must be released at shutdown. */
 export interface Discovery {
   readonly providers: readonly EndpointProvider[];
-  /** Releases the API connection; call after the providers have stopped. */
-  close(): void;
+  /** Releases the API connection, resolved once its sockets are closed; call after the providers have stopped. */
+  close(): Promise<void>;
 }
 
 /** What discovery needs beyond the configuration. */
@@ -43,7 +43,7 @@ export interface DiscoveryOptions {
 export function startDiscovery(config: ProxyConfig, opts: DiscoveryOptions): Discovery {
   if (!config.enableDiscovery) {
     log.info("Kubernetes discovery is disabled (--enable-discovery=false); using the static endpoints only");
-    return { providers: [], close: () => {} };
+    return { providers: [], close: () => Promise.resolve() };
   }
   let transport: KubeTransport | undefined;
   let closed = false;
@@ -84,9 +84,13 @@ export function startDiscovery(config: ProxyConfig, opts: DiscoveryOptions): Dis
     : withFallback(persistToStateFile(kube, config.stateFile), stateFileProvider(config.stateFile));
   return {
     providers: [provider],
-    close: () => {
+    close: async () => {
       closed = true;
-      transport?.close();
+      const t = transport as (KubeTransport & Partial<AsyncDisposable>) | undefined;
+      // Wait for the sockets where the transport can say when they are closed (the HTTP transport can).
+      const dispose = t?.[Symbol.asyncDispose];
+      if (dispose !== undefined) await dispose.call(t);
+      else t?.close();
     },
   };
 }
