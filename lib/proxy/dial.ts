@@ -8,6 +8,7 @@
 import type { Endpoint } from "../config/endpoint.ts";
 import { describeError } from "../upstream/probe.ts";
 import type { Upstream } from "../upstream/upstream.ts";
+import { type CoarseTimer, dialTimer, type TimerEntry } from "./coarse_timer.ts";
 
 /** The reason given to dials that lost or ran out of time. */
 const CANCELLED = new DOMException("dial cancelled", "AbortError");
@@ -22,6 +23,8 @@ export interface DialOptions {
   /** Time before starting the next candidate in parallel; at least this, or 3 × the upstream's last RTT. */
   readonly hedgeDelayMs: number;
   readonly connect: DialConnect;
+  /** The budget's and the hedge's timer. @default one shared by all dials */
+  readonly timer?: CoarseTimer;
   /** A candidate failed (refused, unreachable, or still pending when the budget ran out). */
   readonly onFailure: (upstream: Upstream, reason: string) => void;
 }
@@ -62,25 +65,26 @@ export function dial(candidates: readonly Upstream[], opts: DialOptions): Promis
   let pending = 0;
   let done = false;
   let outOfTime = false;
-  let hedgeTimer: ReturnType<typeof setTimeout> | undefined;
+  const timer = opts.timer ?? dialTimer;
+  let hedge: TimerEntry | undefined;
 
   const finish = (result: Dialed | undefined, winner?: AbortController) => {
     if (done) return;
     done = true;
-    clearTimeout(hedgeTimer);
-    clearTimeout(budgetTimer);
+    hedge?.cancel();
+    budget.cancel();
     // Only the losers, with a shared reason: a DOMException per connection was a measurable share of the CPU.
     for (const a of attempts) if (a !== winner) a.abort(CANCELLED);
     resolve(result);
   };
-  const budgetTimer = setTimeout(() => {
+  const budget = timer.at(timer.now() + opts.budgetMs, () => {
     outOfTime = true;
     finish(undefined);
-  }, opts.budgetMs);
+  });
 
   const launch = () => {
-    clearTimeout(hedgeTimer);
-    hedgeTimer = undefined;
+    hedge?.cancel();
+    hedge = undefined;
     if (done || next >= candidates.length) return;
     const up = candidates[next++] as Upstream;
     const ctrl = new AbortController();
@@ -101,7 +105,7 @@ export function dial(candidates: readonly Upstream[], opts: DialOptions): Promis
     });
     if (next < candidates.length) {
       const rtt = up.lastRttMs ?? 0;
-      hedgeTimer = setTimeout(launch, Math.max(opts.hedgeDelayMs, 3 * rtt));
+      hedge = timer.at(timer.now() + Math.max(opts.hedgeDelayMs, 3 * rtt), launch);
     }
   };
   launch();

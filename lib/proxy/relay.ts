@@ -37,41 +37,6 @@ export interface RelayHandle {
   close(): void;
 }
 
-async function pump(
-  src: Deno.Conn,
-  dst: Deno.Conn,
-  buffers: RelayBuffers,
-  count: ((n: number) => void) | undefined,
-  otherEnded: () => boolean,
-): Promise<void> {
-  let tier = 0;
-  let pool = buffers[0]!;
-  let buf = pool.take();
-  const top = buffers.length - 1;
-  for (;;) {
-    const n = await src.read(buf);
-    if (n === null) break;
-    count?.(n);
-    let off = 0;
-    while (off < n) off += await dst.write(off === 0 ? buf.subarray(0, n) : buf.subarray(off, n));
-    // No operation holds the buffer at this point: it can be swapped for one of another tier.
-    const to = n === buf.byteLength
-      ? Math.min(tier + 1, top)
-      : tier > 0 && 2 * n <= buffers[tier - 1]!.size
-      ? tier - 1
-      : tier;
-    if (to !== tier) {
-      pool.give(buf);
-      tier = to;
-      pool = buffers[to]!;
-      buf = pool.take();
-    }
-  }
-  pool.give(buf);
-  // When the other direction has ended too, both sockets close next: a half-close first would be one more syscall.
-  if (!otherEnded()) await dst.closeWrite();
-}
-
 /**
  * Starts relaying between `client` and `upstream`.
  *
@@ -97,34 +62,83 @@ async function pump(
  * ```
  */
 export function startRelay(client: Deno.Conn, upstream: Deno.Conn, opts: RelayOptions): RelayHandle {
-  let open = 2;
-  let closed = false;
-  let firstError: unknown;
-  const closeBoth = () => {
-    if (closed) return;
-    closed = true;
+  const relay = new Relay(client, upstream, opts);
+  void relay.pump(client, upstream, opts.onClientBytes, CLIENT_TO_UPSTREAM);
+  void relay.pump(upstream, client, opts.onUpstreamBytes, UPSTREAM_TO_CLIENT);
+  return relay;
+}
+
+const CLIENT_TO_UPSTREAM = 1;
+const UPSTREAM_TO_CLIENT = 2;
+
+/** One relayed connection: its two pumps share this object rather than closures and promise chains of their own. */
+class Relay implements RelayHandle {
+  readonly #client: Deno.Conn;
+  readonly #upstream: Deno.Conn;
+  readonly #opts: RelayOptions;
+  /** The directions that have ended cleanly (bits: client → upstream 1, upstream → client 2). */
+  #ended = 0;
+  #closed = false;
+  #firstError: unknown;
+
+  constructor(client: Deno.Conn, upstream: Deno.Conn, opts: RelayOptions) {
+    this.#client = client;
+    this.#upstream = upstream;
+    this.#opts = opts;
+  }
+
+  /** Copies `src` to `dst` until EOF, then half-closes `dst`; any error closes both sockets. Never rejects. */
+  async pump(src: Deno.Conn, dst: Deno.Conn, count: ((n: number) => void) | undefined, direction: number) {
     try {
-      client.close();
+      const buffers = this.#opts.buffers;
+      const top = buffers.length - 1;
+      let tier = 0;
+      let pool = buffers[0]!;
+      let buf = pool.take();
+      for (;;) {
+        const n = await src.read(buf);
+        if (n === null) break;
+        count?.(n);
+        let off = 0;
+        while (off < n) off += await dst.write(off === 0 ? buf.subarray(0, n) : buf.subarray(off, n));
+        // No operation holds the buffer at this point: it can be swapped for one of another tier.
+        const to = n === buf.byteLength
+          ? Math.min(tier + 1, top)
+          : tier > 0 && 2 * n <= buffers[tier - 1]!.size
+          ? tier - 1
+          : tier;
+        if (to !== tier) {
+          pool.give(buf);
+          tier = to;
+          pool = buffers[to]!;
+          buf = pool.take();
+        }
+      }
+      // Only after a clean EOF: after an error a pending operation may still hold the buffer.
+      pool.give(buf);
+      // When the other direction has ended too, both sockets close next: a half-close first would be one more
+      // syscall.
+      if ((this.#ended | direction) !== 3) await dst.closeWrite();
+      this.#ended |= direction;
+      if (this.#ended === 3) this.close();
+    } catch (e) {
+      if (!this.#closed) this.#firstError ??= e;
+      this.close();
+    }
+  }
+
+  /** Closes both sockets at once (idempotent) and reports the end. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    try {
+      this.#client.close();
     } catch { /* already closed */ }
     try {
-      upstream.close();
+      this.#upstream.close();
     } catch { /* already closed */ }
-    opts.onEnd(firstError);
-  };
-  const done = () => {
-    if (--open === 0) closeBoth();
-  };
-  const failed = (e: unknown) => {
-    if (!closed) firstError ??= e;
-    closeBoth();
-  };
-  let clientEnded = false;
-  let upstreamEnded = false;
-  pump(client, upstream, opts.buffers, opts.onClientBytes, () => upstreamEnded)
-    .then(() => (clientEnded = true)).then(done, failed);
-  pump(upstream, client, opts.buffers, opts.onUpstreamBytes, () => clientEnded)
-    .then(() => (upstreamEnded = true)).then(done, failed);
-  return { close: closeBoth };
+    this.#opts.onEnd(this.#firstError);
+  }
 }
 
 /** Whether an error is an ordinary end of a connection (reset, broken pipe, closed socket), not worth a warning. */
