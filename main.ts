@@ -15,6 +15,7 @@ import {
 import denoJson from "./deno.json" with { type: "json" };
 import { readBuildInfo } from "./deploy/build_info.ts";
 import { ProxyApp } from "./lib/app.ts";
+import { sleep } from "./lib/clock.ts";
 import { startDiscovery } from "./lib/discovery/discovery.ts";
 import type { CopierConfig } from "./lib/config/copier_cli.ts";
 import { simpleArgs } from "./lib/config/simple_args.ts";
@@ -92,9 +93,9 @@ async function runProxy(config: ProxyConfig): Promise<number> {
   const sig = await untilSignal();
   await app.shutdown(`${sig} received`);
   // Bounded: a stop must not hang on a socket to the API server that will not close.
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  await Promise.race([discovery.close(), new Promise<void>((resolve) => (timer = setTimeout(resolve, 2000)))]);
-  clearTimeout(timer);
+  const timer = new AbortController();
+  await Promise.race([discovery.close(), sleep(2000, timer.signal).catch(() => {})]);
+  timer.abort();
   return 0;
 }
 

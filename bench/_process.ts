@@ -224,3 +224,12 @@ export function delay(ms: number, signal?: AbortSignal): Promise<void> {
     signal?.addEventListener("abort", onAbort, { once: true });
   });
 }
+
+/** A whole number from `min` to `max` given to `--flag`; throws a one-line RangeError naming the flag otherwise. */
+export function parseCount(flag: string, text: string, max: number, min = 1): number {
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < min || n > max) {
+    throw new RangeError(`Cannot parse --${flag} '${text}': expected a whole number from ${min} to ${max}`);
+  }
+  return n;
+}

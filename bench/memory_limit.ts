@@ -15,7 +15,7 @@ import { parseArgs } from "node:util";
 import { makeCertificate, startBackend } from "./_backend.ts";
 import { WRK_REPORT_LUA } from "./_configs.ts";
 import { runWrk } from "./_load.ts";
-import { Children, delay, freePort, lastLines, which } from "./_process.ts";
+import { Children, delay, freePort, lastLines, parseCount, which } from "./_process.ts";
 import { startTask } from "./_systems.ts";
 
 /** A memory cgroup made for one run. */
@@ -98,20 +98,14 @@ async function main(): Promise<number> {
       seconds: { type: "string", default: "10" },
     },
   });
-  const limitMib = Number(values["limit-mib"]);
-  const connections = Number(values.connections);
-  const seconds = Number(values.seconds);
-  for (
-    const [flag, v, max] of [["limit-mib", limitMib, 4096], ["connections", connections, 4096], [
-      "seconds",
-      seconds,
-      120,
-    ]] as const
-  ) {
-    if (!Number.isInteger(v) || v < 1 || v > max) {
-      console.error(`error: --${flag} must be a whole number from 1 to ${max}`);
-      return 2;
-    }
+  let limitMib: number, connections: number, seconds: number;
+  try {
+    limitMib = parseCount("limit-mib", values["limit-mib"], 4096);
+    connections = parseCount("connections", values.connections, 4096);
+    seconds = parseCount("seconds", values.seconds, 120);
+  } catch (e) {
+    console.error(`error: ${e instanceof Error ? e.message : e}`);
+    return 2;
   }
   if (Deno.uid() !== 0) {
     console.error("Skipping: a memory cgroup needs root");

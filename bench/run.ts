@@ -15,7 +15,7 @@
 import { parseArgs } from "node:util";
 import { type Backend, makeCertificate, startBackend } from "./_backend.ts";
 import { BACKEND_BODY, WRK_REPORT_LUA } from "./_configs.ts";
-import { Children, freePort, pinSelf, which } from "./_process.ts";
+import { Children, freePort, parseCount, pinSelf, which } from "./_process.ts";
 import { renderTable, Results, spreadLines, SYSTEM_KEYS, verdicts } from "./_report.ts";
 import {
   direct,
@@ -87,14 +87,6 @@ function parseList<T extends string>(flag: string, text: string, allowed: readon
     }
   }
   return new Set(items as T[]);
-}
-
-function parseCount(flag: string, text: string, max: number, min = 1): number {
-  const n = Number(text);
-  if (!Number.isInteger(n) || n < min || n > max) {
-    throw new RangeError(`Cannot parse --${flag} '${text}': expected a whole number from ${min} to ${max}`);
-  }
-  return n;
 }
 
 function parseCpus(flag: string, text: string): string {

@@ -1,5 +1,6 @@
 /** The dials' shared timer: one tick of resolution, cancellation, and an interval that stops when idle. */
 import assert from "node:assert/strict";
+import { sleep } from "../lib/clock.ts";
 import { CoarseTimer } from "../lib/proxy/coarse_timer.ts";
 
 Deno.test("a call fires at its time or within a tick after, in order; a cancelled one never fires", async () => {
@@ -19,12 +20,24 @@ Deno.test("a call fires at its time or within a tick after, in order; a cancelle
   // Nothing is pending now: the interval has stopped, or the op sanitizer fails this test.
 });
 
-Deno.test("a call scheduled from a firing call runs later, and cancelling a fired entry is harmless", async () => {
+Deno.test("a call scheduled from a firing call runs on a later tick, and cancelling a fired entry is harmless", async () => {
   const timer = new CoarseTimer(5);
+  const ticks: number[] = [];
   const done = Promise.withResolvers<void>();
   const first = timer.at(timer.now(), () => {
-    timer.at(timer.now() + 10, () => done.resolve());
+    ticks.push(timer.now());
+    timer.at(timer.now() + 10, () => {
+      ticks.push(timer.now());
+      done.resolve();
+    });
   });
-  await done.promise;
+  const bound = new AbortController();
+  await Promise.race([
+    done.promise,
+    sleep(2000, bound.signal).then(() => Promise.reject(new Error("the nested call never fired"))),
+  ]);
+  bound.abort();
   first.cancel();
+  assert.equal(ticks.length, 2);
+  assert.ok(ticks[1]! - ticks[0]! >= 10, `the nested call fired ${ticks[1]! - ticks[0]!} ms after the first`);
 });
