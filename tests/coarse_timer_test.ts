@@ -41,3 +41,20 @@ Deno.test("a call scheduled from a firing call runs on a later tick, and cancell
   assert.equal(ticks.length, 2);
   assert.ok(ticks[1]! - ticks[0]! >= 10, `the nested call fired ${ticks[1]! - ticks[0]!} ms after the first`);
 });
+
+Deno.test("a call that cancels another entry due on the same tick stops it from firing", async () => {
+  const timer = new CoarseTimer(5);
+  const at = timer.now() + 5;
+  const fired: string[] = [];
+  const done = Promise.withResolvers<void>();
+  // Both due on the same tick, in this order: the first cancels the second, as a dial's winner cancels its hedge.
+  const first = timer.at(at, () => {
+    fired.push("first");
+    second.cancel();
+  });
+  const second = timer.at(at, () => fired.push("second"));
+  timer.at(at + 20, () => done.resolve());
+  await done.promise;
+  first.cancel(); // already fired: harmless
+  assert.deepEqual(fired, ["first"]);
+});

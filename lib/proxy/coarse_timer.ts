@@ -6,24 +6,28 @@
  *
  * @module
  */
+import { LiveList, type LiveNode } from "../live_list.ts";
 
 /** A scheduled call; `cancel()` it when it is no longer needed. */
 export class TimerEntry {
   readonly at: number;
-  readonly fn: () => void;
-  /** @internal The timer that holds the entry; `undefined` once it fired or was cancelled. */
-  owner: CoarseTimer | undefined;
+  fn: (() => void) | undefined;
+  /** @internal Its place in the timer's list; `undefined` once it fired or was cancelled. */
+  node: LiveNode<TimerEntry> | undefined;
+  readonly #owner: CoarseTimer;
 
   constructor(owner: CoarseTimer, at: number, fn: () => void) {
-    this.owner = owner;
+    this.#owner = owner;
     this.at = at;
     this.fn = fn;
   }
 
   /** Drops the call if it has not fired yet. */
   cancel(): void {
-    this.owner?.drop(this);
-    this.owner = undefined;
+    if (this.node === undefined) return;
+    this.node.remove();
+    this.node = this.fn = undefined;
+    this.#owner.stopIfIdle();
   }
 }
 
@@ -42,7 +46,7 @@ export class TimerEntry {
 export class CoarseTimer {
   readonly #tickMs: number;
   readonly #now: () => number;
-  readonly #pending = new Set<TimerEntry>();
+  readonly #pending = new LiveList<TimerEntry>();
   #interval: ReturnType<typeof setInterval> | undefined;
 
   /**
@@ -62,28 +66,26 @@ export class CoarseTimer {
   /** Calls `fn` once, at `at` or up to one tick later, unless the entry is cancelled first. */
   at(at: number, fn: () => void): TimerEntry {
     const entry = new TimerEntry(this, at, fn);
-    this.#pending.add(entry);
+    entry.node = this.#pending.add(entry);
     this.#interval ??= setInterval(() => this.#tick(), this.#tickMs);
     return entry;
   }
 
-  /** @internal Removes a pending entry (see `TimerEntry.cancel`). */
-  drop(entry: TimerEntry): void {
-    if (this.#pending.delete(entry)) this.#stopIfIdle();
-  }
-
   #tick(): void {
     const now = this.#now();
-    for (const e of this.#pending) {
-      if (e.at > now) continue;
-      this.#pending.delete(e);
-      e.owner = undefined;
-      e.fn();
+    // Collected first: a call may cancel other entries, or add new ones (they wait for a later tick).
+    for (const e of this.#pending.values()) {
+      if (e.at > now || e.node === undefined) continue;
+      const fn = e.fn as () => void;
+      e.node.remove();
+      e.node = e.fn = undefined;
+      fn();
     }
-    this.#stopIfIdle();
+    this.stopIfIdle();
   }
 
-  #stopIfIdle(): void {
+  /** @internal Stops the interval when nothing is pending. */
+  stopIfIdle(): void {
     if (this.#pending.size === 0 && this.#interval !== undefined) {
       clearInterval(this.#interval);
       this.#interval = undefined;

@@ -8,6 +8,7 @@ import { getLogger } from "@logtape/logtape";
 import type { Clock } from "../clock.ts";
 import type { Pool } from "../upstream/pool.ts";
 import { describeError } from "../upstream/probe.ts";
+import { LiveList, type LiveNode } from "../live_list.ts";
 import type { Closable, Upstream } from "../upstream/upstream.ts";
 import { dial, type DialConnect } from "./dial.ts";
 import { isNormalEnd, type RelayBuffers, relayBuffers, startRelay } from "./relay.ts";
@@ -40,7 +41,7 @@ export class Proxy {
   readonly #opts: ProxyOptions;
   readonly #buffers: RelayBuffers;
   readonly #connect: DialConnect;
-  readonly #live = new Set<Closable>();
+  readonly #live = new LiveList<Closable>();
   #idle: PromiseWithResolvers<void> | undefined;
   /** Client connections closed because no upstream could be reached. */
   failedDials = 0;
@@ -70,11 +71,11 @@ export class Proxy {
           try {
             client.close();
           } catch { /* closed */ }
-          this.#forget(entry);
+          this.#forget(node);
         }
       },
     };
-    this.#live.add(entry);
+    const node = this.#live.add(entry);
     const pool = this.#opts.pool;
     const candidates = pool.candidates();
     // With no healthy upstream the dial is a long shot at a stale health view: give it the probe timeout, not the
@@ -102,7 +103,7 @@ export class Proxy {
         entry.close();
         return;
       }
-      this.#relay(client, dialed.conn, dialed.upstream, entry, (r) => (relay = r));
+      this.#relay(client, dialed.conn, dialed.upstream, node, (r) => (relay = r));
     }, (e: unknown) => {
       log.error("Dial failed unexpectedly: {error}", { error: describeError(e) });
       entry.close();
@@ -113,7 +114,7 @@ export class Proxy {
     client: Deno.TcpConn,
     conn: Deno.TcpConn,
     up: Upstream,
-    entry: Closable,
+    node: LiveNode<Closable>,
     setRelay: (r: Closable) => void,
   ): void {
     tune(conn);
@@ -131,8 +132,8 @@ export class Proxy {
         up.bytesIn += n;
       },
       onEnd: (error) => {
-        up.untrack(handle);
-        this.#forget(entry);
+        tracked.remove();
+        this.#forget(node);
         this.#opts.pool.connectionEnded(up);
         const normal = isNormalEnd(error);
         // Fields are built only when the line will be written: this runs once per connection.
@@ -149,12 +150,12 @@ export class Proxy {
         else log.info("Connection from {client} via {upstream} ended with an error: {error}", fields);
       },
     });
-    up.track(handle);
+    const tracked = up.track(handle);
     setRelay(handle);
   }
 
-  #forget(entry: Closable): void {
-    if (this.#live.delete(entry) && this.#live.size === 0 && this.#idle) {
+  #forget(node: LiveNode<Closable>): void {
+    if (node.remove() && this.#live.size === 0 && this.#idle) {
       this.#idle.resolve();
       this.#idle = undefined;
     }
@@ -170,7 +171,7 @@ export class Proxy {
   /** Closes every live connection. */
   closeAll(): number {
     const n = this.#live.size;
-    for (const c of [...this.#live]) c.close();
+    for (const c of this.#live.values()) c.close();
     return n;
   }
 }

@@ -4,6 +4,7 @@
  * @module
  */
 import { type Endpoint, endpointKey } from "../config/endpoint.ts";
+import { LiveList, type LiveNode } from "../live_list.ts";
 
 /** Health of an upstream. `unknown` until its first probe: never reported healthy before it proved it. */
 export type UpstreamState = "unknown" | "healthy" | "unhealthy";
@@ -65,7 +66,7 @@ export class Upstream {
   readonly endpoint: Endpoint;
   readonly key: string;
   readonly #opts: UpstreamOptions;
-  readonly #conns = new Set<Closable>();
+  readonly #conns = new LiveList<Closable>();
 
   state: UpstreamState = "unknown";
   reason = "added, not probed yet";
@@ -138,27 +139,22 @@ export class Upstream {
     return { upstream: this, from, to, reason };
   }
 
-  /** Registers a live connection; it counts until `untrack`. */
-  track(conn: Closable): void {
-    this.#conns.add(conn);
+  /** Registers a live connection; it counts until the returned node is removed, when the connection ends. */
+  track(conn: Closable): LiveNode<Closable> {
     this.totalConnections++;
-  }
-
-  /** Forgets a connection that ended. */
-  untrack(conn: Closable): void {
-    this.#conns.delete(conn);
+    return this.#conns.add(conn);
   }
 
   /** The live connections, as a copy. */
   connections(): Closable[] {
-    return [...this.#conns];
+    return this.#conns.values();
   }
 
-  /** Closes every live connection (it is untracked when its relay ends). */
+  /** Closes every live connection (each is untracked when its relay ends). */
   closeAll(): number {
-    const n = this.#conns.size;
-    for (const c of [...this.#conns]) c.close();
-    return n;
+    const conns = this.#conns.values();
+    for (const c of conns) c.close();
+    return conns.length;
   }
 
   /** A JSON-ready view. */
