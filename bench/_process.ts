@@ -20,11 +20,11 @@ export class Child {
   #exited = false;
 
   /** Wraps a spawned process and starts collecting its output. */
-  constructor(name: string, proc: Deno.ChildProcess) {
+  constructor(name: string, proc: Deno.ChildProcess, outputLimit = 64 * 1024) {
     this.name = name;
     this.#proc = proc;
-    this.#out = collect(proc.stdout);
-    this.#err = collect(proc.stderr);
+    this.#out = collect(proc.stdout, outputLimit);
+    this.#err = collect(proc.stderr, outputLimit);
     this.#status = proc.status.then((s) => {
       this.#exited = true;
       return s;
@@ -89,8 +89,8 @@ export class Child {
   }
 }
 
-async function collect(stream: ReadableStream<Uint8Array>): Promise<string> {
-  const limit = 64 * 1024;
+/** The stream's text, its last `limit` characters at most. */
+async function collect(stream: ReadableStream<Uint8Array>, limit: number): Promise<string> {
   let text = "";
   try {
     for await (const chunk of stream) {
@@ -111,6 +111,8 @@ export interface SpawnOptions {
   readonly env?: Record<string, string>;
   /** Kills the child when it aborts. */
   readonly signal?: AbortSignal;
+  /** How much of stdout and of stderr is kept, from the end, in characters. @default 65536 */
+  readonly outputLimit?: number;
 }
 
 /** Every child the bench started, so that `close()` can end all of them whatever happened. */
@@ -131,7 +133,7 @@ export class Children {
       ...(opts.env === undefined ? {} : { env: opts.env }),
       ...(opts.signal === undefined ? {} : { signal: opts.signal }),
     }).spawn();
-    const child = new Child(name, proc);
+    const child = new Child(name, proc, opts.outputLimit);
     this.#all.add(child);
     child.status.finally(() => this.#all.delete(child));
     return child;

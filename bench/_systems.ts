@@ -30,6 +30,8 @@ export interface StartContext {
   readonly proxyCpus: string | undefined;
   /** Aborts when the bench is interrupted. */
   readonly signal: AbortSignal;
+  /** How much of each process's output to keep (bench/gc.ts reads V8's GC trace from it). @default 65536 */
+  readonly outputLimit?: number;
 }
 
 /** How a backend can be health-checked. */
@@ -155,7 +157,12 @@ export function extractedprism(command: Command, repoRoot: string): System {
       "--log-level=warn",
       ...(opts?.tcpHealthCheck ? ["--health-check=tcp"] : []),
     ];
-    const child = ctx.children.spawn("extractedprism", argv, { cpus: ctx.proxyCpus, cwd: repoRoot, env: command.env });
+    const child = ctx.children.spawn("extractedprism", argv, {
+      cpus: ctx.proxyCpus,
+      cwd: repoRoot,
+      env: command.env,
+      ...(ctx.outputLimit === undefined ? {} : { outputLimit: ctx.outputLimit }),
+    });
     return { port, healthPort, child };
   };
   return {
@@ -194,6 +201,7 @@ export function floorRelay(command: Command): System {
     const child = ctx.children.spawn("floor", [...argv, String(port), String(backendPort)], {
       cpus: ctx.proxyCpus,
       env: command.env,
+      ...(ctx.outputLimit === undefined ? {} : { outputLimit: ctx.outputLimit }),
     });
     return running(port, child);
   };
