@@ -121,6 +121,9 @@ export class Proxy {
     const started = this.#opts.clock.now();
     let bytesIn = 0;
     let bytesOut = 0;
+    // Declared before the relay starts: its end must find them whenever it comes.
+    let tracked: LiveNode<Closable> | undefined;
+    let ended = false;
     const handle = startRelay(client, conn, {
       buffers: this.#buffers,
       onClientBytes: (n) => {
@@ -132,7 +135,8 @@ export class Proxy {
         up.bytesIn += n;
       },
       onEnd: (error) => {
-        tracked.remove();
+        ended = true;
+        tracked?.remove();
         this.#forget(node);
         this.#opts.pool.connectionEnded(up);
         const normal = isNormalEnd(error);
@@ -150,7 +154,7 @@ export class Proxy {
         else log.info("Connection from {client} via {upstream} ended with an error: {error}", fields);
       },
     });
-    const tracked = up.track(handle);
+    if (!ended) tracked = up.track(handle);
     setRelay(handle);
   }
 
