@@ -60,6 +60,13 @@ export const METRICS: readonly MetricDef[] = [
 /** The columns, in order. */
 export const SYSTEM_KEYS: readonly SystemKey[] = ["direct", "extractedprism", "floor", "haproxy", "nginx"];
 
+/** The median of a non-empty list (the mean of the middle two for an even count). */
+export function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = Math.floor(s.length / 2);
+  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+}
+
 /** Samples per system and metric; a cell shows the median. */
 export class Results {
   readonly #samples = new Map<string, number[]>();
@@ -86,10 +93,7 @@ export class Results {
   /** The median of the samples, or `undefined`. */
   get(system: SystemKey, metric: MetricKey): number | undefined {
     const list = this.#samples.get(`${system}/${metric}`);
-    if (!list || list.length === 0) return undefined;
-    const s = [...list].sort((a, b) => a - b);
-    const mid = Math.floor(s.length / 2);
-    return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+    return !list || list.length === 0 ? undefined : median(list);
   }
 
   /** The smallest and largest sample, or `undefined` with fewer than two samples. */

@@ -18,7 +18,8 @@ import { type Backend, makeCertificate, startBackend } from "./_backend.ts";
 import { WRK_REPORT_LUA } from "./_configs.ts";
 import { runWrk } from "./_load.ts";
 import { clockTicksPerSecond, treeCpuTicks } from "./_proc_stats.ts";
-import { Children, delay, parseCount, pinSelf, which } from "./_process.ts";
+import { Children, parseCount, pinSelf, which } from "./_process.ts";
+import { median } from "./_report.ts";
 import { type Command, extractedprism, floorRelay, parseCommand, startTask, type System } from "./_systems.ts";
 import { parseSeconds } from "./run.ts";
 
@@ -107,12 +108,6 @@ export function withGcTrace(command: Command): Command {
   return { ...command, argv };
 }
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = Math.floor(s.length / 2);
-  return s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
-}
-
 async function measureOnce(
   sys: System,
   ctx: { children: Children; dir: string; backend: Backend; wrkScript: string; seconds: number; hz: number },
@@ -126,8 +121,9 @@ async function measureOnce(
     outputLimit: 64 * 1024 * 1024, // the whole GC trace: about 2 KB per collection
   };
   const r = await sys.start(ctx.backend.plainPort, start, { tcpHealthCheck: true });
+  let load: { fromMs: number; toMs: number; requests: number; seconds: number; cpuSeconds: number };
   try {
-    await delay(500); // start-up collections are not the load's
+    // The window starts with the load, on the isolate's clock: start-up collections fall before it.
     const pid = r.child!.pid;
     const cpu0 = treeCpuTicks(pid);
     const fromMs = performance.now() - spawnedAt;
@@ -139,19 +135,18 @@ async function measureOnce(
       cpus: "0",
       close: true,
     });
-    const toMs = performance.now() - spawnedAt;
-    const cpuSeconds = (treeCpuTicks(pid) - cpu0) / ctx.hz;
     if (w.errors > 0) console.error(`${sys.key}: ${w.errors} wrk errors`);
-    await r.stop();
-    const { stdout } = await r.child!.output();
-    return summarize(parseGcTrace(stdout), { fromMs, toMs }, {
-      connections: w.requests,
-      seconds: w.seconds,
-      cpuSeconds,
-    });
+    const toMs = performance.now() - spawnedAt;
+    load = { fromMs, toMs, requests: w.requests, seconds: w.seconds, cpuSeconds: (treeCpuTicks(pid) - cpu0) / ctx.hz };
   } finally {
-    await r.stop();
+    await r.stop(); // V8 flushes the trace at exit
   }
+  const { stdout } = await r.child!.output();
+  return summarize(parseGcTrace(stdout), load, {
+    connections: load.requests,
+    seconds: load.seconds,
+    cpuSeconds: load.cpuSeconds,
+  });
 }
 
 /** Markdown rows: one per system, medians of its runs. */
