@@ -300,7 +300,7 @@ export class HttpServer {
         await this.#write(c, simpleAnswer(req, REASONS[req]?.toLowerCase() ?? "error", req === 405));
         return;
       }
-      const close = req.close || this.#draining;
+      const close = req.close;
       const head = typeof parsed !== "number" && parsed.method === "HEAD";
       const answer = await this.#answer(c, req.request, head, close);
       if (answer === undefined || !(await this.#write(c, answer)) || close || this.#draining) return;
@@ -332,7 +332,9 @@ export class HttpServer {
         text += `${name}: ${value}\r\n`;
       }
     }
-    text += `content-length: ${body.length}\r\n${close ? "connection: close\r\n" : ""}\r\n`;
+    // Draining may have begun while the handler ran.
+    const closing = close || this.#draining;
+    text += `content-length: ${body.length}\r\n${closing ? "connection: close\r\n" : ""}\r\n`;
     const bytes = encoder.encode(text);
     return head ? bytes : concat(bytes, body);
   }
