@@ -158,3 +158,75 @@ Deno.test({
     assert.match(log, /Too many open files/, "the accept errors were EMFILE");
   },
 });
+
+/** Reads until the server closes `c` (true) or `ms` pass (false). */
+async function closedByServer(c: Deno.Conn, ms: number): Promise<boolean> {
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    closeQuietly(c);
+  }, ms);
+  const chunk = new Uint8Array(512);
+  try {
+    while ((await c.read(chunk)) !== null);
+  } catch { /* a reset, or our own close at the deadline */ }
+  clearTimeout(timer);
+  return !timedOut;
+}
+
+Deno.test("slow-loris on the real program's health port: healthz answers, the proxy relays, every unfinished request ends", async () => {
+  await using upstream = new EchoServer();
+  const [bind, health] = freePorts(2) as [number, number];
+  const start = startCommand();
+  const child = new Deno.Command(start.command, {
+    args: [
+      ...start.args,
+      `--endpoints=127.0.0.1:${upstream.port}`,
+      `--bind-port=${bind}`,
+      `--health-port=${health}`,
+      "--health-check=tcp",
+      "--enable-discovery=false",
+      "--log-level=warn",
+    ],
+    cwd: REPO_ROOT,
+    env: start.env,
+    stdout: "null",
+    stderr: "piped",
+  }).spawn();
+  let log = "";
+  let exited = false;
+  let code: number | undefined;
+  child.status.then(() => exited = true);
+  const reading = (async () => {
+    for await (const chunk of child.stderr.pipeThrough(new TextDecoderStream())) log += chunk;
+  })();
+  const loris: Deno.TcpConn[] = [];
+  try {
+    await waitFor(() => relays(bind), 10_000, "the proxy to relay");
+    // 100 requests that never finish (more than the cap of 64), held open.
+    const half = new TextEncoder().encode("GET /healthz HT");
+    for (let i = 0; i < 100; i++) {
+      const c = await Deno.connect({ hostname: "127.0.0.1", port: health });
+      loris.push(c);
+      await c.write(half).catch(() => 0); // a refused one may be closed already
+    }
+    assert.equal(await relays(bind), true, "the data path does not notice");
+    // A prober gets through while they are held: at the cap it takes the place of one that waited 1 s for nothing.
+    await waitFor(async () => (await get(health, "/healthz")) === "HTTP/1.1 200 OK", 10_000, "/healthz to answer");
+    await waitFor(async () => (await get(health, "/readyz")) === "HTTP/1.1 200 OK", 10_000, "/readyz to answer");
+    // Each one ends: refused at once (503), dropped for a newcomer, or closed at the 10 s header timeout.
+    const ended = await Promise.all(loris.map((c) => closedByServer(c, 15_000)));
+    const open = ended.filter((e) => !e).length;
+    assert.equal(open, 0, `${open} of ${loris.length} unfinished requests still open after 15 s`);
+    assert.equal(exited, false);
+    assert.equal(await relays(bind), true);
+  } finally {
+    for (const c of loris) closeQuietly(c);
+    try {
+      child.kill("SIGTERM");
+    } catch { /* it exited already: the status below says how */ }
+    code = (await child.status).code;
+    await reading;
+  }
+  assert.equal(code, 0, log);
+});

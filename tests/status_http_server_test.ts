@@ -323,7 +323,7 @@ Deno.test("an idle keep-alive connection is closed at the idle timeout", async (
 });
 
 Deno.test("beyond the connection cap a new connection gets 503 and a close, the others keep working", async () => {
-  await using server = start({ maxConnections: 2 });
+  await using server = start({ maxConnections: 2, evictAfterMs: 60_000 });
   const a = await Client.open(server);
   const b = await Client.open(server);
   try {
@@ -356,6 +356,35 @@ Deno.test("beyond the connection cap a new connection gets 503 and a close, the 
     assert.equal((await d.answer()).status, 200);
   } finally {
     d.close();
+  }
+});
+
+Deno.test("at the cap a newcomer takes the place of the connection that waited longest for a request", async () => {
+  await using server = start({ maxConnections: 2, evictAfterMs: 0 });
+  const idle = await Client.open(server);
+  let half: Client | undefined;
+  try {
+    await idle.send(GET("/readyz"));
+    assert.equal((await idle.answer()).status, 200);
+    half = await Client.open(server);
+    await half.send("GET /rea");
+    await waitFor(() => server.connections === 2, DEADLINE_MS, "both to be served");
+    // The idle one has waited since its answer, the half-sent one only since its accept, which came after.
+    const late = await Client.open(server);
+    try {
+      assert.equal(await idle.ended(), "", "the longest waiting is dropped");
+      await late.send(GET("/healthz", "Connection: close\r\n"));
+      assert.equal((await late.answer()).status, 200);
+    } finally {
+      late.close();
+    }
+    assert.equal(server.evicted, 1);
+    assert.equal(server.refused, 0);
+    await half.send("dyz HTTP/1.1\r\nHost: localhost\r\n\r\n");
+    assert.equal((await half.answer()).status, 200, "the other one is still served");
+  } finally {
+    idle.close();
+    half?.close();
   }
 });
 

@@ -24,8 +24,13 @@ export interface HttpServerOptions {
   readonly idleTimeoutMs?: number;
   /** Time for the handler and the write of its answer. @default 10000 */
   readonly responseTimeoutMs?: number;
-  /** Concurrent connections; a connection beyond them is answered 503 and closed. @default 64 */
+  /**
+   * Concurrent connections. At the cap, a new connection takes the place of the one that has waited longest for a
+   * request head, if that one has waited `evictAfterMs`; otherwise it is answered 503 and closed. @default 64
+   */
   readonly maxConnections?: number;
+  /** How long a connection must have waited for a request head before a newcomer at the cap may drop it. @default 1000 */
+  readonly evictAfterMs?: number;
   /** Size of a request head (request line and headers); beyond it the answer is 431. @default 8192 */
   readonly maxHeadBytes?: number;
   /** The listener; tests pass a fake whose `accept()` fails. @default Deno.listen({ hostname, port }) */
@@ -134,6 +139,8 @@ class Connection {
   readonly closed = Promise.withResolvers<void>();
   /** `idle` waits for a request, `head` reads one, `busy` answers one. */
   state: "idle" | "head" | "busy" = "idle";
+  /** Since when it has waited for a request head (at accept, then after each answer). */
+  waitingSince = performance.now();
   #timer: ReturnType<typeof setTimeout> | undefined;
   #isClosed = false;
 
@@ -188,6 +195,7 @@ export class HttpServer {
   readonly #responseTimeoutMs: number;
   readonly #maxConnections: number;
   readonly #maxHeadBytes: number;
+  readonly #evictAfterMs: number;
   readonly #served = new Set<Connection>();
   readonly #refusing = new Set<Promise<void>>();
   #draining = false;
@@ -196,6 +204,8 @@ export class HttpServer {
   #stopped: Promise<void> | undefined;
   /** Connections refused because the cap was reached, since start. */
   refused = 0;
+  /** Connections dropped at the cap for a newcomer, since start. */
+  evicted = 0;
 
   /**
    * Binds and starts accepting.
@@ -209,6 +219,7 @@ export class HttpServer {
     this.#responseTimeoutMs = options.responseTimeoutMs ?? 10_000;
     this.#maxConnections = options.maxConnections ?? 64;
     this.#maxHeadBytes = options.maxHeadBytes ?? 8192;
+    this.#evictAfterMs = options.evictAfterMs ?? 1000;
     const listener = options.listener ??
       Deno.listen({ hostname: options.hostname, port: options.port, transport: "tcp" });
     this.addr = listener.addr as Deno.NetAddr;
@@ -227,16 +238,9 @@ export class HttpServer {
   }
 
   #accept(conn: Deno.Conn): void {
-    if (this.#served.size >= this.#maxConnections) {
+    if (this.#served.size >= this.#maxConnections && !this.#evict()) {
       this.refused++;
-      const now = performance.now();
-      if (now - this.#lastCapWarning >= 60_000) {
-        this.#lastCapWarning = now;
-        log.warn("Health server at its cap of {max} connections: refusing new ones ({refused} so far)", {
-          max: this.#maxConnections,
-          refused: this.refused,
-        });
-      }
+      this.#warnAtCap();
       // A 503 fits in any fresh socket's send buffer, so this write does not wait on the client.
       const refusal = conn.write(encoder.encode(simpleAnswer(503, "too many connections"))).then(
         () => {},
@@ -259,6 +263,38 @@ export class HttpServer {
         this.#served.delete(c);
         this.#checkAllClosed();
       });
+  }
+
+  /**
+   * Drops the connection that has waited longest for a request head, if it has waited long enough: a client that
+   * holds connections without sending requests cannot lock a prober out for a whole header timeout, while a client
+   * that sends its request at once (kubelet, Prometheus) is never dropped for it.
+   */
+  #evict(): boolean {
+    let oldest: Connection | undefined;
+    for (const c of this.#served) {
+      if (c.state !== "busy" && (oldest === undefined || c.waitingSince < oldest.waitingSince)) oldest = c;
+    }
+    if (oldest === undefined || performance.now() - oldest.waitingSince < this.#evictAfterMs) return false;
+    this.evicted++;
+    this.#warnAtCap();
+    log.debug("Health server at its cap: dropping a connection that waited {ms} ms for a request", {
+      ms: Math.round(performance.now() - oldest.waitingSince),
+    });
+    oldest.close();
+    this.#served.delete(oldest);
+    return true;
+  }
+
+  #warnAtCap(): void {
+    const now = performance.now();
+    if (now - this.#lastCapWarning < 60_000) return;
+    this.#lastCapWarning = now;
+    log.warn(
+      "Health server at its cap of {max} connections: {evicted} dropped for waiting without a request, " +
+        "{refused} refused so far",
+      { max: this.#maxConnections, evicted: this.evicted, refused: this.refused },
+    );
   }
 
   async #serve(c: Connection): Promise<void> {
@@ -305,6 +341,7 @@ export class HttpServer {
       const answer = await this.#answer(c, req.request, head, close);
       if (answer === undefined || !(await this.#write(c, answer)) || close || this.#draining) return;
       c.state = buffered.length > 0 ? "head" : "idle";
+      c.waitingSince = performance.now();
       c.deadline(
         c.state === "idle" ? this.#idleTimeoutMs : this.#headerTimeoutMs,
         c.state === "idle" ? "idle longer than the idle timeout" : "no request head within the header timeout",
