@@ -58,6 +58,8 @@ const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 const BAD_VALUE = /[\x00-\x08\x0a-\x1f\x7f]/;
 const HEAD_END = /\r?\n\r?\n/;
 const READ_CHUNK = 1024;
+/** Response fields the server writes itself. */
+const FRAMING = new Set(["content-length", "connection", "transfer-encoding", "date"]);
 const encoder = new TextEncoder();
 
 interface ParsedHead {
@@ -238,6 +240,18 @@ export class HttpServer {
   }
 
   #accept(conn: Deno.Conn): void {
+    try {
+      this.#admit(conn);
+    } catch (e) {
+      // Never let one connection end the accept loop.
+      log.error("Cannot serve a health connection: {error}", { error: describeError(e) });
+      try {
+        conn.close();
+      } catch { /* already closed */ }
+    }
+  }
+
+  #admit(conn: Deno.Conn): void {
     if (this.#served.size >= this.#maxConnections && !this.#evict()) {
       this.refused++;
       this.#warnAtCap();
@@ -365,7 +379,7 @@ export class HttpServer {
     }
     let text = `HTTP/1.1 ${res.status} ${REASONS[res.status] ?? ""}\r\ndate: ${new Date().toUTCString()}\r\n`;
     for (const [name, value] of res.headers) {
-      if (name !== "content-length" && name !== "connection" && name !== "transfer-encoding") {
+      if (!FRAMING.has(name)) {
         text += `${name}: ${value}\r\n`;
       }
     }
