@@ -2,7 +2,8 @@ import assert from "node:assert/strict";
 import type { AcceptSource } from "../lib/proxy/accept_loop.ts";
 import { type HttpHandler, HttpServer, type HttpServerOptions } from "../lib/status/http_server.ts";
 import { statusHandler } from "../lib/status/server.ts";
-import { waitFor } from "./support/net.ts";
+import { ProxyApp } from "../lib/app.ts";
+import { testConfig, waitFor } from "./support/net.ts";
 
 const DEADLINE_MS = 5000;
 
@@ -283,6 +284,50 @@ Deno.test("the health http server speaks HTTP/1.1 to the real status handler", a
   });
 });
 
+Deno.test("random bytes as a request never crash the server: each gets an answer or a close", async () => {
+  await using server = start({ headerTimeoutMs: 300, idleTimeoutMs: 300 });
+  let seed = 12345;
+  const random = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
+  const pieces = [
+    "GET",
+    "HEAD",
+    " ",
+    "/",
+    "/readyz",
+    "HTTP/1.1",
+    "HTTP/1.0",
+    "\r\n",
+    "\n",
+    ":",
+    "Host",
+    "x",
+    "\t",
+    "\0",
+  ];
+  for (let i = 0; i < 100; i++) {
+    let request = "";
+    for (let j = Math.floor(random() * 12); j > 0; j--) {
+      request += random() < 0.7
+        ? pieces[Math.floor(random() * pieces.length)]
+        : String.fromCharCode(Math.floor(random() * 256));
+    }
+    const c = await Client.open(server);
+    try {
+      await c.send(`${request}\r\n\r\n`);
+      await c.ended(); // an answer, then a close (or a close at the header timeout)
+    } finally {
+      c.close();
+    }
+  }
+  const c = await Client.open(server);
+  try {
+    await c.send(GET("/readyz"));
+    assert.equal((await c.answer()).status, 200);
+  } finally {
+    c.close();
+  }
+});
+
 Deno.test("a request head that never completes is closed at the header timeout, trickling or not", async () => {
   await using server = start({ headerTimeoutMs: 200, idleTimeoutMs: 60_000 });
   const silent = await Client.open(server);
@@ -471,4 +516,15 @@ Deno.test("a handler that throws gets a 500 and the connection stays usable", as
   } finally {
     c.close();
   }
+});
+
+Deno.test("a health port that cannot be bound is one line naming the address and the flags", () => {
+  using taken = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  assert.throws(
+    () => ProxyApp.start(testConfig([], { healthPort: taken.addr.port })),
+    new RegExp(
+      `^Error: Cannot listen on 127\\.0\\.0\\.1:${taken.addr.port} \\(--health-bind-address/--health-port\\): ` +
+        "AddrInUse: ",
+    ),
+  );
 });

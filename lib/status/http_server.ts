@@ -105,8 +105,9 @@ function toRequest(p: ParsedHead): { request: Request; close: boolean } | number
   if (p.fields.some(([n]) => n === "transfer-encoding") || Number(lengths[0] ?? 0) > 0) return 413;
   let url: string;
   if (p.target.startsWith("/")) url = `http://localhost${p.target}`;
-  else if (/^https?:\/\//i.test(p.target) && URL.canParse(p.target)) url = p.target;
+  else if (/^https?:\/\//i.test(p.target)) url = p.target;
   else return 400;
+  if (!URL.canParse(url)) return 400;
   const headers = new Headers();
   try {
     for (const [n, v] of p.fields) headers.append(n, v);
