@@ -1,6 +1,5 @@
 import assert from "node:assert/strict";
-import type { AcceptSource } from "../lib/proxy/accept_loop.ts";
-import { type HttpHandler, HttpServer, type HttpServerOptions } from "../lib/status/http_server.ts";
+import { type HttpHandler, type HttpListener, HttpServer, type HttpServerOptions } from "../lib/status/http_server.ts";
 import { statusHandler } from "../lib/status/server.ts";
 import { ProxyApp } from "../lib/app.ts";
 import { testConfig, waitFor } from "./support/net.ts";
@@ -436,7 +435,7 @@ Deno.test("at the cap a newcomer takes the place of the connection that waited l
 Deno.test("the health http server survives accept errors such as EMFILE and keeps accepting", async () => {
   const real = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   let failuresLeft = 3;
-  const listener: AcceptSource = {
+  const listener: HttpListener = {
     addr: real.addr,
     accept: () => {
       if (failuresLeft-- > 0) return Promise.reject(new Error("Too many open files (os error 24)"));

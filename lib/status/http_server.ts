@@ -7,10 +7,20 @@
  * @module
  */
 import { getLogger } from "@logtape/logtape";
-import { AcceptLoop, type AcceptSource } from "../proxy/accept_loop.ts";
+import { AcceptLoop } from "../proxy/accept_loop.ts";
 import { describeError } from "../upstream/probe.ts";
 
 const log = getLogger(["extractedprism", "health"]);
+
+/** What the server needs of a listener: a `Deno.TcpListener`, or a fake in tests. */
+export interface HttpListener {
+  /** The bound address. */
+  readonly addr: Deno.Addr;
+  /** The next connection. */
+  accept(): Promise<Deno.TcpConn>;
+  /** Stops listening. */
+  close(): void;
+}
 
 /** Options of {@linkcode HttpServer}. */
 export interface HttpServerOptions {
@@ -34,7 +44,7 @@ export interface HttpServerOptions {
   /** Size of a request head (request line and headers); beyond it the answer is 431. @default 8192 */
   readonly maxHeadBytes?: number;
   /** The listener; tests pass a fake whose `accept()` fails. @default Deno.listen({ hostname, port }) */
-  readonly listener?: AcceptSource;
+  readonly listener?: HttpListener;
 }
 
 /** A request handler: the server passes GET for a HEAD request and drops the body it returns. */
