@@ -16,6 +16,7 @@ import { AcceptLoop } from "./proxy/accept_loop.ts";
 import type { DialConnect } from "./proxy/dial.ts";
 import { Proxy } from "./proxy/proxy.ts";
 import { renderProxyMetrics } from "./status/metrics.ts";
+import { HttpServer } from "./status/http_server.ts";
 import { statusHandler } from "./status/server.ts";
 import { runChecks } from "./upstream/checker.ts";
 import { Pool } from "./upstream/pool.ts";
@@ -128,7 +129,7 @@ export class ProxyApp {
   readonly #stop = new AbortController();
   readonly #accepting: Promise<void>;
   readonly #feeding: Promise<void>;
-  readonly #health: Deno.HttpServer<Deno.NetAddr>;
+  readonly #health: HttpServer;
   #shuttingDown = false;
   #stopped: Promise<void> | undefined;
 
@@ -169,16 +170,8 @@ export class ProxyApp {
     this.loop = new AcceptLoop(listener, (conn) => this.proxy.handle(conn));
     this.#accepting = this.loop.run();
     try {
-      this.#health = Deno.serve(
-        {
-          hostname: config.healthBindAddress,
-          port: config.healthPort,
-          onListen: () => {},
-          onError: (e) => {
-            log.error("Health server error: {error}", { error: describeError(e) });
-            return new Response("internal error\n", { status: 500 });
-          },
-        },
+      this.#health = new HttpServer(
+        { hostname: config.healthBindAddress, port: config.healthPort },
         statusHandler({
           live: () => this.loop.selfCheck(1000),
           ready: () => this.ready,

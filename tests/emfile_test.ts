@@ -5,6 +5,46 @@ import { EchoServer, waitFor } from "./support/net.ts";
 const hasPrlimit = new Deno.Command("prlimit", { args: ["--version"], stdout: "null", stderr: "null" }).outputSync()
   .success;
 
+/** Sends a GET on a fresh connection and returns the status line, or `undefined` when none came. */
+async function get(port: number, path: string): Promise<string | undefined> {
+  try {
+    const c = await Deno.connect({ hostname: "127.0.0.1", port });
+    try {
+      await c.write(new TextEncoder().encode(`GET ${path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n`));
+      return await statusLine(c);
+    } finally {
+      closeQuietly(c);
+    }
+  } catch {
+    return undefined;
+  }
+}
+
+function closeQuietly(c: Deno.Conn): void {
+  try {
+    c.close();
+  } catch { /* the reader's deadline closed it already */ }
+}
+
+/** Reads up to the end of the status line, within 10 s; `undefined` when the connection ends first. */
+async function statusLine(c: Deno.Conn): Promise<string | undefined> {
+  let text = "";
+  const chunk = new Uint8Array(512);
+  const timer = setTimeout(() => closeQuietly(c), 10_000);
+  try {
+    while (!text.includes("\r\n")) {
+      const n = await c.read(chunk);
+      if (n === null) return undefined;
+      text += new TextDecoder().decode(chunk.subarray(0, n));
+    }
+    return text.slice(0, text.indexOf("\r\n"));
+  } catch {
+    return undefined;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 async function relays(port: number): Promise<boolean> {
   try {
     const c = await Deno.connect({ hostname: "127.0.0.1", port });
@@ -21,7 +61,8 @@ async function relays(port: number): Promise<boolean> {
 }
 
 Deno.test({
-  name: "the real program survives running out of file descriptors (EMFILE) and accepts again afterwards",
+  name:
+    "the real program survives running out of file descriptors (EMFILE), on both ports, and serves again afterwards",
   ignore: !hasPrlimit,
   async fn() {
     await using upstream = new EchoServer();
@@ -47,6 +88,9 @@ Deno.test({
     }).spawn();
     // Collect stderr as it comes, so the test can wait for the accept error itself.
     let log = "";
+    let exited = false;
+    let code: number | undefined;
+    child.status.then(() => exited = true);
     const reading = (async () => {
       for await (const chunk of child.stderr.pipeThrough(new TextDecoderStream())) log += chunk;
     })();
@@ -66,15 +110,123 @@ Deno.test({
         10_000,
         "accept to fail with EMFILE and be logged",
       );
+      // Descriptors are exhausted: a health request now waits in the health listener's backlog. Deno.serve died
+      // of this at once (an uncaught EMFILE from its accept loop); our own loop logs, backs off and retries.
+      const failures = () => log.match(/Accept failed/g)?.length ?? 0;
+      const before = failures();
+      const probe = await Deno.connect({ hostname: "127.0.0.1", port: health });
+      held.push(probe);
+      await probe.write(
+        new TextEncoder().encode("GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"),
+      );
+      await waitFor(
+        () => {
+          if (exited) throw new Error(`The program exited under EMFILE on the health port:\n${log}`);
+          return failures() >= before + 3;
+        },
+        10_000,
+        "more accept failures while the health request waits",
+      );
+      held.splice(held.indexOf(probe), 1);
       for (const c of held.splice(0)) c.close();
-      // Once descriptors are free again, new clients are relayed.
+      // Once descriptors are free again, the waiting health request is answered, and new ones get 200.
+      try {
+        // 200, or 503 when its self-check ran before the program had closed the relays it lost: an answer either way.
+        assert.match(
+          await statusLine(probe) ?? "no answer",
+          /^HTTP\/1\.1 (200|503) /,
+          "the waiting request is answered",
+        );
+      } finally {
+        closeQuietly(probe);
+      }
       await waitFor(() => relays(bind), 10_000, "the proxy to relay again after EMFILE");
+      // Probes failed while no descriptor was free: readiness comes back once they pass again.
+      for (const path of ["/healthz", "/readyz"]) {
+        await waitFor(async () => (await get(health, path)) === "HTTP/1.1 200 OK", 10_000, `${path} to answer 200`);
+      }
+      assert.equal(exited, false);
     } finally {
       for (const c of held) c.close();
-      child.kill("SIGTERM");
-      assert.equal((await child.status).code, 0);
+      try {
+        child.kill("SIGTERM");
+      } catch { /* it exited already: the status below says how */ }
+      code = (await child.status).code;
+      await reading;
     }
-    await reading;
+    assert.equal(code, 0, log);
     assert.match(log, /Too many open files/, "the accept errors were EMFILE");
   },
+});
+
+/** Reads until the server closes `c` (true) or `ms` pass (false). */
+async function closedByServer(c: Deno.Conn, ms: number): Promise<boolean> {
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    closeQuietly(c);
+  }, ms);
+  const chunk = new Uint8Array(512);
+  try {
+    while ((await c.read(chunk)) !== null);
+  } catch { /* a reset, or our own close at the deadline */ }
+  clearTimeout(timer);
+  return !timedOut;
+}
+
+Deno.test("slow-loris on the real program's health port: healthz answers, the proxy relays, every unfinished request ends", async () => {
+  await using upstream = new EchoServer();
+  const [bind, health] = freePorts(2) as [number, number];
+  const start = startCommand();
+  const child = new Deno.Command(start.command, {
+    args: [
+      ...start.args,
+      `--endpoints=127.0.0.1:${upstream.port}`,
+      `--bind-port=${bind}`,
+      `--health-port=${health}`,
+      "--health-check=tcp",
+      "--enable-discovery=false",
+      "--log-level=warn",
+    ],
+    cwd: REPO_ROOT,
+    env: start.env,
+    stdout: "null",
+    stderr: "piped",
+  }).spawn();
+  let log = "";
+  let exited = false;
+  let code: number | undefined;
+  child.status.then(() => exited = true);
+  const reading = (async () => {
+    for await (const chunk of child.stderr.pipeThrough(new TextDecoderStream())) log += chunk;
+  })();
+  const loris: Deno.TcpConn[] = [];
+  try {
+    await waitFor(() => relays(bind), 10_000, "the proxy to relay");
+    // 100 requests that never finish (more than the cap of 64), held open.
+    const half = new TextEncoder().encode("GET /healthz HT");
+    for (let i = 0; i < 100; i++) {
+      const c = await Deno.connect({ hostname: "127.0.0.1", port: health });
+      loris.push(c);
+      await c.write(half).catch(() => 0); // a refused one may be closed already
+    }
+    assert.equal(await relays(bind), true, "the data path does not notice");
+    // A prober gets through while they are held: at the cap it takes the place of one that waited 1 s for nothing.
+    await waitFor(async () => (await get(health, "/healthz")) === "HTTP/1.1 200 OK", 10_000, "/healthz to answer");
+    await waitFor(async () => (await get(health, "/readyz")) === "HTTP/1.1 200 OK", 10_000, "/readyz to answer");
+    // Each one ends: refused at once (503), dropped for a newcomer, or closed at the 10 s header timeout.
+    const ended = await Promise.all(loris.map((c) => closedByServer(c, 15_000)));
+    const open = ended.filter((e) => !e).length;
+    assert.equal(open, 0, `${open} of ${loris.length} unfinished requests still open after 15 s`);
+    assert.equal(exited, false);
+    assert.equal(await relays(bind), true);
+  } finally {
+    for (const c of loris) closeQuietly(c);
+    try {
+      child.kill("SIGTERM");
+    } catch { /* it exited already: the status below says how */ }
+    code = (await child.status).code;
+    await reading;
+  }
+  assert.equal(code, 0, log);
 });

@@ -1,0 +1,450 @@
+/**
+ * The health port's HTTP/1.1 server: `Deno.listen` and an accept loop of our own instead of `Deno.serve`, whose
+ * internal accept loop ends the process on the first accept error (EMFILE). It serves GET and HEAD only, bounds what a
+ * client can hold (a head must complete within a timeout, idle keep-alive connections are closed, a cap on concurrent
+ * connections, a cap on the head's size) and never throws from a connection: bad input gets a 4xx and a close.
+ *
+ * @module
+ */
+import { getLogger } from "@logtape/logtape";
+import { AcceptLoop } from "../proxy/accept_loop.ts";
+import { describeError } from "../upstream/probe.ts";
+
+const log = getLogger(["extractedprism", "health"]);
+
+/** What the server needs of a listener: a `Deno.TcpListener`, or a fake in tests. */
+export interface HttpListener {
+  /** The bound address. */
+  readonly addr: Deno.Addr;
+  /** The next connection. */
+  accept(): Promise<Deno.TcpConn>;
+  /** Stops listening. */
+  close(): void;
+}
+
+/** Options of {@linkcode HttpServer}. */
+export interface HttpServerOptions {
+  /** The address to bind. */
+  readonly hostname: string;
+  /** The port to bind (0 picks one). */
+  readonly port: number;
+  /** Time from a connection's first byte of a request (or its accept) to the end of the request head. @default 10000 */
+  readonly headerTimeoutMs?: number;
+  /** Time a keep-alive connection may wait for its next request. @default 30000 */
+  readonly idleTimeoutMs?: number;
+  /** Time for the handler and the write of its answer. @default 10000 */
+  readonly responseTimeoutMs?: number;
+  /**
+   * Concurrent connections. At the cap, a new connection takes the place of the one that has waited longest for a
+   * request head, if that one has waited `evictAfterMs`; otherwise it is answered 503 and closed. @default 64
+   */
+  readonly maxConnections?: number;
+  /** How long a connection must have waited for a request head before a newcomer at the cap may drop it. @default 1000 */
+  readonly evictAfterMs?: number;
+  /** Size of a request head (request line and headers); beyond it the answer is 431. @default 8192 */
+  readonly maxHeadBytes?: number;
+  /** The listener; tests pass a fake whose `accept()` fails. @default Deno.listen({ hostname, port }) */
+  readonly listener?: HttpListener;
+}
+
+/** A request handler: the server passes GET for a HEAD request and drops the body it returns. */
+export type HttpHandler = (req: Request) => Promise<Response>;
+
+const REASONS: Record<number, string> = {
+  200: "OK",
+  400: "Bad Request",
+  404: "Not Found",
+  405: "Method Not Allowed",
+  413: "Content Too Large",
+  431: "Request Header Fields Too Large",
+  500: "Internal Server Error",
+  503: "Service Unavailable",
+  505: "HTTP Version Not Supported",
+};
+
+const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+// Control characters other than tab are not allowed in a field value (RFC 9110 §5.5).
+// deno-lint-ignore no-control-regex
+const BAD_VALUE = /[\x00-\x08\x0a-\x1f\x7f]/;
+const HEAD_END = /\r?\n\r?\n/;
+const READ_CHUNK = 1024;
+/** Response fields the server writes itself. */
+const FRAMING = new Set(["content-length", "connection", "transfer-encoding", "date"]);
+const encoder = new TextEncoder();
+
+interface ParsedHead {
+  readonly method: string;
+  readonly target: string;
+  readonly minor: number;
+  readonly fields: [string, string][];
+}
+
+/** Parses a request head (without its blank line); a number is the status to refuse it with. */
+function parseHead(head: string): ParsedHead | number {
+  const lines = head.split(/\r?\n/);
+  const parts = (lines[0] ?? "").split(" ");
+  const [method, target, version] = parts;
+  if (parts.length !== 3 || method === undefined || target === undefined || version === undefined) return 400;
+  if (!TOKEN.test(method) || !/^[\x21-\x7e]+$/.test(target)) return 400;
+  const v = /^HTTP\/1\.([01])$/.exec(version);
+  if (v === null) return /^HTTP\/\d(\.\d)?$/.test(version) ? 505 : 400;
+  const fields: [string, string][] = [];
+  for (const line of lines.slice(1)) {
+    const colon = line.indexOf(":");
+    const name = line.slice(0, colon);
+    // Also refuses obsolete line folding and whitespace before the colon, as RFC 9112 asks of a server.
+    if (colon <= 0 || !TOKEN.test(name)) return 400;
+    const value = line.slice(colon + 1).replace(/^[ \t]+|[ \t]+$/g, "");
+    if (BAD_VALUE.test(value)) return 400;
+    fields.push([name.toLowerCase(), value]);
+  }
+  return { method, target, minor: Number(v[1]), fields };
+}
+
+function values(fields: readonly [string, string][], name: string): string[] {
+  return fields.filter(([n]) => n === name).flatMap(([, v]) => v.split(",").map((s) => s.trim()));
+}
+
+/** The parts of a head that matter for the answer: the request, or a status to refuse it with. */
+function toRequest(p: ParsedHead): { request: Request; close: boolean } | number {
+  const hosts = p.fields.filter(([n]) => n === "host");
+  if (hosts.length > 1 || (p.minor === 1 && hosts.length === 0)) return 400;
+  const lengths = values(p.fields, "content-length");
+  if (lengths.some((l) => !/^\d+$/.test(l)) || new Set(lengths.map(Number)).size > 1) return 400;
+  // No endpoint takes a body: refuse one rather than read it (no framing to get wrong), and close.
+  if (p.fields.some(([n]) => n === "transfer-encoding") || Number(lengths[0] ?? 0) > 0) return 413;
+  let url: string;
+  if (p.target.startsWith("/")) url = `http://localhost${p.target}`;
+  else if (/^https?:\/\//i.test(p.target)) url = p.target;
+  else return 400;
+  if (!URL.canParse(url)) return 400;
+  const headers = new Headers();
+  try {
+    for (const [n, v] of p.fields) headers.append(n, v);
+  } catch {
+    return 400;
+  }
+  let request: Request;
+  try {
+    // HEAD is asked as GET so that Content-Length is the one GET would send (RFC 9110 §8.6).
+    request = new Request(url, { method: p.method === "HEAD" ? "GET" : p.method, headers });
+  } catch {
+    return 405; // a method fetch forbids (CONNECT, TRACE, TRACK)
+  }
+  const close = p.minor === 0 || values(p.fields, "connection").some((t) => t.toLowerCase() === "close");
+  return { request, close };
+}
+
+function latin1(bytes: Uint8Array): string {
+  return String.fromCharCode(...bytes);
+}
+
+function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
+  const out = new Uint8Array(a.length + b.length);
+  out.set(a);
+  out.set(b, a.length);
+  return out;
+}
+
+/** One accepted connection and its single pending deadline. */
+class Connection {
+  readonly conn: Deno.Conn;
+  readonly closed = Promise.withResolvers<void>();
+  /** `idle` waits for a request, `head` reads one, `busy` answers one. */
+  state: "idle" | "head" | "busy" = "idle";
+  /** Since when it has waited for a request head (at accept, then after each answer). */
+  waitingSince = performance.now();
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #isClosed = false;
+
+  constructor(conn: Deno.Conn) {
+    this.conn = conn;
+  }
+
+  get isClosed(): boolean {
+    return this.#isClosed;
+  }
+
+  /** Closes the connection after `ms` unless another deadline replaces this one. */
+  deadline(ms: number, why: string): void {
+    clearTimeout(this.#timer);
+    this.#timer = setTimeout(() => {
+      log.debug("Closing a health connection: {why}", { why });
+      this.close();
+    }, ms);
+  }
+
+  close(): void {
+    clearTimeout(this.#timer);
+    if (this.#isClosed) return;
+    this.#isClosed = true;
+    try {
+      this.conn.close();
+    } catch { /* already closed */ }
+    this.closed.resolve();
+  }
+}
+
+/**
+ * A small HTTP/1.1 server that survives accept errors and bounds slow or idle clients.
+ *
+ * @example
+ * ```ts
+ * import { HttpServer } from "./http_server.ts";
+ * const server = new HttpServer({ hostname: "127.0.0.1", port: 0 }, () => Promise.resolve(new Response("ok\n")));
+ * const res = await fetch(`http://127.0.0.1:${server.addr.port}/`, { headers: { connection: "close" } });
+ * console.assert((await res.text()) === "ok\n");
+ * await server.shutdown();
+ * ```
+ */
+export class HttpServer {
+  /** The bound address (useful with port 0). */
+  readonly addr: Deno.NetAddr;
+  readonly #handler: HttpHandler;
+  readonly #loop: AcceptLoop;
+  readonly #running: Promise<void>;
+  readonly #headerTimeoutMs: number;
+  readonly #idleTimeoutMs: number;
+  readonly #responseTimeoutMs: number;
+  readonly #maxConnections: number;
+  readonly #maxHeadBytes: number;
+  readonly #evictAfterMs: number;
+  readonly #served = new Set<Connection>();
+  readonly #refusing = new Set<Promise<void>>();
+  #draining = false;
+  #allClosed: PromiseWithResolvers<void> | undefined;
+  #lastCapWarning = -Infinity;
+  #stopped: Promise<void> | undefined;
+  /** Connections refused because the cap was reached, since start. */
+  refused = 0;
+  /** Connections dropped at the cap for a newcomer, since start. */
+  evicted = 0;
+
+  /**
+   * Binds and starts accepting.
+   *
+   * @throws {Deno.errors.AddrInUse} And the other errors of `Deno.listen` when the address cannot be bound.
+   */
+  constructor(options: HttpServerOptions, handler: HttpHandler) {
+    this.#handler = handler;
+    this.#headerTimeoutMs = options.headerTimeoutMs ?? 10_000;
+    this.#idleTimeoutMs = options.idleTimeoutMs ?? 30_000;
+    this.#responseTimeoutMs = options.responseTimeoutMs ?? 10_000;
+    this.#maxConnections = options.maxConnections ?? 64;
+    this.#maxHeadBytes = options.maxHeadBytes ?? 8192;
+    this.#evictAfterMs = options.evictAfterMs ?? 1000;
+    const listener = options.listener ??
+      Deno.listen({ hostname: options.hostname, port: options.port, transport: "tcp" });
+    this.addr = listener.addr as Deno.NetAddr;
+    this.#loop = new AcceptLoop(listener, (conn) => this.#accept(conn));
+    this.#running = this.#loop.run();
+  }
+
+  /** Accept errors since start (each one logged and retried with backoff). */
+  get acceptErrors(): number {
+    return this.#loop.errors;
+  }
+
+  /** Connections being served now. */
+  get connections(): number {
+    return this.#served.size;
+  }
+
+  #accept(conn: Deno.Conn): void {
+    try {
+      this.#admit(conn);
+    } catch (e) {
+      // Never let one connection end the accept loop.
+      log.error("Cannot serve a health connection: {error}", { error: describeError(e) });
+      try {
+        conn.close();
+      } catch { /* already closed */ }
+    }
+  }
+
+  #admit(conn: Deno.Conn): void {
+    if (this.#served.size >= this.#maxConnections && !this.#evict()) {
+      this.refused++;
+      this.#warnAtCap();
+      // A 503 fits in any fresh socket's send buffer, so this write does not wait on the client.
+      const refusal = conn.write(encoder.encode(simpleAnswer(503, "too many connections"))).then(
+        () => {},
+        () => {},
+      ).finally(() => {
+        try {
+          conn.close();
+        } catch { /* already closed */ }
+        this.#refusing.delete(refusal);
+        this.#checkAllClosed();
+      });
+      this.#refusing.add(refusal);
+      return;
+    }
+    const c = new Connection(conn);
+    this.#served.add(c);
+    this.#serve(c).catch((e) => log.error("Health connection failed: {error}", { error: describeError(e) }))
+      .finally(() => {
+        c.close();
+        this.#served.delete(c);
+        this.#checkAllClosed();
+      });
+  }
+
+  /**
+   * Drops the connection that has waited longest for a request head, if it has waited long enough: a client that
+   * holds connections without sending requests cannot lock a prober out for a whole header timeout, while a client
+   * that sends its request at once (kubelet, Prometheus) is never dropped for it.
+   */
+  #evict(): boolean {
+    let oldest: Connection | undefined;
+    for (const c of this.#served) {
+      if (c.state !== "busy" && (oldest === undefined || c.waitingSince < oldest.waitingSince)) oldest = c;
+    }
+    if (oldest === undefined || performance.now() - oldest.waitingSince < this.#evictAfterMs) return false;
+    this.evicted++;
+    this.#warnAtCap();
+    log.debug("Health server at its cap: dropping a connection that waited {ms} ms for a request", {
+      ms: Math.round(performance.now() - oldest.waitingSince),
+    });
+    oldest.close();
+    this.#served.delete(oldest);
+    return true;
+  }
+
+  #warnAtCap(): void {
+    const now = performance.now();
+    if (now - this.#lastCapWarning < 60_000) return;
+    this.#lastCapWarning = now;
+    log.warn(
+      "Health server at its cap of {max} connections: {evicted} dropped for waiting without a request, " +
+        "{refused} refused so far",
+      { max: this.#maxConnections, evicted: this.evicted, refused: this.refused },
+    );
+  }
+
+  async #serve(c: Connection): Promise<void> {
+    const chunk = new Uint8Array(READ_CHUNK);
+    let buffered = "";
+    c.deadline(this.#headerTimeoutMs, "no request head within the header timeout");
+    c.state = "head";
+    while (!c.isClosed) {
+      // Read until a whole head is buffered (empty lines before a request line are ignored, RFC 9112 §2.2).
+      let end: RegExpExecArray | null;
+      for (;;) {
+        buffered = buffered.replace(/^(\r?\n)+/, "");
+        end = HEAD_END.exec(buffered);
+        if (end !== null || buffered.length > this.#maxHeadBytes) break;
+        let n: number | null;
+        try {
+          n = await c.conn.read(chunk);
+        } catch (e) {
+          if (!c.isClosed) log.debug("Health connection read failed: {error}", { error: describeError(e) });
+          return;
+        }
+        if (n === null) return;
+        if (c.state === "idle") {
+          c.state = "head";
+          c.deadline(this.#headerTimeoutMs, "no request head within the header timeout");
+        }
+        buffered += latin1(chunk.subarray(0, n));
+      }
+      c.state = "busy";
+      c.deadline(this.#responseTimeoutMs, "the answer took longer than the response timeout");
+      if (end === null || end.index + end[0].length > this.#maxHeadBytes) {
+        await this.#write(c, simpleAnswer(431, "request head too large"));
+        return;
+      }
+      const parsed = parseHead(buffered.slice(0, end.index));
+      buffered = buffered.slice(end.index + end[0].length);
+      const req = typeof parsed === "number" ? parsed : toRequest(parsed);
+      if (typeof req === "number") {
+        await this.#write(c, simpleAnswer(req, REASONS[req]?.toLowerCase() ?? "error", req === 405));
+        return;
+      }
+      const close = req.close;
+      const head = typeof parsed !== "number" && parsed.method === "HEAD";
+      const answer = await this.#answer(c, req.request, head, close);
+      if (answer === undefined || !(await this.#write(c, answer)) || close || this.#draining) return;
+      c.state = buffered.length > 0 ? "head" : "idle";
+      c.waitingSince = performance.now();
+      c.deadline(
+        c.state === "idle" ? this.#idleTimeoutMs : this.#headerTimeoutMs,
+        c.state === "idle" ? "idle longer than the idle timeout" : "no request head within the header timeout",
+      );
+    }
+  }
+
+  /** Runs the handler and renders its response; `undefined` when the connection closed meanwhile. */
+  async #answer(c: Connection, req: Request, head: boolean, close: boolean): Promise<Uint8Array | undefined> {
+    let res: Response;
+    let body: Uint8Array;
+    try {
+      const handled = await Promise.race([this.#handler(req), c.closed.promise]);
+      if (handled === undefined) return undefined;
+      res = handled;
+      body = new Uint8Array(await res.arrayBuffer());
+    } catch (e) {
+      log.error("Health handler failed: {error}", { error: describeError(e) });
+      res = new Response(null, { status: 500, headers: { "content-type": "text/plain; charset=utf-8" } });
+      body = encoder.encode("internal error\n");
+    }
+    let text = `HTTP/1.1 ${res.status} ${REASONS[res.status] ?? ""}\r\ndate: ${new Date().toUTCString()}\r\n`;
+    for (const [name, value] of res.headers) {
+      if (!FRAMING.has(name)) {
+        text += `${name}: ${value}\r\n`;
+      }
+    }
+    // Draining may have begun while the handler ran.
+    const closing = close || this.#draining;
+    text += `content-length: ${body.length}\r\n${closing ? "connection: close\r\n" : ""}\r\n`;
+    const bytes = encoder.encode(text);
+    return head ? bytes : concat(bytes, body);
+  }
+
+  /** Writes all of `data`; false when the connection failed or closed. */
+  async #write(c: Connection, data: Uint8Array | string): Promise<boolean> {
+    let bytes = typeof data === "string" ? encoder.encode(data) : data;
+    try {
+      while (bytes.length > 0) bytes = bytes.subarray(await c.conn.write(bytes));
+      return true;
+    } catch (e) {
+      if (!c.isClosed) log.debug("Health connection write failed: {error}", { error: describeError(e) });
+      return false;
+    }
+  }
+
+  #checkAllClosed(): void {
+    if (this.#served.size === 0 && this.#refusing.size === 0) this.#allClosed?.resolve();
+  }
+
+  /**
+   * Stops accepting, lets the requests being answered finish (within the response timeout), closes idle and
+   * unfinished connections, and resolves once every connection is closed. Idempotent.
+   */
+  shutdown(): Promise<void> {
+    this.#stopped ??= this.#shutdown();
+    return this.#stopped;
+  }
+
+  async #shutdown(): Promise<void> {
+    this.#draining = true;
+    this.#loop.stop();
+    await this.#running;
+    this.#allClosed = Promise.withResolvers<void>();
+    for (const c of this.#served) if (c.state !== "busy") c.close();
+    this.#checkAllClosed();
+    await this.#allClosed.promise;
+  }
+
+  /** Same as `shutdown()`, for `await using`. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.shutdown();
+  }
+}
+
+/** A whole answer that closes the connection (the refusals, which never reach the handler). */
+function simpleAnswer(status: number, body: string, allow = false): string {
+  return `HTTP/1.1 ${status} ${REASONS[status] ?? ""}\r\ncontent-type: text/plain; charset=utf-8\r\n` +
+    (allow ? "allow: GET, HEAD\r\n" : "") +
+    `content-length: ${body.length + 1}\r\nconnection: close\r\n\r\n${body}\n`;
+}
