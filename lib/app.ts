@@ -17,7 +17,7 @@ import type { DialConnect } from "./proxy/dial.ts";
 import { Proxy } from "./proxy/proxy.ts";
 import { renderProxyMetrics } from "./status/metrics.ts";
 import { statusHandler } from "./status/server.ts";
-import { runChecks } from "./upstream/checker.ts";
+import { ProbeSlots, runChecks } from "./upstream/checker.ts";
 import { Pool } from "./upstream/pool.ts";
 import { describeError, type Probe } from "./upstream/probe.ts";
 import { ReadyzProbe } from "./upstream/probe_readyz.ts";
@@ -37,6 +37,9 @@ export interface AppDeps {
   /** More endpoint providers, merged with the static `--endpoints`. */
   readonly providers?: readonly EndpointProvider[];
 }
+
+/** Probes in flight at once across every upstream, so that a huge endpoint set cannot starve the event loop. */
+export const MAX_PROBES_IN_FLIGHT = 16;
 
 /** Where a pod's service-account CA is mounted; the readyz probe verifies with it when no CA is given. */
 export const SERVICE_ACCOUNT_CA = "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt";
@@ -136,6 +139,7 @@ export class ProxyApp {
     this.#config = config;
     const clock = this.#clock = deps.clock ?? systemClock;
     const probe = deps.probe ?? buildProbe(config);
+    const slots = new ProbeSlots(MAX_PROBES_IN_FLIGHT);
     const pool: Pool = this.pool = new Pool({
       rise: config.healthRise,
       fall: config.healthFall,
@@ -144,6 +148,8 @@ export class ProxyApp {
       random: deps.random ?? Math.random,
       policy: config.upstreamSelection,
       closeOnUnhealthy: config.closeOnUnhealthy,
+      maxUpstreams: config.maxUpstreams,
+      pinned: config.endpoints,
       startChecks: (up, signal) =>
         void runChecks(up, {
           probe,
@@ -151,6 +157,7 @@ export class ProxyApp {
           timeoutMs: config.healthTimeoutMs,
           clock,
           random: deps.random ?? Math.random,
+          slots,
           onChange: (change) => pool.stateChanged(change),
         }, signal),
     });
@@ -191,6 +198,7 @@ export class ProxyApp {
               acceptErrors: this.loop.errors,
               failedDials: this.proxy.failedDials,
               activeConnections: this.proxy.active,
+              upstreamsDropped: this.pool.dropped,
             }),
         }),
       );

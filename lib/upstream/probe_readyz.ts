@@ -53,26 +53,26 @@ class DenoProbeConn implements ProbeConn {
 
   static async open(endpoint: Endpoint, ca: string, serverName: string, signal: AbortSignal): Promise<DenoProbeConn> {
     const tcp = await Deno.connect({ hostname: endpoint.host, port: endpoint.port, signal });
-    const onAbort = () => {
+    // `startTls` consumes the TCP connection: from then on only closing the TLS connection cancels a pending
+    // handshake (a frozen server completes TCP handshakes from its backlog but never answers TLS).
+    let tls: Deno.TlsConn | undefined;
+    const close = () => {
       try {
-        tcp.close();
+        (tls ?? tcp).close();
       } catch { /* consumed or closed */ }
     };
-    signal.addEventListener("abort", onAbort, { once: true });
+    signal.addEventListener("abort", close, { once: true });
     try {
-      const conn = await Deno.startTls(tcp, { hostname: serverName, caCerts: [ca], alpnProtocols: ["http/1.1"] });
-      try {
-        await conn.handshake();
-      } catch (e) {
-        conn.close();
-        throw e;
-      }
-      return new DenoProbeConn(conn);
+      if (signal.aborted) throw signal.reason;
+      tls = await Deno.startTls(tcp, { hostname: serverName, caCerts: [ca], alpnProtocols: ["http/1.1"] });
+      if (signal.aborted) throw signal.reason;
+      await tls.handshake();
+      return new DenoProbeConn(tls);
     } catch (e) {
-      onAbort();
+      close();
       throw signal.aborted ? signal.reason : e;
     } finally {
-      signal.removeEventListener("abort", onAbort);
+      signal.removeEventListener("abort", close);
     }
   }
 
