@@ -13,7 +13,7 @@ import type tls from "node:tls";
 import { getLogger } from "@logtape/logtape";
 import { type Endpoint, endpointKey } from "../config/endpoint.ts";
 import { type Http1Response, parseResponse } from "./_http1.ts";
-import { describeError, type Probe, type ProbeResult } from "./probe.ts";
+import { abortable, describeError, type Probe, type ProbeResult } from "./probe.ts";
 
 const log = getLogger(["extractedprism", "probe"]);
 
@@ -224,7 +224,8 @@ export class ReadyzProbe implements Probe {
   async check(endpoint: Endpoint, signal: AbortSignal): Promise<ProbeResult> {
     const key = endpointKey(endpoint);
     try {
-      const token = await this.#token?.();
+      // A token source that hangs (a FIFO, a stuck file system) must not hold the probe past its timeout.
+      const token = this.#token === undefined ? undefined : await abortable(this.#token(), signal);
       const head = `GET /readyz HTTP/1.1\r\nHost: ${this.#serverName}\r\nUser-Agent: extractedprism\r\n` +
         `Accept: text/plain\r\n${token ? `Authorization: Bearer ${token}\r\n` : ""}\r\n`;
       let conn = this.#conns.get(key);
