@@ -38,8 +38,9 @@ Deno.test("10,000 discovered endpoints: the pool keeps 64 with the static one, s
   const res = await fetch(`http://127.0.0.1:${app.healthAddr.port}/metrics`);
   const text = await res.text();
   assert.match(text, /^extractedprism_upstreams_dropped 9937$/m);
-  assert.equal((await fetch(`http://127.0.0.1:${app.healthAddr.port}/readyz`)).status, 200);
-  await (await fetch(`http://127.0.0.1:${app.healthAddr.port}/readyz`)).body?.cancel();
+  const ready = await fetch(`http://127.0.0.1:${app.healthAddr.port}/readyz`);
+  await ready.body?.cancel();
+  assert.equal(ready.status, 200);
 
   // The same count again (one endpoint swapped for one that sorts first): no second warning.
   const swapped = [{ host: "127.0.0.2", port }, ...discovered.slice(1)];
