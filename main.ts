@@ -73,6 +73,7 @@ function effectiveConfig(c: ProxyConfig): Record<string, unknown> {
     healthTokenFile: c.healthTokenFile ?? null,
     upstreamSelection: c.upstreamSelection,
     closeOnUnhealthy: c.closeOnUnhealthy,
+    maxUpstreams: c.maxUpstreams,
     enableDiscovery: c.enableDiscovery,
     kubeconfig: c.kubeconfig ?? null,
     kubeContext: c.kubeContext ?? null,

@@ -18,7 +18,7 @@ import { Proxy } from "./proxy/proxy.ts";
 import { renderProxyMetrics } from "./status/metrics.ts";
 import { HttpServer } from "./status/http_server.ts";
 import { statusHandler } from "./status/server.ts";
-import { runChecks } from "./upstream/checker.ts";
+import { ProbeSlots, runChecks } from "./upstream/checker.ts";
 import { Pool } from "./upstream/pool.ts";
 import { describeError, type Probe } from "./upstream/probe.ts";
 import { ReadyzProbe } from "./upstream/probe_readyz.ts";
@@ -39,6 +39,9 @@ export interface AppDeps {
   readonly providers?: readonly EndpointProvider[];
 }
 
+/** Probes in flight at once across every upstream, so that a huge endpoint set cannot starve the event loop. */
+export const MAX_PROBES_IN_FLIGHT = 16;
+
 /** Where a pod's service-account CA is mounted; the readyz probe verifies with it when no CA is given. */
 export const SERVICE_ACCOUNT_CA = "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt";
 
@@ -50,10 +53,30 @@ function readFlagFile(path: string, flag: string): string {
   }
 }
 
-/** A token source that re-reads the file when its modification time changes. */
-function tokenFile(path: string): () => Promise<string | undefined> {
+/** A CA bundle must hold at least one PEM certificate: an empty or garbled file would fail every probe for good. */
+function checkCaBundle(pem: string, path: string): string {
+  if (!/-----BEGIN CERTIFICATE-----[A-Za-z0-9+/=\s]+-----END CERTIFICATE-----/.test(pem)) {
+    const found = pem.trim() === "" ? "an empty file" : "no PEM certificate";
+    throw new ConfigError(`Cannot use --health-ca-file '${path}': expected PEM certificates, found ${found}`);
+  }
+  return pem;
+}
+
+/**
+ * A token source that re-reads the file when its modification time changes. A failure to read it is logged once per
+ * change (when it starts, or when its error changes), not on every probe; the last token read stays in use.
+ *
+ * @example
+ * ```ts
+ * import { tokenFile } from "./app.ts";
+ * const token = tokenFile("/nonexistent/extractedprism-token");
+ * console.assert(await token() === undefined);
+ * ```
+ */
+export function tokenFile(path: string): () => Promise<string | undefined> {
   let mtime: number | undefined;
   let token: string | undefined;
+  let failing: string | undefined;
   return async () => {
     try {
       const st = await Deno.stat(path);
@@ -62,10 +85,18 @@ function tokenFile(path: string): () => Promise<string | undefined> {
         token = (await Deno.readTextFile(path)).trim();
         mtime = m;
       }
+      if (failing !== undefined) log.info("--health-token-file {path} is readable again", { path });
+      failing = undefined;
     } catch (e) {
-      if (token === undefined) {
-        log.warn("Cannot read --health-token-file {path}: {error}", { path, error: describeError(e) });
+      const error = describeError(e);
+      if (error !== failing) {
+        log.warn("Cannot read --health-token-file {path}: {error}{keeping}", {
+          path,
+          error,
+          keeping: token === undefined ? "" : "; keeping the last token read",
+        });
       }
+      failing = error;
     }
     return token;
   };
@@ -74,13 +105,14 @@ function tokenFile(path: string): () => Promise<string | undefined> {
 /**
  * Builds the health probe from the configuration, reading its files now so that a wrong path fails at start.
  *
- * @throws {ConfigError} When a file cannot be read.
+ * @throws {ConfigError} When a file cannot be read, or the CA file holds no certificate.
  */
 export function buildProbe(config: ProxyConfig, serviceAccountCa = SERVICE_ACCOUNT_CA): Probe {
   if (config.healthCheck === "tcp") return new TcpProbe();
   let ca: string | undefined;
-  if (config.healthCaFile !== undefined) ca = readFlagFile(config.healthCaFile, "health-ca-file");
-  else {
+  if (config.healthCaFile !== undefined) {
+    ca = checkCaBundle(readFlagFile(config.healthCaFile, "health-ca-file"), config.healthCaFile);
+  } else {
     try {
       ca = Deno.readTextFileSync(serviceAccountCa);
       log.info("Readyz probes verify upstream certificates with the service-account CA as {name}", {
@@ -137,6 +169,7 @@ export class ProxyApp {
     this.#config = config;
     const clock = this.#clock = deps.clock ?? systemClock;
     const probe = deps.probe ?? buildProbe(config);
+    const slots = new ProbeSlots(MAX_PROBES_IN_FLIGHT);
     const pool: Pool = this.pool = new Pool({
       rise: config.healthRise,
       fall: config.healthFall,
@@ -145,6 +178,8 @@ export class ProxyApp {
       random: deps.random ?? Math.random,
       policy: config.upstreamSelection,
       closeOnUnhealthy: config.closeOnUnhealthy,
+      maxUpstreams: config.maxUpstreams,
+      pinned: config.endpoints,
       startChecks: (up, signal) =>
         void runChecks(up, {
           probe,
@@ -152,6 +187,7 @@ export class ProxyApp {
           timeoutMs: config.healthTimeoutMs,
           clock,
           random: deps.random ?? Math.random,
+          slots,
           onChange: (change) => pool.stateChanged(change),
         }, signal),
     });
@@ -184,6 +220,7 @@ export class ProxyApp {
               acceptErrors: this.loop.errors,
               failedDials: this.proxy.failedDials,
               activeConnections: this.proxy.active,
+              upstreamsDropped: this.pool.dropped,
             }),
         }),
       );

@@ -45,6 +45,7 @@ const DEFAULTS: ProxyConfig = {
   healthTokenFile: undefined,
   upstreamSelection: "latency",
   closeOnUnhealthy: true,
+  maxUpstreams: 64,
   healthRise: 2,
   healthFall: 2,
   dialTimeoutMs: 2000,
@@ -234,7 +235,7 @@ Deno.test("listen addresses must be IP addresses", () => {
 });
 
 Deno.test("counts are whole numbers from 1 to 100", () => {
-  for (const name of flagsWith("count")) {
+  for (const name of flagsWith("count").filter((n) => n !== "max-upstreams")) {
     for (const bad of ["0", "101", "1.5", "-1", "two", ""]) {
       assert.equal(
         failure([ENDPOINTS, `--${name}=${bad}`]),
@@ -244,6 +245,19 @@ Deno.test("counts are whole numbers from 1 to 100", () => {
   }
   assert.equal(config([ENDPOINTS, "--health-rise=1"]).healthRise, 1);
   assert.equal(config([ENDPOINTS, "--health-fall=100"]).healthFall, 100);
+});
+
+Deno.test("--max-upstreams is a whole number from 1 to 1000, 64 by default", () => {
+  for (const bad of ["0", "1001", "1.5", "-1", "two", ""]) {
+    assert.equal(
+      failure([ENDPOINTS, `--max-upstreams=${bad}`]),
+      `error: Invalid --max-upstreams '${bad}': expected a whole number from 1 to 1000`,
+    );
+  }
+  assert.equal(config([ENDPOINTS]).maxUpstreams, 64);
+  assert.equal(config([ENDPOINTS, "--max-upstreams=1"]).maxUpstreams, 1);
+  assert.equal(config([ENDPOINTS, "--max-upstreams=1000"]).maxUpstreams, 1000);
+  assert.equal(config([ENDPOINTS], { EP_MAX_UPSTREAMS: "7" }).maxUpstreams, 7);
 });
 
 Deno.test("log level and format accept only their words, in any case", () => {
@@ -516,6 +530,14 @@ const SAMPLES: Readonly<Record<string, Sample>> = {
     read: (c) => c.closeOnUnhealthy,
     fromEnv: false,
     fromCli: true,
+  },
+  "max-upstreams": {
+    env: "3",
+    cli: "1",
+    bad: "0",
+    read: (c) => c.maxUpstreams,
+    fromEnv: 3,
+    fromCli: 1,
   },
   kubeconfig: {
     env: "/etc/kubernetes/kubelet.conf",

@@ -174,3 +174,9 @@ Deno.test("the readyz probe", async (t) => {
     await serving;
   });
 });
+
+Deno.test("a readyz probe whose token source hangs still ends at its timeout", async () => {
+  const probe = new ReadyzProbe({ token: () => new Promise(() => {}) });
+  const r = await probe.check({ host: "127.0.0.1", port: 1 }, AbortSignal.timeout(100));
+  assert.deepEqual(r, { ok: false, reason: "timeout" });
+});

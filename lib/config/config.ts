@@ -34,6 +34,8 @@ export interface ProxyConfig {
   readonly healthTokenFile: string | undefined;
   readonly upstreamSelection: UpstreamSelection;
   readonly closeOnUnhealthy: boolean;
+  /** Most upstreams kept in the pool (static endpoints first). */
+  readonly maxUpstreams: number;
   readonly healthRise: number;
   readonly healthFall: number;
   readonly dialTimeoutMs: number;
@@ -269,6 +271,7 @@ export function buildProxyConfig(raw: RawValues): ProxyConfig {
       oneOf<UpstreamSelection>("latency", "least-connections", "round-robin"),
     ),
     closeOnUnhealthy: r.get("close-on-unhealthy", bool),
+    maxUpstreams: r.get("max-upstreams", count(1, 1000)),
     healthRise: r.get("health-rise", count(1, 100)),
     healthFall: r.get("health-fall", count(1, 100)),
     dialTimeoutMs,

@@ -68,6 +68,12 @@ export const PROXY_FLAGS: readonly FlagSpec[] = [
     "bool",
     "close the connections of an upstream that turns unhealthy (spread over 1s) while another is healthy",
   ),
+  flag(
+    "max-upstreams",
+    "64",
+    "count",
+    "most upstreams kept and probed: --endpoints first, then the others by address",
+  ),
   flag("dial-timeout", "2s", "duration", "whole budget to connect one client to a live upstream, failover included"),
   flag(
     "hedge-delay",

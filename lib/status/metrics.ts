@@ -19,6 +19,8 @@ export interface ProxyMetricsInput {
   readonly failedDials: number;
   /** Client connections open now. */
   readonly activeConnections: number;
+  /** Endpoints of the current set left out by `--max-upstreams`. @default 0 */
+  readonly upstreamsDropped?: number;
 }
 
 const STATES = ["unknown", "healthy", "unhealthy"] as const;
@@ -54,6 +56,12 @@ export function renderProxyMetrics(m: ProxyMetricsInput): string {
     ...familyLines("extractedprism_active_connections", "gauge", "Client connections open now.", [
       { value: m.activeConnections },
     ]),
+    ...familyLines(
+      "extractedprism_upstreams_dropped",
+      "gauge",
+      "Endpoints of the current set left out by --max-upstreams.",
+      [{ value: m.upstreamsDropped ?? 0 }],
+    ),
     ...familyLines(
       "extractedprism_upstream_state",
       "gauge",

@@ -29,6 +29,13 @@ export interface PoolOptions {
   readonly closeOnUnhealthy?: boolean;
   /** @default 1000 */
   readonly closeSpreadMs?: number;
+  /**
+   * Most upstreams kept; beyond it the pool keeps `pinned` endpoints first, then the others ordered by address, and
+   * counts the rest as dropped. @default 64
+   */
+  readonly maxUpstreams?: number;
+  /** Endpoints kept first when the set exceeds `maxUpstreams` (the static `--endpoints`). @default [] */
+  readonly pinned?: readonly Endpoint[];
   /** Starts health checks of a new upstream; they must stop when `signal` aborts. */
   readonly startChecks?: (upstream: Upstream, signal: AbortSignal) => void;
 }
@@ -44,11 +51,19 @@ export class Pool {
   readonly #drains = new Map<string, AbortController>();
   readonly #lifecycle = new AbortController();
   readonly #closing = new Set<string>();
+  readonly #pinned: ReadonlySet<string>;
   #turn = 0;
   #closed = false;
+  #dropped = 0;
 
   constructor(opts: PoolOptions) {
     this.#opts = opts;
+    this.#pinned = new Set((opts.pinned ?? []).map(endpointKey));
+  }
+
+  /** How many endpoints of the last set were left out by `maxUpstreams`. */
+  get dropped(): number {
+    return this.#dropped;
   }
 
   /** Replaces the endpoint set. An empty set is refused (kept as it was) with a warning. */
@@ -58,7 +73,7 @@ export class Pool {
       log.warn("Ignoring an empty endpoint set; keeping {count} upstreams", { count: this.#ups.size });
       return;
     }
-    const wanted = new Map(endpoints.map((e) => [endpointKey(e), e]));
+    const wanted = this.#capped(new Map(endpoints.map((e) => [endpointKey(e), e])));
     for (const [key, e] of wanted) {
       const have = this.#ups.get(key);
       if (have === undefined) {
@@ -78,6 +93,27 @@ export class Pool {
     for (const [key, up] of this.#ups) {
       if (!wanted.has(key) && !up.draining) this.#drain(up);
     }
+  }
+
+  /** The deterministic subset of at most `maxUpstreams` endpoints: pinned ones first, then by address. */
+  #capped(all: Map<string, Endpoint>): Map<string, Endpoint> {
+    const max = this.#opts.maxUpstreams ?? 64;
+    const dropped = Math.max(0, all.size - max);
+    if (dropped !== this.#dropped) {
+      if (dropped > 0) {
+        log.warn(
+          "{count} endpoints exceed --max-upstreams={max}; keeping the static ones first, then the others by " +
+            "address, and dropping {dropped}",
+          { count: all.size, max, dropped },
+        );
+      } else log.info("The endpoint set fits --max-upstreams={max} again; none dropped", { max });
+      this.#dropped = dropped;
+    }
+    if (dropped === 0) return all;
+    const keys = [...all.keys()];
+    const pinned = [...this.#pinned].filter((k) => all.has(k));
+    const rest = keys.filter((k) => !this.#pinned.has(k)).sort();
+    return new Map([...pinned, ...rest].slice(0, max).map((k) => [k, all.get(k) as Endpoint]));
   }
 
   #drain(up: Upstream): void {

@@ -13,7 +13,7 @@ import type tls from "node:tls";
 import { getLogger } from "@logtape/logtape";
 import { type Endpoint, endpointKey } from "../config/endpoint.ts";
 import { type Http1Response, parseResponse } from "./_http1.ts";
-import { describeError, type Probe, type ProbeResult } from "./probe.ts";
+import { abortable, describeError, type Probe, type ProbeResult } from "./probe.ts";
 
 const log = getLogger(["extractedprism", "probe"]);
 
@@ -53,26 +53,26 @@ class DenoProbeConn implements ProbeConn {
 
   static async open(endpoint: Endpoint, ca: string, serverName: string, signal: AbortSignal): Promise<DenoProbeConn> {
     const tcp = await Deno.connect({ hostname: endpoint.host, port: endpoint.port, signal });
-    const onAbort = () => {
+    // `startTls` consumes the TCP connection: from then on only closing the TLS connection cancels a pending
+    // handshake (a frozen server completes TCP handshakes from its backlog but never answers TLS).
+    let tls: Deno.TlsConn | undefined;
+    const close = () => {
       try {
-        tcp.close();
+        (tls ?? tcp).close();
       } catch { /* consumed or closed */ }
     };
-    signal.addEventListener("abort", onAbort, { once: true });
+    signal.addEventListener("abort", close, { once: true });
     try {
-      const conn = await Deno.startTls(tcp, { hostname: serverName, caCerts: [ca], alpnProtocols: ["http/1.1"] });
-      try {
-        await conn.handshake();
-      } catch (e) {
-        conn.close();
-        throw e;
-      }
-      return new DenoProbeConn(conn);
+      if (signal.aborted) throw signal.reason;
+      tls = await Deno.startTls(tcp, { hostname: serverName, caCerts: [ca], alpnProtocols: ["http/1.1"] });
+      if (signal.aborted) throw signal.reason;
+      await tls.handshake();
+      return new DenoProbeConn(tls);
     } catch (e) {
-      onAbort();
+      close();
       throw signal.aborted ? signal.reason : e;
     } finally {
-      signal.removeEventListener("abort", onAbort);
+      signal.removeEventListener("abort", close);
     }
   }
 
@@ -224,7 +224,8 @@ export class ReadyzProbe implements Probe {
   async check(endpoint: Endpoint, signal: AbortSignal): Promise<ProbeResult> {
     const key = endpointKey(endpoint);
     try {
-      const token = await this.#token?.();
+      // A token source that hangs (a FIFO, a stuck file system) must not hold the probe past its timeout.
+      const token = this.#token === undefined ? undefined : await abortable(this.#token(), signal);
       const head = `GET /readyz HTTP/1.1\r\nHost: ${this.#serverName}\r\nUser-Agent: extractedprism\r\n` +
         `Accept: text/plain\r\n${token ? `Authorization: Bearer ${token}\r\n` : ""}\r\n`;
       let conn = this.#conns.get(key);

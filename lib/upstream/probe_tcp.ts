@@ -4,13 +4,19 @@
  * @module
  */
 import type { Endpoint } from "../config/endpoint.ts";
-import { describeError, type Probe, type ProbeResult } from "./probe.ts";
+import { abortable, describeError, type Probe, type ProbeResult } from "./probe.ts";
 
 /** How the probe opens a connection; tests inject failures here. */
 export type Connect = (endpoint: Endpoint, signal: AbortSignal) => Promise<Deno.Conn>;
 
 /** Opens a TCP connection with Deno. */
 export const denoConnect: Connect = (e, signal) => Deno.connect({ hostname: e.host, port: e.port, signal });
+
+function closeQuietly(conn: Deno.Conn): void {
+  try {
+    conn.close();
+  } catch { /* closed */ }
+}
 
 /**
  * A probe that connects and closes at once.
@@ -34,7 +40,8 @@ export class TcpProbe implements Probe {
   async check(endpoint: Endpoint, signal: AbortSignal): Promise<ProbeResult> {
     const start = performance.now();
     try {
-      const conn = await this.#connect(endpoint, signal);
+      // Raced against the signal: a connect that ignores it cannot hold the probe past its timeout.
+      const conn = await abortable(this.#connect(endpoint, signal), signal, closeQuietly);
       const rttMs = performance.now() - start;
       conn.close();
       return { ok: true, rttMs };

@@ -139,6 +139,7 @@ export function testConfig(endpoints: readonly Endpoint[], overrides: Partial<Pr
     healthTokenFile: undefined,
     upstreamSelection: "latency",
     closeOnUnhealthy: true,
+    maxUpstreams: 64,
     healthRise: 2,
     healthFall: 2,
     dialTimeoutMs: 1000,
