@@ -40,7 +40,11 @@ export function parseResponse(data: string, ended: boolean): ParseResult {
   }
   const lines = data.slice(0, headEnd).split("\r\n");
   const m = /^HTTP\/1\.[01] (\d{3})(?: .*)?$/.exec(lines[0] ?? "");
-  if (!m) return { kind: "error", message: `not an HTTP/1.1 response: '${(lines[0] ?? "").slice(0, 40)}'` };
+  if (!m) {
+    // The peer's bytes, quoted: control and non-ASCII characters become '?' so the reason stays one printable line.
+    const shown = (lines[0] ?? "").slice(0, 40).replace(/[^\x20-\x7e]/g, "?");
+    return { kind: "error", message: `not an HTTP/1.1 response: '${shown}'` };
+  }
   const status = Number(m[1]);
   const headers = new Map<string, string>();
   for (const line of lines.slice(1)) {
