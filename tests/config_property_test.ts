@@ -10,7 +10,7 @@ import { buildProxyConfig, ConfigError, configOutcome, MAX_DURATION_MS, resolveR
 import { endpointKey, parseEndpoint } from "../lib/config/endpoint.ts";
 import { type FlagSpec, PROXY_FLAGS } from "../lib/config/flags.ts";
 import { simpleArgs } from "../lib/config/simple_args.ts";
-import { anyText, check, returnsOr } from "./support/properties.ts";
+import { anyText, check, returnsOr, RUNS } from "./support/properties.ts";
 
 /** Loopback endpoints only: nothing here is dialled, but no other address goes into a test input. */
 const anyPort = fc.oneof(
@@ -122,7 +122,7 @@ Deno.test("proxy flag and EP_* properties", async (t) => {
         if (fast.kind === "ok") assert.deepEqual(slow, { kind: "proxy", config: fast.config }, argv.join(" "));
         else assert.deepEqual(slow, fast, argv.join(" "));
       }),
-      200,
+      RUNS / 5,
     );
   });
   await t.step("commander never throws: any argv is a config or an exit with one line", () => {
@@ -134,7 +134,7 @@ Deno.test("proxy flag and EP_* properties", async (t) => {
           if (r.kind === "exit" && r.code === 2) assert.match(r.stderr, /^error: [^\n]*\n$/);
         },
       ),
-      200,
+      RUNS / 5,
     );
   });
 });

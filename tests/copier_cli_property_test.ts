@@ -7,7 +7,7 @@ import fc from "fast-check";
 import { ConfigError, MAX_DURATION_MS, resolveRaw } from "../lib/config/config.ts";
 import { bindAddress, buildCopierConfig, parseCopierCommandLine } from "../lib/config/copier_cli.ts";
 import { COPIER_FLAGS } from "../lib/config/copier_flags.ts";
-import { anyText, check, returnsOr } from "./support/properties.ts";
+import { anyText, check, returnsOr, RUNS } from "./support/properties.ts";
 
 const duration = fc.oneof(
   fc.tuple(fc.nat(100), fc.constantFrom("ms", "s", "m")).map(([n, u]) => `${n}${u}`),
@@ -98,7 +98,7 @@ Deno.test("endpoint copier flag and EP_* properties", async (t) => {
         const r = parseCopierCommandLine(argv, {}, { version: "0.0.0" });
         if (r.kind === "exit" && r.code === 2) assert.match(r.stderr, /^error: [^\n]*\n$/);
       }),
-      200,
+      RUNS / 5,
     );
   });
 });

@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { parseResponse } from "../lib/upstream/_http1.ts";
-import { check } from "./support/properties.ts";
+import { check, RUNS } from "./support/properties.ts";
 
 const MAX = 64 * 1024;
 const latin1 = (bytes: Uint8Array) => String.fromCharCode(...bytes);
@@ -75,7 +75,7 @@ Deno.test("HTTP/1.1 response reader properties", async (t) => {
           assert.equal(parseResponse(text.slice(0, n), false).kind, "more", `prefix ${n} of ${JSON.stringify(text)}`);
         }
       }),
-      200,
+      RUNS / 5,
     );
   });
 });

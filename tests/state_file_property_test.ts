@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import fc from "fast-check";
 import { endpointKey, parseEndpoint } from "../lib/config/endpoint.ts";
 import { readStateFile, writeStateFile } from "../lib/discovery/state_file.ts";
-import { anyText, checkAsync } from "./support/properties.ts";
+import { anyText, checkAsync, RUNS } from "./support/properties.ts";
 
 const loopback = fc.oneof(
   fc.tuple(fc.nat(255), fc.nat(255), fc.nat(255), fc.integer({ min: 1, max: 65535 }))
@@ -65,7 +65,7 @@ Deno.test("state file properties", async (t) => {
           await writeStateFile(path, eps);
           assert.deepEqual(await readStateFile(path), eps);
         }),
-        100,
+        RUNS / 10,
       );
     });
   } finally {

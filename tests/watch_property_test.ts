@@ -9,7 +9,7 @@ import { type KubeObject, listWatch, type ListWatchSnapshot } from "../lib/disco
 import type { KubeRequest, KubeTransport } from "../lib/discovery/kubernetes/transport.ts";
 import { withDeadline } from "./support/deadline.ts";
 import { waitFor } from "./support/net.ts";
-import { checkAsync } from "./support/properties.ts";
+import { checkAsync, RUNS } from "./support/properties.ts";
 
 /** `bytes` cut at the given points (taken modulo its length). */
 function chunk(bytes: Uint8Array, cuts: readonly number[]): Uint8Array[] {
@@ -137,7 +137,7 @@ Deno.test("watch stream properties", async (t) => {
         const body = new TextEncoder().encode(events.map((e) => `${eventLine(e)}\n`).join(""));
         assert.equal(await watchOnce(chunk(body, at), model(events)), "the watch stream ended");
       }),
-      100,
+      RUNS / 10,
     );
   });
   await t.step("any watch body (garbage, wrong shapes, cut anywhere) ends in a one-line retry reason", async () => {
@@ -161,7 +161,7 @@ Deno.test("watch stream properties", async (t) => {
           assert.doesNotMatch(await watchOnce(chunk(body, at)), /\n/);
         },
       ),
-      100,
+      RUNS / 10,
     );
   });
 });

@@ -8,7 +8,7 @@
 import fc from "fast-check";
 
 /** Runs per property. */
-export const RUNS = 300;
+export const RUNS = 1000;
 
 /** `fc.assert` with the shared run count. */
 export function check<Ts extends [unknown, ...unknown[]]>(property: fc.IPropertyWithHooks<Ts>, runs = RUNS): void {
