@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { freePorts, REPO_ROOT, startCommand } from "./support/main_process.ts";
 import { EchoServer, waitFor } from "./support/net.ts";
+import { withDeadline } from "./support/deadline.ts";
 
 const hasPrlimit = new Deno.Command("prlimit", { args: ["--version"], stdout: "null", stderr: "null" }).outputSync()
   .success;
@@ -72,9 +73,9 @@ Deno.test({
     } finally {
       for (const c of held) c.close();
       child.kill("SIGTERM");
-      assert.equal((await child.status).code, 0);
+      assert.equal((await withDeadline(child.status, "the program to exit on SIGTERM")).code, 0);
     }
-    await reading;
+    await withDeadline(reading, "the end of the program's stderr");
     assert.match(log, /Too many open files/, "the accept errors were EMFILE");
   },
 });

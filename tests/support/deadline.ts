@@ -9,6 +9,12 @@
 export const WAIT_MS = 10_000;
 
 /**
+ * The deadline of a child process (`signal: AbortSignal.timeout(CHILD_MS)` on its `Deno.Command`: it is killed, and the
+ * test fails on its exit status instead of hanging). Generous: `deno compile` and `deno info` on a loaded runner.
+ */
+export const CHILD_MS = 300_000;
+
+/**
  * Resolves as `promise` does, or rejects with "Timed out after `ms` ms waiting for `what`" when it has not settled
  * by then. The timer is cleared either way (the op sanitizer stays quiet).
  */

@@ -171,7 +171,9 @@ export async function waitFor(
   what = "condition",
 ): Promise<void> {
   const deadline = performance.now() + timeoutMs;
-  while (!(await cond())) {
+  // A condition that never settles (a read that hangs) must not outlive the deadline either.
+  const check = () => withDeadline(Promise.resolve(cond()), what, Math.max(1, deadline - performance.now()));
+  while (!(await check())) {
     if (performance.now() > deadline) throw new Error(`Timed out after ${timeoutMs} ms waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 10));
   }
