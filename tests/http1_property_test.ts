@@ -80,7 +80,10 @@ Deno.test("HTTP/1.1 response reader properties", async (t) => {
   });
 });
 
-Deno.test("a garbage status line gives a printable one-line reason (found by the properties)", () => {
+Deno.test("a garbage status line or content-length gives a printable one-line reason (found by the properties)", () => {
   const r = parseResponse("\nHTTP/1.1 200 OK\r\n\u001b[31m\r\n\r\n", false);
   assert.deepEqual(r, { kind: "error", message: "not an HTTP/1.1 response: '?HTTP/1.1 200 OK'" });
+  // Header lines end at CRLF only: a bare LF inside a value reached the reason too.
+  const cl = parseResponse("HTTP/1.1 200 OK\r\nContent-Length:\u0000\n 4\r\n\r\nbody", false);
+  assert.deepEqual(cl, { kind: "error", message: "bad content-length '?? 4'" });
 });
