@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { AcceptLoop, type AcceptSource } from "../lib/proxy/accept_loop.ts";
 import { waitFor } from "./support/net.ts";
+import { withDeadline } from "./support/deadline.ts";
 
 Deno.test("the accept loop survives accept errors such as EMFILE and keeps accepting", async () => {
   using real = Deno.listen({ hostname: "127.0.0.1", port: 0 });
@@ -21,7 +22,7 @@ Deno.test("the accept loop survives accept errors such as EMFILE and keeps accep
   });
   const running = loop.run();
   const client = await Deno.connect({ hostname: "127.0.0.1", port: real.addr.port });
-  await got.promise;
+  await withDeadline(got.promise, "the accepted connection");
   assert.equal(loop.errors, 3);
   assert.equal(loop.running, true);
   assert.equal(handled.length, 1);
@@ -29,7 +30,7 @@ Deno.test("the accept loop survives accept errors such as EMFILE and keeps accep
   client.close();
   loop.stop();
   real.close();
-  await running;
+  await withDeadline(running, "the loop to stop");
   assert.equal(loop.running, false);
 });
 
@@ -38,8 +39,13 @@ Deno.test("the liveness self-check is answered by the loop and not handed to the
   const handled: Deno.TcpConn[] = [];
   const loop = new AcceptLoop(listener, (c) => handled.push(c));
   const running = loop.run();
-  assert.equal(await loop.selfCheck(1000), true);
-  assert.equal(await Promise.all([loop.selfCheck(1000), loop.selfCheck(1000)]).then((r) => r.every(Boolean)), true);
+  assert.equal(await withDeadline(loop.selfCheck(1000), "the self-check"), true);
+  assert.equal(
+    await withDeadline(Promise.all([loop.selfCheck(1000), loop.selfCheck(1000)]), "two self-checks").then((r) =>
+      r.every(Boolean)
+    ),
+    true,
+  );
   assert.equal(handled.length, 0);
   assert.equal(loop.accepted, 0);
   // An ordinary client arriving next is still handed over.
@@ -48,8 +54,8 @@ Deno.test("the liveness self-check is answered by the loop and not handed to the
   handled[0]?.close();
   client.close();
   loop.stop();
-  await running;
-  assert.equal(await loop.selfCheck(200), false, "a stopped loop fails the self-check");
+  await withDeadline(running, "the loop to stop");
+  assert.equal(await withDeadline(loop.selfCheck(200), "the self-check"), false, "a stopped loop fails the self-check");
 });
 
 Deno.test("a loop whose accept never returns fails the self-check within its timeout", async () => {
@@ -59,9 +65,9 @@ Deno.test("a loop whose accept never returns fails the self-check within its tim
   const loop = new AcceptLoop({ addr: real.addr, accept: () => stuck.promise, close: () => {} }, () => {});
   const running = loop.run();
   const start = performance.now();
-  assert.equal(await loop.selfCheck(150), false);
+  assert.equal(await withDeadline(loop.selfCheck(150), "the self-check"), false);
   assert.ok(performance.now() - start >= 140);
   loop.stop();
   stuck.reject(new Deno.errors.BadResource("closed"));
-  await running;
+  await withDeadline(running, "the loop to stop");
 });

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { ProxyApp } from "../lib/app.ts";
 import { EchoServer, freePort, randomBytes, readAll, testConfig, waitFor, writeAll } from "./support/net.ts";
+import { WAIT_MS, withDeadline } from "./support/deadline.ts";
 
 async function roundTrip(port: number, payload: Uint8Array): Promise<Uint8Array> {
   const c = await Deno.connect({ hostname: "127.0.0.1", port });
@@ -13,7 +14,7 @@ async function roundTrip(port: number, payload: Uint8Array): Promise<Uint8Array>
 }
 
 function health(app: ProxyApp, path: string): Promise<Response> {
-  return fetch(`http://127.0.0.1:${app.healthAddr.port}${path}`);
+  return fetch(`http://127.0.0.1:${app.healthAddr.port}${path}`, { signal: AbortSignal.timeout(WAIT_MS) });
 }
 
 Deno.test("bytes arrive intact both ways over many concurrent connections", async () => {
@@ -48,13 +49,14 @@ Deno.test("the reply still arrives after the client half-closes", async () => {
       return;
     }
   })();
+  serving.catch(() => {}); // awaited below; a failure before then must not be an uncaught rejection
   await using app = ProxyApp.start(testConfig([{ host: "127.0.0.1", port: server.addr.port }]));
   const c = await Deno.connect({ hostname: "127.0.0.1", port: app.addr.port });
   await writeAll(c, new Uint8Array(5000));
   await c.closeWrite();
   const reply = new TextDecoder().decode(await readAll(c));
   c.close();
-  await serving;
+  await withDeadline(serving, "the server to answer");
   assert.equal(reply, "got 5000 bytes");
 });
 
@@ -115,12 +117,12 @@ Deno.test("replacing the upstream set keeps the live connections of upstreams th
   const c = await Deno.connect({ hostname: "127.0.0.1", port: app.addr.port });
   await writeAll(c, new TextEncoder().encode("one"));
   const buf = new Uint8Array(16);
-  assert.equal(await c.read(buf), 3);
+  assert.equal(await withDeadline(c.read(buf), "a read"), 3);
   app.pool.update([a.endpoint, b.endpoint]);
   app.pool.update([b.endpoint, a.endpoint]);
   await new Promise((r) => setTimeout(r, 300)); // longer than the drain timeout: nothing may close it
   await writeAll(c, new TextEncoder().encode("two"));
-  assert.equal(await c.read(buf), 3);
+  assert.equal(await withDeadline(c.read(buf), "a read"), 3);
   assert.equal(new TextDecoder().decode(buf.subarray(0, 3)), "two");
   assert.equal(app.pool.get(`127.0.0.1:${a.port}`)?.activeConnections, 1);
   c.close();
@@ -133,7 +135,7 @@ Deno.test("a removed upstream gets no new connections and its live ones close at
   await waitFor(() => app.ready, 5000, "ready");
   const c = await Deno.connect({ hostname: "127.0.0.1", port: app.addr.port });
   await writeAll(c, new TextEncoder().encode("x"));
-  assert.equal(await c.read(new Uint8Array(1)), 1);
+  assert.equal(await withDeadline(c.read(new Uint8Array(1)), "a read"), 1);
   const removedAt = performance.now();
   app.pool.update([b.endpoint]);
   assert.equal(app.pool.get(`127.0.0.1:${a.port}`)?.draining, true);
@@ -142,7 +144,7 @@ Deno.test("a removed upstream gets no new connections and its live ones close at
   assert.deepEqual(await roundTrip(app.addr.port, payload), payload);
   assert.equal(app.pool.get(`127.0.0.1:${b.port}`)?.totalConnections, 1);
   assert.equal(app.pool.get(`127.0.0.1:${a.port}`)?.totalConnections, 1, "no new connection went to the removed one");
-  assert.equal(await c.read(new Uint8Array(1)), null, "the drained connection is closed");
+  assert.equal(await withDeadline(c.read(new Uint8Array(1)), "a read"), null, "the drained connection is closed");
   const waited = performance.now() - removedAt;
   assert.ok(waited >= 250 && waited < 2000, `closed after ${waited} ms, expected about 300`);
   c.close();
@@ -156,13 +158,13 @@ Deno.test("a removed upstream that comes back during its drain keeps its connect
   await waitFor(() => app.ready, 5000, "ready");
   const c = await Deno.connect({ hostname: "127.0.0.1", port: app.addr.port });
   await writeAll(c, new TextEncoder().encode("x"));
-  assert.equal(await c.read(new Uint8Array(1)), 1);
+  assert.equal(await withDeadline(c.read(new Uint8Array(1)), "a read"), 1);
   app.pool.update([b.endpoint]);
   app.pool.update([a.endpoint, b.endpoint]);
   assert.equal(app.pool.get(`127.0.0.1:${a.port}`)?.draining, false);
   await new Promise((r) => setTimeout(r, 350)); // past the 200 ms drain deadline: the cancelled drain must not close it
   await writeAll(c, new TextEncoder().encode("y"));
-  assert.equal(await c.read(new Uint8Array(1)), 1);
+  assert.equal(await withDeadline(c.read(new Uint8Array(1)), "a read"), 1);
   c.close();
 });
 
@@ -170,7 +172,7 @@ Deno.test("with no upstream reachable the client is closed at once", async () =>
   await using app = ProxyApp.start(testConfig([{ host: "127.0.0.1", port: freePort() }]));
   const c = await Deno.connect({ hostname: "127.0.0.1", port: app.addr.port });
   const start = performance.now();
-  assert.equal(await c.read(new Uint8Array(1)), null);
+  assert.equal(await withDeadline(c.read(new Uint8Array(1)), "a read"), null);
   assert.ok(performance.now() - start < 900, "closed before the dial budget ran out");
   c.close();
   assert.equal(app.proxy.failedDials, 1);
@@ -182,14 +184,14 @@ Deno.test("shutdown drains live connections, then closes what is left at the dra
   await waitFor(() => app.ready, 5000, "ready");
   const c = await Deno.connect({ hostname: "127.0.0.1", port: app.addr.port });
   await writeAll(c, new TextEncoder().encode("x"));
-  assert.equal(await c.read(new Uint8Array(1)), 1);
+  assert.equal(await withDeadline(c.read(new Uint8Array(1)), "a read"), 1);
   const stopping = app.shutdown("test");
   assert.equal(app.ready, false);
   await assert.rejects(Deno.connect({ hostname: "127.0.0.1", port: app.addr.port }));
   await writeAll(c, new TextEncoder().encode("y"));
-  assert.equal(await c.read(new Uint8Array(1)), 1, "still relayed while draining");
-  await stopping;
-  assert.equal(await c.read(new Uint8Array(1)), null);
+  assert.equal(await withDeadline(c.read(new Uint8Array(1)), "a read"), 1, "still relayed while draining");
+  await withDeadline(stopping, "the shutdown");
+  assert.equal(await withDeadline(c.read(new Uint8Array(1)), "a read"), null);
   c.close();
 });
 
@@ -274,7 +276,7 @@ Deno.test("while no upstream is healthy a blackholed dial costs the probe timeou
   await waitFor(() => app.pool.upstreams().every((u) => u.state === "unhealthy"), 5000, "all unhealthy");
   const c = await Deno.connect({ hostname: "127.0.0.1", port: app.addr.port });
   const start = performance.now();
-  assert.equal(await c.read(new Uint8Array(1)), null);
+  assert.equal(await withDeadline(c.read(new Uint8Array(1)), "a read"), null);
   const waited = performance.now() - start;
   c.close();
   assert.ok(waited >= 150 && waited < 1500, `closed after ${waited} ms: expected about the 200 ms probe timeout`);

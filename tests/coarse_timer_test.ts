@@ -2,6 +2,7 @@
 import assert from "node:assert/strict";
 import { sleep } from "../lib/clock.ts";
 import { CoarseTimer } from "../lib/proxy/coarse_timer.ts";
+import { withDeadline } from "./support/deadline.ts";
 
 Deno.test("a call fires at its time or within a tick after, in order; a cancelled one never fires", async () => {
   const timer = new CoarseTimer(10);
@@ -14,7 +15,7 @@ Deno.test("a call fires at its time or within a tick after, in order; a cancelle
   });
   timer.at(start + 20, () => fired.push("a"));
   timer.at(start + 30, () => fired.push("cancelled")).cancel();
-  const at = await last.promise;
+  const at = await withDeadline(last.promise, "the last call");
   assert.deepEqual(fired, ["a", "b"]);
   assert.ok(at >= start + 40, `fired ${(at - start).toFixed(1)} ms after start, before its time`);
   // Nothing is pending now: the interval has stopped, or the op sanitizer fails this test.
@@ -54,7 +55,7 @@ Deno.test("a call that cancels another entry due on the same tick stops it from 
   });
   const second = timer.at(at, () => fired.push("second"));
   timer.at(at + 20, () => done.resolve());
-  await done.promise;
+  await withDeadline(done.promise, "the third call");
   first.cancel(); // already fired: harmless
   assert.deepEqual(fired, ["first"]);
 });

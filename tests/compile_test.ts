@@ -21,6 +21,7 @@ import {
 import { type CompiledBinary, readCompiledBinary } from "./support/deploy_compiled_binary.ts";
 import { freePorts } from "./support/main_process.ts";
 import { EchoServer } from "./support/net.ts";
+import { CHILD_MS, withDeadline } from "./support/deadline.ts";
 
 /** The permissions the compile task's `deno run` gets (the task proposed for deno.json uses the same). */
 const COMPILE_SCRIPT_FLAGS = ["--allow-read", "--allow-write=dist", "--allow-run", "--allow-env"];
@@ -46,6 +47,7 @@ async function runCompileScript(args: string[], env: Record<string, string>): Pr
     stdin: "null",
     stdout: "piped",
     stderr: "piped",
+    signal: AbortSignal.timeout(CHILD_MS),
   }).output();
   const text = new TextDecoder();
   return { code: r.code, stdout: text.decode(r.stdout), stderr: text.decode(r.stderr) };
@@ -281,6 +283,7 @@ async function git(dir: string, ...args: string[]): Promise<string> {
     cwd: dir,
     stdout: "piped",
     stderr: "piped",
+    signal: AbortSignal.timeout(CHILD_MS),
   }).output();
   assert.ok(r.success, new TextDecoder().decode(r.stderr));
   return new TextDecoder().decode(r.stdout).trim();
@@ -378,14 +381,14 @@ Deno.test({
             using conn = await Deno.connect({ hostname: "127.0.0.1", port: bindPort! });
             await conn.write(new TextEncoder().encode("ping"));
             const buf = new Uint8Array(4);
-            if ((await conn.read(buf)) === 4) break;
+            if ((await withDeadline(conn.read(buf), "the first relayed bytes")) === 4) break;
           } catch { /* not listening yet */ }
           await new Promise((r) => setTimeout(r, 1));
         }
         timings.push(performance.now() - started);
       } finally {
         child.kill("SIGKILL");
-        await child.status;
+        await withDeadline(child.status, "the binary to exit after SIGKILL");
       }
     }
     assert.ok(

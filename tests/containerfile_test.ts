@@ -16,6 +16,7 @@ import {
   stage,
 } from "./support/deploy_containerfile.ts";
 import { REPO_ROOT } from "./support/main_process.ts";
+import { CHILD_MS } from "./support/deadline.ts";
 
 const containerfile: Containerfile = parseContainerfile(
   await Deno.readTextFile(new URL("Containerfile", REPO_ROOT)),
@@ -28,7 +29,13 @@ const ARCH = ({ x86_64: "amd64", aarch64: "arm64" } as Record<string, string>)[D
 const decoder = new TextDecoder();
 
 async function run(cmd: string, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const r = await new Deno.Command(cmd, { args, stdin: "null", stdout: "piped", stderr: "piped" }).output();
+  const r = await new Deno.Command(cmd, {
+    args,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+    signal: AbortSignal.timeout(CHILD_MS),
+  }).output();
   return { code: r.code, stdout: decoder.decode(r.stdout), stderr: decoder.decode(r.stderr) };
 }
 
@@ -200,6 +207,7 @@ async function localModules(entry: string): Promise<string[]> {
     env: { DENO_NO_UPDATE_CHECK: "1" },
     stdout: "piped",
     stderr: "piped",
+    signal: AbortSignal.timeout(CHILD_MS),
   }).output();
   assert.ok(r.success, decoder.decode(r.stderr));
   const info = JSON.parse(decoder.decode(r.stdout)) as { modules: { specifier: string }[] };

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import type { Clock } from "../lib/clock.ts";
 import { WorkQueue } from "../lib/copier/work_queue.ts";
+import { withDeadline } from "./support/deadline.ts";
 
 /** A clock whose sleeps end only when the test advances it. */
 class ManualClock implements Clock {
@@ -46,17 +47,17 @@ Deno.test("a key is queued once and never handed to two workers at once", async 
   q.add("b");
   q.add("a");
   assert.equal(q.length, 2);
-  assert.equal(await q.get(), "a");
+  assert.equal(await withDeadline(q.get(), "an item"), "a");
   q.add("a"); // changed while being processed: waits for done()
-  assert.equal(await q.get(), "b");
+  assert.equal(await withDeadline(q.get(), "an item"), "b");
   assert.equal(q.length, 0);
   q.done("a");
-  assert.equal(await q.get(), "a");
+  assert.equal(await withDeadline(q.get(), "an item"), "a");
   q.done("a");
   q.done("b");
   assert.equal(q.length, 0);
   q.close();
-  assert.equal(await q.get(), undefined);
+  assert.equal(await withDeadline(q.get(), "an item"), undefined);
 });
 
 Deno.test("every waiting worker wakes, and get returns undefined when its signal aborts", async () => {
@@ -66,10 +67,10 @@ Deno.test("every waiting worker wakes, and get returns undefined when its signal
   const two = q.get();
   q.add("x");
   q.add("y");
-  assert.deepEqual([await one, await two].sort(), ["x", "y"]);
+  assert.deepEqual((await withDeadline(Promise.all([one, two]), "both workers")).sort(), ["x", "y"]);
   const three = q.get(ctrl.signal);
   ctrl.abort();
-  assert.equal(await three, undefined);
+  assert.equal(await withDeadline(three, "the aborted get"), undefined);
   q.close();
 });
 

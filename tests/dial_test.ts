@@ -1,7 +1,11 @@
 import assert from "node:assert/strict";
 import type { Endpoint } from "../lib/config/endpoint.ts";
-import { dial, type DialConnect } from "../lib/proxy/dial.ts";
+import { dial as dialNow, type DialConnect } from "../lib/proxy/dial.ts";
 import { Upstream } from "../lib/upstream/upstream.ts";
+import { withDeadline } from "./support/deadline.ts";
+
+/** The dial under test, with a deadline: a dial that never settles fails the test instead of hanging it. */
+const dial = (...args: Parameters<typeof dialNow>) => withDeadline(dialNow(...args), "the dial");
 
 const ups = (n: number) =>
   Array.from({ length: n }, (_, i) => new Upstream({ host: `10.0.0.${i + 1}`, port: 6443 }, { rise: 2, fall: 2 }));

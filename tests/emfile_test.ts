@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { freePorts, REPO_ROOT, startCommand } from "./support/main_process.ts";
 import { EchoServer, waitFor } from "./support/net.ts";
+import { withDeadline } from "./support/deadline.ts";
 
 const hasPrlimit = new Deno.Command("prlimit", { args: ["--version"], stdout: "null", stderr: "null" }).outputSync()
   .success;
@@ -151,8 +152,8 @@ Deno.test({
       try {
         child.kill("SIGTERM");
       } catch { /* it exited already: the status below says how */ }
-      code = (await child.status).code;
-      await reading;
+      code = (await withDeadline(child.status, "the program to exit on SIGTERM")).code;
+      await withDeadline(reading, "the end of the program's stderr");
     }
     assert.equal(code, 0, log);
     assert.match(log, /Too many open files/, "the accept errors were EMFILE");
@@ -225,8 +226,8 @@ Deno.test("slow-loris on the real program's health port: healthz answers, the pr
     try {
       child.kill("SIGTERM");
     } catch { /* it exited already: the status below says how */ }
-    code = (await child.status).code;
-    await reading;
+    code = (await withDeadline(child.status, "the program to exit on SIGTERM")).code;
+    await withDeadline(reading, "the end of the program's stderr");
   }
   assert.equal(code, 0, log);
 });

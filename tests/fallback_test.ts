@@ -7,6 +7,7 @@ import { staticProvider } from "../lib/discovery/static.ts";
 import { LogCapture } from "./support/log_capture.ts";
 import { ManualProvider } from "./support/manual_provider.ts";
 import { waitFor } from "./support/net.ts";
+import { withDeadline } from "./support/deadline.ts";
 
 const ep = (host: string, port = 6443): Endpoint => ({ host, port });
 const keys = (r: IteratorResult<readonly Endpoint[]>) => r.done ? "done" : r.value.map(endpointKey).join(",");
@@ -19,18 +20,18 @@ Deno.test("withFallback yields the fallback's sets until the primary speaks, the
   const ctrl = new AbortController();
   const it = p.run(ctrl.signal)[Symbol.asyncIterator]();
   fallback.push([ep("10.0.0.1")]);
-  assert.equal(keys(await it.next()), "10.0.0.1:6443");
+  assert.equal(keys(await withDeadline(it.next(), "the next set")), "10.0.0.1:6443");
   fallback.push([ep("10.0.0.1"), ep("10.0.0.2")]);
-  assert.equal(keys(await it.next()), "10.0.0.1:6443,10.0.0.2:6443");
+  assert.equal(keys(await withDeadline(it.next(), "the next set")), "10.0.0.1:6443,10.0.0.2:6443");
   primary.push([ep("10.0.0.3")]);
-  assert.equal(keys(await it.next()), "10.0.0.3:6443");
+  assert.equal(keys(await withDeadline(it.next(), "the next set")), "10.0.0.3:6443");
   // The fallback was stopped when the primary spoke; nothing it could say is passed on.
   assert.equal(fallback.stopped, 1);
   assert.equal(fallback.signal?.aborted, true);
   primary.push([ep("10.0.0.4")]);
-  assert.equal(keys(await it.next()), "10.0.0.4:6443");
+  assert.equal(keys(await withDeadline(it.next(), "the next set")), "10.0.0.4:6443");
   ctrl.abort();
-  assert.equal(keys(await it.next()), "done");
+  assert.equal(keys(await withDeadline(it.next(), "the next set")), "done");
   assert.equal(primary.stopped, 1);
 });
 
@@ -44,9 +45,9 @@ Deno.test("withFallback drops a failing fallback and still passes on the primary
   fallback.fail(new Error("disk gone"));
   await logs.waitFor((r) => r.level === "warning");
   primary.push([ep("10.0.0.3")]);
-  assert.equal(keys(await next), "10.0.0.3:6443");
+  assert.equal(keys(await withDeadline(next, "the next set")), "10.0.0.3:6443");
   ctrl.abort();
-  assert.equal(keys(await it.next()), "done");
+  assert.equal(keys(await withDeadline(it.next(), "the next set")), "done");
 });
 
 Deno.test("withFallback fails when the primary fails, after stopping the fallback", async () => {
@@ -54,9 +55,9 @@ Deno.test("withFallback fails when the primary fails, after stopping the fallbac
   const fallback = new ManualProvider("state-file");
   const it = withFallback(primary, fallback).run(new AbortController().signal)[Symbol.asyncIterator]();
   fallback.push([ep("10.0.0.1")]);
-  assert.equal(keys(await it.next()), "10.0.0.1:6443");
+  assert.equal(keys(await withDeadline(it.next(), "the next set")), "10.0.0.1:6443");
   primary.fail(new Error("broken"));
-  await assert.rejects(it.next(), /broken/);
+  await assert.rejects(withDeadline(it.next(), "the failure"), /broken/);
   assert.equal(fallback.stopped, 1);
 });
 
@@ -66,7 +67,7 @@ Deno.test("withFallback stops both sources when its consumer stops without abort
   const ctrl = new AbortController();
   const it = withFallback(primary, fallback).run(ctrl.signal)[Symbol.asyncIterator]();
   fallback.push([ep("10.0.0.1")]);
-  await it.next();
+  await withDeadline(it.next(), "the next set");
   await it.return?.();
   assert.equal(primary.stopped, 1);
   assert.equal(fallback.stopped, 1);
@@ -85,14 +86,14 @@ Deno.test("merged with static endpoints, the state file's set is dropped once di
       withFallback(discovery, stateFileProvider(path)),
     ], ctrl.signal);
     // The static set and the saved set are both in use at boot (in whichever order they arrive).
-    let r = await it.next();
-    if (keys(r) === "10.0.0.1:6443") r = await it.next();
+    let r = await withDeadline(it.next(), "the next set");
+    if (keys(r) === "10.0.0.1:6443") r = await withDeadline(it.next(), "the next set");
     assert.equal(keys(r), "10.0.0.1:6443,10.0.0.8:6443,10.0.0.9:6443");
     discovery.push([ep("10.0.0.9"), ep("10.0.0.10")]);
     // 10.0.0.8 is gone from the cluster: it must not live on through the file.
-    assert.equal(keys(await it.next()), "10.0.0.1:6443,10.0.0.9:6443,10.0.0.10:6443");
+    assert.equal(keys(await withDeadline(it.next(), "the next set")), "10.0.0.1:6443,10.0.0.9:6443,10.0.0.10:6443");
     ctrl.abort();
-    assert.equal(keys(await it.next()), "done");
+    assert.equal(keys(await withDeadline(it.next(), "the next set")), "done");
     await waitFor(() => discovery.stopped === 1, 1000, "discovery stopped");
   } finally {
     await Deno.remove(dir, { recursive: true });
@@ -105,10 +106,10 @@ Deno.test("withFallback ends when aborted while its consumer holds a set, withou
   const it = withFallback(staticProvider([ep("10.0.0.2")]), staticProvider([ep("10.0.0.1")])).run(ctrl.signal)[
     Symbol.asyncIterator
   ]();
-  const first = keys(await it.next());
+  const first = keys(await withDeadline(it.next(), "the next set"));
   assert.ok(first === "10.0.0.2:6443" || first === "10.0.0.1:6443", first);
   ctrl.abort();
-  assert.equal(keys(await it.next()), "done");
+  assert.equal(keys(await withDeadline(it.next(), "the next set")), "done");
 });
 
 Deno.test("withFallback tolerates a primary that rejects on abort after its consumer left", async () => {
@@ -123,7 +124,7 @@ Deno.test("withFallback tolerates a primary that rejects on abort after its cons
     },
     staticProvider([ep("10.0.0.1")]),
   ).run(new AbortController().signal)[Symbol.asyncIterator]();
-  assert.equal(keys(await it.next()), "10.0.0.1:6443");
+  assert.equal(keys(await withDeadline(it.next(), "the next set")), "10.0.0.1:6443");
   await it.return?.();
   await waitFor(() => primary.stopped === 1, 1000, "the primary stopped");
 });

@@ -7,6 +7,7 @@ import { canUnshare, runInOwnNetns, SilentListener, tempDir } from "./support/ku
 import { LogCapture } from "./support/log_capture.ts";
 import { freePort } from "./support/net.ts";
 import { createTestPki, TEST_NODE_USER, type TestPki } from "./support/test_pki.ts";
+import { withDeadline } from "./support/deadline.ts";
 
 const opts = { sanitizeOps: true, sanitizeResources: true };
 /**
@@ -289,13 +290,13 @@ Deno.test("a watch streams through the hop until the caller aborts it", opts, as
   const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
   let text = "";
   while (!text.includes("\n")) {
-    const { value, done } = await reader.read();
+    const { value, done } = await withDeadline(reader.read(), "the first watch line");
     if (done) break;
     text += value;
   }
   assert.equal(JSON.parse(text.split("\n")[0] ?? "").type, "ADDED");
   stop.abort();
-  await assert.rejects(reader.read());
+  await withDeadline(assert.rejects(reader.read()), "the aborted read to fail");
 });
 
 Deno.test("close() ends in-flight responses and refuses new requests", opts, async () => {
@@ -305,9 +306,12 @@ Deno.test("close() ends in-flight responses and refuses new requests", opts, asy
   const res = await kube.request({ method: "GET", path: `${SLICES}?watch=1`, signal: AbortSignal.timeout(10_000) });
   const reader = res.body!.getReader();
   await kube[Symbol.asyncDispose]();
-  await assert.rejects(async () => {
-    while (!(await reader.read()).done) { /* drain */ }
-    throw new Error("ended cleanly");
-  });
+  await withDeadline(
+    assert.rejects(async () => {
+      while (!(await reader.read()).done) { /* drain */ }
+      throw new Error("ended cleanly");
+    }),
+    "the closed transport's stream to fail",
+  );
   await assert.rejects(list(kube), { message: "Cannot send a Kubernetes API request: the transport is closed" });
 });

@@ -10,6 +10,7 @@ import { LogCapture } from "./support/log_capture.ts";
 import { freePort, waitFor } from "./support/net.ts";
 import { SimpleTransport } from "./support/simple_transport.ts";
 import { queryOf, startWatchEnv, type WatchEnv } from "./support/watch_env.ts";
+import { withDeadline } from "./support/deadline.ts";
 
 const FAST = { random: () => 0.5, backoffBaseMs: 10, backoffMaxMs: 80, idleTimeoutMs: 5000 } as const;
 
@@ -36,7 +37,7 @@ class Sets implements AsyncDisposable {
 
   async [Symbol.asyncDispose](): Promise<void> {
     this.#ctrl.abort();
-    await this.#pumping;
+    await withDeadline(this.#pumping, "the provider to stop");
   }
 }
 
@@ -166,16 +167,16 @@ Deno.test("a burst of slice updates reaches a slow consumer as the latest set", 
   const it = kubernetesProvider({ transport: env.transport, fallbackPort: 443, ...FAST }).run(ctrl.signal)[
     Symbol.asyncIterator
   ]();
-  assert.deepEqual((await it.next()).value?.map(endpointKey), ["127.0.0.1:6443"]);
+  assert.deepEqual((await withDeadline(it.next(), "the next set")).value?.map(endpointKey), ["127.0.0.1:6443"]);
   await env.api.waitForOpenWatches(1);
   for (let i = 2; i <= 40; i++) env.api.upsert(endpointSlice("kubernetes", [`127.0.0.${i}`], 6443));
   const rv = env.api.resourceVersion;
   await logs.waitFor((r) => r.message[1] === "MODIFIED" && r.properties.resourceVersion === rv);
-  assert.deepEqual((await it.next()).value?.map(endpointKey), ["127.0.0.40:6443"]);
+  assert.deepEqual((await withDeadline(it.next(), "the next set")).value?.map(endpointKey), ["127.0.0.40:6443"]);
   env.api.upsert(endpointSlice("kubernetes", ["127.0.0.41"], 6443));
-  assert.deepEqual((await it.next()).value?.map(endpointKey), ["127.0.0.41:6443"]);
+  assert.deepEqual((await withDeadline(it.next(), "the next set")).value?.map(endpointKey), ["127.0.0.41:6443"]);
   ctrl.abort();
-  assert.equal((await it.next()).done, true);
+  assert.equal((await withDeadline(it.next(), "the next set")).done, true);
 });
 
 Deno.test("discovery survives a first LIST that fails and a 410 that needs a relist", async () => {
@@ -213,22 +214,22 @@ Deno.test("a node that reboots while the API is unreachable finds the control pl
       env.api.upsert(endpointSlice("kubernetes", ["127.0.0.21", "127.0.0.22"], 6443));
       const ctrl = new AbortController();
       const it = mergeProviders(pipeline(env.transport), ctrl.signal);
-      let r = await it.next();
-      if (keys(r) === "127.0.0.1:6443") r = await it.next();
+      let r = await withDeadline(it.next(), "the next set");
+      if (keys(r) === "127.0.0.1:6443") r = await withDeadline(it.next(), "the next set");
       assert.equal(keys(r), "127.0.0.1:6443,127.0.0.21:6443,127.0.0.22:6443");
       ctrl.abort();
-      assert.equal(keys(await it.next()), "done");
+      assert.equal(keys(await withDeadline(it.next(), "the next set")), "done");
       assert.deepEqual((await readStateFile(path)).map(endpointKey), ["127.0.0.21:6443", "127.0.0.22:6443"]);
     });
     await t.step("second boot: no API answers, the saved set is used", async () => {
       using down = new SimpleTransport({ baseUrl: `https://127.0.0.1:${freePort()}`, caCert: "" });
       const ctrl = new AbortController();
       const it = mergeProviders(pipeline(down), ctrl.signal);
-      let r = await it.next();
-      if (keys(r) === "127.0.0.1:6443") r = await it.next();
+      let r = await withDeadline(it.next(), "the next set");
+      if (keys(r) === "127.0.0.1:6443") r = await withDeadline(it.next(), "the next set");
       assert.equal(keys(r), "127.0.0.1:6443,127.0.0.21:6443,127.0.0.22:6443");
       ctrl.abort();
-      assert.equal(keys(await it.next()), "done");
+      assert.equal(keys(await withDeadline(it.next(), "the next set")), "done");
     });
   } finally {
     await Deno.remove(dir, { recursive: true });

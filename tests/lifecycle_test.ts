@@ -4,6 +4,7 @@ import { type Endpoint, endpointKey } from "../lib/config/endpoint.ts";
 import type { Probe, ProbeResult } from "../lib/upstream/probe.ts";
 import { createTestPki } from "./support/test_pki.ts";
 import { EchoServer, testConfig, waitFor, writeAll } from "./support/net.ts";
+import { withDeadline } from "./support/deadline.ts";
 
 /** A probe whose answer per endpoint the test sets. */
 class SwitchProbe implements Probe {
@@ -20,7 +21,7 @@ class SwitchProbe implements Probe {
 async function openThrough(app: ProxyApp): Promise<Deno.TcpConn> {
   const c = await Deno.connect({ hostname: "127.0.0.1", port: app.addr.port });
   await writeAll(c, new TextEncoder().encode("x"));
-  assert.equal(await c.read(new Uint8Array(1)), 1);
+  assert.equal(await withDeadline(c.read(new Uint8Array(1)), "a read"), 1);
   return c;
 }
 
@@ -39,12 +40,18 @@ Deno.test("connections of an upstream that turns unhealthy are closed within the
   probe.set(a.endpoint, { ok: false, reason: "HTTP 500" });
   await waitFor(() => app.pool.get(endpointKey(a.endpoint))?.state === "unhealthy", 5000, "a unhealthy");
   const detected = performance.now();
-  for (const c of onA) assert.equal(await c.read(new Uint8Array(1)), null);
+  for (const c of onA) {
+    assert.equal(await withDeadline(c.read(new Uint8Array(1)), "the unhealthy upstream's connection to close"), null);
+  }
   const closedAfter = performance.now() - detected;
   console.log(`FIGURE close-on-unhealthy: last connection closed ${closedAfter.toFixed(0)} ms after detection`);
   assert.ok(closedAfter < 1500, `took ${closedAfter} ms`);
   await writeAll(onB, new TextEncoder().encode("y"));
-  assert.equal(await onB.read(new Uint8Array(1)), 1, "the healthy upstream's connection lives on");
+  assert.equal(
+    await withDeadline(onB.read(new Uint8Array(1)), "a read"),
+    1,
+    "the healthy upstream's connection lives on",
+  );
   for (const c of [...onA, onB]) c.close();
 });
 
@@ -60,10 +67,14 @@ Deno.test("connections are kept when every upstream looks unhealthy at once, and
   await waitFor(() => app.pool.get(endpointKey(a.endpoint))?.state === "unhealthy", 5000, "a unhealthy");
   await new Promise((r) => setTimeout(r, 1200)); // longer than the close spread: nothing may close it
   await writeAll(c, new TextEncoder().encode("y"));
-  assert.equal(await c.read(new Uint8Array(1)), 1, "kept while no upstream is healthy");
+  assert.equal(await withDeadline(c.read(new Uint8Array(1)), "a read"), 1, "kept while no upstream is healthy");
   probe.set(b.endpoint, { ok: true, rttMs: 1 });
   await waitFor(() => app.pool.get(endpointKey(b.endpoint))?.state === "healthy", 5000, "b healthy");
-  assert.equal(await c.read(new Uint8Array(1)), null, "closed once another upstream is healthy");
+  assert.equal(
+    await withDeadline(c.read(new Uint8Array(1)), "a read"),
+    null,
+    "closed once another upstream is healthy",
+  );
   c.close();
 });
 
@@ -80,7 +91,7 @@ Deno.test("--close-on-unhealthy=false leaves connections alone", async () => {
   await new Promise((r) => setTimeout(r, 1200)); // longer than the close spread: nothing may close them
   for (const c of conns) {
     await writeAll(c, new TextEncoder().encode("y"));
-    assert.equal(await c.read(new Uint8Array(1)), 1);
+    assert.equal(await withDeadline(c.read(new Uint8Array(1)), "a read"), 1);
     c.close();
   }
 });
@@ -96,7 +107,7 @@ Deno.test("a removed upstream that turns unhealthy is closed at once", async () 
   assert.equal(app.pool.get(endpointKey(a.endpoint))?.draining, true);
   probe.set(a.endpoint, { ok: false, reason: "gone" });
   const start = performance.now();
-  assert.equal(await c.read(new Uint8Array(1)), null);
+  assert.equal(await withDeadline(c.read(new Uint8Array(1)), "a read"), null);
   assert.ok(performance.now() - start < 1000);
   c.close();
 });

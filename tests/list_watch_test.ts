@@ -11,6 +11,7 @@ import { endpointSlice, type RequestRecord } from "./support/fake_apiserver.ts";
 import { LogCapture } from "./support/log_capture.ts";
 import { waitFor } from "./support/net.ts";
 import { queryOf, startWatchEnv, type WatchEnv } from "./support/watch_env.ts";
+import { withDeadline } from "./support/deadline.ts";
 
 const PATH = "/apis/discovery.k8s.io/v1/namespaces/default/endpointslices";
 const SELECTOR = "kubernetes.io/service-name=kubernetes";
@@ -52,7 +53,7 @@ class Harness implements AsyncDisposable {
 
   async [Symbol.asyncDispose](): Promise<void> {
     this.#ctrl.abort();
-    await this.#pumping;
+    await withDeadline(this.#pumping, "list+watch to stop");
   }
 }
 

@@ -4,6 +4,7 @@ import { PROXY_FLAGS } from "../lib/config/flags.ts";
 import { httpStatus } from "./support/http_status.ts";
 import { freePorts, MainProcess, REPO_ROOT, runMain, startCommand } from "./support/main_process.ts";
 import { EchoServer, waitFor } from "./support/net.ts";
+import { CHILD_MS } from "./support/deadline.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -283,6 +284,7 @@ console.log(JSON.stringify(out));
       env: { ...start.env, EP_BIND_PORT: "7", PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin" },
       stdout: "piped",
       stderr: "piped",
+      signal: AbortSignal.timeout(CHILD_MS),
     }).output();
     assert.equal(out.code, 0, decoder.decode(out.stderr));
     const result = JSON.parse(decoder.decode(out.stdout));

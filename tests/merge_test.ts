@@ -6,6 +6,7 @@ import { staticProvider } from "../lib/discovery/static.ts";
 import { LogCapture } from "./support/log_capture.ts";
 import { ManualProvider } from "./support/manual_provider.ts";
 import { waitFor } from "./support/net.ts";
+import { withDeadline } from "./support/deadline.ts";
 
 const ep = (host: string, port = 6443): Endpoint => ({ host, port });
 const keys = (r: IteratorResult<readonly Endpoint[]>) => r.done ? "done" : r.value.map(endpointKey).join(",");
@@ -118,7 +119,12 @@ Deno.test("stopping the merge calls return() on every source", async (t) => {
     const b = new ManualProvider("b");
     const ctrl = new AbortController();
     a.push([ep("10.0.0.1")]);
-    for await (const _ of mergeProviders([a, b], ctrl.signal)) break;
+    await withDeadline(
+      (async () => {
+        for await (const _ of mergeProviders([a, b], ctrl.signal)) break;
+      })(),
+      "the first merged set",
+    );
     assert.equal(a.stopped, 1);
     assert.equal(b.stopped, 1);
     assert.equal(a.signal?.aborted, true);

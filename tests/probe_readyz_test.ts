@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { ReadyzProbe } from "../lib/upstream/probe_readyz.ts";
 import { createTestPki, type TestPki } from "./support/test_pki.ts";
+import { withDeadline } from "./support/deadline.ts";
 
 type Mode = { status: number; body?: string; hang?: boolean; close?: boolean };
 
@@ -45,7 +46,7 @@ Deno.test("the readyz probe", async (t) => {
     const s = readyzServer(pki);
     const probe = new ReadyzProbe({ ca: pki.ca.cert });
     for (let i = 0; i < 3; i++) {
-      const r = await probe.check(s.endpoint, timeout());
+      const r = await withDeadline(probe.check(s.endpoint, timeout()), "the probe");
       assert.equal(r.ok, true);
       if (r.ok) assert.ok(r.rttMs >= 0 && r.rttMs < 1000);
     }
@@ -59,9 +60,15 @@ Deno.test("the readyz probe", async (t) => {
     const s = readyzServer(pki);
     s.mode.current = { status: 500, body: "[+]ping ok\n[-]etcd failed: reason withheld\n[-]informer-sync failed\n" };
     const probe = new ReadyzProbe({ ca: pki.ca.cert });
-    assert.deepEqual(await probe.check(s.endpoint, timeout()), { ok: false, reason: "HTTP 500 (etcd, informer-sync)" });
+    assert.deepEqual(await withDeadline(probe.check(s.endpoint, timeout()), "the probe"), {
+      ok: false,
+      reason: "HTTP 500 (etcd, informer-sync)",
+    });
     s.mode.current = { status: 503, body: "shutting down" };
-    assert.deepEqual(await probe.check(s.endpoint, timeout()), { ok: false, reason: "HTTP 503" });
+    assert.deepEqual(await withDeadline(probe.check(s.endpoint, timeout()), "the probe"), {
+      ok: false,
+      reason: "HTTP 503",
+    });
     probe.release(s.endpoint);
     await s.close();
   });
@@ -70,11 +77,11 @@ Deno.test("the readyz probe", async (t) => {
     const s = readyzServer(pki);
     const probe = new ReadyzProbe({ ca: pki.ca.cert });
     s.mode.current = { status: 401 };
-    const r = await probe.check(s.endpoint, timeout());
+    const r = await withDeadline(probe.check(s.endpoint, timeout()), "the probe");
     assert.equal(r.ok, true);
     if (r.ok) assert.equal(r.detail, "HTTP 401");
     s.mode.current = { status: 403 };
-    assert.equal((await probe.check(s.endpoint, timeout())).ok, true);
+    assert.equal((await withDeadline(probe.check(s.endpoint, timeout()), "the probe")).ok, true);
     probe.release(s.endpoint);
     await s.close();
   });
@@ -84,7 +91,10 @@ Deno.test("the readyz probe", async (t) => {
     s.mode.current = { status: 200, hang: true };
     const probe = new ReadyzProbe({ ca: pki.ca.cert });
     const start = performance.now();
-    assert.deepEqual(await probe.check(s.endpoint, timeout(150)), { ok: false, reason: "timeout" });
+    assert.deepEqual(await withDeadline(probe.check(s.endpoint, timeout(150)), "the probe"), {
+      ok: false,
+      reason: "timeout",
+    });
     assert.ok(performance.now() - start < 1000);
     await s.close();
   });
@@ -108,7 +118,7 @@ Deno.test("the readyz probe", async (t) => {
   await t.step("without a CA the probe does not verify", async () => {
     const s = readyzServer(pki);
     const probe = new ReadyzProbe({ serverName: "anything.example" });
-    assert.equal((await probe.check(s.endpoint, timeout())).ok, true);
+    assert.equal((await withDeadline(probe.check(s.endpoint, timeout()), "the probe")).ok, true);
     probe.release(s.endpoint);
     await s.close();
   });
@@ -117,8 +127,8 @@ Deno.test("the readyz probe", async (t) => {
     const s = readyzServer(pki);
     let n = 0;
     const probe = new ReadyzProbe({ ca: pki.ca.cert, token: () => Promise.resolve(`t${++n}`) });
-    await probe.check(s.endpoint, timeout());
-    await probe.check(s.endpoint, timeout());
+    await withDeadline(probe.check(s.endpoint, timeout()), "the probe");
+    await withDeadline(probe.check(s.endpoint, timeout()), "the probe");
     assert.deepEqual(s.seen.map((x) => x.auth), ["Bearer t1", "Bearer t2"]);
     probe.release(s.endpoint);
     await s.close();
@@ -137,8 +147,8 @@ Deno.test("the readyz probe", async (t) => {
     const s = readyzServer(pki);
     s.mode.current = { status: 200, body: "ok", close: true };
     const probe = new ReadyzProbe({ ca: pki.ca.cert });
-    assert.equal((await probe.check(s.endpoint, timeout())).ok, true);
-    assert.equal((await probe.check(s.endpoint, timeout())).ok, true);
+    assert.equal((await withDeadline(probe.check(s.endpoint, timeout()), "the probe")).ok, true);
+    assert.equal((await withDeadline(probe.check(s.endpoint, timeout()), "the probe")).ok, true);
     assert.equal(new Set(s.seen.map((x) => x.port)).size, 2);
     probe.release(s.endpoint);
     await s.close();
@@ -166,7 +176,9 @@ Deno.test("the readyz probe", async (t) => {
     for (const ca of [pki.ca.cert, undefined]) {
       const probe = new ReadyzProbe(ca === undefined ? {} : { ca });
       const before = connections;
-      for (let i = 0; i < 3; i++) assert.equal((await probe.check(endpoint, timeout())).ok, true, `probe ${i}`);
+      for (let i = 0; i < 3; i++) {
+        assert.equal((await withDeadline(probe.check(endpoint, timeout()), "the probe")).ok, true, `probe ${i}`);
+      }
       assert.equal(connections - before, 3, "one fresh connection per probe, no failed probe");
       probe.release(endpoint);
     }

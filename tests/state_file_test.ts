@@ -5,6 +5,7 @@ import { staticProvider } from "../lib/discovery/static.ts";
 import { LogCapture } from "./support/log_capture.ts";
 import { ManualProvider } from "./support/manual_provider.ts";
 import { waitFor } from "./support/net.ts";
+import { withDeadline } from "./support/deadline.ts";
 
 const A: Endpoint = { host: "10.0.0.1", port: 6443 };
 const B: Endpoint = { host: "fd00::2", port: 6443 };
@@ -24,10 +25,15 @@ async function collect(
   const ctrl = new AbortController();
   const sets: string[][] = [];
   void logs.waitFor((r) => r.level === "warning", 5000).then(() => ctrl.abort(), () => ctrl.abort());
-  for await (const set of run(ctrl.signal)) {
-    sets.push(set.map(endpointKey));
-    if (sets.length >= count) ctrl.abort();
-  }
+  await withDeadline(
+    (async () => {
+      for await (const set of run(ctrl.signal)) {
+        sets.push(set.map(endpointKey));
+        if (sets.length >= count) ctrl.abort();
+      }
+    })(),
+    "the provider's sets",
+  );
   return sets;
 }
 

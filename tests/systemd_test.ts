@@ -11,6 +11,7 @@ import { startCommand } from "./support/main_process.ts";
 import { parseEnvFile, parseUnitFile, value, values } from "./support/deploy_unit_file.ts";
 import { EchoServer } from "./support/net.ts";
 import { freePorts, REPO_ROOT } from "./support/main_process.ts";
+import { CHILD_MS, WAIT_MS, withDeadline } from "./support/deadline.ts";
 
 const DIR = new URL("deploy/systemd/", REPO_ROOT);
 const unitText = await Deno.readTextFile(new URL("extractedprism.service", DIR));
@@ -21,7 +22,12 @@ const decoder = new TextDecoder();
 
 async function which(name: string): Promise<boolean> {
   try {
-    const r = await new Deno.Command("sh", { args: ["-c", `command -v ${name}`], stdout: "null", stderr: "null" })
+    const r = await new Deno.Command("sh", {
+      args: ["-c", `command -v ${name}`],
+      stdout: "null",
+      stderr: "null",
+      signal: AbortSignal.timeout(CHILD_MS),
+    })
       .output();
     return r.success;
   } catch {
@@ -121,7 +127,13 @@ async function verifiableUnit(): Promise<{ dir: string; path: string }> {
 }
 
 async function analyze(args: string[], cwd: string): Promise<{ code: number; stdout: string; stderr: string }> {
-  const r = await new Deno.Command("systemd-analyze", { args, cwd, stdout: "piped", stderr: "piped" }).output();
+  const r = await new Deno.Command("systemd-analyze", {
+    args,
+    cwd,
+    stdout: "piped",
+    stderr: "piped",
+    signal: AbortSignal.timeout(CHILD_MS),
+  }).output();
   return { code: r.code, stdout: decoder.decode(r.stdout), stderr: decoder.decode(r.stderr) };
 }
 
@@ -162,6 +174,7 @@ async function waitReady(timeout: number, env: Record<string, string>) {
     env: { PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin", ...env },
     stdout: "piped",
     stderr: "piped",
+    signal: AbortSignal.timeout(CHILD_MS),
   }).output();
   return { code: r.code, stderr: decoder.decode(r.stderr) };
 }
@@ -247,7 +260,7 @@ async function tracedPid(trace: string): Promise<number | undefined> {
 async function until<T>(what: string, deadlineMs: number, get: () => Promise<T | undefined>): Promise<T> {
   const deadline = performance.now() + deadlineMs;
   for (;;) {
-    const v = await get();
+    const v = await withDeadline(get(), what, Math.max(1, deadline - performance.now()));
     if (v !== undefined) return v;
     assert.ok(performance.now() < deadline, `timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 20));
@@ -307,7 +320,7 @@ Deno.test({
         }
       });
       const status = async (path: string) => {
-        const res = await fetch(`http://127.0.0.1:${healthPort}${path}`);
+        const res = await fetch(`http://127.0.0.1:${healthPort}${path}`, { signal: AbortSignal.timeout(WAIT_MS) });
         await res.body?.cancel();
         return res.status;
       };
@@ -339,7 +352,7 @@ Deno.test({
       try {
         strace.kill("SIGKILL");
       } catch { /* exited */ }
-      await strace.status;
+      await withDeadline(strace.status, "strace to exit after SIGKILL");
       await Deno.remove(dir, { recursive: true });
     }
   },

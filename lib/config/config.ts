@@ -115,10 +115,10 @@ export class FlagReader {
     }
   }
 
-  /** A ConfigError about a flag's current value. */
+  /** A ConfigError about a flag's current value (control characters escaped: the message stays one line). */
   error(name: string, reason: string): ConfigError {
     const raw = this.#raw.get(name);
-    return new ConfigError(`Invalid ${this.label(name)} '${raw?.text ?? ""}': ${reason}`);
+    return new ConfigError(`Invalid ${this.label(name)} '${printable(raw?.text ?? "")}': ${printable(reason)}`);
   }
 
   /** `--flag` or `--flag (from EP_FLAG)` depending on where the value came from. */
@@ -127,6 +127,15 @@ export class FlagReader {
     const raw = this.#raw.get(name);
     return raw?.source === "env" && spec !== undefined ? `--${name} (from ${spec.env})` : `--${name}`;
   }
+}
+
+/** `text` with control characters escaped (`\n`, `\u001b`), so that a value cannot break or forge a line. */
+function printable(text: string): string {
+  // deno-lint-ignore no-control-regex
+  return text.replace(/[\u0000-\u001f\u007f]/g, (c) => {
+    const named: Record<string, string> = { "\n": "\\n", "\r": "\\r", "\t": "\\t" };
+    return named[c] ?? `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`;
+  });
 }
 
 /**

@@ -8,6 +8,7 @@
 import { getLogger } from "@logtape/logtape";
 import { sleep } from "../clock.ts";
 import { describeError } from "../upstream/probe.ts";
+import { connectTcp } from "./connect.ts";
 
 const log = getLogger(["extractedprism", "accept"]);
 
@@ -120,7 +121,7 @@ export class AcceptLoop {
     let conn: Deno.TcpConn | undefined;
     let timer: ReturnType<typeof setTimeout> | undefined;
     try {
-      conn = await Deno.connect({ hostname, port: addr.port, signal });
+      conn = await connectTcp({ hostname, port: addr.port }, signal);
       port.resolve(conn.localAddr.port);
       const timedOut = new Promise<boolean>((r) => (timer = setTimeout(() => r(false), timeoutMs)));
       return await Promise.race([self.seen.promise.then(() => true), timedOut]);

@@ -12,6 +12,7 @@ import { LiveList, type LiveNode } from "../live_list.ts";
 import type { Closable, Upstream } from "../upstream/upstream.ts";
 import { dial, type DialConnect } from "./dial.ts";
 import { isNormalEnd, type RelayBuffers, relayBuffers, startRelay } from "./relay.ts";
+import { connectTcp } from "./connect.ts";
 
 const log = getLogger(["extractedprism", "proxy"]);
 
@@ -27,7 +28,7 @@ export interface ProxyOptions {
   readonly connect?: DialConnect;
 }
 
-const defaultConnect: DialConnect = (e, signal) => Deno.connect({ hostname: e.host, port: e.port, signal });
+const defaultConnect: DialConnect = (e, signal) => connectTcp({ hostname: e.host, port: e.port }, signal);
 
 function tune(conn: Deno.TcpConn): void {
   try {

@@ -40,7 +40,9 @@ export function parseResponse(data: string, ended: boolean): ParseResult {
   }
   const lines = data.slice(0, headEnd).split("\r\n");
   const m = /^HTTP\/1\.[01] (\d{3})(?: .*)?$/.exec(lines[0] ?? "");
-  if (!m) return { kind: "error", message: `not an HTTP/1.1 response: '${(lines[0] ?? "").slice(0, 40)}'` };
+  if (!m) {
+    return { kind: "error", message: `not an HTTP/1.1 response: '${printable((lines[0] ?? "").slice(0, 40))}'` };
+  }
   const status = Number(m[1]);
   const headers = new Map<string, string>();
   for (const line of lines.slice(1)) {
@@ -54,7 +56,9 @@ export function parseResponse(data: string, ended: boolean): ParseResult {
   if (te.includes("chunked")) return parseChunked(data, bodyStart, status, headers, keep === true, ended);
   const cl = headers.get("content-length");
   if (cl !== undefined) {
-    if (!/^\d+$/.test(cl) || Number(cl) > MAX) return { kind: "error", message: `bad content-length '${cl}'` };
+    if (!/^\d+$/.test(cl) || Number(cl) > MAX) {
+      return { kind: "error", message: `bad content-length '${printable(cl.slice(0, 40))}'` };
+    }
     const end = bodyStart + Number(cl);
     if (data.length < end) return ended ? { kind: "error", message: "truncated body" } : { kind: "more" };
     return {
@@ -74,6 +78,11 @@ export function parseResponse(data: string, ended: boolean): ParseResult {
   if (data.length - bodyStart > MAX) return { kind: "error", message: "response body too large" };
   if (!ended) return { kind: "more" };
   return { kind: "done", response: { status, headers, body: data.slice(bodyStart), reusable: false }, rest: "" };
+}
+
+/** The peer's bytes for a message: control and non-ASCII characters become '?', so a reason stays one printable line. */
+function printable(text: string): string {
+  return text.replace(/[^\x20-\x7e]/g, "?");
 }
 
 function parseChunked(

@@ -14,6 +14,7 @@ import { getLogger } from "@logtape/logtape";
 import { type Endpoint, endpointKey } from "../config/endpoint.ts";
 import { type Http1Response, parseResponse } from "./_http1.ts";
 import { abortable, describeError, type Probe, type ProbeResult } from "./probe.ts";
+import { connectTcp } from "../proxy/connect.ts";
 
 const log = getLogger(["extractedprism", "probe"]);
 
@@ -52,7 +53,7 @@ class DenoProbeConn implements ProbeConn {
   }
 
   static async open(endpoint: Endpoint, ca: string, serverName: string, signal: AbortSignal): Promise<DenoProbeConn> {
-    const tcp = await Deno.connect({ hostname: endpoint.host, port: endpoint.port, signal });
+    const tcp = await connectTcp({ hostname: endpoint.host, port: endpoint.port }, signal);
     // `startTls` consumes the TCP connection: from then on only closing the TLS connection cancels a pending
     // handshake (a frozen server completes TCP handshakes from its backlog but never answers TLS).
     let tls: Deno.TlsConn | undefined;

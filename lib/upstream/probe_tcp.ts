@@ -5,12 +5,13 @@
  */
 import type { Endpoint } from "../config/endpoint.ts";
 import { abortable, describeError, type Probe, type ProbeResult } from "./probe.ts";
+import { connectTcp } from "../proxy/connect.ts";
 
 /** How the probe opens a connection; tests inject failures here. */
 export type Connect = (endpoint: Endpoint, signal: AbortSignal) => Promise<Deno.Conn>;
 
 /** Opens a TCP connection with Deno. */
-export const denoConnect: Connect = (e, signal) => Deno.connect({ hostname: e.host, port: e.port, signal });
+export const denoConnect: Connect = (e, signal) => connectTcp({ hostname: e.host, port: e.port }, signal);
 
 function closeQuietly(conn: Deno.Conn): void {
   try {

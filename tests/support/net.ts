@@ -5,6 +5,7 @@
  */
 import type { ProxyConfig } from "../../lib/config/config.ts";
 import type { Endpoint } from "../../lib/config/endpoint.ts";
+import { WAIT_MS, withDeadline } from "./deadline.ts";
 
 /**
  * A TCP echo server on 127.0.0.1 that echoes until EOF, then half-closes back; with `echo` false it only reads (a
@@ -80,8 +81,12 @@ export class EchoServer {
   }
 }
 
-/** Reads until EOF. */
-export async function readAll(conn: Deno.Conn): Promise<Uint8Array> {
+/** Reads until EOF; rejects when EOF has not come within `ms`. */
+export function readAll(conn: Deno.Conn, ms = WAIT_MS): Promise<Uint8Array> {
+  return withDeadline(readToEnd(conn), "EOF", ms);
+}
+
+async function readToEnd(conn: Deno.Conn): Promise<Uint8Array> {
   const chunks: Uint8Array[] = [];
   let total = 0;
   const buf = new Uint8Array(64 * 1024);
@@ -100,8 +105,12 @@ export async function readAll(conn: Deno.Conn): Promise<Uint8Array> {
   return out;
 }
 
-/** Writes all bytes. */
-export async function writeAll(conn: Deno.Conn, data: Uint8Array): Promise<void> {
+/** Writes all bytes; rejects when the peer has not taken them within `ms`. */
+export function writeAll(conn: Deno.Conn, data: Uint8Array, ms = WAIT_MS): Promise<void> {
+  return withDeadline(writeEvery(conn, data), `${data.length} bytes to be written`, ms);
+}
+
+async function writeEvery(conn: Deno.Conn, data: Uint8Array): Promise<void> {
   let off = 0;
   while (off < data.length) off += await conn.write(data.subarray(off));
 }
@@ -163,7 +172,9 @@ export async function waitFor(
   what = "condition",
 ): Promise<void> {
   const deadline = performance.now() + timeoutMs;
-  while (!(await cond())) {
+  // A condition that never settles (a read that hangs) must not outlive the deadline either.
+  const check = () => withDeadline(Promise.resolve(cond()), what, Math.max(1, deadline - performance.now()));
+  while (!(await check())) {
     if (performance.now() > deadline) throw new Error(`Timed out after ${timeoutMs} ms waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 10));
   }

@@ -12,6 +12,7 @@
 import { getLogger } from "@logtape/logtape";
 import { sleep } from "../../clock.ts";
 import { type Endpoint, endpointKey } from "../../config/endpoint.ts";
+import { connectTcp } from "../../proxy/connect.ts";
 
 const log = getLogger(["extractedprism", "discovery", "kubernetes"]);
 const MAX_HEAD = 8192;
@@ -231,7 +232,7 @@ export class ConnectHop {
     );
     const signal = AbortSignal.any([timeout.signal, this.#stop.signal]);
     try {
-      const conn = await Deno.connect({ hostname: ep.host, port: ep.port, signal });
+      const conn = await connectTcp({ hostname: ep.host, port: ep.port }, signal);
       conn.setNoDelay(true);
       return conn;
     } catch (e) {

@@ -103,7 +103,8 @@ export async function parseKubeconfig(
   options: LoadKubeconfigOptions = {},
 ): Promise<KubeConnection> {
   const { parse } = await import("yaml");
-  return fromDocument(() => parse(text), path, options);
+  // logLevel "error": the package's warnings (an unknown tag) would go to stderr as multi-line text, past the logger.
+  return fromDocument(() => parse(text, { logLevel: "error" }), path, options);
 }
 
 function fromDocument(parse: () => unknown, path: string, options: LoadKubeconfigOptions): KubeConnection {
@@ -114,8 +115,11 @@ function fromDocument(parse: () => unknown, path: string, options: LoadKubeconfi
   try {
     doc = parse();
   } catch (e) {
-    // Not a YAML error (e.g. NotCapable: the yaml package reads LOG_TOKENS and LOG_STREAM): not the file's fault.
-    if (!(e instanceof Error) || !e.name.startsWith("YAML")) throw e;
+    // A missing permission (NotCapable: the yaml package reads LOG_TOKENS and LOG_STREAM) is not the file's fault.
+    // Everything else is: a YAMLParseError, and also the ReferenceError of an alias without its anchor ('a: *x').
+    if (!(e instanceof Error) || e instanceof Deno.errors.NotCapable || e instanceof Deno.errors.PermissionDenied) {
+      throw e;
+    }
     const first = e.message.split("\n")[0];
     return fail(`expected YAML, got an error: ${first}`);
   }
@@ -180,6 +184,8 @@ function parseServer(url: string | undefined, where: string, fail: (w: string) =
   if (u.search || u.hash || u.username || u.password) {
     return fail(`${where} has server '${url}': expected no query, fragment or user info`);
   }
+  // The URL parser accepts port 0, which nothing can dial.
+  if (u.port === "0") return fail(`${where} has server '${url}': expected a port from 1 to 65535`);
   const bracketed = u.hostname.startsWith("[");
   const host = bracketed ? normaliseIpv6(u.hostname.slice(1, -1)) ?? u.hostname : u.hostname;
   return { host, port: u.port ? Number(u.port) : 443, pathPrefix: u.pathname.replace(/\/+$/, ""), url };
