@@ -8,29 +8,70 @@ import type { Clock } from "../../clock.ts";
 /** Longest watch line accepted; a longer one is garbage (a real event is far smaller). */
 const MAX_LINE = 16 << 20;
 
+const NEWLINE = 0x0a;
+
+/** Options of {@linkcode readLines}, for tests. */
+export interface ReadLinesOptions {
+  /** Longest line accepted, in bytes. @default {16777216} */
+  readonly maxLineBytes?: number;
+  /** Called with the number of bytes searched for a newline each time: their sum is linear in the input. */
+  readonly onScanned?: (bytes: number) => void;
+}
+
 /**
  * Yields the newline-terminated lines of `body`. A partial last line (a stream cut mid-event) is dropped. The body is
- * cancelled when the consumer stops.
+ * cancelled when the consumer stops. Linear in the bytes received: each byte is searched once, and a line's chunks
+ * are joined once, when its newline comes (a newline byte never occurs inside a multi-byte UTF-8 character).
  *
  * @throws {RangeError} When a line grows past 16 MiB.
  */
-export async function* readLines(body: ReadableStream<Uint8Array>): AsyncGenerator<string, void, undefined> {
+export async function* readLines(
+  body: ReadableStream<Uint8Array>,
+  options: ReadLinesOptions = {},
+): AsyncGenerator<string, void, undefined> {
+  const max = options.maxLineBytes ?? MAX_LINE;
   const reader = body.getReader();
   const decoder = new TextDecoder();
-  let buf = "";
+  let parts: Uint8Array[] = [];
+  let pending = 0;
   try {
     for (;;) {
       const { value, done } = await reader.read();
       if (done) return;
-      buf += decoder.decode(value, { stream: true });
-      let nl;
-      while ((nl = buf.indexOf("\n")) >= 0) {
-        const line = buf.slice(0, nl);
-        buf = buf.slice(nl + 1);
+      let start = 0;
+      while (start < value.length) {
+        const nl = value.indexOf(NEWLINE, start);
+        options.onScanned?.((nl < 0 ? value.length : nl + 1) - start);
+        if (nl < 0) {
+          const rest = value.subarray(start);
+          pending += rest.length;
+          if (pending > max) {
+            throw new RangeError(`Cannot read watch stream: expected lines under ${max} bytes`);
+          }
+          parts.push(rest);
+          break;
+        }
+        const tail = value.subarray(start, nl);
+        if (pending + tail.length > max) {
+          throw new RangeError(`Cannot read watch stream: expected lines under ${max} bytes`);
+        }
+        let line: string;
+        if (parts.length === 0) {
+          line = decoder.decode(tail);
+        } else {
+          const bytes = new Uint8Array(pending + tail.length);
+          let at = 0;
+          for (const p of parts) {
+            bytes.set(p, at);
+            at += p.length;
+          }
+          bytes.set(tail, at);
+          line = decoder.decode(bytes);
+          parts = [];
+          pending = 0;
+        }
+        start = nl + 1;
         yield line;
-      }
-      if (buf.length > MAX_LINE) {
-        throw new RangeError(`Cannot read watch stream: expected lines under ${MAX_LINE} bytes`);
       }
     }
   } finally {
