@@ -199,6 +199,7 @@ export class Reflector<T extends KubeObject> {
       if (res.body === null) throw new Error(`Cannot watch '${this.#o.path}': the response has no body`);
       deadline.touch();
       for await (const line of readLines(res.body)) {
+        if (signal.aborted) break; // mid-chunk of a flood: do not apply what is left of it
         deadline.touch();
         if (line.trim() === "") continue;
         let event: unknown;

@@ -4,6 +4,7 @@
  * @module
  */
 import { getLogger } from "@logtape/logtape";
+import { systemClock } from "../../clock.ts";
 import { type Endpoint, endpointKey } from "../../config/endpoint.ts";
 import type { EndpointProvider } from "../provider.ts";
 import { endpointsFromSlices } from "./endpointslices.ts";
@@ -20,12 +21,18 @@ export interface KubernetesProviderOptions
   readonly namespace?: string;
   /** Name of the Service whose EndpointSlices list the API servers. @default {"kubernetes"} */
   readonly serviceName?: string;
+  /**
+   * Least time between two looks at the EndpointSlices: a flood of watch events becomes one set per interval, always
+   * the latest (the last change is never lost, only merged with the ones before it). @default {250}
+   */
+  readonly minIntervalMs?: number;
 }
 
 /**
  * Lists and watches the EndpointSlices labelled `kubernetes.io/service-name=<serviceName>` in `namespace` and yields
  * their ready endpoints whenever the set changes. An empty set is never yielded (a warning is logged and the last set
- * stands); discovery retries for as long as the signal lives.
+ * stands); discovery retries for as long as the signal lives. Changes are coalesced: at most one set per
+ * `minIntervalMs`, the latest.
  *
  * @example
  * ```ts
@@ -48,12 +55,36 @@ export interface KubernetesProviderOptions
  * ```
  */
 export function kubernetesProvider(options: KubernetesProviderOptions): EndpointProvider {
-  const { transport, fallbackPort, namespace = "default", serviceName: service = "kubernetes", ...tunables } = options;
+  const {
+    transport,
+    fallbackPort,
+    namespace = "default",
+    serviceName: service = "kubernetes",
+    minIntervalMs = 250,
+    ...tunables
+  } = options;
+  const clock = tunables.clock ?? systemClock;
   const path = `/apis/discovery.k8s.io/v1/namespaces/${encodeURIComponent(namespace)}/endpointslices`;
   return {
     name: "kubernetes",
     async *run(signal: AbortSignal) {
       let last = "";
+      const pick = (items: readonly KubeObject[], resourceVersion: string): Endpoint[] | undefined => {
+        const set: Endpoint[] = endpointsFromSlices(items, fallbackPort);
+        if (set.length === 0) {
+          log.warn("Ignoring an empty endpoint set from the EndpointSlices of {service}; keeping the last one", {
+            service: `${namespace}/${service}`,
+            slices: items.length,
+            resourceVersion,
+          });
+          return undefined;
+        }
+        const key = set.map(endpointKey).join(",");
+        if (key === last) return undefined;
+        last = key;
+        log.info("Discovered {count} API server endpoints: {endpoints}", { count: set.length, endpoints: key });
+        return set;
+      };
       const snapshots = listWatch({
         ...tunables,
         transport,
@@ -61,20 +92,15 @@ export function kubernetesProvider(options: KubernetesProviderOptions): Endpoint
         labelSelector: `kubernetes.io/service-name=${service}`,
       }, signal);
       for await (const snap of snapshots) {
-        const set: Endpoint[] = endpointsFromSlices(snap.items, fallbackPort);
-        if (set.length === 0) {
-          log.warn("Ignoring an empty endpoint set from the EndpointSlices of {service}; keeping the last one", {
-            service: `${namespace}/${service}`,
-            slices: snap.items.length,
-            resourceVersion: snap.resourceVersion,
-          });
-          continue;
+        const set = pick(snap.items, snap.resourceVersion);
+        if (set !== undefined) yield set;
+        // listWatch keeps only the latest snapshot while this waits: one look per interval whatever the event rate,
+        // and the next look takes the latest state, so the last change is delayed by at most the interval.
+        try {
+          await clock.sleep(minIntervalMs, signal);
+        } catch {
+          return;
         }
-        const key = set.map(endpointKey).join(",");
-        if (key === last) continue;
-        last = key;
-        log.info("Discovered {count} API server endpoints: {endpoints}", { count: set.length, endpoints: key });
-        yield set;
       }
     },
   };

@@ -17,18 +17,12 @@ export const MAX_ERROR_BODY_BYTES = 64 << 10;
 /** An exec plugin's stdout: an `ExecCredential` with a token or a certificate and key. */
 export const MAX_EXEC_STDOUT_BYTES = 1 << 20;
 
-/** A body or an output went past its bound; the message names what was being read. */
-export class BodyTooLargeError extends Error {
-  /** The error's name. */
-  override name = "BodyTooLargeError";
-}
-
 /**
  * Reads `stream` to its end as bytes, refusing more than `max` bytes: the stream is cancelled at the first byte past
  * `max`.
  *
  * @param what What is being done, for the message: `list '/api/v1/services'`.
- * @throws {BodyTooLargeError} `Cannot <what>: expected at most <max> bytes, found more`.
+ * @throws {Error} `Cannot <what>: expected at most <max> bytes, found more`.
  *
  * @example
  * ```ts
@@ -44,6 +38,13 @@ export async function readStreamLimited(
   max: number,
   what: string,
 ): Promise<Uint8Array> {
+  const bytes = await readUpTo(stream, max);
+  if (bytes === undefined) throw new Error(`Cannot ${what}: expected at most ${max} bytes, found more`);
+  return bytes;
+}
+
+/** The whole stream, or `undefined` (and the stream cancelled) at the first byte past `max`. */
+async function readUpTo(stream: ReadableStream<Uint8Array>, max: number): Promise<Uint8Array | undefined> {
   const reader = stream.getReader();
   const chunks: Uint8Array[] = [];
   let length = 0;
@@ -54,7 +55,7 @@ export async function readStreamLimited(
       length += value.length;
       if (length > max) {
         await reader.cancel().catch(() => {});
-        throw new BodyTooLargeError(`Cannot ${what}: expected at most ${max} bytes, found more`);
+        return undefined;
       }
       chunks.push(value);
     }
@@ -75,7 +76,7 @@ export async function readStreamLimited(
  * Reads a response body as text, refusing more than `max` bytes (a `content-length` over it fails before reading).
  *
  * @param what What is being done, for the message: `list '/api/v1/services'`.
- * @throws {BodyTooLargeError} `Cannot <what>: expected a response body of at most <max> bytes, found more`.
+ * @throws {Error} `Cannot <what>: expected a response body of at most <max> bytes, found more`.
  *
  * @example
  * ```ts
@@ -87,17 +88,13 @@ export async function readStreamLimited(
  */
 export async function readBodyLimited(res: Response, max: number, what: string): Promise<string> {
   if (res.body === null) return "";
-  const tooLarge = () =>
-    new BodyTooLargeError(`Cannot ${what}: expected a response body of at most ${max} bytes, found more`);
+  const tooLarge = () => new Error(`Cannot ${what}: expected a response body of at most ${max} bytes, found more`);
   const declared = Number(res.headers.get("content-length") ?? "");
   if (Number.isFinite(declared) && declared > max) {
     await res.body.cancel().catch(() => {});
     throw tooLarge();
   }
-  try {
-    return new TextDecoder().decode(await readStreamLimited(res.body, max, what));
-  } catch (e) {
-    if (e instanceof BodyTooLargeError) throw tooLarge();
-    throw e;
-  }
+  const bytes = await readUpTo(res.body, max);
+  if (bytes === undefined) throw tooLarge();
+  return new TextDecoder().decode(bytes);
 }

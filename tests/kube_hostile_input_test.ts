@@ -1,0 +1,231 @@
+/**
+ * Hostile input from the API server: endless bodies, endless watch lines, event floods. Every test feeds an
+ * in-process transport, so the bytes the client pulls are counted exactly.
+ */
+import assert from "node:assert/strict";
+import { endpointKey } from "../lib/config/endpoint.ts";
+import { readLines } from "../lib/discovery/kubernetes/_watch_stream.ts";
+import { listWatch, type ListWatchRetry } from "../lib/discovery/kubernetes/list_watch.ts";
+import { kubernetesProvider } from "../lib/discovery/kubernetes/provider.ts";
+import type { KubeRequest, KubeTransport } from "../lib/discovery/kubernetes/transport.ts";
+import { LogCapture } from "./support/log_capture.ts";
+import { waitFor } from "./support/net.ts";
+
+const PATH = "/apis/discovery.k8s.io/v1/namespaces/default/endpointslices";
+const CHUNK = 64 << 10;
+
+/** A body that never ends (bytes of `fill`), counting what the client pulled; it errors past `cap` bytes. */
+function endlessBody(fill: number, cap: number): { stream: ReadableStream<Uint8Array>; pulled: () => number } {
+  let pulled = 0;
+  const chunk = new Uint8Array(CHUNK).fill(fill);
+  const stream = new ReadableStream<Uint8Array>({
+    pull(ctrl) {
+      // An unbounded reader fails here instead of growing memory until the machine swaps.
+      if (pulled >= cap) return ctrl.error(new Error(`the client pulled more than ${cap} bytes`));
+      pulled += chunk.length;
+      ctrl.enqueue(chunk.slice());
+    },
+  }, { highWaterMark: 0 });
+  return { stream, pulled: () => pulled };
+}
+
+/** A transport whose every request is answered by `answer`. */
+function transportOf(answer: (req: KubeRequest) => Response): KubeTransport & { requests: KubeRequest[] } {
+  const requests: KubeRequest[] = [];
+  return {
+    requests,
+    request: (req) => {
+      requests.push(req);
+      return Promise.resolve(answer(req));
+    },
+    close: () => {},
+  };
+}
+
+/** Runs listWatch until `count` retries, then stops it; returns the retries. */
+async function retriesOf(transport: KubeTransport, count: number): Promise<ListWatchRetry[]> {
+  const retries: ListWatchRetry[] = [];
+  const ctrl = new AbortController();
+  const run = (async () => {
+    for await (const _ of listWatch({ transport, path: PATH, onRetry: (r) => retries.push(r), ...FAST }, ctrl.signal));
+  })();
+  try {
+    await waitFor(() => retries.length >= count, 20_000, `${count} retries`);
+  } finally {
+    ctrl.abort();
+    await run;
+  }
+  return retries;
+}
+
+const FAST = { random: () => 0.5, backoffBaseMs: 10, backoffMaxMs: 40, idleTimeoutMs: 10_000 } as const;
+
+Deno.test("an endless LIST body fails the LIST at 32 MiB with one clear line, and the LIST is retried", async () => {
+  const bodies: ReturnType<typeof endlessBody>[] = [];
+  const transport = transportOf(() => {
+    const b = endlessBody(0x20, 64 << 20);
+    bodies.push(b);
+    return new Response(b.stream, { status: 200 });
+  });
+  const retries = await retriesOf(transport, 2);
+  for (const r of retries.slice(0, 2)) {
+    assert.equal(r.phase, "list");
+    assert.equal(r.reason, `Cannot list '${PATH}': expected a response body of at most 33554432 bytes, found more`);
+  }
+  for (const b of bodies.slice(0, 2)) assert.ok(b.pulled() <= (32 << 20) + CHUNK, `pulled ${b.pulled()} bytes`);
+});
+
+Deno.test("an endless error body is read only up to 64 KiB and the status is reported", async () => {
+  const bodies: ReturnType<typeof endlessBody>[] = [];
+  const transport = transportOf(() => {
+    const b = endlessBody(0x20, 64 << 20);
+    bodies.push(b);
+    return new Response(b.stream, { status: 500 });
+  });
+  const retries = await retriesOf(transport, 2);
+  assert.equal(retries[0]?.reason, `Cannot list '${PATH}': expected 200, found 500`);
+  for (const b of bodies.slice(0, 2)) assert.ok(b.pulled() <= (64 << 10) + CHUNK, `pulled ${b.pulled()} bytes`);
+});
+
+/** A body of the given chunks, then the end. */
+function bodyOf(chunks: readonly Uint8Array[]): ReadableStream<Uint8Array> {
+  let i = 0;
+  return new ReadableStream<Uint8Array>({
+    pull(ctrl) {
+      const c = chunks[i++];
+      if (c === undefined) ctrl.close();
+      else ctrl.enqueue(c);
+    },
+  }, { highWaterMark: 0 });
+}
+
+/** Feeds one line of `size` bytes (no newline) in 64 KiB chunks; returns the bytes searched and the error. */
+async function scanEndlessLine(size: number, maxLineBytes: number): Promise<{ scanned: number; error: unknown }> {
+  const chunks: Uint8Array[] = [];
+  const chunk = new Uint8Array(CHUNK).fill(0x61);
+  for (let n = 0; n < size; n += CHUNK) chunks.push(chunk);
+  let scanned = 0;
+  let error: unknown;
+  try {
+    for await (const _ of readLines(bodyOf(chunks), { maxLineBytes, onScanned: (n) => scanned += n }));
+  } catch (e) {
+    error = e;
+  }
+  return { scanned, error };
+}
+
+Deno.test("an endless watch line costs time linear in its size: each byte is searched once", async () => {
+  // 17 MiB against the 16 MiB default: the RangeError comes after at most 16 MiB + one chunk searched.
+  const { scanned, error } = await scanEndlessLine(17 << 20, 16 << 20);
+  assert.ok(error instanceof RangeError, String(error));
+  assert.equal(error.message, `Cannot read watch stream: expected lines under ${16 << 20} bytes`);
+  assert.ok(scanned >= 16 << 20 && scanned <= (16 << 20) + CHUNK, `searched ${scanned} bytes`);
+  // And with many lines per chunk, every byte still once.
+  const text = "x".repeat(1000) + "\n";
+  const data = new TextEncoder().encode(text.repeat(4096));
+  let total = 0;
+  let lines = 0;
+  const chunks = [];
+  for (let at = 0; at < data.length; at += 777) chunks.push(data.subarray(at, at + 777));
+  for await (const line of readLines(bodyOf(chunks), { onScanned: (n) => total += n })) {
+    assert.equal(line, "x".repeat(1000));
+    lines++;
+  }
+  assert.equal(lines, 4096);
+  assert.equal(total, data.length);
+});
+
+Deno.test("lines split at any chunk boundary, inside multi-byte characters too, come out whole", async () => {
+  const lines = ['{"a":"héllo wörld"}', "", "日本語のテキスト", "emoji 🎉🎉 done", "x".repeat(300), "ü"];
+  const data = new TextEncoder().encode(lines.map((l) => l + "\n").join("") + "partial, dropped");
+  // Deterministic pseudo-random cut points (no seed-dependent flakes), plus every single-byte split.
+  let seed = 12345;
+  const next = () => (seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648;
+  const cutSets: number[][] = [];
+  for (let at = 1; at < data.length; at++) cutSets.push([at]);
+  for (let k = 0; k < 200; k++) {
+    const cuts = new Set<number>();
+    const n = 1 + Math.floor(next() * 20);
+    for (let i = 0; i < n; i++) cuts.add(1 + Math.floor(next() * (data.length - 1)));
+    cutSets.push([...cuts].sort((a, b) => a - b));
+  }
+  cutSets.push(Array.from({ length: data.length - 1 }, (_, i) => i + 1)); // one byte per chunk
+  for (const cuts of cutSets) {
+    const chunks: Uint8Array[] = [];
+    let from = 0;
+    for (const c of [...cuts, data.length]) {
+      chunks.push(data.slice(from, c));
+      from = c;
+    }
+    const got: string[] = [];
+    for await (const line of readLines(bodyOf(chunks))) got.push(line);
+    assert.deepEqual(got, lines, `cuts ${cuts.join(",")}`);
+  }
+});
+
+/** A slice of the `kubernetes` Service with one loopback endpoint (never dialled here). */
+function slice(i: number, rv: number): Record<string, unknown> {
+  return {
+    apiVersion: "discovery.k8s.io/v1",
+    kind: "EndpointSlice",
+    metadata: { name: "kubernetes", namespace: "default", resourceVersion: String(rv) },
+    addressType: "IPv4",
+    endpoints: [{ addresses: [`127.1.${(i >> 8) & 255}.${i & 255}`], conditions: { ready: true } }],
+    ports: [{ name: "https", port: 6443, protocol: "TCP" }],
+  };
+}
+
+Deno.test("a flood of 100,000 MODIFIED events gives few sets, the last one final, and stops at once", async () => {
+  const EVENTS = 100_000;
+  await using logs = await LogCapture.start();
+  let watchBody: ReadableStream<Uint8Array> | undefined;
+  const transport = transportOf((req) => {
+    if (!req.path.includes("watch=1")) {
+      return Response.json({ metadata: { resourceVersion: "1" }, items: [slice(0, 1)] });
+    }
+    if (watchBody !== undefined) return new Response(null, { status: 500 }); // one flood only
+    // 100 chunks of 1,000 events, then the stream stays open, as a live watch does.
+    let sent = 0;
+    let abort = () => {};
+    req.signal.addEventListener("abort", () => abort(), { once: true });
+    watchBody = new ReadableStream<Uint8Array>({
+      start(ctrl) {
+        // As fetch does: the request's signal ends its streaming body.
+        abort = () => ctrl.error(req.signal.reason);
+      },
+      pull(ctrl) {
+        if (sent >= EVENTS) return new Promise<void>(() => {});
+        let text = "";
+        for (let k = 0; k < 1000; k++, sent++) {
+          text += JSON.stringify({ type: "MODIFIED", object: slice(sent + 1, sent + 2) }) + "\n";
+        }
+        ctrl.enqueue(new TextEncoder().encode(text));
+      },
+    }, { highWaterMark: 0 });
+    return new Response(watchBody);
+  });
+  const final = `127.1.${(EVENTS >> 8) & 255}.${EVENTS & 255}:6443`;
+  const ctrl = new AbortController();
+  const sets: string[] = [];
+  const run = (async () => {
+    for await (const set of kubernetesProvider({ transport, fallbackPort: 6443, ...FAST }).run(ctrl.signal)) {
+      sets.push(set.map(endpointKey).join(","));
+    }
+  })();
+  try {
+    await waitFor(() => sets.at(-1) === final, 60_000, `the final set ${final} (last: ${sets.at(-1)})`);
+  } finally {
+    ctrl.abort();
+    // Stops within a deadline (not a timing assertion: a hang fails here instead of blocking the suite).
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([
+      run,
+      new Promise((_, reject) => timer = setTimeout(() => reject(new Error("the provider did not stop")), 10_000)),
+    ]).finally(() => clearTimeout(timer));
+  }
+  assert.ok(sets.length < 50, `${sets.length} sets`);
+  assert.equal(sets.at(-1), final);
+  // Trace (one line per event, by design) is for debugging only; everything above it is bounded by the sets.
+  const lines = logs.records.filter((r) => r.level !== "trace").length;
+  assert.ok(lines <= 2 * sets.length + 10, `${lines} log lines`);
+});
