@@ -130,7 +130,7 @@ export class ExecPlugin {
       };
       killer.signal.addEventListener("abort", killGroup, { once: true });
       const outputs = Promise.allSettled([
-        readStreamLimited(child.stdout, MAX_EXEC_STDOUT_BYTES, `read the stdout of exec plugin '${command}'`)
+        readStreamLimited(child.stdout, MAX_EXEC_STDOUT_BYTES, `read the stdout of '${command}'`)
           .catch((e) => {
             killGroup();
             throw e;
@@ -149,8 +149,10 @@ export class ExecPlugin {
       }
       if (this.#stop.signal.aborted) throw this.#stop.signal.reason;
       if (stdout.status === "rejected") {
-        const why = stdout.reason instanceof Error ? stdout.reason.message : String(stdout.reason);
-        throw new Error(`Cannot get credentials from exec plugin '${command}': ${why}`);
+        throw new Error(
+          `Cannot get credentials from exec plugin '${command}': expected at most ${MAX_EXEC_STDOUT_BYTES} bytes ` +
+            `on stdout, found more`,
+        );
       }
       if (!status.success) {
         const tail = stderr.status === "fulfilled" ? stderr.value : "";
