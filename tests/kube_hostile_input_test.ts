@@ -170,7 +170,7 @@ function slice(i: number, rv: number): Record<string, unknown> {
     kind: "EndpointSlice",
     metadata: { name: "kubernetes", namespace: "default", resourceVersion: String(rv) },
     addressType: "IPv4",
-    endpoints: [{ addresses: [`127.1.${(i >> 8) & 255}.${i & 255}`], conditions: { ready: true } }],
+    endpoints: [{ addresses: [`127.${1 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}`], conditions: { ready: true } }],
     ports: [{ name: "https", port: 6443, protocol: "TCP" }],
   };
 }
@@ -204,7 +204,7 @@ Deno.test("a flood of 100,000 MODIFIED events gives few sets, the last one final
     }, { highWaterMark: 0 });
     return new Response(watchBody);
   });
-  const final = `127.1.${(EVENTS >> 8) & 255}.${EVENTS & 255}:6443`;
+  const final = `127.${1 + (EVENTS >> 16)}.${(EVENTS >> 8) & 255}.${EVENTS & 255}:6443`;
   const ctrl = new AbortController();
   const sets: string[] = [];
   const run = (async () => {

@@ -14,14 +14,15 @@ const NEWLINE = 0x0a;
 export interface ReadLinesOptions {
   /** Longest line accepted, in bytes. @default {16777216} */
   readonly maxLineBytes?: number;
-  /** Called with the number of bytes searched for a newline each time: their sum is linear in the input. */
+  /** Called with the size of each chunk as it is searched for newlines: each byte is searched once. */
   readonly onScanned?: (bytes: number) => void;
 }
 
 /**
  * Yields the newline-terminated lines of `body`. A partial last line (a stream cut mid-event) is dropped. The body is
- * cancelled when the consumer stops. Linear in the bytes received: each byte is searched once, and a line's chunks
- * are joined once, when its newline comes (a newline byte never occurs inside a multi-byte UTF-8 character).
+ * cancelled when the consumer stops. Linear in the bytes received: a chunk is searched once for its last newline,
+ * the complete lines it ends (with the pending bytes of the first one) are decoded in one piece and split, and the
+ * rest waits as bytes; a newline byte never occurs inside a multi-byte UTF-8 character.
  *
  * @throws {RangeError} When a line grows past 16 MiB.
  */
@@ -30,6 +31,7 @@ export async function* readLines(
   options: ReadLinesOptions = {},
 ): AsyncGenerator<string, void, undefined> {
   const max = options.maxLineBytes ?? MAX_LINE;
+  const tooLong = () => new RangeError(`Cannot read watch stream: expected lines under ${max} bytes`);
   const reader = body.getReader();
   const decoder = new TextDecoder();
   let parts: Uint8Array[] = [];
@@ -38,41 +40,36 @@ export async function* readLines(
     for (;;) {
       const { value, done } = await reader.read();
       if (done) return;
-      let start = 0;
-      while (start < value.length) {
-        const nl = value.indexOf(NEWLINE, start);
-        options.onScanned?.((nl < 0 ? value.length : nl + 1) - start);
-        if (nl < 0) {
-          const rest = value.subarray(start);
-          pending += rest.length;
-          if (pending > max) {
-            throw new RangeError(`Cannot read watch stream: expected lines under ${max} bytes`);
-          }
-          parts.push(rest);
-          break;
+      options.onScanned?.(value.length);
+      const last = value.lastIndexOf(NEWLINE);
+      if (last < 0) {
+        pending += value.length;
+        if (pending > max) throw tooLong();
+        parts.push(value);
+        continue;
+      }
+      let bytes = value.subarray(0, last);
+      if (parts.length > 0) {
+        if (pending + value.indexOf(NEWLINE) > max) throw tooLong();
+        const joined = new Uint8Array(pending + bytes.length);
+        let at = 0;
+        for (const p of parts) {
+          joined.set(p, at);
+          at += p.length;
         }
-        const tail = value.subarray(start, nl);
-        if (pending + tail.length > max) {
-          throw new RangeError(`Cannot read watch stream: expected lines under ${max} bytes`);
-        }
-        let line: string;
-        if (parts.length === 0) {
-          line = decoder.decode(tail);
-        } else {
-          const bytes = new Uint8Array(pending + tail.length);
-          let at = 0;
-          for (const p of parts) {
-            bytes.set(p, at);
-            at += p.length;
-          }
-          bytes.set(tail, at);
-          line = decoder.decode(bytes);
-          parts = [];
-          pending = 0;
-        }
-        start = nl + 1;
+        joined.set(bytes, at);
+        bytes = joined;
+        parts = [];
+      }
+      const lines = decoder.decode(bytes).split("\n");
+      const rest = value.subarray(last + 1);
+      pending = rest.length;
+      if (rest.length > 0) parts.push(rest);
+      for (const line of lines) {
+        if (line.length > max) throw tooLong(); // a huge line inside one huge chunk
         yield line;
       }
+      if (pending > max) throw tooLong();
     }
   } finally {
     await reader.cancel().catch(() => {});
