@@ -229,3 +229,32 @@ Deno.test("a flood of 100,000 MODIFIED events gives few sets, the last one final
   const lines = logs.records.filter((r) => r.level !== "trace").length;
   assert.ok(lines <= 2 * sets.length + 10, `${lines} log lines`);
 });
+
+Deno.test("over real HTTP on loopback, an endless LIST body is cut at 32 MiB and the LIST retried", async () => {
+  const sent: number[] = [];
+  await using server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, () => {
+    const i = sent.push(0) - 1;
+    const chunk = new Uint8Array(CHUNK).fill(0x20);
+    return new Response(
+      new ReadableStream<Uint8Array>({
+        pull(ctrl) {
+          // Socket buffers hold a few MiB beyond what the client read; past 128 MiB the reader is unbounded.
+          if ((sent[i] ?? 0) >= 128 << 20) return ctrl.error(new Error("the client read more than 128 MiB"));
+          sent[i] = (sent[i] ?? 0) + chunk.length;
+          ctrl.enqueue(chunk.slice());
+        },
+      }, { highWaterMark: 0 }),
+      { status: 200 },
+    );
+  });
+  using client = Deno.createHttpClient({});
+  const transport: KubeTransport = {
+    request: (req) => fetch(`http://127.0.0.1:${server.addr.port}${req.path}`, { signal: req.signal, client }),
+    close: () => {},
+  };
+  const retries = await retriesOf(transport, 2);
+  for (const r of retries.slice(0, 2)) {
+    assert.equal(r.reason, `Cannot list '${PATH}': expected a response body of at most 33554432 bytes, found more`);
+  }
+  for (const n of sent.slice(0, 2)) assert.ok(n < 64 << 20, `the server sent ${n} bytes`);
+});
