@@ -175,16 +175,20 @@ function slice(i: number, rv: number): Record<string, unknown> {
   };
 }
 
-Deno.test("a flood of 100,000 MODIFIED events gives few sets, the last one final, and stops at once", async () => {
-  const EVENTS = 100_000;
+/** Runs the provider on a LIST of event 0 and a watch of `events` MODIFIED events (`sliceOf(1..events)`). */
+async function flood(
+  events: number,
+  sliceOf: (i: number) => Record<string, unknown>,
+  final: string,
+): Promise<{ sets: string[]; lines: number }> {
   await using logs = await LogCapture.start();
   let watchBody: ReadableStream<Uint8Array> | undefined;
   const transport = transportOf((req) => {
     if (!req.path.includes("watch=1")) {
-      return Response.json({ metadata: { resourceVersion: "1" }, items: [slice(0, 1)] });
+      return Response.json({ metadata: { resourceVersion: "1" }, items: [sliceOf(0)] });
     }
     if (watchBody !== undefined) return new Response(null, { status: 500 }); // one flood only
-    // 100 chunks of 1,000 events, then the stream stays open, as a live watch does.
+    // Chunks of 1,000 events, then the stream stays open, as a live watch does.
     let sent = 0;
     let abort = () => {};
     req.signal.addEventListener("abort", () => abort(), { once: true });
@@ -194,17 +198,17 @@ Deno.test("a flood of 100,000 MODIFIED events gives few sets, the last one final
         abort = () => ctrl.error(req.signal.reason);
       },
       pull(ctrl) {
-        if (sent >= EVENTS) return new Promise<void>(() => {});
+        if (sent >= events) return new Promise<void>(() => {});
         let text = "";
-        for (let k = 0; k < 1000; k++, sent++) {
-          text += JSON.stringify({ type: "MODIFIED", object: slice(sent + 1, sent + 2) }) + "\n";
+        for (let k = 0; k < 1000 && sent < events; k++) {
+          sent++;
+          text += JSON.stringify({ type: "MODIFIED", object: sliceOf(sent) }) + "\n";
         }
         ctrl.enqueue(new TextEncoder().encode(text));
       },
     }, { highWaterMark: 0 });
     return new Response(watchBody);
   });
-  const final = `127.${1 + (EVENTS >> 16)}.${(EVENTS >> 8) & 255}.${EVENTS & 255}:6443`;
   const ctrl = new AbortController();
   const sets: string[] = [];
   const run = (async () => {
@@ -223,11 +227,30 @@ Deno.test("a flood of 100,000 MODIFIED events gives few sets, the last one final
       new Promise((_, reject) => timer = setTimeout(() => reject(new Error("the provider did not stop")), 10_000)),
     ]).finally(() => clearTimeout(timer));
   }
+  // Trace (one line per event, by design) is for debugging only.
+  return { sets, lines: logs.records.filter((r) => r.level !== "trace").length };
+}
+
+Deno.test("a flood of 100,000 MODIFIED events gives few sets, the last one final, and stops at once", async () => {
+  const EVENTS = 100_000;
+  const final = `127.${1 + (EVENTS >> 16)}.${(EVENTS >> 8) & 255}.${EVENTS & 255}:6443`;
+  const { sets, lines } = await flood(EVENTS, (i) => slice(i, i + 1), final);
   assert.ok(sets.length < 50, `${sets.length} sets`);
   assert.equal(sets.at(-1), final);
-  // Trace (one line per event, by design) is for debugging only; everything above it is bounded by the sets.
-  const lines = logs.records.filter((r) => r.level !== "trace").length;
   assert.ok(lines <= 2 * sets.length + 10, `${lines} log lines`);
+});
+
+Deno.test("a flood of 50,000 events that leave no ready endpoint logs a handful of warnings", async () => {
+  const EVENTS = 50_000;
+  const notReady = (i: number) => {
+    const s = slice(i, i + 1) as { endpoints: { conditions: { ready: boolean } }[] };
+    if (i > 0 && i < EVENTS) { for (const e of s.endpoints) e.conditions.ready = false; }
+    return s;
+  };
+  const final = `127.${1 + (EVENTS >> 16)}.${(EVENTS >> 8) & 255}.${EVENTS & 255}:6443`;
+  const { sets, lines } = await flood(EVENTS, notReady, final);
+  assert.deepEqual(sets, ["127.1.0.0:6443", final]);
+  assert.ok(lines <= 10, `${lines} log lines`);
 });
 
 Deno.test("over real HTTP on loopback, an endless LIST body is cut at 32 MiB and the LIST retried", async () => {

@@ -108,6 +108,7 @@ export function kubernetesProvider(options: KubernetesProviderOptions): Endpoint
       // change is delayed by at most the interval, while a lone change goes through at once.
       let credit = BURST;
       let refilled = clock.now();
+      let quiet = false;
       for await (const snap of snapshots) {
         const set = pick(snap.items, snap.resourceVersion);
         if (set !== undefined) yield set;
@@ -115,9 +116,16 @@ export function kubernetesProvider(options: KubernetesProviderOptions): Endpoint
         credit = Math.min(BURST, credit + (now - refilled) / minIntervalMs);
         refilled = now;
         if (set !== undefined) credit -= 1;
+        const quietBefore = quiet;
+        quiet = set === undefined;
         // A look that changed nothing (an unchanged or empty set) costs no credit but still waits a little, so a
         // flood that changes nothing is not looked at per event either.
-        const wait = set === undefined ? Math.min(QUIET_LOOK_MS, minIntervalMs) : (1 - credit) * minIntervalMs;
+        // (The first such look goes on at once: a removal followed by an add is one change.)
+        const wait = set !== undefined
+          ? (1 - credit) * minIntervalMs
+          : quietBefore
+          ? Math.min(QUIET_LOOK_MS, minIntervalMs)
+          : 0;
         if (wait <= 0) continue;
         try {
           await clock.sleep(wait, signal);
