@@ -179,8 +179,10 @@ function slice(i: number, rv: number): Record<string, unknown> {
 async function flood(
   events: number,
   sliceOf: (i: number) => Record<string, unknown>,
-  final: string,
-): Promise<{ sets: string[]; lines: number }> {
+  final: string | { abortAfterMs: number },
+): Promise<{ sets: string[]; lines: number; sent: number }> {
+  const ctrl = new AbortController();
+  let sent = 0;
   await using logs = await LogCapture.start();
   let watchBody: ReadableStream<Uint8Array> | undefined;
   const transport = transportOf((req) => {
@@ -189,7 +191,7 @@ async function flood(
     }
     if (watchBody !== undefined) return new Response(null, { status: 500 }); // one flood only
     // Chunks of 1,000 events, then the stream stays open, as a live watch does.
-    let sent = 0;
+    if (typeof final !== "string") setTimeout(() => ctrl.abort(), final.abortAfterMs);
     let abort = () => {};
     req.signal.addEventListener("abort", () => abort(), { once: true });
     watchBody = new ReadableStream<Uint8Array>({
@@ -209,7 +211,6 @@ async function flood(
     }, { highWaterMark: 0 });
     return new Response(watchBody);
   });
-  const ctrl = new AbortController();
   const sets: string[] = [];
   const run = (async () => {
     for await (const set of kubernetesProvider({ transport, fallbackPort: 6443, ...FAST }).run(ctrl.signal)) {
@@ -217,7 +218,11 @@ async function flood(
     }
   })();
   try {
-    await waitFor(() => sets.at(-1) === final, 60_000, `the final set ${final} (last: ${sets.at(-1)})`);
+    if (typeof final === "string") {
+      await waitFor(() => sets.at(-1) === final, 60_000, `the final set ${final} (last: ${sets.at(-1)})`);
+    } else {
+      await waitFor(() => ctrl.signal.aborted, 60_000, "the timer's abort");
+    }
   } finally {
     ctrl.abort();
     // Stops within a deadline (not a timing assertion: a hang fails here instead of blocking the suite).
@@ -228,7 +233,7 @@ async function flood(
     ]).finally(() => clearTimeout(timer));
   }
   // Trace (one line per event, by design) is for debugging only.
-  return { sets, lines: logs.records.filter((r) => r.level !== "trace").length };
+  return { sets, lines: logs.records.filter((r) => r.level !== "trace").length, sent };
 }
 
 Deno.test("a flood of 100,000 MODIFIED events gives few sets, the last one final, and stops at once", async () => {
@@ -238,6 +243,14 @@ Deno.test("a flood of 100,000 MODIFIED events gives few sets, the last one final
   assert.ok(sets.length < 50, `${sets.length} sets`);
   assert.equal(sets.at(-1), final);
   assert.ok(lines <= 2 * sets.length + 10, `${lines} log lines`);
+});
+
+Deno.test("a timer fires during a flood: an abort 50 ms in stops the provider long before the flood ends", async () => {
+  // The events are always ready (no I/O wait): without a turn of the event loop now and then, the timer that
+  // aborts (as shutdown's would) could only run once all 100,000 were handled.
+  const EVENTS = 100_000;
+  const { sent } = await flood(EVENTS, (i) => slice(i, i + 1), { abortAfterMs: 50 });
+  assert.ok(sent < EVENTS, `all ${sent} events were handled before the timer ran`);
 });
 
 Deno.test("a flood of 50,000 events that leave no ready endpoint logs a handful of warnings", async () => {

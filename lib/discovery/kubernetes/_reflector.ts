@@ -19,6 +19,8 @@ class GoneError extends Error {
 }
 
 const MAX_PAGES = 10_000;
+/** Longest run of watch events handled without giving the event loop a turn. */
+const YIELD_EVERY_MS = 20;
 
 /** Keeps the cache of one collection in step with the API server and publishes a snapshot after every change. */
 export class Reflector<T extends KubeObject> {
@@ -198,8 +200,16 @@ export class Reflector<T extends KubeObject> {
       if (!res.ok) throw await statusError(res, `watch '${this.#o.path}'`);
       if (res.body === null) throw new Error(`Cannot watch '${this.#o.path}': the response has no body`);
       deadline.touch();
+      let busySince = performance.now();
       for await (const line of readLines(res.body)) {
         if (signal.aborted) break; // mid-chunk of a flood: do not apply what is left of it
+        // A flood whose bytes are always ready would never leave the event loop a turn: relays, probes and timers
+        // (shutdown's among them) wait at most this long.
+        if (performance.now() - busySince > YIELD_EVERY_MS) {
+          await new Promise((resolve) => setTimeout(resolve, 0));
+          busySince = performance.now();
+          if (signal.aborted) break;
+        }
         deadline.touch();
         if (line.trim() === "") continue;
         let event: unknown;
