@@ -8,6 +8,7 @@ import { getLogger } from "@logtape/logtape";
 import { type Endpoint, endpointKey, parseEndpoint } from "../config/endpoint.ts";
 import { describeError } from "../upstream/probe.ts";
 import type { EndpointProvider } from "./provider.ts";
+import { readRegularFile } from "./read_file.ts";
 
 const log = getLogger(["extractedprism", "discovery", "state"]);
 
@@ -74,39 +75,6 @@ export async function readStateFile(path: string): Promise<Endpoint[]> {
       throw bad(`endpoints as 'host:port' strings: ${describeError(e)}`);
     }
   });
-}
-
-function describeKind(info: Deno.FileInfo): string {
-  if (info.isDirectory) return "a directory";
-  if (info.isSymlink) return "a symbolic link";
-  if (info.isFifo) return "a FIFO";
-  if (info.isCharDevice) return "a character device";
-  if (info.isBlockDevice) return "a block device";
-  if (info.isSocket) return "a socket";
-  return "not a regular file";
-}
-
-/**
- * Reads a regular file of at most `max` bytes. Anything else is refused before it is opened (a FIFO would block the
- * open, a device would never end), and the opened handle is checked again; the read stops at `max + 1` bytes whatever
- * `stat` said.
- */
-async function readRegularFile(path: string, max: number): Promise<string> {
-  const before = await Deno.stat(path);
-  if (!before.isFile) throw new Error(`expected a regular file, found ${describeKind(before)}`);
-  using file = await Deno.open(path, { read: true });
-  const info = await file.stat();
-  if (!info.isFile) throw new Error(`expected a regular file, found ${describeKind(info)}`);
-  if (info.size > max) throw new Error(`it is ${info.size} bytes, more than ${max}`);
-  const buf = new Uint8Array(max + 1);
-  let length = 0;
-  while (length < buf.length) {
-    const n = await file.read(buf.subarray(length));
-    if (n === null) break;
-    length += n;
-  }
-  if (length > max) throw new Error(`it holds more than ${max} bytes`);
-  return new TextDecoder().decode(buf.subarray(0, length));
 }
 
 /**
