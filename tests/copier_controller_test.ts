@@ -2,7 +2,8 @@ import assert from "node:assert/strict";
 import { endpointSlice, type KubeObject } from "./support/fake_apiserver.ts";
 import { addressesOf, CopierEnv, enabled, labelsOf, MANAGED_BY, service } from "./support/copier_env.ts";
 import { LogCapture } from "./support/log_capture.ts";
-import type { SimpleTransport } from "./support/simple_transport.ts";
+import type { KubeTransport } from "../lib/discovery/kubernetes/transport.ts";
+import { SimpleTransport } from "./support/simple_transport.ts";
 
 const opts = { sanitizeOps: true, sanitizeResources: true };
 const SLICES = "/apis/discovery.k8s.io/v1/namespaces/default/endpointslices";
@@ -322,4 +323,59 @@ Deno.test("the periodic resync reconciles every target again without a change", 
   await env.until(() => reconciles() >= before + 3, "three more reconciles");
   const writes = env.api.requests.filter((r) => r.path.startsWith(SLICES) && r.method !== "GET");
   assert.equal(writes.length, 1);
+});
+
+/** A transport that drops `labelSelector` from the cluster-wide slice LIST and WATCH, as a broken server would. */
+function ignoringLabelSelector(inner: KubeTransport): KubeTransport {
+  return {
+    request: (req) => {
+      const [path = "", query = ""] = req.path.split("?");
+      if (path !== "/apis/discovery.k8s.io/v1/endpointslices") return inner.request(req);
+      const q = new URLSearchParams(query);
+      q.delete("labelSelector");
+      return inner.request({ ...req, path: `${path}?${q}` });
+    },
+    close: () => inner.close(),
+  };
+}
+
+Deno.test("the copier never overwrites or deletes a slice without its managed-by label", opts, async () => {
+  await using env = await CopierEnv.start();
+  await using logs = await LogCapture.start();
+  const foreign = (name: string, serviceName: string) => ({
+    ...source(["127.0.0.9"], name),
+    metadata: {
+      name,
+      namespace: "default",
+      labels: { "kubernetes.io/service-name": serviceName, "endpointslice.kubernetes.io/managed-by": "someone-else" },
+    },
+  });
+  const kept = [
+    env.api.upsert(source(["127.0.0.1"])), // the API servers' own slice: listed as a "copy" of a Service that is gone
+    env.api.upsert(foreign("vip-kubernetes", "vip")), // the name of the copy: an apply would take it over
+    env.api.upsert(foreign("vip-other", "vip")), // a stale "copy" of vip: would be deleted
+  ];
+  env.api.upsert(service("vip", { annotations: enabled() }));
+  const transport = new SimpleTransport({ baseUrl: env.api.url, caCert: env.pki.ca.cert, token: "copier-x-token" });
+  env.api.tokens.add("copier-x-token");
+  const copier = await env.copier({}, { transport: ignoringLabelSelector(transport) });
+  try {
+    const refused = (verb: string, name: string) =>
+      logs.waitFor(
+        (r) => r.level === "warning" && r.properties.verb === verb && r.properties.slice === `default/${name}`,
+        10_000,
+      );
+    await refused("delete", "kubernetes");
+    await refused("overwrite", "vip-kubernetes");
+    await refused("delete", "vip-other");
+    for (const k of kept) {
+      const now = env.api.get("endpointslices", "default", k.metadata.name as string);
+      assert.equal(now?.metadata.resourceVersion, k.metadata.resourceVersion, `${k.metadata.name} was written`);
+    }
+    const writes = env.api.requests.filter((r) => r.method === "PATCH" || r.method === "DELETE");
+    assert.deepEqual(writes.filter((r) => r.path.includes("/endpointslices/")).map((r) => r.path), []);
+  } finally {
+    await env.stop(copier);
+    transport.close();
+  }
 });

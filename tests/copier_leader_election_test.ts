@@ -150,3 +150,68 @@ Deno.test(
     assert.equal(specOf(env.api.get("leases", "kube-system", "lock")).holderIdentity, "");
   },
 );
+
+Deno.test(
+  "a Lease GET whose 200 body is not a JSON object is an error to retry, never a free Lease",
+  opts,
+  async (t) => {
+    let pulled = 0;
+    const endless = () =>
+      new ReadableStream<Uint8Array>({
+        pull(ctrl) {
+          if (pulled > 64 << 20) return ctrl.error(new Error("the client pulled more than 64 MiB"));
+          pulled += 64 << 10;
+          ctrl.enqueue(new Uint8Array(64 << 10).fill(0x20));
+        },
+      }, { highWaterMark: 0 });
+    const bodies: [string, () => BodyInit][] = [
+      ["garbage", () => "<html>proxy error</html>"],
+      ["empty", () => ""],
+      ["a JSON array", () => "[]"],
+      ["an endless body (read up to 1 MiB only)", endless],
+    ];
+    for (const [name, makeBody] of bodies) {
+      await t.step(name, async () => {
+        const requests: KubeRequest[] = [];
+        const transport: KubeTransport = {
+          request: (req) => {
+            requests.push(req);
+            if (req.method === "GET") return Promise.resolve(new Response(makeBody(), { status: 200 }));
+            // A create or an update would make this candidate the leader: it must never be sent.
+            return Promise.resolve(Response.json({ metadata: { resourceVersion: "2" }, spec: {} }, { status: 201 }));
+          },
+          close: () => {},
+        };
+        const elector = new LeaderElector({
+          transport,
+          namespace: "kube-system",
+          name: "lock",
+          identity: "a",
+          leaseDurationMs: 1000,
+          renewDeadlineMs: 600,
+          retryPeriodMs: 20,
+        });
+        const ctrl = new AbortController();
+        let led = false;
+        const run = elector.run(ctrl.signal, async (signal) => {
+          led = true;
+          await new Promise<void>((resolve) => signal.addEventListener("abort", () => resolve(), { once: true }));
+        });
+        const deadline = performance.now() + 10_000;
+        try {
+          while (requests.filter((r) => r.method === "GET").length < 3 && requests.every((r) => r.method === "GET")) {
+            if (performance.now() > deadline) throw new Error("Timed out waiting for three Lease reads");
+            await new Promise((r) => setTimeout(r, 10));
+          }
+        } finally {
+          ctrl.abort();
+          await run;
+        }
+        assert.deepEqual(requests.map((r) => r.method).filter((m) => m !== "GET"), []);
+        assert.equal(led, false);
+        const gets = requests.filter((r) => r.method === "GET").length;
+        assert.ok(pulled <= gets * ((1 << 20) + (64 << 10)), `pulled ${pulled} bytes in ${gets} reads`);
+      });
+    }
+  },
+);

@@ -280,4 +280,69 @@ Deno.test("exec plugin failures are one-line errors naming the command", opts, a
     });
     plugin.close();
   });
+  await t.step("a plugin whose child holds stdout open is killed with that child at its time limit", async () => {
+    const pidFile = `${dir.path}/grandchild.pid`;
+    const script = await writePlugin(dir.path, `sleep 1000 & echo $! > "${pidFile}"; wait`);
+    const plugin = new ExecPlugin({ apiVersion: V1, command: script, args: [], env: [] }, { timeoutMs: 300 });
+    const grandchild = async () => Number((await Deno.readTextFile(pidFile)).trim());
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error("the plugin run did not end within 10 s")), 10_000);
+    });
+    try {
+      await assert.rejects(Promise.race([plugin.get(signal()), deadline]), {
+        message: `Cannot get credentials from exec plugin '${script}': it did not finish in 300 ms`,
+      });
+      const state = await Deno.readTextFile(`/proc/${await grandchild()}/stat`).then(
+        (stat) => stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3),
+        () => "gone",
+      );
+      assert.ok(state === "gone" || state === "Z", `the plugin's child is still running (state ${state})`);
+    } finally {
+      clearTimeout(timer);
+      // On a failure, end the child here so that the run (and this test) can finish.
+      try {
+        Deno.kill(await grandchild(), "SIGKILL");
+      } catch {
+        // Gone, as it should be.
+      }
+      plugin.close();
+    }
+  });
+  await t.step(
+    "a plugin that answers and leaves a child holding stdout is done at once, the child killed",
+    async () => {
+      const pidFile = `${dir.path}/leftover.pid`;
+      const script = await writePlugin(dir.path, `sleep 1000 & echo $! > "${pidFile}"\n${credential('{"token":"t"}')}`);
+      // A long timeout: the answer must come from the plugin's exit, not from the timeout.
+      const plugin = new ExecPlugin({ apiVersion: V1, command: script, args: [], env: [] }, { timeoutMs: 30_000 });
+      const leftover = async () => Number((await Deno.readTextFile(pidFile)).trim());
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const deadline = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error("the plugin run did not end within 10 s")), 10_000);
+      });
+      try {
+        assert.equal((await Promise.race([plugin.get(signal()), deadline])).token, "t");
+        const state = await Deno.readTextFile(`/proc/${await leftover()}/stat`).then(
+          (stat) => stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3),
+          () => "gone",
+        );
+        assert.ok(state === "gone" || state === "Z", `the plugin's child is still running (state ${state})`);
+      } finally {
+        clearTimeout(timer);
+        try {
+          Deno.kill(await leftover(), "SIGKILL");
+        } catch {
+          // Gone, as it should be.
+        }
+        plugin.close();
+      }
+    },
+  );
+  await t.step("stdout past 1 MiB is refused", async () => {
+    assert.equal(
+      await run("head -c 3000000 /dev/zero"),
+      "Cannot get credentials from exec plugin 'PLUGIN': expected at most 1048576 bytes on stdout, found more",
+    );
+  });
 });

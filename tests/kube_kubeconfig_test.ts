@@ -242,3 +242,67 @@ Deno.test("a missing file and a file that is not YAML give one-line errors", opt
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+/** Runs `call(path)` of `module` in a child process, killed at 10 s; returns the error message it printed. */
+async function messageInChild(module: string, call: string, path: string): Promise<string> {
+  const url = new URL(module, import.meta.url).href;
+  const script = `import * as m from ${JSON.stringify(url)};
+    try { await (${call})(m, Deno.args[0]); console.log("read"); } catch (e) { console.log(e.message); }`;
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["eval", "--no-check", "-q", script, path],
+    stdout: "piped",
+    stderr: "null",
+    stdin: "null",
+  }).spawn();
+  let why = "";
+  const deadline = Date.now() + 10_000;
+  // An unbounded read of /dev/zero grows by hundreds of MB a second: stop it early, not at the deadline.
+  const timer = setInterval(() => {
+    try {
+      const rss = Number(/VmRSS:\s+(\d+)/.exec(Deno.readTextFileSync(`/proc/${child.pid}/status`))?.[1] ?? 0);
+      if (rss > 512 * 1024) why = `its RSS reached ${rss} KiB`;
+    } catch {
+      // Exited.
+    }
+    if (Date.now() > deadline) why ||= "it did not end within 10 s";
+    if (why !== "") {
+      try {
+        child.kill("SIGKILL");
+      } catch {
+        // Exited meanwhile.
+      }
+    }
+  }, 50);
+  try {
+    const out = await child.output();
+    if (why !== "") throw new Error(`Reading '${path}' failed: ${why}`);
+    return new TextDecoder().decode(out.stdout).trimEnd();
+  } finally {
+    clearInterval(timer);
+  }
+}
+
+Deno.test("a kubeconfig or token file that is a device or a FIFO is refused at once, never read", async (t) => {
+  const dir = await Deno.makeTempDir({ prefix: "kube_fifo_" });
+  try {
+    const fifo = `${dir}/fifo`;
+    assert.ok((await new Deno.Command("mkfifo", { args: [fifo] }).output()).success, "mkfifo");
+    const kubeconfig = "(m, p) => m.loadKubeconfig(p)";
+    const token = "(m, p) => new m.WatchedFile(p, 'token file', 1000, () => 0).read(true)";
+    const cases: [string, string, string, string, string][] = [
+      ["a kubeconfig at /dev/zero", "../lib/discovery/kubernetes/kubeconfig.ts", kubeconfig, "/dev/zero", "kubeconfig"],
+      ["a kubeconfig that is a FIFO", "../lib/discovery/kubernetes/kubeconfig.ts", kubeconfig, fifo, "kubeconfig"],
+      ["a token file at /dev/zero", "../lib/discovery/kubernetes/_watched_file.ts", token, "/dev/zero", "token file"],
+      ["a token file that is a FIFO", "../lib/discovery/kubernetes/_watched_file.ts", token, fifo, "token file"],
+    ];
+    for (const [name, module, call, path, what] of cases) {
+      await t.step(name, async () => {
+        const line = await messageInChild(module, call, path);
+        const kind = path === fifo ? "a FIFO" : "a character device";
+        assert.equal(line, `Cannot read ${what} '${path}': expected a regular file, found ${kind}`);
+      });
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

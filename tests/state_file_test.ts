@@ -228,3 +228,101 @@ Deno.test("persistToStateFile ends when aborted while its consumer holds a set",
   assert.equal((await it.next()).done, true);
   assert.deepEqual((await readStateFile(`${dir.path}/endpoints.json`)).map(endpointKey), ["10.0.0.1:6443"]);
 });
+
+/** Reads `path` with readStateFile in a child process, killed at the deadline or once its RSS passes 256 MiB. */
+async function readInChild(path: string, deadlineMs = 10_000): Promise<{ message: string; peakRssKiB: number }> {
+  const lib = new URL("../lib/discovery/state_file.ts", import.meta.url).href;
+  const script = `import { readStateFile } from ${JSON.stringify(lib)};
+    try { await readStateFile(Deno.args[0]); console.log("read"); } catch (e) { console.log(e.message); }`;
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["eval", "--no-check", "-q", script, path],
+    stdout: "piped",
+    stderr: "null",
+    stdin: "null",
+  }).spawn();
+  let peakRssKiB = 0;
+  let why = "";
+  const deadline = Date.now() + deadlineMs;
+  const watch = setInterval(() => {
+    try {
+      const status = Deno.readTextFileSync(`/proc/${child.pid}/status`);
+      const rss = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
+      peakRssKiB = Math.max(peakRssKiB, rss);
+      if (rss > 256 * 1024) why = `RSS reached ${rss} KiB`;
+    } catch {
+      // Gone already.
+    }
+    if (Date.now() > deadline) why ||= `no answer within ${deadlineMs} ms`;
+    if (why !== "") {
+      try {
+        child.kill("SIGKILL");
+      } catch {
+        // Exited meanwhile.
+      }
+    }
+  }, 50);
+  try {
+    const out = await child.output();
+    if (why !== "") throw new Error(`Reading '${path}' failed: ${why}`);
+    return { message: new TextDecoder().decode(out.stdout).trimEnd(), peakRssKiB };
+  } finally {
+    clearInterval(watch);
+  }
+}
+
+Deno.test("a state file that is a device, a FIFO, a directory or too large is refused at once with one line", async (t) => {
+  await using dir = await tempDir();
+  const fifo = `${dir.path}/fifo.json`;
+  const made = await new Deno.Command("mkfifo", { args: [fifo], stdout: "null", stderr: "null" }).output();
+  assert.ok(made.success, "mkfifo");
+  const big = `${dir.path}/big.json`;
+  await Deno.writeTextFile(big, `{"version":1,"endpoints":["10.0.0.1:6443"],"pad":"${"x".repeat(2 << 20)}"}`);
+  await Deno.mkdir(`${dir.path}/dir.json`);
+  await Deno.symlink("/dev/zero", `${dir.path}/zero.json`);
+  const cases: [string, string, RegExp][] = [
+    ["/dev/zero", "/dev/zero", /expected a regular file, found a character device/],
+    ["a symbolic link to /dev/zero", `${dir.path}/zero.json`, /expected a regular file, found a character device/],
+    ["a FIFO", fifo, /expected a regular file, found a FIFO/],
+    ["a directory", `${dir.path}/dir.json`, /expected a regular file, found a directory/],
+    ["a 2 MiB regular file", big, /more than 1048576/],
+  ];
+  let passed = true;
+  for (const [name, path, message] of cases) {
+    passed = await t.step(name, async () => {
+      // A child process, so that a read that never ends or a blocked open fails this test instead of hanging it.
+      const { message: line, peakRssKiB } = await readInChild(path);
+      assert.ok(line.startsWith(`Cannot read state file '${path}': `), line);
+      assert.match(line, message);
+      assert.ok(!line.includes("\n"), line);
+      assert.ok(peakRssKiB < 256 * 1024, `peak RSS ${peakRssKiB} KiB`);
+    }) && passed;
+  }
+  // In this process only once each is known to end: a blocked open could not be cancelled.
+  if (passed) {
+    await t.step("stateFileProvider ignores each with exactly one warning", async () => {
+      for (const [, path] of cases) {
+        await using logs = await LogCapture.start();
+        const sets = await collect((s) => stateFileProvider(path).run(s), logs, 1);
+        assert.deepEqual(sets, []);
+        const warnings = logs.messages("warning");
+        assert.equal(warnings.length, 1);
+        assert.match(warnings[0] ?? "", /^Ignoring the state file: Cannot read state file/);
+      }
+    });
+  }
+});
+
+Deno.test("writeStateFile never writes in place: a hard link to the old file keeps the old content", async () => {
+  await using dir = await tempDir();
+  const path = `${dir.path}/endpoints.json`;
+  await writeStateFile(path, [A]);
+  const before = await Deno.readTextFile(path);
+  // An in-place write (truncate, then write) would change the content seen through every link to the inode; only a
+  // new file renamed over the name leaves the old inode, and so a reader that opened it, untouched.
+  await Deno.link(path, `${dir.path}/old.json`);
+  const oldIno = (await Deno.stat(path)).ino;
+  await writeStateFile(path, [B, C]);
+  assert.equal(await Deno.readTextFile(`${dir.path}/old.json`), before);
+  assert.notEqual((await Deno.stat(path)).ino, oldIno);
+  assert.deepEqual((await readStateFile(path)).map(endpointKey), ["[fd00::2]:6443", "10.0.0.3:443"]);
+});

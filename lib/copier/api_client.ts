@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { MAX_ERROR_BODY_BYTES, MAX_OBJECT_BODY_BYTES, readBodyLimited } from "../discovery/kubernetes/read_body.ts";
 import type { KubeTransport } from "../discovery/kubernetes/transport.ts";
 import { isRecord, type JsonValue, MANAGER } from "./objects.ts";
 
@@ -47,17 +48,30 @@ export interface JsonRequest {
 /** The default bound of one request, response body included. */
 export const REQUEST_TIMEOUT_MS = 10_000;
 
+/** Options of {@linkcode requestJson}. */
+export interface RequestJsonOptions {
+  /** What is being done, for the error message: `apply EndpointSlice 'default/vip-kubernetes'`. */
+  readonly what: string;
+  /** Aborts the request. */
+  readonly signal?: AbortSignal | undefined;
+  /** Bound of the whole request, body included. @default {10000} */
+  readonly timeoutMs?: number;
+  /** Largest 2xx body accepted (one object). @default {4194304} */
+  readonly maxBodyBytes?: number;
+}
+
 /**
- * Sends one request and reads its JSON answer.
+ * Sends one request and reads its JSON answer. A 2xx body must be JSON (or empty) and at most `maxBodyBytes`; an
+ * error body is read up to 64 KiB for its message.
  *
- * @param what What is being done, for the error message: `apply EndpointSlice 'default/vip-kubernetes'`.
  * @throws {KubeApiError} On a non-2xx answer.
- * @throws {Error} On a network failure, a timeout (`no answer within N ms`), or when `signal` aborts.
+ * @throws {Error} On a network failure, a timeout (`no answer within N ms`), a 2xx body that is not JSON or too
+ *   large, or when `signal` aborts.
  */
 export async function requestJson(
   transport: KubeTransport,
   req: JsonRequest,
-  options: { readonly what: string; readonly signal?: AbortSignal | undefined; readonly timeoutMs?: number },
+  options: RequestJsonOptions,
 ): Promise<unknown> {
   const timeoutMs = options.timeoutMs ?? REQUEST_TIMEOUT_MS;
   const ctrl = new AbortController();
@@ -74,23 +88,29 @@ export async function requestJson(
         ? { body: JSON.stringify(req.body), contentType: req.contentType ?? "application/json" }
         : {}),
     });
-    const text = await res.text();
+    if (res.ok) {
+      const text = await readBodyLimited(res, options.maxBodyBytes ?? MAX_OBJECT_BODY_BYTES, options.what);
+      if (text === "") return undefined;
+      try {
+        return JSON.parse(text);
+      } catch {
+        // Never read as "no object": a Lease GET that returned garbage is not a free Lease.
+        throw new Error(`Cannot ${options.what}: expected JSON, found ${JSON.stringify(text.slice(0, 40))}`);
+      }
+    }
     let body: unknown = undefined;
     try {
-      body = text === "" ? undefined : JSON.parse(text);
+      body = JSON.parse(await readBodyLimited(res, MAX_ERROR_BODY_BYTES, options.what));
     } catch {
-      // Not JSON: the status says enough.
+      // Not JSON, or too large: the status says enough.
     }
-    if (!res.ok) {
-      const message = isRecord(body) && typeof body.message === "string" ? `: ${body.message}` : "";
-      const reason = isRecord(body) && typeof body.reason === "string" ? body.reason : undefined;
-      throw new KubeApiError(
-        `Cannot ${options.what}: the API server answered ${res.status}${message}`,
-        res.status,
-        reason,
-      );
-    }
-    return body;
+    const message = isRecord(body) && typeof body.message === "string" ? `: ${body.message}` : "";
+    const reason = isRecord(body) && typeof body.reason === "string" ? body.reason : undefined;
+    throw new KubeApiError(
+      `Cannot ${options.what}: the API server answered ${res.status}${message}`,
+      res.status,
+      reason,
+    );
   } catch (e) {
     if (e instanceof KubeApiError || options.signal?.aborted || !ctrl.signal.aborted) throw e;
     throw new Error(`Cannot ${options.what}: no answer within ${timeoutMs} ms`, { cause: e });
@@ -155,18 +175,28 @@ export async function deleteSlice(
   }
 }
 
-/** Reads one object; `undefined` when it does not exist. */
+/**
+ * Reads one object; `undefined` when it does not exist (404 only).
+ *
+ * @throws {Error} When the answer is not a JSON object (an empty or garbage 200 is an error, never "not found").
+ */
 export async function getObject(
   transport: KubeTransport,
   path: string,
-  options: { readonly what: string; readonly signal?: AbortSignal | undefined; readonly timeoutMs?: number },
+  options: RequestJsonOptions,
 ): Promise<unknown> {
+  let body: unknown;
   try {
-    return await requestJson(transport, { method: "GET", path }, options);
+    body = await requestJson(transport, { method: "GET", path }, options);
   } catch (e) {
     if (e instanceof KubeApiError && e.status === 404) return undefined;
     throw e;
   }
+  if (!isRecord(body)) {
+    const found = body === undefined ? "an empty body" : Array.isArray(body) ? "an array" : JSON.stringify(body);
+    throw new Error(`Cannot ${options.what}: expected a JSON object, found ${found.slice(0, 40)}`);
+  }
+  return body;
 }
 
 function signalOf(o: { readonly signal?: AbortSignal }): { signal?: AbortSignal } {

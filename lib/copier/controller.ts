@@ -8,6 +8,7 @@
 import { getLogger } from "@logtape/logtape";
 import { type Clock, jitter, type Random, systemClock } from "../clock.ts";
 import type { KubeTransport } from "../discovery/kubernetes/transport.ts";
+import { LogLimit } from "../log_limit.ts";
 import { describeError } from "../upstream/probe.ts";
 import { applySlice, deleteSlice, getObject, slicePath } from "./api_client.ts";
 import { CopierCaches, type WatchTuning } from "./caches.ts";
@@ -71,6 +72,8 @@ export class CopierController {
   readonly #random: Random;
   /** Targets whose copy from the Go operator has been looked for during this leadership. */
   readonly #legacyChecked = new Set<string>();
+  /** A refused write comes back with every change of its target: one warning per slice per minute. */
+  readonly #refusals = new LogLimit({ intervalMs: 60_000, now: () => this.#clock.now() });
 
   /** Builds the controller; nothing is watched before {@linkcode CopierController.run}. */
   constructor(options: CopierControllerOptions) {
@@ -231,6 +234,33 @@ export class CopierController {
       if (a.kind === "apply" && blocked.has(name)) continue;
       const slice = `${namespace}/${name}`;
       try {
+        // The copier's own check, whatever the caches (and the server's label selector) said: a slice stored under
+        // this name without our managed-by label belongs to someone else and is never written.
+        const stored = await getObject(this.#o.transport, slicePath(namespace, name), {
+          what: `read EndpointSlice '${slice}'`,
+          signal,
+        });
+        const managedBy = stored === undefined ? undefined : decodeSlice(stored).metadata.labels[LABEL_MANAGED_BY];
+        if (stored !== undefined && managedBy !== MANAGER) {
+          if (a.kind === "delete") blocked.add(name);
+          const suppressed = this.#refusals.take(`${a.kind} ${slice}`);
+          if (suppressed !== undefined) {
+            log.warn("Refusing to {verb} EndpointSlice {slice}: it is labelled {label}={managedBy}, not {manager}", {
+              verb: a.kind === "apply" ? "overwrite" : "delete",
+              slice,
+              label: LABEL_MANAGED_BY,
+              managedBy: managedBy ?? "(none)",
+              manager: MANAGER,
+              target: key,
+              suppressed,
+            });
+          }
+          continue;
+        }
+        if (a.kind === "delete" && stored === undefined) {
+          log.debug("EndpointSlice {slice} is already gone: {why}", { slice, why: a.why, target: key });
+          continue;
+        }
         if (a.kind === "apply") {
           await applySlice(this.#o.transport, sliceManifest(a.slice), { namespace, name, signal });
           this.#o.metrics.write("apply", "success");

@@ -12,6 +12,7 @@ import { getLogger } from "@logtape/logtape";
 import { type Clock, type Random, systemClock } from "../clock.ts";
 import type { KubeTransport } from "../discovery/kubernetes/transport.ts";
 import { describeError } from "../upstream/probe.ts";
+import { MAX_LEASE_BODY_BYTES } from "../discovery/kubernetes/read_body.ts";
 import { getObject, KubeApiError, requestJson } from "./api_client.ts";
 import { leaseBody, type LeaseRecord, microTime, readLease } from "./lease.ts";
 
@@ -211,6 +212,7 @@ export class LeaderElector {
         what: `read the Lease '${this.#o.namespace}/${this.#o.name}'`,
         signal,
         timeoutMs: this.#timeout(deadline),
+        maxBodyBytes: MAX_LEASE_BODY_BYTES,
       });
       const seconds = Math.max(1, Math.ceil(this.#leaseMs / 1000));
       if (raw === undefined) {
@@ -261,6 +263,7 @@ export class LeaderElector {
       what: `${method === "POST" ? "create" : "update"} the Lease '${this.#o.namespace}/${this.#o.name}'`,
       signal,
       timeoutMs: this.#timeout(deadline),
+      maxBodyBytes: MAX_LEASE_BODY_BYTES,
     });
     const read = readLease(stored);
     this.#observed = { record: read.record, resourceVersion: read.resourceVersion, observedAt: this.#clock.now() };

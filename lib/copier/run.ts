@@ -18,6 +18,7 @@ import { metricsHandler, probeHandler, serveHttp } from "./http.ts";
 import { LeaderElector } from "./leader_election.ts";
 import { CopierMetrics } from "./metrics.ts";
 import { WarningReporter } from "./warnings.ts";
+import { readRegularFileSync } from "../discovery/read_file.ts";
 
 const log = getLogger(["extractedprism", "copier"]);
 
@@ -251,7 +252,7 @@ function ownListenerOf(config: CopierConfig): Endpoint {
 /** The pod's namespace from the service-account files, if readable. */
 function serviceAccountNamespace(dir: string): string | undefined {
   try {
-    return Deno.readTextFileSync(`${dir}/namespace`).trim() || undefined;
+    return readRegularFileSync(`${dir}/namespace`, 4096).trim() || undefined;
   } catch {
     return undefined;
   }
@@ -263,7 +264,7 @@ function hostname(): string {
     return Deno.hostname();
   } catch {
     try {
-      return Deno.readTextFileSync("/etc/hostname").trim() || "endpoint-copier";
+      return readRegularFileSync("/etc/hostname", 4096).trim() || "endpoint-copier";
     } catch {
       return "endpoint-copier";
     }

@@ -8,6 +8,7 @@ import { getLogger } from "@logtape/logtape";
 import { type Endpoint, endpointKey, parseEndpoint } from "../config/endpoint.ts";
 import { describeError } from "../upstream/probe.ts";
 import type { EndpointProvider } from "./provider.ts";
+import { readRegularFile } from "./read_file.ts";
 
 const log = getLogger(["extractedprism", "discovery", "state"]);
 
@@ -47,9 +48,7 @@ export interface StateFileContent {
 export async function readStateFile(path: string): Promise<Endpoint[]> {
   let text: string;
   try {
-    const info = await Deno.stat(path);
-    if (info.size > MAX_BYTES) throw new Error(`it is ${info.size} bytes, more than ${MAX_BYTES}`);
-    text = await Deno.readTextFile(path);
+    text = await readRegularFile(path, MAX_BYTES);
   } catch (e) {
     const why = e instanceof Deno.errors.NotFound ? "it does not exist" : describeError(e);
     throw new Error(`Cannot read state file '${path}': ${why}`);

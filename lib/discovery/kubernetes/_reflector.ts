@@ -6,8 +6,10 @@
 import { getLogger } from "@logtape/logtape";
 import { Backoff, type Clock, jitter, type Random, systemClock } from "../../clock.ts";
 import { describeError } from "../../upstream/probe.ts";
+import { LogLimit } from "../../log_limit.ts";
 import { IdleDeadline, readLines } from "./_watch_stream.ts";
 import type { KubeObject, ListWatchOptions, ListWatchSnapshot } from "./list_watch.ts";
+import { MAX_ERROR_BODY_BYTES, MAX_LIST_BODY_BYTES, readBodyLimited } from "./read_body.ts";
 
 const log = getLogger(["extractedprism", "discovery", "kubernetes"]);
 
@@ -17,6 +19,8 @@ class GoneError extends Error {
 }
 
 const MAX_PAGES = 10_000;
+/** Longest run of watch events handled without giving the event loop a turn. */
+const YIELD_EVERY_MS = 20;
 
 /** Keeps the cache of one collection in step with the API server and publishes a snapshot after every change. */
 export class Reflector<T extends KubeObject> {
@@ -28,6 +32,9 @@ export class Reflector<T extends KubeObject> {
   readonly #publish: (snap: ListWatchSnapshot<T>) => void;
   readonly #backoff: Backoff;
   readonly #idleMs: number;
+  readonly #maxBodyBytes: number;
+  /** A flood of bad objects or events is one line per interval, not one per object. */
+  readonly #logLimit: LogLimit;
 
   constructor(options: ListWatchOptions<T>, publish: (snap: ListWatchSnapshot<T>) => void) {
     this.#o = options;
@@ -36,6 +43,8 @@ export class Reflector<T extends KubeObject> {
     this.#publish = publish;
     this.#backoff = new Backoff(options.backoffBaseMs ?? 1000, options.backoffMaxMs ?? 30_000, this.#random);
     this.#idleMs = options.idleTimeoutMs ?? 180_000;
+    this.#maxBodyBytes = options.maxListBodyBytes ?? MAX_LIST_BODY_BYTES;
+    this.#logLimit = new LogLimit({ intervalMs: 10_000, burst: 10, now: () => this.#clock.now() });
   }
 
   /** Runs until `signal` aborts; never rejects. */
@@ -143,7 +152,7 @@ export class Reflector<T extends KubeObject> {
         signal: AbortSignal.any([signal, ctrl.signal]),
       });
       if (!res.ok) throw await statusError(res, `list '${this.#o.path}'`);
-      const text = await res.text();
+      const text = await readBodyLimited(res, this.#maxBodyBytes, `list '${this.#o.path}'`);
       try {
         return JSON.parse(text);
       } catch {
@@ -191,7 +200,16 @@ export class Reflector<T extends KubeObject> {
       if (!res.ok) throw await statusError(res, `watch '${this.#o.path}'`);
       if (res.body === null) throw new Error(`Cannot watch '${this.#o.path}': the response has no body`);
       deadline.touch();
+      let busySince = performance.now();
       for await (const line of readLines(res.body)) {
+        if (signal.aborted) break; // mid-chunk of a flood: do not apply what is left of it
+        // A flood whose bytes are always ready would never leave the event loop a turn: relays, probes and timers
+        // (shutdown's among them) wait at most this long.
+        if (performance.now() - busySince > YIELD_EVERY_MS) {
+          await new Promise((resolve) => setTimeout(resolve, 0));
+          busySince = performance.now();
+          if (signal.aborted) break;
+        }
         deadline.touch();
         if (line.trim() === "") continue;
         let event: unknown;
@@ -235,6 +253,7 @@ export class Reflector<T extends KubeObject> {
       return false;
     }
     if (type !== "ADDED" && type !== "MODIFIED" && type !== "DELETED") {
+      if (this.#logLimit.take(`type ${type}`) === undefined) return false;
       log.debug("Ignoring watch event of type {type}", { type });
       return false;
     }
@@ -259,13 +278,20 @@ export class Reflector<T extends KubeObject> {
       (meta.namespace === undefined || typeof meta.namespace === "string") &&
       (meta.resourceVersion === undefined || typeof meta.resourceVersion === "string");
     if (!ok) {
-      log.warn("Skipping an object of {path}: expected metadata with a name", { path: this.#o.path });
+      const suppressed = this.#logLimit.take("no name");
+      if (suppressed !== undefined) {
+        log.warn("Skipping an object of {path}: expected metadata with a name", { path: this.#o.path, suppressed });
+      }
       return undefined;
     }
     try {
       return this.#o.decode ? this.#o.decode(raw as unknown as KubeObject) : raw as unknown as T;
     } catch (e) {
-      log.warn("Skipping {name} of {path}: {error}", { name: meta.name, path: this.#o.path, error: describeError(e) });
+      const error = describeError(e);
+      const suppressed = this.#logLimit.take(`${String(meta.name)}\n${error}`);
+      if (suppressed !== undefined) {
+        log.warn("Skipping {name} of {path}: {error}", { name: meta.name, path: this.#o.path, error, suppressed });
+      }
       return undefined;
     }
   }
@@ -278,7 +304,8 @@ function objectKey(o: KubeObject): string {
 async function statusError(res: Response, what: string): Promise<Error> {
   let detail = "";
   try {
-    const text = await res.text();
+    // Only the message is used: a body past the bound (or one that never ends) leaves the status line alone.
+    const text = await readBodyLimited(res, MAX_ERROR_BODY_BYTES, what);
     const status: unknown = JSON.parse(text);
     if (isRecord(status) && typeof status.message === "string") detail = `: ${status.message}`;
   } catch {

@@ -8,30 +8,68 @@ import type { Clock } from "../../clock.ts";
 /** Longest watch line accepted; a longer one is garbage (a real event is far smaller). */
 const MAX_LINE = 16 << 20;
 
+const NEWLINE = 0x0a;
+
+/** Options of {@linkcode readLines}, for tests. */
+export interface ReadLinesOptions {
+  /** Longest line accepted, in bytes. @default {16777216} */
+  readonly maxLineBytes?: number;
+  /** Called with the size of each chunk as it is searched for newlines: each byte is searched once. */
+  readonly onScanned?: (bytes: number) => void;
+}
+
 /**
  * Yields the newline-terminated lines of `body`. A partial last line (a stream cut mid-event) is dropped. The body is
- * cancelled when the consumer stops.
+ * cancelled when the consumer stops. Linear in the bytes received: a chunk is searched once for its last newline,
+ * the complete lines it ends (with the pending bytes of the first one) are decoded in one piece and split, and the
+ * rest waits as bytes; a newline byte never occurs inside a multi-byte UTF-8 character.
  *
  * @throws {RangeError} When a line grows past 16 MiB.
  */
-export async function* readLines(body: ReadableStream<Uint8Array>): AsyncGenerator<string, void, undefined> {
+export async function* readLines(
+  body: ReadableStream<Uint8Array>,
+  options: ReadLinesOptions = {},
+): AsyncGenerator<string, void, undefined> {
+  const max = options.maxLineBytes ?? MAX_LINE;
+  const tooLong = () => new RangeError(`Cannot read watch stream: expected lines under ${max} bytes`);
   const reader = body.getReader();
   const decoder = new TextDecoder();
-  let buf = "";
+  let parts: Uint8Array[] = [];
+  let pending = 0;
   try {
     for (;;) {
       const { value, done } = await reader.read();
       if (done) return;
-      buf += decoder.decode(value, { stream: true });
-      let nl;
-      while ((nl = buf.indexOf("\n")) >= 0) {
-        const line = buf.slice(0, nl);
-        buf = buf.slice(nl + 1);
+      options.onScanned?.(value.length);
+      const last = value.lastIndexOf(NEWLINE);
+      if (last < 0) {
+        pending += value.length;
+        if (pending > max) throw tooLong();
+        parts.push(value);
+        continue;
+      }
+      let bytes = value.subarray(0, last);
+      if (parts.length > 0) {
+        if (pending + value.indexOf(NEWLINE) > max) throw tooLong();
+        const joined = new Uint8Array(pending + bytes.length);
+        let at = 0;
+        for (const p of parts) {
+          joined.set(p, at);
+          at += p.length;
+        }
+        joined.set(bytes, at);
+        bytes = joined;
+        parts = [];
+      }
+      const lines = decoder.decode(bytes).split("\n");
+      const rest = value.subarray(last + 1);
+      pending = rest.length;
+      if (rest.length > 0) parts.push(rest);
+      for (const line of lines) {
+        if (line.length > max) throw tooLong(); // a huge line inside one huge chunk
         yield line;
       }
-      if (buf.length > MAX_LINE) {
-        throw new RangeError(`Cannot read watch stream: expected lines under ${MAX_LINE} bytes`);
-      }
+      if (pending > max) throw tooLong();
     }
   } finally {
     await reader.cancel().catch(() => {});

@@ -5,6 +5,10 @@
  * @module
  */
 import { getLogger } from "@logtape/logtape";
+import { readRegularFile } from "../read_file.ts";
+
+/** A token, CA bundle, certificate or key: far smaller in practice. */
+const MAX_CREDENTIAL_FILE_BYTES = 1 << 20;
 
 const log = getLogger(["extractedprism", "discovery", "kubernetes"]);
 
@@ -55,7 +59,7 @@ export class WatchedFile {
   async #load(): Promise<string> {
     this.#checkedAt = this.#now();
     try {
-      this.#text = await Deno.readTextFile(this.path);
+      this.#text = await readRegularFile(this.path, MAX_CREDENTIAL_FILE_BYTES);
       this.#warned = false;
       return this.#text;
     } catch (e) {

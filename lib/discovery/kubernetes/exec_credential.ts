@@ -2,11 +2,13 @@
  * Exec credential plugins (`users[].user.exec`): runs the command with `KUBERNETES_EXEC_INFO`, reads an
  * `ExecCredential` (`client.authentication.k8s.io/v1` or `v1beta1`) from its stdout, and caches the result until its
  * `expirationTimestamp` (or, without one, until the credential is invalidated after a 401). Never interactive: stdin
- * is closed. Needs `--allow-run`.
+ * is closed. Needs `--allow-run`. The plugin runs in its own process group, killed as a whole at the timeout, on
+ * close, when stdout passes 1 MiB, and once the plugin itself has exited: no child of it outlives the run.
  *
  * @module
  */
 import type { ExecApiVersion, ExecConfig } from "./connection.ts";
+import { MAX_ERROR_BODY_BYTES, MAX_EXEC_STDOUT_BYTES, readStreamLimited } from "./read_body.ts";
 
 /** What a plugin returned: a bearer token, a client certificate, or both. */
 export interface ExecCredentialResult {
@@ -103,36 +105,65 @@ export class ExecPlugin {
     }, this.#timeoutMs);
     this.#runs++;
     try {
-      const child = new Deno.Command(command, {
-        args: [...args],
-        env: { ...Object.fromEntries(env.map((e) => [e.name, e.value])), KUBERNETES_EXEC_INFO: JSON.stringify(info) },
-        stdin: "null",
-        stdout: "piped",
-        stderr: "piped",
-        signal: killer.signal,
-      });
-      let out: Deno.CommandOutput;
+      let child: Deno.ChildProcess;
       try {
-        out = await child.output();
+        child = new Deno.Command(command, {
+          args: [...args],
+          env: { ...Object.fromEntries(env.map((e) => [e.name, e.value])), KUBERNETES_EXEC_INFO: JSON.stringify(info) },
+          stdin: "null",
+          stdout: "piped",
+          stderr: "piped",
+          // A new session, so a process group of its own: killing it reaches every child that holds stdout open.
+          detached: true,
+        }).spawn();
       } catch (e) {
         const hint = installHint ? `\n${installHint}` : "";
         const why = e instanceof Deno.errors.NotFound ? "not found" : e instanceof Error ? e.message : String(e);
         throw new Error(`Cannot run exec credential plugin '${command}': ${why}${hint}`);
       }
+      const killGroup = () => {
+        try {
+          Deno.kill(-child.pid, "SIGKILL");
+        } catch {
+          // Already gone.
+        }
+      };
+      killer.signal.addEventListener("abort", killGroup, { once: true });
+      const outputs = Promise.allSettled([
+        readStreamLimited(child.stdout, MAX_EXEC_STDOUT_BYTES, `read the stdout of '${command}'`)
+          .catch((e) => {
+            killGroup();
+            throw e;
+          }),
+        readTail(child.stderr, MAX_ERROR_BODY_BYTES),
+      ]);
+      const status = await child.status;
+      // Whatever the plugin left behind must not hold its pipes (or anything else) open.
+      killGroup();
+      const [stdout, stderr] = await outputs;
+      killer.signal.removeEventListener("abort", killGroup);
       if (timedOut) {
         throw new Error(
           `Cannot get credentials from exec plugin '${command}': it did not finish in ${this.#timeoutMs} ms`,
         );
       }
       if (this.#stop.signal.aborted) throw this.#stop.signal.reason;
-      if (!out.success) {
-        const err = new TextDecoder().decode(out.stderr).trim().split("\n").at(-1) ?? "";
+      if (stdout.status === "rejected") {
         throw new Error(
-          `Cannot get credentials from exec plugin '${command}': exited with status ${out.code}${
+          `Cannot get credentials from exec plugin '${command}': expected at most ${MAX_EXEC_STDOUT_BYTES} bytes ` +
+            `on stdout, found more`,
+        );
+      }
+      if (!status.success) {
+        const tail = stderr.status === "fulfilled" ? stderr.value : "";
+        const err = tail.trim().split("\n").at(-1) ?? "";
+        throw new Error(
+          `Cannot get credentials from exec plugin '${command}': exited with status ${status.code}${
             err ? `: ${err}` : ""
           }`,
         );
       }
+      const out = { stdout: stdout.value };
       const result = parseExecCredential(new TextDecoder().decode(out.stdout), apiVersion, command);
       this.#cached = result;
       return result;
@@ -204,6 +235,24 @@ export function parseExecCredential(text: string, apiVersion: ExecApiVersion, co
     ...(certPem !== undefined && keyPem !== undefined ? { certPem, keyPem } : {}),
     ...(expiresAt !== undefined ? { expiresAt } : {}),
   };
+}
+
+/** Reads `stream` to its end, keeping only its last `max` bytes (a plugin's last stderr line is what is shown). */
+async function readTail(stream: ReadableStream<Uint8Array>, max: number): Promise<string> {
+  const chunks: Uint8Array[] = [];
+  let length = 0;
+  for await (const chunk of stream) {
+    chunks.push(chunk);
+    length += chunk.length;
+    while (length - (chunks[0]?.length ?? 0) >= max && chunks.length > 1) length -= chunks.shift()?.length ?? 0;
+  }
+  const bytes = new Uint8Array(length);
+  let at = 0;
+  for (const c of chunks) {
+    bytes.set(c, at);
+    at += c.length;
+  }
+  return new TextDecoder().decode(bytes.subarray(Math.max(0, length - max)));
 }
 
 /** Resolves like `p`, or rejects with the signal's reason as soon as it aborts (`p` keeps running). */

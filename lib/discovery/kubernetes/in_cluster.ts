@@ -6,6 +6,7 @@
  * @module
  */
 import type { KubeConnection } from "./connection.ts";
+import { readRegularFileSync } from "../read_file.ts";
 
 /** Where the kubelet mounts a pod's service-account token, CA and namespace. */
 export const SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount";
@@ -38,7 +39,7 @@ export function loadInCluster(dir: string = SERVICE_ACCOUNT_DIR): KubeConnection
   let namespace: string | undefined;
   if (isFile(`${dir}/namespace`, dir)) {
     try {
-      namespace = Deno.readTextFileSync(`${dir}/namespace`).trim() || undefined;
+      namespace = readRegularFileSync(`${dir}/namespace`, 4096).trim() || undefined;
     } catch (e) {
       throw new Error(`Cannot use service account '${dir}': ${e instanceof Error ? e.message : String(e)}`);
     }

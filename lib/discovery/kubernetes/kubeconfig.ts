@@ -11,6 +11,10 @@
  */
 import { normaliseIpv6 } from "../../config/endpoint.ts";
 import type { ExecApiVersion, ExecConfig, ExecEnvVar, KubeConnection, PemSource, UserAuth } from "./connection.ts";
+import { readRegularFile, readRegularFileSync } from "../read_file.ts";
+
+/** Far above any real kubeconfig, even one with many clusters and embedded certificates. */
+const MAX_KUBECONFIG_BYTES = 16 << 20;
 
 /** Options of {@linkcode loadKubeconfig}. */
 export interface LoadKubeconfigOptions {
@@ -83,7 +87,7 @@ export class KubeconfigError extends Error {
 export async function loadKubeconfig(path: string, options: LoadKubeconfigOptions = {}): Promise<KubeConnection> {
   let text: string;
   try {
-    text = await Deno.readTextFile(path);
+    text = await readRegularFile(path, MAX_KUBECONFIG_BYTES);
   } catch (e) {
     throw new KubeconfigError(`Cannot read kubeconfig '${path}': ${e instanceof Error ? e.message : String(e)}`);
   }
@@ -291,7 +295,7 @@ function base64Bytes(text: string): Uint8Array {
 function readPem(source: PemSource, fail: (w: string) => never): string {
   if ("data" in source) return source.data;
   try {
-    return Deno.readTextFileSync(source.file);
+    return readRegularFileSync(source.file, 1 << 20);
   } catch (e) {
     return fail(`cannot read certificate-authority '${source.file}': ${e instanceof Error ? e.message : String(e)}`);
   }

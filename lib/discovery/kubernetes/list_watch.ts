@@ -70,6 +70,8 @@ export interface ListWatchOptions<T extends KubeObject> {
   readonly watchTimeoutSeconds?: number;
   /** Page size of a LIST. @default {500} */
   readonly pageLimit?: number;
+  /** Largest LIST page body accepted; a larger one fails the LIST (retried with backoff). @default {33554432} */
+  readonly maxListBodyBytes?: number;
   /** Called before every backoff sleep. */
   readonly onRetry?: (retry: ListWatchRetry) => void;
 }

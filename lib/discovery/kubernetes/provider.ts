@@ -4,12 +4,19 @@
  * @module
  */
 import { getLogger } from "@logtape/logtape";
+import { systemClock } from "../../clock.ts";
 import { type Endpoint, endpointKey } from "../../config/endpoint.ts";
+import { LogLimit } from "../../log_limit.ts";
 import type { EndpointProvider } from "../provider.ts";
 import { endpointsFromSlices } from "./endpointslices.ts";
 import { type KubeObject, listWatch, type ListWatchOptions } from "./list_watch.ts";
 
 const log = getLogger(["extractedprism", "discovery", "kubernetes"]);
+
+/** The wait after a look that yielded nothing: bounds the looks of a flood that changes nothing to 40 a second. */
+const QUIET_LOOK_MS = 25;
+/** Sets let through at once before the interval applies. */
+const BURST = 3;
 
 /** Options of {@linkcode kubernetesProvider}; the tunables are those of {@linkcode ListWatchOptions}. */
 export interface KubernetesProviderOptions
@@ -20,12 +27,19 @@ export interface KubernetesProviderOptions
   readonly namespace?: string;
   /** Name of the Service whose EndpointSlices list the API servers. @default {"kubernetes"} */
   readonly serviceName?: string;
+  /**
+   * Sets are yielded at most once per this interval on average (three may go at once): a flood of watch events
+   * becomes one set per interval, always the latest (the last change is never lost, only merged with the ones
+   * before it). A look that yields nothing waits 25 ms at most. @default {250}
+   */
+  readonly minIntervalMs?: number;
 }
 
 /**
  * Lists and watches the EndpointSlices labelled `kubernetes.io/service-name=<serviceName>` in `namespace` and yields
  * their ready endpoints whenever the set changes. An empty set is never yielded (a warning is logged and the last set
- * stands); discovery retries for as long as the signal lives.
+ * stands); discovery retries for as long as the signal lives. Changes are coalesced: after a burst of three, at
+ * most one set per `minIntervalMs`, the latest.
  *
  * @example
  * ```ts
@@ -48,33 +62,76 @@ export interface KubernetesProviderOptions
  * ```
  */
 export function kubernetesProvider(options: KubernetesProviderOptions): EndpointProvider {
-  const { transport, fallbackPort, namespace = "default", serviceName: service = "kubernetes", ...tunables } = options;
+  const {
+    transport,
+    fallbackPort,
+    namespace = "default",
+    serviceName: service = "kubernetes",
+    minIntervalMs = 250,
+    ...tunables
+  } = options;
+  const clock = tunables.clock ?? systemClock;
   const path = `/apis/discovery.k8s.io/v1/namespaces/${encodeURIComponent(namespace)}/endpointslices`;
   return {
     name: "kubernetes",
     async *run(signal: AbortSignal) {
       let last = "";
+      const emptyLog = new LogLimit({ intervalMs: 10_000, burst: 5, now: () => clock.now() });
+      const pick = (items: readonly KubeObject[], resourceVersion: string): Endpoint[] | undefined => {
+        const set: Endpoint[] = endpointsFromSlices(items, fallbackPort);
+        if (set.length === 0) {
+          const suppressed = emptyLog.take("empty");
+          if (suppressed !== undefined) {
+            log.warn("Ignoring an empty endpoint set from the EndpointSlices of {service}; keeping the last one", {
+              service: `${namespace}/${service}`,
+              slices: items.length,
+              resourceVersion,
+              suppressed,
+            });
+          }
+          return undefined;
+        }
+        const key = set.map(endpointKey).join(",");
+        if (key === last) return undefined;
+        last = key;
+        log.info("Discovered {count} API server endpoints: {endpoints}", { count: set.length, endpoints: key });
+        return set;
+      };
       const snapshots = listWatch({
         ...tunables,
         transport,
         path,
         labelSelector: `kubernetes.io/service-name=${service}`,
       }, signal);
+      // A token bucket: BURST sets at once, then one per interval. listWatch keeps only the latest snapshot while
+      // this waits, so the next look takes the latest state: a flood becomes one set per interval and its last
+      // change is delayed by at most the interval, while a lone change goes through at once.
+      let credit = BURST;
+      let refilled = clock.now();
+      let quiet = false;
       for await (const snap of snapshots) {
-        const set: Endpoint[] = endpointsFromSlices(snap.items, fallbackPort);
-        if (set.length === 0) {
-          log.warn("Ignoring an empty endpoint set from the EndpointSlices of {service}; keeping the last one", {
-            service: `${namespace}/${service}`,
-            slices: snap.items.length,
-            resourceVersion: snap.resourceVersion,
-          });
-          continue;
+        const set = pick(snap.items, snap.resourceVersion);
+        if (set !== undefined) yield set;
+        const now = clock.now();
+        credit = Math.min(BURST, credit + (now - refilled) / minIntervalMs);
+        refilled = now;
+        if (set !== undefined) credit -= 1;
+        const quietBefore = quiet;
+        quiet = set === undefined;
+        // A look that changed nothing (an unchanged or empty set) costs no credit but still waits a little, so a
+        // flood that changes nothing is not looked at per event either.
+        // (The first such look goes on at once: a removal followed by an add is one change.)
+        const wait = set !== undefined
+          ? (1 - credit) * minIntervalMs
+          : quietBefore
+          ? Math.min(QUIET_LOOK_MS, minIntervalMs)
+          : 0;
+        if (wait <= 0) continue;
+        try {
+          await clock.sleep(wait, signal);
+        } catch {
+          return;
         }
-        const key = set.map(endpointKey).join(",");
-        if (key === last) continue;
-        last = key;
-        log.info("Discovered {count} API server endpoints: {endpoints}", { count: set.length, endpoints: key });
-        yield set;
       }
     },
   };
