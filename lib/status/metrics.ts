@@ -19,6 +19,8 @@ export interface ProxyMetricsInput {
   readonly failedDials: number;
   /** Client connections open now. */
   readonly activeConnections: number;
+  /** Internal errors (bugs caught instead of ending the process) since start. @default 0 */
+  readonly internalErrors?: number;
 }
 
 const STATES = ["unknown", "healthy", "unhealthy"] as const;
@@ -54,6 +56,12 @@ export function renderProxyMetrics(m: ProxyMetricsInput): string {
     ...familyLines("extractedprism_active_connections", "gauge", "Client connections open now.", [
       { value: m.activeConnections },
     ]),
+    ...familyLines(
+      "extractedprism_internal_errors_total",
+      "counter",
+      "Internal errors caught and logged instead of ending the process.",
+      [{ value: m.internalErrors ?? 0 }],
+    ),
     ...familyLines(
       "extractedprism_upstream_state",
       "gauge",
