@@ -67,5 +67,10 @@ function canonical(host: string): string {
   const h = host.toLowerCase().replace(/\.$/, "");
   if (!h.includes(":")) return h;
   const v6 = normaliseIpv6(h) ?? h;
-  return v6.startsWith("::ffff:") && v6.includes(".") ? v6.slice(7) : v6;
+  // The canonical text writes the IPv4 part in hex: ::ffff:7f00:1.
+  const m = /^::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/.exec(v6);
+  if (m === null) return v6;
+  const hi = parseInt(m[1] as string, 16);
+  const lo = parseInt(m[2] as string, 16);
+  return `${hi >> 8}.${hi & 255}.${lo >> 8}.${lo & 255}`;
 }
