@@ -3,6 +3,8 @@ import { parseCommandLine } from "../lib/config/cli.ts";
 import { ConfigError, escapeControls } from "../lib/config/config.ts";
 
 const INFO = { version: "1.2.3" };
+// deno-lint-ignore no-control-regex
+const CONTROL = /[\x00-\x1f\x7f]/;
 
 function stderrOf(argv: readonly string[], env: Record<string, string> = {}): string {
   const r = parseCommandLine(argv, env, INFO);
@@ -21,7 +23,7 @@ Deno.test("a value with control characters is escaped in the one-line error", as
     await t.step(`${what}, from the command line`, () => {
       const err = stderrOf([`--endpoints=127.0.0.1:6443`, `--bind-port=7${bad}445`]);
       assert.match(err, /^error: [^\n]+\n$/);
-      assert.doesNotMatch(err.slice(0, -1), /[\x00-\x1f\x7f]/, JSON.stringify(err));
+      assert.doesNotMatch(err.slice(0, -1), CONTROL, JSON.stringify(err));
       assert.equal(
         err,
         `error: Invalid --bind-port '7${escapeControls(bad)}445': expected a port number from 1 to 65535\n`,
@@ -30,13 +32,13 @@ Deno.test("a value with control characters is escaped in the one-line error", as
     await t.step(`${what}, in an endpoint from the environment`, () => {
       const err = stderrOf([], { EP_ENDPOINTS: `10.0.0.1${bad}:6443` });
       assert.match(err, /^error: [^\n]+\n$/);
-      assert.doesNotMatch(err.slice(0, -1), /[\x00-\x1f\x7f]/, JSON.stringify(err));
+      assert.doesNotMatch(err.slice(0, -1), CONTROL, JSON.stringify(err));
       assert.ok(err.includes(`'10.0.0.1${escapeControls(bad)}:6443'`), err);
     });
     await t.step(`${what}, in an unknown flag`, () => {
       const err = stderrOf([`--bogus${bad}x`, "--endpoints=127.0.0.1:6443"]);
       assert.match(err, /^error: [^\n]+\n$/);
-      assert.doesNotMatch(err.slice(0, -1), /[\x00-\x1f\x7f]/, JSON.stringify(err));
+      assert.doesNotMatch(err.slice(0, -1), CONTROL, JSON.stringify(err));
     });
   }
 });
