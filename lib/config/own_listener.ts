@@ -11,6 +11,7 @@ import { type Endpoint, normaliseIpv6 } from "./endpoint.ts";
 export interface Listener {
   /** The bind address, an IP address (`0.0.0.0` and `::` listen on every local address). */
   readonly host: string;
+  /** The bound port. */
   readonly port: number;
 }
 
