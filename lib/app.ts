@@ -236,12 +236,13 @@ export class ProxyApp {
     this.healthAddr = this.#health.addr;
     // The static endpoints before the first accept, so that no early client finds an empty pool.
     pool.update(config.endpoints);
-    this.#accepting = this.loop.run();
+    // The loop never throws (a bug would): reported rather than left as a rejection for shutdown to find.
+    this.#accepting = this.loop.run().catch((e) => reportInternalError("the accept loop", e));
     const providers = [staticProvider(config.endpoints), ...(deps.providers ?? [])];
     const notSelf = ownListenerFilter({ host: config.bindAddress, port: this.addr.port });
     this.#feeding = (async () => {
       for await (const set of mergeProviders(providers, this.#stop.signal)) pool.update(set.filter(notSelf));
-    })().catch((e) => log.error("Endpoint feed ended: {error}", { error: describeError(e) }));
+    })().catch((e) => reportInternalError("the endpoint feed", e)); // the merge never throws: a bug
   }
 
   /**
