@@ -135,7 +135,8 @@ function untilSignal(): Promise<Deno.Signal> {
 
 /**
  * SIGHUP (a closed terminal, a reload habit) and SIGUSR2 would end the process without a drain: both are logged and
- * ignored. Deno's own SIGUSR2 use (`DENO_USR2_MEMORY_TRIM`) is a separate handler that a listener does not replace.
+ * ignored. With Deno's `DENO_USR2_MEMORY_TRIM` set, SIGUSR2 still reaches this listener and the process runs on; whether
+ * Deno's trim also runs then was not measured.
  */
 function ignoreSignals(): void {
   for (const sig of ["SIGHUP", "SIGUSR2"] as const) {
