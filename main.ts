@@ -32,6 +32,7 @@ import {
 import { formatDuration } from "./lib/config/duration.ts";
 import { endpointKey } from "./lib/config/endpoint.ts";
 import { PROXY_FLAGS } from "./lib/config/flags.ts";
+import { installLastResort } from "./lib/internal_errors.ts";
 
 const log = getLogger(["extractedprism", "main"]);
 
@@ -95,7 +96,8 @@ async function runProxy(config: ProxyConfig): Promise<number> {
   await app.shutdown(`${sig} received`);
   // Bounded: a stop must not hang on a socket to the API server that will not close.
   const timer = new AbortController();
-  await Promise.race([discovery.close(), sleep(2000, timer.signal).catch(() => {})]);
+  // The app waited up to 1 s for the endpoint feed: together at most 2 s past the drain.
+  await Promise.race([discovery.close(), sleep(1000, timer.signal).catch(() => {})]);
   timer.abort();
   return 0;
 }
@@ -132,6 +134,20 @@ function untilSignal(): Promise<Deno.Signal> {
   return signalled.promise;
 }
 
+/**
+ * SIGHUP (a closed terminal, a reload habit) and SIGUSR2 would end the process without a drain: both are logged and
+ * ignored. With Deno's `DENO_USR2_MEMORY_TRIM` set, SIGUSR2 still reaches this listener and the process runs on; whether
+ * Deno's trim also runs then was not measured.
+ */
+function ignoreSignals(): void {
+  for (const sig of ["SIGHUP", "SIGUSR2"] as const) {
+    Deno.addSignalListener(
+      sig,
+      () => log.warn("{signal} received: ignored (SIGTERM stops the proxy)", { signal: sig }),
+    );
+  }
+}
+
 /** The `kubernetes` Service's ClusterIP, which discovery must never dial (it needs the CNI). */
 function clusterIp(): string | undefined {
   return Deno.env.get("KUBERNETES_SERVICE_HOST") || undefined;
@@ -148,6 +164,9 @@ async function execute<C extends { readonly logLevel: LogLevel; readonly logForm
     return outcome.code;
   }
   await configureLogging(outcome.config.logLevel, outcome.config.logFormat);
+  // Boot-critical: a bug that escapes every guard is logged with its stack and counted; the proxy serves on.
+  installLastResort();
+  ignoreSignals();
   try {
     return await run(outcome.config);
   } catch (e) {

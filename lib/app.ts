@@ -7,8 +7,10 @@
 import { getLogger } from "@logtape/logtape";
 import { type Clock, systemClock } from "./clock.ts";
 import type { ProxyConfig } from "./config/config.ts";
-import type { Endpoint } from "./config/endpoint.ts";
+import { type Endpoint, endpointKey } from "./config/endpoint.ts";
 import { formatDuration } from "./config/duration.ts";
+import { isOwnListener, localAddresses } from "./config/own_listener.ts";
+import { internalErrorCount, reportInternalError } from "./internal_errors.ts";
 import { mergeProviders } from "./discovery/merge.ts";
 import type { EndpointProvider } from "./discovery/provider.ts";
 import { staticProvider } from "./discovery/static.ts";
@@ -20,6 +22,7 @@ import { HttpServer } from "./status/http_server.ts";
 import { statusHandler } from "./status/server.ts";
 import { ProbeSlots, runChecks } from "./upstream/checker.ts";
 import { Pool } from "./upstream/pool.ts";
+import type { Upstream } from "./upstream/upstream.ts";
 import { describeError, type Probe } from "./upstream/probe.ts";
 import { ReadyzProbe } from "./upstream/probe_readyz.ts";
 import { TcpProbe } from "./upstream/probe_tcp.ts";
@@ -147,6 +150,28 @@ function listen(hostname: string, port: number, what: string): Deno.TcpListener 
   }
 }
 
+/** How long a stop waits for the endpoint feed to end. */
+const FEED_STOP_MS = 1000;
+
+/**
+ * Drops discovered endpoints that are the proxy's own listener (each connection would dial itself again), with one
+ * warning per endpoint, not one per update.
+ */
+function ownListenerFilter(listener: { host: string; port: number }): (e: Endpoint) => boolean {
+  let local: readonly string[] | undefined;
+  const addresses = () => (local ??= localAddresses());
+  const warned = new Set<string>();
+  return (e) => {
+    if (!isOwnListener(e, listener, addresses)) return true;
+    const key = endpointKey(e);
+    if (!warned.has(key)) {
+      warned.add(key);
+      log.warn("Skipping discovered endpoint {endpoint}: it is this proxy's own listener", { endpoint: key });
+    }
+    return false;
+  };
+}
+
 /** A started proxy. */
 export class ProxyApp {
   readonly pool: Pool;
@@ -170,6 +195,26 @@ export class ProxyApp {
     const clock = this.#clock = deps.clock ?? systemClock;
     const probe = deps.probe ?? buildProbe(config);
     const slots = new ProbeSlots(MAX_PROBES_IN_FLIGHT);
+    // Both listeners are bound before anything runs: a failed bind leaves no probe, timer or socket behind.
+    const listener = listen(config.bindAddress, config.bindPort, "--bind-address/--bind-port");
+    this.addr = listener.addr;
+    const random = deps.random ?? Math.random;
+    // A check loop that throws (a bug) is reported and started again after one interval: an upstream whose checks
+    // died would keep its last state forever.
+    const check = (up: Upstream, signal: AbortSignal): void => {
+      runChecks(up, {
+        probe,
+        intervalMs: config.healthIntervalMs,
+        timeoutMs: config.healthTimeoutMs,
+        clock,
+        random,
+        slots,
+        onChange: (change) => pool.stateChanged(change),
+      }, signal).catch((e) => {
+        reportInternalError(`the health checks of ${up.key}`, e);
+        clock.sleep(config.healthIntervalMs, signal).then(() => check(up, signal), () => {});
+      });
+    };
     const pool: Pool = this.pool = new Pool({
       rise: config.healthRise,
       fall: config.healthFall,
@@ -180,21 +225,8 @@ export class ProxyApp {
       closeOnUnhealthy: config.closeOnUnhealthy,
       maxUpstreams: config.maxUpstreams,
       pinned: config.endpoints,
-      startChecks: (up, signal) =>
-        void runChecks(up, {
-          probe,
-          intervalMs: config.healthIntervalMs,
-          timeoutMs: config.healthTimeoutMs,
-          clock,
-          random: deps.random ?? Math.random,
-          slots,
-          onChange: (change) => pool.stateChanged(change),
-        }, signal),
+      startChecks: check,
     });
-    // The static endpoints before the first accept, so that no early client finds an empty pool.
-    pool.update(config.endpoints);
-    const listener = listen(config.bindAddress, config.bindPort, "--bind-address/--bind-port");
-    this.addr = listener.addr;
     this.proxy = new Proxy({
       pool: this.pool,
       dialTimeoutMs: config.dialTimeoutMs,
@@ -204,7 +236,6 @@ export class ProxyApp {
       ...(deps.connect ? { connect: deps.connect } : {}),
     });
     this.loop = new AcceptLoop(listener, (conn) => this.proxy.handle(conn));
-    this.#accepting = this.loop.run();
     try {
       this.#health = new HttpServer(
         { hostname: config.healthBindAddress, port: config.healthPort },
@@ -221,6 +252,7 @@ export class ProxyApp {
               failedDials: this.proxy.failedDials,
               activeConnections: this.proxy.active,
               upstreamsDropped: this.pool.dropped,
+              internalErrors: internalErrorCount(),
             }),
         }),
       );
@@ -232,10 +264,15 @@ export class ProxyApp {
       );
     }
     this.healthAddr = this.#health.addr;
+    // The static endpoints before the first accept, so that no early client finds an empty pool.
+    pool.update(config.endpoints);
+    // The loop never throws (a bug would): reported rather than left as a rejection for shutdown to find.
+    this.#accepting = this.loop.run().catch((e) => reportInternalError("the accept loop", e));
     const providers = [staticProvider(config.endpoints), ...(deps.providers ?? [])];
+    const notSelf = ownListenerFilter({ host: config.bindAddress, port: this.addr.port });
     this.#feeding = (async () => {
-      for await (const set of mergeProviders(providers, this.#stop.signal)) pool.update(set);
-    })().catch((e) => log.error("Endpoint feed ended: {error}", { error: describeError(e) }));
+      for await (const set of mergeProviders(providers, this.#stop.signal)) pool.update(set.filter(notSelf));
+    })().catch((e) => reportInternalError("the endpoint feed", e)); // the merge never throws: a bug
   }
 
   /**
@@ -290,7 +327,14 @@ export class ProxyApp {
     }
     this.#stop.abort();
     this.pool.close();
-    await this.#feeding;
+    // Bounded: a provider that ignores its abort signal must not hold the stop (main bounds discovery the same way).
+    const feedTimer = new AbortController();
+    const fed = await Promise.race([
+      this.#feeding.then(() => true),
+      this.#clock.sleep(FEED_STOP_MS, feedTimer.signal).then(() => false, () => false),
+    ]);
+    feedTimer.abort();
+    if (!fed) log.warn("Endpoint discovery did not stop within {ms} ms; not waiting for it", { ms: FEED_STOP_MS });
     await this.#health.shutdown();
     log.info("Stopped");
   }

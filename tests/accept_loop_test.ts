@@ -71,3 +71,86 @@ Deno.test("a loop whose accept never returns fails the self-check within its tim
   stuck.reject(new Deno.errors.BadResource("closed"));
   await withDeadline(running, "the loop to stop");
 });
+
+Deno.test("the self-check is recognised by its exact addresses: a client with the same port from another address is relayed", async () => {
+  const real = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  // The first accept returns an impostor: the self-check's source port, but from another loopback address (as a
+  // client on another interface could); then the self-check's real connection.
+  let impostor: Deno.TcpConn | undefined;
+  const queue: Deno.TcpConn[] = [];
+  const source: AcceptSource = {
+    addr: real.addr,
+    accept: async () => {
+      if (impostor !== undefined) return queue.shift() ?? real.accept();
+      const self = await real.accept();
+      queue.push(self);
+      const fake = {
+        remoteAddr: { transport: "tcp", hostname: "127.0.0.9", port: self.remoteAddr.port },
+        localAddr: self.localAddr,
+        close: () => {},
+      };
+      return impostor = fake as unknown as Deno.TcpConn;
+    },
+    close: () => real.close(),
+  };
+  const handled: Deno.TcpConn[] = [];
+  const loop = new AcceptLoop(source, (c) => handled.push(c));
+  const running = loop.run();
+  try {
+    const ok = await loop.selfCheck(2000);
+    assert.equal(handled[0], impostor, "the impostor is handed to the proxy");
+    assert.equal(ok, true, "the self-check's own connection is recognised");
+    assert.equal(handled.length, 1);
+    assert.equal(loop.accepted, 1);
+  } finally {
+    loop.stop();
+    await running;
+    for (const c of [...handled, ...queue]) if (c !== impostor) c.close();
+  }
+});
+
+function ipv6Loopback(): boolean {
+  try {
+    Deno.listen({ hostname: "::1", port: 0 }).close();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+for (const bind of ["127.0.0.2", "0.0.0.0", "::"]) {
+  Deno.test({
+    name: `with --bind-address=${bind} /healthz answers 200 and the self connection is not relayed`,
+    ignore: bind === "::" && !ipv6Loopback(),
+    fn: async () => {
+      const upstream = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+      const relayed: Deno.TcpConn[] = [];
+      const accepting = (async () => {
+        for await (const c of upstream) relayed.push(c);
+      })();
+      const { ProxyApp } = await import("../lib/app.ts");
+      const { testConfig } = await import("./support/net.ts");
+      // A probe that never connects: any connection the upstream sees was relayed.
+      const probe = { name: "fake", check: () => Promise.resolve({ ok: true as const, rttMs: 1 }) };
+      const app = ProxyApp.start(
+        testConfig([{ host: "127.0.0.1", port: upstream.addr.port }], { bindAddress: bind, healthRise: 1 }),
+        { probe },
+      );
+      try {
+        for (let i = 0; i < 3; i++) {
+          const r = await fetch(`http://127.0.0.1:${app.healthAddr.port}/healthz`);
+          await r.body?.cancel();
+          assert.equal(r.status, 200);
+        }
+        assert.equal(app.loop.accepted, 0, "no self connection counted as a client");
+        assert.equal(app.proxy.failedDials, 0);
+        assert.equal(relayed.length, 0, "no self connection relayed to the upstream");
+      } finally {
+        await app.shutdown();
+        upstream.close();
+        await accepting;
+        for (const c of relayed) c.close();
+      }
+    },
+  });
+}

@@ -153,5 +153,5 @@ Deno.test("a value with a newline or an escape sequence gives a one-line error (
     buildProxyConfig(resolveRaw(PROXY_FLAGS, {}, { EP_ENDPOINTS: "127.0.0.1:6443\n\u001b[31mforged" }))
   );
   assert.equal(e.kind === "exit" && e.stderr.split("\n").length, 2, "one line and its newline");
-  assert.match(e.kind === "exit" ? e.stderr : "", /'127\.0\.0\.1:6443\\n\\u001b\[31mforged'/);
+  assert.match(e.kind === "exit" ? e.stderr : "", /'127\.0\.0\.1:6443\\n\\x1b\[31mforged'/);
 });

@@ -8,6 +8,7 @@ import { Command, CommanderError, Option } from "commander";
 import {
   buildProxyConfig,
   configOutcome,
+  escapeControls,
   type ParseOutcome,
   type ProxyConfig,
   type RawValues,
@@ -96,7 +97,7 @@ export function parseFlags<C>(
   } catch (e) {
     if (e instanceof CommanderError) {
       if (e.exitCode === 0) return { kind: "exit", code: 0, stdout, stderr };
-      return { kind: "exit", code: 2, stdout: "", stderr: `${oneLine(e.message)}\n` };
+      return { kind: "exit", code: 2, stdout: "", stderr: `${escapeControls(oneLine(e.message))}\n` };
     }
     throw e;
   }

@@ -4,8 +4,9 @@
  * @module
  */
 import { formatDuration, parseDuration } from "./duration.ts";
-import { dedupeEndpoints, type Endpoint, normaliseHost, parseEndpoint, parsePort } from "./endpoint.ts";
+import { dedupeEndpoints, type Endpoint, endpointKey, normaliseHost, parseEndpoint, parsePort } from "./endpoint.ts";
 import { type FlagSpec, PROXY_FLAGS } from "./flags.ts";
+import { isOwnListener, localAddresses } from "./own_listener.ts";
 
 /** Log levels the program accepts. */
 export type LogLevel = "debug" | "info" | "warn" | "error";
@@ -50,9 +51,37 @@ export interface ProxyConfig {
   readonly logFormat: LogFormat;
 }
 
-/** A user's configuration mistake: main prints `message` as one line and exits with status 2. */
+/**
+ * Escapes control characters (C0, DEL, C1, and the Unicode line and paragraph separators) as `\n`, `\r`, `\t` or
+ * `\xNN` / `\uNNNN`, so that a value quoted in a message can neither break its line nor drive the terminal.
+ *
+ * @example
+ * ```ts
+ * import { escapeControls } from "./config.ts";
+ * console.assert(escapeControls("a\nb\x1b[31m") === "a\\nb\\x1b[31m");
+ * ```
+ */
+export function escapeControls(text: string): string {
+  // deno-lint-ignore no-control-regex
+  return text.replace(/[\x00-\x1f\x7f-\x9f\u2028\u2029]/g, (c) => {
+    if (c === "\n") return "\\n";
+    if (c === "\r") return "\\r";
+    if (c === "\t") return "\\t";
+    const code = c.charCodeAt(0);
+    return code <= 0xff ? `\\x${code.toString(16).padStart(2, "0")}` : `\\u${code.toString(16)}`;
+  });
+}
+
+/**
+ * A user's configuration mistake: main prints `message` as one line and exits with status 2. Control characters in
+ * the message (a quoted value with a newline or an escape sequence) are escaped here, for every configuration error.
+ */
 export class ConfigError extends Error {
   override name = "ConfigError";
+
+  constructor(message: string, options?: ErrorOptions) {
+    super(escapeControls(message), options);
+  }
 }
 
 /** Where a raw value came from, for error messages. */
@@ -118,7 +147,7 @@ export class FlagReader {
   /** A ConfigError about a flag's current value (control characters escaped: the message stays one line). */
   error(name: string, reason: string): ConfigError {
     const raw = this.#raw.get(name);
-    return new ConfigError(`Invalid ${this.label(name)} '${printable(raw?.text ?? "")}': ${printable(reason)}`);
+    return new ConfigError(`Invalid ${this.label(name)} '${raw?.text ?? ""}': ${reason}`);
   }
 
   /** `--flag` or `--flag (from EP_FLAG)` depending on where the value came from. */
@@ -127,15 +156,6 @@ export class FlagReader {
     const raw = this.#raw.get(name);
     return raw?.source === "env" && spec !== undefined ? `--${name} (from ${spec.env})` : `--${name}`;
   }
-}
-
-/** `text` with control characters escaped (`\n`, `\u001b`), so that a value cannot break or forge a line. */
-function printable(text: string): string {
-  // deno-lint-ignore no-control-regex
-  return text.replace(/[\u0000-\u001f\u007f]/g, (c) => {
-    const named: Record<string, string> = { "\n": "\\n", "\r": "\\r", "\t": "\\t" };
-    return named[c] ?? `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`;
-  });
 }
 
 /**
@@ -231,9 +251,10 @@ export function endpointList(text: string): Endpoint[] {
 /**
  * Builds and validates the proxy configuration from raw values.
  *
+ * @param local The node's addresses, read only with a wildcard bind address (to refuse the proxy's own listener).
  * @throws {ConfigError} On the first invalid or inconsistent value.
  */
-export function buildProxyConfig(raw: RawValues): ProxyConfig {
+export function buildProxyConfig(raw: RawValues, local: () => readonly string[] = localAddresses): ProxyConfig {
   const r = new FlagReader(PROXY_FLAGS, raw);
   const bindAddress = r.get("bind-address", listenAddress);
   const bindPort = r.get("bind-port", port);
@@ -245,6 +266,15 @@ export function buildProxyConfig(raw: RawValues): ProxyConfig {
     throw r.error("health-port", `must differ from ${r.label("bind-port")}, which is ${bindPort}`);
   }
   const endpoints = r.get("endpoints", endpointList);
+  const own = endpoints.find((e) => isOwnListener(e, { host: bindAddress, port: bindPort }, local));
+  if (own !== undefined) {
+    const listen = bindAddress.includes(":") ? `[${bindAddress}]:${bindPort}` : `${bindAddress}:${bindPort}`;
+    throw r.error(
+      "endpoints",
+      `expected API servers, found ${endpointKey(own)}, this proxy's own listener (${listen}): ` +
+        "each connection would dial itself",
+    );
+  }
   const healthIntervalMs = r.get("health-interval", positiveDuration);
   const healthTimeoutMs = r.get("health-timeout", positiveDuration);
   if (healthTimeoutMs >= healthIntervalMs) {

@@ -8,6 +8,7 @@
  */
 import { listWatch, type ListWatchOptions, type ListWatchRetry } from "../discovery/kubernetes/list_watch.ts";
 import type { KubeTransport } from "../discovery/kubernetes/transport.ts";
+import { guard } from "../internal_errors.ts";
 import { slicesPath } from "./api_client.ts";
 import {
   decodeService,
@@ -222,7 +223,7 @@ export class CopierCaches {
         w.ctrl.abort();
         this.#sources.delete(key);
         this.#stopping.add(w.done);
-        void w.done.then(() => this.#stopping.delete(w.done));
+        guard(w.done.finally(() => this.#stopping.delete(w.done)), "a stopped source watch");
       }
     }
     for (const [key, ref] of wanted) {

@@ -6,6 +6,7 @@
  * @module
  */
 import { type Clock, type Random, systemClock } from "../clock.ts";
+import { reportInternalError } from "../internal_errors.ts";
 
 /** Options of {@linkcode WorkQueue}. */
 export interface WorkQueueOptions {
@@ -82,7 +83,7 @@ export class WorkQueue {
     this.#clock.sleep(ms, ctrl.signal).then(() => {
       if (this.#timers.get(key)?.ctrl === ctrl) this.#timers.delete(key);
       this.add(key);
-    }, () => {});
+    }, () => {}).catch((e) => reportInternalError("a delayed work-queue add", e));
   }
 
   /**

@@ -16,6 +16,13 @@ import { persistToStateFile, stateFileProvider } from "./state_file.ts";
 
 const log = getLogger(["extractedprism", "discovery"]);
 
+function untilAborted(signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) resolve();
+    else signal.addEventListener("abort", () => resolve(), { once: true });
+  });
+}
+
 /** Discovery's providers, and what must be released at shutdown. */
 export interface Discovery {
   readonly providers: readonly EndpointProvider[];
@@ -64,7 +71,12 @@ export function startDiscovery(config: ProxyConfig, opts: DiscoveryOptions): Dis
             ownListener: { host: config.bindAddress, port: config.bindPort },
             endpoints: opts.endpoints,
           });
-          if (transport === undefined) return; // neither kubeconfig nor service account: connectKubernetes said so
+          if (transport === undefined) {
+            // Neither kubeconfig nor service account (connectKubernetes said so). Discovery never answers: it stays
+            // silent rather than ending, so that a state file still counts (an ended primary would stop it).
+            await untilAborted(signal);
+            return;
+          }
         } catch (e) {
           const delayMs = Math.round(backoff.next());
           log.error("Cannot set up Kubernetes discovery, retrying in {delayMs} ms: {error}", {

@@ -5,6 +5,7 @@
  */
 import { getLogger } from "@logtape/logtape";
 import { dedupeEndpoints, type Endpoint, endpointKey, normaliseIpv6 } from "../config/endpoint.ts";
+import { guard } from "../internal_errors.ts";
 import { describeError } from "../upstream/probe.ts";
 import type { EndpointProvider } from "./provider.ts";
 
@@ -81,7 +82,7 @@ export async function* mergeProviders(
       wake.resolve();
     }
   };
-  providers.forEach((_, i) => void pumpOne(i));
+  providers.forEach((_, i) => guard(pumpOne(i), "an endpoint provider's pump"));
 
   let lastKey = "";
   const aborted = abortPromise(inner.signal);

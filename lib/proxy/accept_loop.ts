@@ -1,12 +1,14 @@
 /**
  * The accept loop: one explicit loop per listener that never dies while the process lives. An accept error (EMFILE,
  * ENFILE, ENOBUFS...) is logged and retried with backoff from 10 ms to 1 s. It also answers the liveness self-check:
- * a connection the loop makes to itself, recognised by its source port and closed, proves the loop still accepts.
+ * a connection the loop makes to itself, recognised by its exact addresses (whatever the bind address: loopback, a
+ * node IP, a wildcard) and closed, proves the loop still accepts.
  *
  * @module
  */
 import { getLogger } from "@logtape/logtape";
 import { sleep } from "../clock.ts";
+import { guard, reportInternalError } from "../internal_errors.ts";
 import { describeError } from "../upstream/probe.ts";
 import { connectTcp } from "./connect.ts";
 
@@ -20,7 +22,8 @@ export interface AcceptSource {
 }
 
 interface SelfCheck {
-  port: Promise<number | undefined>;
+  /** The self-check connection's own end (its local address) and the listener's end (its remote address). */
+  ends: Promise<{ local: Deno.NetAddr; remote: Deno.NetAddr } | undefined>;
   seen: PromiseWithResolvers<void>;
 }
 
@@ -79,26 +82,36 @@ export class AcceptLoop {
           continue;
         }
         backoff = 0;
-        if (this.#self !== undefined) this.#maybeSelf(conn, this.#self);
-        else {
-          this.accepted++;
-          this.#handle(conn);
-        }
+        if (this.#self !== undefined) guard(this.#maybeSelf(conn, this.#self), "the liveness self-check");
+        else this.#handOver(conn);
       }
     } finally {
       this.#running = false;
     }
   }
 
+  #handOver(conn: Deno.TcpConn): void {
+    this.accepted++;
+    try {
+      this.#handle(conn);
+    } catch (e) {
+      // The loop must outlive a bug in the handler; the connection it did not take is closed.
+      reportInternalError("the connection handler", e);
+      try {
+        conn.close();
+      } catch { /* closed */ }
+    }
+  }
+
   async #maybeSelf(conn: Deno.TcpConn, self: SelfCheck): Promise<void> {
-    const port = await self.port;
-    if (port !== undefined && conn.remoteAddr.port === port && isLoopback(conn.remoteAddr.hostname)) {
+    const ends = await self.ends;
+    // Its own connection has the mirror image of the self-check connection's addresses: no other client can.
+    if (ends !== undefined && sameAddr(conn.remoteAddr, ends.local) && sameAddr(conn.localAddr, ends.remote)) {
       conn.close();
       self.seen.resolve();
       return;
     }
-    this.accepted++;
-    this.#handle(conn);
+    this.#handOver(conn);
   }
 
   /**
@@ -114,15 +127,15 @@ export class AcceptLoop {
     if (!this.#running || this.#stopping) return false;
     const addr = this.#source.addr as Deno.NetAddr;
     const hostname = addr.hostname === "0.0.0.0" ? "127.0.0.1" : addr.hostname === "::" ? "::1" : addr.hostname;
-    const port = Promise.withResolvers<number | undefined>();
-    const self: SelfCheck = { port: port.promise, seen: Promise.withResolvers<void>() };
+    const ends = Promise.withResolvers<{ local: Deno.NetAddr; remote: Deno.NetAddr } | undefined>();
+    const self: SelfCheck = { ends: ends.promise, seen: Promise.withResolvers<void>() };
     this.#self = self;
     const signal = AbortSignal.timeout(timeoutMs);
     let conn: Deno.TcpConn | undefined;
     let timer: ReturnType<typeof setTimeout> | undefined;
     try {
       conn = await connectTcp({ hostname, port: addr.port }, signal);
-      port.resolve(conn.localAddr.port);
+      ends.resolve({ local: conn.localAddr, remote: conn.remoteAddr });
       const timedOut = new Promise<boolean>((r) => (timer = setTimeout(() => r(false), timeoutMs)));
       return await Promise.race([self.seen.promise.then(() => true), timedOut]);
     } catch (e) {
@@ -130,7 +143,7 @@ export class AcceptLoop {
       return false;
     } finally {
       clearTimeout(timer);
-      port.resolve(undefined);
+      ends.resolve(undefined);
       if (this.#self === self) this.#self = undefined;
       conn?.close();
     }
@@ -147,6 +160,12 @@ export class AcceptLoop {
   }
 }
 
-function isLoopback(host: string): boolean {
-  return host.startsWith("127.") || host === "::1" || host === "::ffff:127.0.0.1";
+function sameAddr(a: Deno.NetAddr, b: Deno.NetAddr): boolean {
+  return a.port === b.port && unmapped(a.hostname) === unmapped(b.hostname);
+}
+
+/** `::ffff:10.0.0.1` (an IPv4 peer seen by a dual-stack socket) as `10.0.0.1`. */
+function unmapped(host: string): string {
+  const h = host.toLowerCase();
+  return h.startsWith("::ffff:") && h.includes(".") ? h.slice(7) : h;
 }

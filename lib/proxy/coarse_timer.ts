@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { reportInternalError } from "../internal_errors.ts";
 import { LiveList, type LiveNode } from "../live_list.ts";
 
 /** A scheduled call; `cancel()` it when it is no longer needed. */
@@ -79,7 +80,11 @@ export class CoarseTimer {
       const fn = e.fn as () => void;
       e.node.remove();
       e.node = e.fn = undefined;
-      fn();
+      try {
+        fn();
+      } catch (err) {
+        reportInternalError("a timer callback", err); // an interval's throw would end the process
+      }
     }
     this.stopIfIdle();
   }

@@ -6,6 +6,7 @@
  * @module
  */
 import type { Endpoint } from "../config/endpoint.ts";
+import { reportInternalError } from "../internal_errors.ts";
 import { describeError } from "../upstream/probe.ts";
 import type { Upstream } from "../upstream/upstream.ts";
 import { type CoarseTimer, dialTimer, type TimerEntry } from "./coarse_timer.ts";
@@ -102,7 +103,7 @@ export function dial(candidates: readonly Upstream[], opts: DialOptions): Promis
       if (done) return;
       if (next < candidates.length) launch();
       else if (pending === 0) finish(undefined);
-    });
+    }).catch((e: unknown) => reportInternalError("a dial attempt", e));
     if (next < candidates.length) {
       const rtt = up.lastRttMs ?? 0;
       hedge = timer.at(timer.now() + Math.max(opts.hedgeDelayMs, 3 * rtt), launch);

@@ -7,6 +7,7 @@
 import { getLogger } from "@logtape/logtape";
 import type { Clock } from "../clock.ts";
 import type { Pool } from "../upstream/pool.ts";
+import { reportInternalError } from "../internal_errors.ts";
 import { describeError } from "../upstream/probe.ts";
 import { LiveList, type LiveNode } from "../live_list.ts";
 import type { Closable, Upstream } from "../upstream/upstream.ts";
@@ -108,6 +109,12 @@ export class Proxy {
     }, (e: unknown) => {
       log.error("Dial failed unexpectedly: {error}", { error: describeError(e) });
       entry.close();
+    }).catch((e: unknown) => {
+      // A bug between the dial and the relay: the client is closed, the process serves on.
+      reportInternalError("a client connection's start", e);
+      try {
+        entry.close();
+      } catch { /* closed */ }
     });
   }
 

@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { reportInternalError } from "../internal_errors.ts";
 import { BufferPool } from "./buffer_pool.ts";
 
 /**
@@ -137,7 +138,12 @@ class Relay implements RelayHandle {
     try {
       this.#upstream.close();
     } catch { /* already closed */ }
-    this.#opts.onEnd(this.#firstError);
+    try {
+      this.#opts.onEnd(this.#firstError);
+    } catch (e) {
+      // Called from a pump or from whoever closes the relay: a bug in the callback must reach neither.
+      reportInternalError("a relay's end", e);
+    }
   }
 }
 

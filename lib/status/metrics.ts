@@ -21,6 +21,8 @@ export interface ProxyMetricsInput {
   readonly activeConnections: number;
   /** Endpoints of the current set left out by `--max-upstreams`. @default 0 */
   readonly upstreamsDropped?: number;
+  /** Internal errors (bugs caught instead of ending the process) since start. @default 0 */
+  readonly internalErrors?: number;
 }
 
 const STATES = ["unknown", "healthy", "unhealthy"] as const;
@@ -61,6 +63,12 @@ export function renderProxyMetrics(m: ProxyMetricsInput): string {
       "gauge",
       "Endpoints of the current set left out by --max-upstreams.",
       [{ value: m.upstreamsDropped ?? 0 }],
+    ),
+    ...familyLines(
+      "extractedprism_internal_errors_total",
+      "counter",
+      "Internal errors caught and logged instead of ending the process.",
+      [{ value: m.internalErrors ?? 0 }],
     ),
     ...familyLines(
       "extractedprism_upstream_state",

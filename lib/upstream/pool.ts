@@ -6,6 +6,7 @@
 import { getLogger } from "@logtape/logtape";
 import type { Clock, Random } from "../clock.ts";
 import { type Endpoint, endpointKey } from "../config/endpoint.ts";
+import { reportInternalError } from "../internal_errors.ts";
 import { orderCandidates, type SelectionPolicy, updateTiers } from "./choose.ts";
 import { type StateChange, Upstream, type UpstreamSnapshot } from "./upstream.ts";
 
@@ -134,7 +135,7 @@ export class Pool {
         connections: n,
       });
       this.#forget(up);
-    }, () => {});
+    }, () => {}).catch((e) => reportInternalError("the drain deadline", e));
   }
 
   #forget(up: Upstream): void {
@@ -227,7 +228,7 @@ export class Pool {
         if (up.state === "unhealthy" || up.draining) c.close();
       }, () => {}).finally(() => {
         if (--left === 0) this.#closing.delete(up.key);
-      });
+      }).catch((e) => reportInternalError("the spread close", e));
     }
   }
 

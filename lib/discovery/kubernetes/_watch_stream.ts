@@ -4,6 +4,7 @@
  * @module
  */
 import type { Clock } from "../../clock.ts";
+import { guard } from "../../internal_errors.ts";
 
 /** Longest watch line accepted; a longer one is garbage (a real event is far smaller). */
 const MAX_LINE = 16 << 20;
@@ -90,7 +91,7 @@ export class IdleDeadline {
     this.#ms = ms;
     this.#onExpire = onExpire;
     this.#last = clock.now();
-    void this.#run();
+    guard(this.#run(), "a watch's idle deadline");
   }
 
   /** Records activity: the deadline moves to `ms` from now. */

@@ -1,0 +1,113 @@
+/**
+ * Start and stop of the assembled proxy under failure: a port that cannot be bound leaves nothing running, and a stop
+ * is bounded whatever discovery does.
+ */
+import assert from "node:assert/strict";
+import { ProxyApp } from "../lib/app.ts";
+import type { Endpoint } from "../lib/config/endpoint.ts";
+import type { EndpointProvider } from "../lib/discovery/provider.ts";
+import type { Probe } from "../lib/upstream/probe.ts";
+import { LogCapture } from "./support/log_capture.ts";
+import { ManualProvider } from "./support/manual_provider.ts";
+import { EchoServer, testConfig, waitFor } from "./support/net.ts";
+
+/** A probe that counts its calls and always succeeds. */
+function countingProbe(): Probe & { calls: number } {
+  const p = {
+    name: "counting",
+    calls: 0,
+    check: () => {
+      p.calls++;
+      return Promise.resolve({ ok: true as const, rttMs: 1 });
+    },
+  };
+  return p;
+}
+
+/** Fails when `p` has not settled after `ms`. */
+async function within<T>(ms: number, what: string, p: Promise<T>): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`Timed out after ${ms} ms waiting for ${what}`)), ms);
+  });
+  try {
+    return await Promise.race([p, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+Deno.test("a health port already in use: start throws one line, no probe ever ran, nothing is left open", () => {
+  using taken = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const probe = countingProbe();
+  assert.throws(
+    () => ProxyApp.start(testConfig([{ host: "127.0.0.1", port: 1 }], { healthPort: taken.addr.port }), { probe }),
+    (e: unknown) => {
+      assert.ok(e instanceof Error);
+      assert.match(
+        e.message,
+        new RegExp(`^Cannot listen on 127\\.0\\.0\\.1:${taken.addr.port} \\(--health-bind-address/--health-port\\): `),
+      );
+      assert.doesNotMatch(e.message, /\n/);
+      return true;
+    },
+  );
+  assert.equal(probe.calls, 0, "no probe ran");
+  // The proxy port is free again: the listener that was bound first was closed.
+  // (The resource and op sanitizers prove that no listener, timer or probe is left.)
+});
+
+Deno.test("a proxy port already in use: start throws, no probe ever ran, nothing is left open", () => {
+  using taken = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const probe = countingProbe();
+  assert.throws(
+    () => ProxyApp.start(testConfig([{ host: "127.0.0.1", port: 1 }], { bindPort: taken.addr.port }), { probe }),
+    /^Error: Cannot listen on 127\.0\.0\.1:\d+ \(--bind-address\/--bind-port\)/,
+  );
+  assert.equal(probe.calls, 0, "no probe ran");
+});
+
+Deno.test("a stop is bounded when a provider ignores its abort signal", async () => {
+  await using echo = new EchoServer();
+  const release = Promise.withResolvers<void>();
+  let started = false;
+  const deaf: EndpointProvider = {
+    name: "deaf",
+    async *run() {
+      started = true;
+      yield [echo.endpoint];
+      // Ignores the signal and return(): stuck on something that never answers (until the test releases it).
+      await release.promise;
+    },
+  };
+  const app = ProxyApp.start(testConfig([echo.endpoint], { drainTimeoutMs: 100 }), { providers: [deaf] });
+  try {
+    await waitFor(() => started, 5000, "the provider to start");
+    // 100 ms of drain plus the 1 s feed bound; the deadline is generous for a loaded machine, and on a stop that
+    // waits for the provider it is never met.
+    await within(10_000, "the stop", app.shutdown("test"));
+  } finally {
+    release.resolve();
+    await app.shutdown();
+  }
+});
+
+Deno.test("a discovered endpoint that is the proxy's own listener is skipped with one warning; the others are used", async () => {
+  await using cap = await LogCapture.start();
+  await using echo = new EchoServer();
+  const provider = new ManualProvider("discovery");
+  const probe = countingProbe();
+  await using app = ProxyApp.start(testConfig([echo.endpoint]), { providers: [provider], probe });
+  const self: Endpoint = { host: "127.0.0.1", port: app.addr.port };
+  const other: Endpoint = { host: "127.0.0.2", port: echo.endpoint.port };
+  for (let i = 0; i < 3; i++) {
+    provider.push(i === 1 ? [self, other] : [self, other, { host: "127.0.0.3", port: echo.endpoint.port }]);
+    await waitFor(() => provider.delivered > i, 5000, `update ${i} to be taken`);
+  }
+  await waitFor(() => app.pool.get("127.0.0.3:" + echo.endpoint.port) !== undefined, 5000, "the last update");
+  assert.ok(app.pool.get(`127.0.0.2:${echo.endpoint.port}`), "the other discovered endpoint is used");
+  assert.equal(app.pool.get(`127.0.0.1:${app.addr.port}`), undefined, "the own listener is not an upstream");
+  const warnings = cap.messages("warning").filter((m) => m.includes("own listener"));
+  assert.equal(warnings.length, 1, warnings.join("\n"));
+  assert.match(warnings[0] as string, new RegExp(`127\\.0\\.0\\.1:${app.addr.port}`));
+});

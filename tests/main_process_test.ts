@@ -1,0 +1,68 @@
+/**
+ * The real program (`deno task start`'s command line) against the hardening items it owns: its own listener as an
+ * endpoint, signals that must not end it, and the internal-error metric.
+ */
+import assert from "node:assert/strict";
+import { httpStatus } from "./support/http_status.ts";
+import { freePorts, MainProcess, runMain } from "./support/main_process.ts";
+import { EchoServer, waitFor } from "./support/net.ts";
+
+async function statusOf(port: number, path: string): Promise<number> {
+  try {
+    return await httpStatus(port, path);
+  } catch {
+    return 0;
+  }
+}
+
+Deno.test("the proxy's own listener as an endpoint exits 2 with one line naming it", async () => {
+  const [bind, health] = freePorts(2) as [number, number];
+  const r = await runMain([
+    `--bind-port=${bind}`,
+    `--health-port=${health}`,
+    `--endpoints=127.0.0.1:${bind},127.0.0.1:1`,
+    "--enable-discovery=false",
+  ]);
+  assert.equal(r.code, 2, r.stderr);
+  assert.equal(r.stdout, "");
+  assert.equal(
+    r.stderr,
+    `error: Invalid --endpoints '127.0.0.1:${bind},127.0.0.1:1': expected API servers, found 127.0.0.1:${bind}, ` +
+      `this proxy's own listener (127.0.0.1:${bind}): each connection would dial itself\n`,
+  );
+});
+
+Deno.test("SIGHUP and SIGUSR2 are logged and ignored: the program keeps serving, and SIGTERM still stops it", async () => {
+  await using upstream = new EchoServer();
+  const [bind, health] = freePorts(2) as [number, number];
+  await using proc = MainProcess.start([
+    `--bind-port=${bind}`,
+    `--health-port=${health}`,
+    `--endpoints=127.0.0.1:${upstream.port}`,
+    "--enable-discovery=false",
+    "--health-check=tcp",
+    "--health-interval=100ms",
+    "--health-timeout=50ms",
+    "--health-rise=1",
+  ]);
+  await waitFor(
+    async () => {
+      if (proc.status !== undefined) throw new Error(`The program exited early:\n${proc.lines.join("\n")}`);
+      return (await statusOf(health, "/readyz")) === 200;
+    },
+    15_000,
+    "/readyz 200",
+  );
+  for (const sig of ["SIGHUP", "SIGUSR2"] as const) {
+    proc.kill(sig);
+    const line = await proc.waitForLine((l) => l.includes(sig) && l.includes("ignored"), 10_000);
+    assert.equal(JSON.parse(line).level, "WARN");
+  }
+  assert.equal(proc.status, undefined, "still running");
+  assert.equal(await statusOf(health, "/readyz"), 200, "still ready");
+  const metrics = await fetch(`http://127.0.0.1:${health}/metrics`).then((r) => r.text());
+  assert.match(metrics, /^extractedprism_internal_errors_total 0$/m, "the metric is exposed, and nothing went wrong");
+  proc.kill("SIGTERM");
+  const r = await proc.exited(10_000);
+  assert.equal(r.code, 0, r.stderr);
+});
