@@ -235,7 +235,7 @@ export class ProxyApp {
       clock,
       ...(deps.connect ? { connect: deps.connect } : {}),
     });
-    this.loop = new AcceptLoop(listener, (conn) => this.proxy.handle(conn));
+    this.loop = new AcceptLoop(listener, (conn) => this.proxy.handle(conn), { name: "proxy" });
     try {
       this.#health = new HttpServer(
         { hostname: config.healthBindAddress, port: config.healthPort },
@@ -253,6 +253,11 @@ export class ProxyApp {
               activeConnections: this.proxy.active,
               upstreamsDropped: this.pool.dropped,
               internalErrors: internalErrorCount(),
+              health: {
+                acceptErrors: this.#health.acceptErrors,
+                refused: this.#health.refused,
+                evicted: this.#health.evicted,
+              },
             }),
         }),
       );

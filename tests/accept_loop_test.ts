@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { AcceptLoop, type AcceptSource } from "../lib/proxy/accept_loop.ts";
 import { waitFor } from "./support/net.ts";
 import { withDeadline } from "./support/deadline.ts";
+import { LogCapture } from "./support/log_capture.ts";
 
 Deno.test("the accept loop survives accept errors such as EMFILE and keeps accepting", async () => {
   using real = Deno.listen({ hostname: "127.0.0.1", port: 0 });
@@ -32,6 +33,37 @@ Deno.test("the accept loop survives accept errors such as EMFILE and keeps accep
   real.close();
   await withDeadline(running, "the loop to stop");
   assert.equal(loop.running, false);
+});
+
+Deno.test("accept errors are all counted but logged at most five times a second, naming the listener", async () => {
+  await using logs = await LogCapture.start();
+  const addr: Deno.NetAddr = { transport: "tcp", hostname: "127.0.0.1", port: 7 };
+  // Descriptor exhaustion with a client closed after each accept: failures alternate with successes, so the
+  // backoff never grows and a line per failure would be a flood.
+  let calls = 0;
+  const done = Promise.withResolvers<void>();
+  const closed = Promise.withResolvers<Deno.TcpConn>();
+  const source: AcceptSource = {
+    addr,
+    accept: () => {
+      if (++calls > 120) {
+        done.resolve();
+        return closed.promise;
+      }
+      if (calls % 2 === 1) return Promise.reject(new Error("Too many open files (os error 24)"));
+      return Promise.resolve({ close: () => {} } as unknown as Deno.TcpConn);
+    },
+    close: () => closed.reject(new Deno.errors.BadResource("closed")),
+  };
+  const loop = new AcceptLoop(source, (c) => c.close(), { name: "health" });
+  const running = loop.run();
+  await withDeadline(done.promise, "120 accepts");
+  loop.stop();
+  await withDeadline(running, "the loop to stop");
+  assert.equal(loop.errors, 60);
+  const lines = logs.messages("error").filter((m) => m.includes("Accept failed"));
+  assert.ok(lines.length >= 1 && lines.length <= 20, `${lines.length} lines for 60 failures`);
+  assert.match(lines[0] ?? "", /Accept failed on the \W*health\W* listener \W*127\.0\.0\.1:7/);
 });
 
 Deno.test("the liveness self-check is answered by the loop and not handed to the proxy", async () => {

@@ -107,7 +107,7 @@ Deno.test({
         }
       }
       await waitFor(
-        () => /Accept failed, retrying in \d+ ms/.test(log),
+        () => /Accept failed on the \S*proxy\S* listener \S*127\.0\.0\.1:\d+\S*, retrying in/.test(log),
         10_000,
         "accept to fail with EMFILE and be logged",
       );

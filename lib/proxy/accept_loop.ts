@@ -8,6 +8,7 @@
  */
 import { getLogger } from "@logtape/logtape";
 import { sleep } from "../clock.ts";
+import { LogLimit } from "../log_limit.ts";
 import { guard, reportInternalError } from "../internal_errors.ts";
 import { describeError } from "../upstream/probe.ts";
 import { connectTcp } from "./connect.ts";
@@ -54,9 +55,22 @@ export class AcceptLoop {
   /** Connections accepted since start (self-checks excluded). */
   accepted = 0;
 
-  constructor(source: AcceptSource, handle: (conn: Deno.TcpConn) => void) {
+  readonly #name: string;
+  readonly #logLimit = new LogLimit({ intervalMs: 1000, burst: 5 });
+
+  /**
+   * @param source The listener.
+   * @param handle Takes each accepted connection; must not throw (a throw is reported and that connection closed).
+   * @param options `name` says which listener this is in log lines. @default "proxy"
+   */
+  constructor(
+    source: AcceptSource,
+    handle: (conn: Deno.TcpConn) => void,
+    options: { readonly name?: string } = {},
+  ) {
     this.#source = source;
     this.#handle = handle;
+    this.#name = options.name ?? "proxy";
   }
 
   /** Whether `run()` is looping. */
@@ -77,7 +91,16 @@ export class AcceptLoop {
           if (this.#stopping) return;
           this.errors++;
           backoff = backoff === 0 ? 10 : Math.min(backoff * 2, 1000);
-          log.error("Accept failed, retrying in {delayMs} ms: {error}", { delayMs: backoff, error: describeError(e) });
+          // At most five lines a second: descriptor exhaustion can fail every accept, dozens of times a second.
+          const error = describeError(e);
+          const suppressed = this.#logLimit.take(error);
+          if (suppressed !== undefined) {
+            log.error(
+              "Accept failed on the {listener} listener {address}, retrying in {delayMs} ms: {error} " +
+                "({suppressed} more like it since the last line)",
+              { listener: this.#name, address: addrText(this.#source.addr), delayMs: backoff, error, suppressed },
+            );
+          }
           await sleep(backoff, this.#stopped.signal).catch(() => {}); // stop() cuts the backoff short
           continue;
         }
@@ -168,4 +191,9 @@ function sameAddr(a: Deno.NetAddr, b: Deno.NetAddr): boolean {
 function unmapped(host: string): string {
   const h = host.toLowerCase();
   return h.startsWith("::ffff:") && h.includes(".") ? h.slice(7) : h;
+}
+
+function addrText(a: Deno.Addr): string {
+  if (a.transport !== "tcp" && a.transport !== "udp") return a.transport;
+  return a.hostname.includes(":") ? `[${a.hostname}]:${a.port}` : `${a.hostname}:${a.port}`;
 }

@@ -10,6 +10,7 @@ import type { Pool } from "../upstream/pool.ts";
 import { reportInternalError } from "../internal_errors.ts";
 import { describeError } from "../upstream/probe.ts";
 import { LiveList, type LiveNode } from "../live_list.ts";
+import { LogLimit } from "../log_limit.ts";
 import type { Closable, Upstream } from "../upstream/upstream.ts";
 import { dial, type DialConnect } from "./dial.ts";
 import { isNormalEnd, type RelayBuffers, relayBuffers, startRelay } from "./relay.ts";
@@ -44,6 +45,7 @@ export class Proxy {
   readonly #buffers: RelayBuffers;
   readonly #connect: DialConnect;
   readonly #live = new LiveList<Closable>();
+  readonly #noUpstreamLog = new LogLimit({ intervalMs: 1000, burst: 5 });
   #idle: PromiseWithResolvers<void> | undefined;
   /** Client connections closed because no upstream could be reached. */
   failedDials = 0;
@@ -98,10 +100,15 @@ export class Proxy {
       }
       if (dialed === undefined) {
         this.failedDials++;
-        log.warn("No upstream reachable for client {client}; closing it ({candidates} candidates)", {
-          client: addrText(client.remoteAddr),
-          candidates: candidates.length,
-        });
+        // At most five lines a second: every client fails this way while all upstreams are down.
+        const suppressed = this.#noUpstreamLog.take("no upstream");
+        if (suppressed !== undefined) {
+          log.warn(
+            "No upstream reachable for client {client}; closing it ({candidates} candidates; {suppressed} more " +
+              "clients closed since the last line)",
+            { client: addrText(client.remoteAddr), candidates: candidates.length, suppressed },
+          );
+        }
         entry.close();
         return;
       }

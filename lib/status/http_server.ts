@@ -236,7 +236,7 @@ export class HttpServer {
     const listener = options.listener ??
       Deno.listen({ hostname: options.hostname, port: options.port, transport: "tcp" });
     this.addr = listener.addr as Deno.NetAddr;
-    this.#loop = new AcceptLoop(listener, (conn) => this.#accept(conn));
+    this.#loop = new AcceptLoop(listener, (conn) => this.#accept(conn), { name: "health" });
     this.#running = this.#loop.run();
   }
 

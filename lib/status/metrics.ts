@@ -23,6 +23,15 @@ export interface ProxyMetricsInput {
   readonly upstreamsDropped?: number;
   /** Internal errors (bugs caught instead of ending the process) since start. @default 0 */
   readonly internalErrors?: number;
+  /** The health port's own counters since start. @default all 0 */
+  readonly health?: {
+    /** Accept errors of the health listener (EMFILE and the like). */
+    readonly acceptErrors: number;
+    /** Connections answered 503 and closed at the connection cap. */
+    readonly refused: number;
+    /** Connections closed at the cap because they waited longest without a request. */
+    readonly evicted: number;
+  };
 }
 
 const STATES = ["unknown", "healthy", "unhealthy"] as const;
@@ -69,6 +78,24 @@ export function renderProxyMetrics(m: ProxyMetricsInput): string {
       "counter",
       "Internal errors caught and logged instead of ending the process.",
       [{ value: m.internalErrors ?? 0 }],
+    ),
+    ...familyLines(
+      "extractedprism_health_accept_errors_total",
+      "counter",
+      "Accept errors of the health port's listener (the loop retries).",
+      [{ value: m.health?.acceptErrors ?? 0 }],
+    ),
+    ...familyLines(
+      "extractedprism_health_connections_refused_total",
+      "counter",
+      "Health port connections answered 503 at the connection cap.",
+      [{ value: m.health?.refused ?? 0 }],
+    ),
+    ...familyLines(
+      "extractedprism_health_connections_evicted_total",
+      "counter",
+      "Health port connections closed at the cap for waiting longest without a request.",
+      [{ value: m.health?.evicted ?? 0 }],
     ),
     ...familyLines(
       "extractedprism_upstream_state",
