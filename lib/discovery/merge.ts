@@ -85,10 +85,12 @@ export async function* mergeProviders(
   providers.forEach((_, i) => guard(pumpOne(i), "an endpoint provider's pump"));
 
   let lastKey = "";
-  const aborted = abortPromise(inner.signal);
+  // The abort wakes whichever wait is current (a race against one promise that settles only at the abort would leave
+  // a reaction on it per wait: a slow leak).
+  inner.signal.addEventListener("abort", () => wake.resolve(), { once: true });
   try {
     for (;;) {
-      await Promise.race([wake.promise, aborted]);
+      await wake.promise;
       wake = Promise.withResolvers<void>();
       if (inner.signal.aborted) break;
       const seen = version;
@@ -114,11 +116,4 @@ function normaliseEndpoint(e: Endpoint): Endpoint {
   if (!e.host.includes(":")) return e;
   const host = normaliseIpv6(e.host);
   return host === undefined || host === e.host ? e : { host, port: e.port };
-}
-
-function abortPromise(signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) resolve();
-    else signal.addEventListener("abort", () => resolve(), { once: true });
-  });
 }

@@ -103,12 +103,12 @@ export async function* listWatch<T extends KubeObject = KubeObject>(
   const stop = new AbortController();
   const onAbort = () => stop.abort(signal?.reason);
   signal?.addEventListener("abort", onAbort, { once: true });
-  const stopped = new Promise<void>((resolve) =>
-    stop.signal.addEventListener("abort", () => resolve(), { once: true })
-  );
   let latest: ListWatchSnapshot<T> | undefined;
   let version = 0;
   let wake = Promise.withResolvers<void>();
+  // The stop wakes whichever wait is current. Racing each wait against one promise that settles only at the stop
+  // would leave a reaction on that promise per wait: a leak of about 330 bytes per endpoint change (found by the soak).
+  stop.signal.addEventListener("abort", () => wake.resolve(), { once: true });
   const reflector = new Reflector(options, (snap) => {
     latest = snap;
     version++;
@@ -119,7 +119,7 @@ export async function* listWatch<T extends KubeObject = KubeObject>(
   try {
     while (!stop.signal.aborted) {
       if (version === seen || latest === undefined) {
-        await Promise.race([wake.promise, stopped]);
+        await wake.promise;
         wake = Promise.withResolvers<void>();
         continue;
       }
