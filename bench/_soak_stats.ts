@@ -255,3 +255,51 @@ export function renderCounts(load: LoadCounts, logs: LogCounts): string {
   ];
   return ["| count | value |", "|---|---:|", ...rows.map(([k, v]) => `| ${k} | ${v} |`)].join("\n");
 }
+
+/** One collection from V8's `--trace-gc` output. */
+export interface GcEvent {
+  /** Milliseconds since the isolate started. */
+  readonly atMs: number;
+  /** `Scavenge`, `Mark-Compact`, `Minor Mark-Sweep`... as V8 names it. */
+  readonly kind: string;
+  /** Heap in use after the collection, MB as V8 prints it (MiB). */
+  readonly afterMiB: number;
+}
+
+/** Parses V8's `--trace-gc` lines (`[pid:isolate] 123 ms: Mark-Compact 9.8 (12.1) -> 7.6 (12.3) MB, ...`). */
+export function parseGcTrace(text: string): GcEvent[] {
+  const out: GcEvent[] = [];
+  const re = /\]\s+(\d+) ms: ([A-Za-z][A-Za-z -]*?)(?: \([^)]*\))? ([\d.]+) \(([\d.]+)\) -> ([\d.]+) \(([\d.]+)\) MB/g;
+  for (const m of text.matchAll(re)) out.push({ atMs: Number(m[1]), kind: m[2]!, afterMiB: Number(m[5]) });
+  return out;
+}
+
+/** What the full collections say: the heap still in use after each one is the live heap, the truest leak signal. */
+export interface HeapTrend {
+  /** Full collections after warm-up. */
+  readonly fullGcs: number;
+  /** Live heap after the first and the last of them, MiB. */
+  readonly firstMiB: number;
+  readonly lastMiB: number;
+  /** Largest live heap after one of them, MiB. */
+  readonly maxMiB: number;
+  /** Least-squares slope of the live heap over them, MiB/min (0 with fewer than two). */
+  readonly perMinute: number;
+  /** Young-generation collections after warm-up. */
+  readonly youngGcs: number;
+}
+
+/** The heap trend of the collections at or after `fromMs` (isolate time); `undefined` when no full one happened. */
+export function heapTrend(events: readonly GcEvent[], fromMs: number): HeapTrend | undefined {
+  const after = events.filter((e) => e.atMs >= fromMs);
+  const full = after.filter((e) => e.kind.includes("Mark-Compact") || /^(Incremental )?Mark-Sweep/.test(e.kind));
+  if (full.length === 0) return undefined;
+  return {
+    fullGcs: full.length,
+    firstMiB: full[0]!.afterMiB,
+    lastMiB: full.at(-1)!.afterMiB,
+    maxMiB: Math.max(...full.map((e) => e.afterMiB)),
+    perMinute: slope(full.map((e) => e.atMs / 60_000), full.map((e) => e.afterMiB)),
+    youngGcs: after.length - full.length,
+  };
+}

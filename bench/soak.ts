@@ -33,7 +33,9 @@ import { backendsOnOnePort, SoakBackend } from "./_soak_backend.ts";
 import { churn, clientCounts, type ClientTarget, pause, streams } from "./_soak_load.ts";
 import {
   countLogLevels,
+  heapTrend,
   type LoadCounts,
+  parseGcTrace,
   parseProcStatus,
   parseSoakDuration,
   renderCounts,
@@ -58,6 +60,9 @@ Options:
   --streams=N        long-lived streams held open (default 4)
   --rss-bar=MIB      largest RSS growth after warm-up that passes, MiB (default 1)
   --seed=N           seed of the random choices (default 1)
+  --samples-out=FILE also write every sample there, one JSON object a line
+  --trace-gc         give the proxy DENO_V8_FLAGS=--trace-gc (on top of the task's own --v8-flags) and report the
+                     live heap after each full collection (off by default: the proxy runs exactly as the task)
   -h, --help         this text
 `;
 
@@ -71,6 +76,8 @@ interface Settings {
   readonly streams: number;
   readonly rssBarMiB: number;
   readonly seed: number;
+  readonly samplesOut: string | undefined;
+  readonly traceGc: boolean;
 }
 
 function parseSettings(args: string[]): Settings | "help" {
@@ -85,6 +92,8 @@ function parseSettings(args: string[]): Settings | "help" {
       streams: { type: "string", default: "4" },
       "rss-bar": { type: "string", default: "1" },
       seed: { type: "string", default: "1" },
+      "samples-out": { type: "string" },
+      "trace-gc": { type: "boolean", default: false },
       help: { type: "boolean", short: "h" },
     },
   });
@@ -106,6 +115,8 @@ function parseSettings(args: string[]): Settings | "help" {
     streams: parseCount("streams", values.streams, 64, 0),
     rssBarMiB,
     seed: parseCount("seed", values.seed, 2 ** 31),
+    samplesOut: values["samples-out"],
+    traceGc: values["trace-gc"],
   };
 }
 
@@ -210,11 +221,13 @@ async function run(s: Settings): Promise<number> {
     const start = startCommand();
     const commandText = [
       ...Object.entries(start.env).map(([k, v]) => `${k}=${v}`),
+      ...(s.traceGc ? ["DENO_V8_FLAGS=--trace-gc"] : []),
       "deno",
       ...start.args,
       ...args,
     ].join(" ");
-    await using proxy = MainProcess.start(args);
+    const spawnedAt = performance.now();
+    await using proxy = MainProcess.start(args, s.traceGc ? { env: { DENO_V8_FLAGS: "--trace-gc" } } : {});
     const readyBy = performance.now() + 30_000;
     while (!(await readyz(healthPort))) {
       if (proxy.status !== undefined || performance.now() > readyBy) {
@@ -248,10 +261,22 @@ async function run(s: Settings): Promise<number> {
       for (let i = 0; i < maxTicks(s.sampleMs) && !stop.signal.aborted; i++) {
         const at = performance.now() - t0;
         if (at > s.durationMs) break;
+        let sample: Sample;
         try {
-          samples.push(sampleProcess(proxy.pid, at));
+          sample = sampleProcess(proxy.pid, at);
         } catch {
           break; // the process is gone
+        }
+        samples.push(sample);
+        if (s.samplesOut !== undefined) {
+          await Deno.writeTextFile(s.samplesOut, `${JSON.stringify(sample)}\n`, { append: i > 0 });
+        }
+        if (i % Math.max(1, Math.round(60_000 / s.sampleMs)) === 0) {
+          console.error(
+            `soak: ${(at / 60_000).toFixed(1)} min: RSS ${(sample.rssKiB / 1024).toFixed(1)} MiB, anonymous ${
+              (sample.anonKiB / 1024).toFixed(1)
+            } MiB, ${sample.fds} fds; ${counts.churnOk} short connections (${counts.churnFailed} failed), ${counts.streamsOpened} streams`,
+          );
         }
         const states = await upstreamStates(healthPort);
         if (states === undefined) statusFailures++;
@@ -357,6 +382,19 @@ async function run(s: Settings): Promise<number> {
     console.log(`- backends' failures to listen again after a flap: ${listenerFlapper.relistenFailures}`);
     console.log(`- proxy exit after SIGTERM: ${exitedEarly ? "DIED DURING THE RUN, " : ""}code ${result.code}\n`);
     console.log(renderTrends(t, s.windowMs));
+    if (s.traceGc) {
+      // V8 stamps its lines with the time since the isolate started, a little after the spawn.
+      const heap = heapTrend(parseGcTrace(result.stdout), t0 - spawnedAt + s.warmupMs);
+      console.log(
+        heap === undefined
+          ? "\nV8 live heap: no full collection after warm-up"
+          : `\nV8 live heap after full collections (after warm-up): ${heap.fullGcs} full, ${heap.youngGcs} young; ` +
+            `first ${heap.firstMiB.toFixed(1)} MiB, last ${heap.lastMiB.toFixed(1)} MiB, max ${
+              heap.maxMiB.toFixed(1)
+            } MiB, slope ${heap.perMinute >= 0 ? "+" : ""}${heap.perMinute.toFixed(3)} MiB/min`,
+      );
+      if (s.samplesOut !== undefined) await Deno.writeTextFile(`${s.samplesOut}.gc.txt`, result.stdout);
+    }
     console.log();
     console.log(renderCounts(load, logs));
     if (logs.examples.length > 0) {
