@@ -18,11 +18,12 @@
  * the error counts (failed client connections and streams, the proxy's error-level log lines). It exits 1 when RSS
  * grew more than `--rss-bar` (1 MiB), when the proxy logged an error or died, 2 on a bad flag. Not part of the tests.
  *
- * Why three minutes of warm-up: under this load the proxy's RSS climbs for its first two to three minutes and is flat
- * after (measured: about 68 MiB at start, 76 at one minute, 78.5 at three, 78.5-79.5 to the end of ten), while V8's
- * live heap after each full collection is flat from the first minute (8.2-8.8 MiB, `--trace-gc`): what grows early is
- * V8's committed pages (9.8 to 12 MB) and glibc's malloc arena (`[heap]` in `/proc/PID/smaps`, +3.8 MiB) reaching
- * their working size. A 60 s warm-up counts that ramp as growth (2.7-3.5 MiB in two runs).
+ * Why three minutes of warm-up: under this load the proxy's RSS climbs for its first two to three minutes (measured:
+ * about 64 MiB at start, 72 at one minute, 78 at three, 77-79.5 to the end of ten) while V8's committed pages (9.8 to
+ * 12 MB), glibc's malloc arena (`[heap]` in `/proc/PID/smaps`, +3.8 MiB) and the binary's code pages reach their
+ * working size; V8's live heap after each full collection stays at 8.2-8.8 MiB (`--trace-gc`). A 60 s warm-up counts
+ * that ramp as growth (2.7-3.5 MiB in two runs). Longer runs show what is left: a 30-minute run grew 0.1 MiB/min, and
+ * heap snapshots traced the live part of it to `Promise.race` against a never-settling promise in a loop.
  *
  * ```sh
  * deno task soak                                # 10 minutes, the first 3 minutes warm-up
