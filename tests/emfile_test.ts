@@ -61,40 +61,62 @@ async function relays(port: number): Promise<boolean> {
   }
 }
 
+/** The real program, started as the start task does (under `prlimit` when `nofile` is given), its stderr collected. */
+class Program {
+  readonly bind: number;
+  readonly health: number;
+  log = "";
+  exited = false;
+  readonly #child: Deno.ChildProcess;
+  readonly #reading: Promise<void>;
+
+  constructor(upstreamPort: number, nofile?: number) {
+    [this.bind, this.health] = freePorts(2) as [number, number];
+    const start = startCommand();
+    const args = [
+      ...start.args,
+      `--endpoints=127.0.0.1:${upstreamPort}`,
+      `--bind-port=${this.bind}`,
+      `--health-port=${this.health}`,
+      "--health-check=tcp",
+      "--enable-discovery=false",
+      "--log-level=warn",
+    ];
+    const child = this.#child = new Deno.Command(nofile === undefined ? start.command : "prlimit", {
+      args: nofile === undefined ? args : [`--nofile=${nofile}:${nofile}`, start.command, ...args],
+      cwd: REPO_ROOT,
+      env: start.env,
+      stdout: "null",
+      stderr: "piped",
+    }).spawn();
+    child.status.then(() => this.exited = true);
+    // Collected as it comes, so that a test can wait for a log line.
+    this.#reading = (async () => {
+      for await (const chunk of child.stderr.pipeThrough(new TextDecoderStream())) this.log += chunk;
+    })();
+  }
+
+  /** Sends SIGTERM (unless it exited already) and returns the exit code once stderr has ended. */
+  async stop(): Promise<number> {
+    try {
+      this.#child.kill("SIGTERM");
+    } catch { /* it exited already: the status says how */ }
+    const { code } = await withDeadline(this.#child.status, "the program to exit on SIGTERM");
+    await withDeadline(this.#reading, "the end of the program's stderr");
+    return code;
+  }
+}
+
 Deno.test({
   name:
     "the real program survives running out of file descriptors (EMFILE), on both ports, and serves again afterwards",
   ignore: !hasPrlimit,
   async fn() {
     await using upstream = new EchoServer();
-    const [bind, health] = freePorts(2) as [number, number];
-    const start = startCommand();
     // A small descriptor limit for the program only: Deno needs about 30 to start; 40 clients exhaust the rest.
-    const child = new Deno.Command("prlimit", {
-      args: [
-        "--nofile=64:64",
-        start.command,
-        ...start.args,
-        `--endpoints=127.0.0.1:${upstream.port}`,
-        `--bind-port=${bind}`,
-        `--health-port=${health}`,
-        "--health-check=tcp",
-        "--enable-discovery=false",
-        "--log-level=warn",
-      ],
-      cwd: REPO_ROOT,
-      env: start.env,
-      stdout: "null",
-      stderr: "piped",
-    }).spawn();
-    // Collect stderr as it comes, so the test can wait for the accept error itself.
-    let log = "";
-    let exited = false;
+    const program = new Program(upstream.port, 64);
+    const { bind, health } = program;
     let code: number | undefined;
-    child.status.then(() => exited = true);
-    const reading = (async () => {
-      for await (const chunk of child.stderr.pipeThrough(new TextDecoderStream())) log += chunk;
-    })();
     const held: Deno.TcpConn[] = [];
     try {
       await waitFor(() => relays(bind), 10_000, "the proxy to relay");
@@ -107,13 +129,13 @@ Deno.test({
         }
       }
       await waitFor(
-        () => /Accept failed on the \S*proxy\S* listener \S*127\.0\.0\.1:\d+\S*, retrying in/.test(log),
+        () => /Accept failed on the \S*proxy\S* listener \S*127\.0\.0\.1:\d+\S*, retrying in/.test(program.log),
         10_000,
         "accept to fail with EMFILE and be logged",
       );
       // Descriptors are exhausted: a health request now waits in the health listener's backlog. Deno.serve died
       // of this at once (an uncaught EMFILE from its accept loop); our own loop logs, backs off and retries.
-      const failures = () => log.match(/Accept failed/g)?.length ?? 0;
+      const failures = () => program.log.match(/Accept failed/g)?.length ?? 0;
       const before = failures();
       const probe = await Deno.connect({ hostname: "127.0.0.1", port: health });
       held.push(probe);
@@ -122,7 +144,7 @@ Deno.test({
       );
       await waitFor(
         () => {
-          if (exited) throw new Error(`The program exited under EMFILE on the health port:\n${log}`);
+          if (program.exited) throw new Error(`The program exited under EMFILE on the health port:\n${program.log}`);
           return failures() >= before + 3;
         },
         10_000,
@@ -146,17 +168,13 @@ Deno.test({
       for (const path of ["/healthz", "/readyz"]) {
         await waitFor(async () => (await get(health, path)) === "HTTP/1.1 200 OK", 10_000, `${path} to answer 200`);
       }
-      assert.equal(exited, false);
+      assert.equal(program.exited, false);
     } finally {
       for (const c of held) c.close();
-      try {
-        child.kill("SIGTERM");
-      } catch { /* it exited already: the status below says how */ }
-      code = (await withDeadline(child.status, "the program to exit on SIGTERM")).code;
-      await withDeadline(reading, "the end of the program's stderr");
+      code = await program.stop();
     }
-    assert.equal(code, 0, log);
-    assert.match(log, /Too many open files/, "the accept errors were EMFILE");
+    assert.equal(code, 0, program.log);
+    assert.match(program.log, /Too many open files/, "the accept errors were EMFILE");
   },
 });
 
@@ -177,30 +195,9 @@ async function closedByServer(c: Deno.Conn, ms: number): Promise<boolean> {
 
 Deno.test("slow-loris on the real program's health port: healthz answers, the proxy relays, every unfinished request ends", async () => {
   await using upstream = new EchoServer();
-  const [bind, health] = freePorts(2) as [number, number];
-  const start = startCommand();
-  const child = new Deno.Command(start.command, {
-    args: [
-      ...start.args,
-      `--endpoints=127.0.0.1:${upstream.port}`,
-      `--bind-port=${bind}`,
-      `--health-port=${health}`,
-      "--health-check=tcp",
-      "--enable-discovery=false",
-      "--log-level=warn",
-    ],
-    cwd: REPO_ROOT,
-    env: start.env,
-    stdout: "null",
-    stderr: "piped",
-  }).spawn();
-  let log = "";
-  let exited = false;
+  const program = new Program(upstream.port);
+  const { bind, health } = program;
   let code: number | undefined;
-  child.status.then(() => exited = true);
-  const reading = (async () => {
-    for await (const chunk of child.stderr.pipeThrough(new TextDecoderStream())) log += chunk;
-  })();
   const loris: Deno.TcpConn[] = [];
   try {
     await waitFor(() => relays(bind), 10_000, "the proxy to relay");
@@ -219,15 +216,11 @@ Deno.test("slow-loris on the real program's health port: healthz answers, the pr
     const ended = await Promise.all(loris.map((c) => closedByServer(c, 15_000)));
     const open = ended.filter((e) => !e).length;
     assert.equal(open, 0, `${open} of ${loris.length} unfinished requests still open after 15 s`);
-    assert.equal(exited, false);
+    assert.equal(program.exited, false);
     assert.equal(await relays(bind), true);
   } finally {
     for (const c of loris) closeQuietly(c);
-    try {
-      child.kill("SIGTERM");
-    } catch { /* it exited already: the status below says how */ }
-    code = (await withDeadline(child.status, "the program to exit on SIGTERM")).code;
-    await withDeadline(reading, "the end of the program's stderr");
+    code = await program.stop();
   }
-  assert.equal(code, 0, log);
+  assert.equal(code, 0, program.log);
 });
