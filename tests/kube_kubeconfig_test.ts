@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { KubeconfigError, loadKubeconfig, parseKubeconfig } from "../lib/discovery/kubernetes/kubeconfig.ts";
+import { readInChild } from "./support/read_in_child.ts";
 
 const opts = { sanitizeOps: true, sanitizeResources: true };
 const b64 = (s: string) => btoa(s);
@@ -243,45 +244,6 @@ Deno.test("a missing file and a file that is not YAML give one-line errors", opt
   }
 });
 
-/** Runs `call(path)` of `module` in a child process, killed at 10 s; returns the error message it printed. */
-async function messageInChild(module: string, call: string, path: string): Promise<string> {
-  const url = new URL(module, import.meta.url).href;
-  const script = `import * as m from ${JSON.stringify(url)};
-    try { await (${call})(m, Deno.args[0]); console.log("read"); } catch (e) { console.log(e.message); }`;
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["eval", "--no-check", "-q", script, path],
-    stdout: "piped",
-    stderr: "null",
-    stdin: "null",
-  }).spawn();
-  let why = "";
-  const deadline = Date.now() + 10_000;
-  // An unbounded read of /dev/zero grows by hundreds of MB a second: stop it early, not at the deadline.
-  const timer = setInterval(() => {
-    try {
-      const rss = Number(/VmRSS:\s+(\d+)/.exec(Deno.readTextFileSync(`/proc/${child.pid}/status`))?.[1] ?? 0);
-      if (rss > 512 * 1024) why = `its RSS reached ${rss} KiB`;
-    } catch {
-      // Exited.
-    }
-    if (Date.now() > deadline) why ||= "it did not end within 10 s";
-    if (why !== "") {
-      try {
-        child.kill("SIGKILL");
-      } catch {
-        // Exited meanwhile.
-      }
-    }
-  }, 50);
-  try {
-    const out = await child.output();
-    if (why !== "") throw new Error(`Reading '${path}' failed: ${why}`);
-    return new TextDecoder().decode(out.stdout).trimEnd();
-  } finally {
-    clearInterval(timer);
-  }
-}
-
 Deno.test("a kubeconfig or token file that is a device or a FIFO is refused at once, never read", async (t) => {
   const dir = await Deno.makeTempDir({ prefix: "kube_fifo_" });
   try {
@@ -297,7 +259,9 @@ Deno.test("a kubeconfig or token file that is a device or a FIFO is refused at o
     ];
     for (const [name, module, call, path, what] of cases) {
       await t.step(name, async () => {
-        const line = await messageInChild(module, call, path);
+        const { message: line } = await readInChild(new URL(module, import.meta.url).href, call, path, {
+          maxRssKiB: 512 * 1024,
+        });
         const kind = path === fifo ? "a FIFO" : "a character device";
         assert.equal(line, `Cannot read ${what} '${path}': expected a regular file, found ${kind}`);
       });

@@ -6,6 +6,9 @@ import { LogCapture } from "./support/log_capture.ts";
 import { ManualProvider } from "./support/manual_provider.ts";
 import { waitFor } from "./support/net.ts";
 import { withDeadline } from "./support/deadline.ts";
+import { readInChild } from "./support/read_in_child.ts";
+
+const STATE_FILE_MODULE = new URL("../lib/discovery/state_file.ts", import.meta.url).href;
 
 const A: Endpoint = { host: "10.0.0.1", port: 6443 };
 const B: Endpoint = { host: "fd00::2", port: 6443 };
@@ -229,47 +232,6 @@ Deno.test("persistToStateFile ends when aborted while its consumer holds a set",
   assert.deepEqual((await readStateFile(`${dir.path}/endpoints.json`)).map(endpointKey), ["10.0.0.1:6443"]);
 });
 
-/** Reads `path` with readStateFile in a child process, killed at the deadline or once its RSS passes 256 MiB. */
-async function readInChild(path: string, deadlineMs = 10_000): Promise<{ message: string; peakRssKiB: number }> {
-  const lib = new URL("../lib/discovery/state_file.ts", import.meta.url).href;
-  const script = `import { readStateFile } from ${JSON.stringify(lib)};
-    try { await readStateFile(Deno.args[0]); console.log("read"); } catch (e) { console.log(e.message); }`;
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["eval", "--no-check", "-q", script, path],
-    stdout: "piped",
-    stderr: "null",
-    stdin: "null",
-  }).spawn();
-  let peakRssKiB = 0;
-  let why = "";
-  const deadline = Date.now() + deadlineMs;
-  const watch = setInterval(() => {
-    try {
-      const status = Deno.readTextFileSync(`/proc/${child.pid}/status`);
-      const rss = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
-      peakRssKiB = Math.max(peakRssKiB, rss);
-      if (rss > 256 * 1024) why = `RSS reached ${rss} KiB`;
-    } catch {
-      // Gone already.
-    }
-    if (Date.now() > deadline) why ||= `no answer within ${deadlineMs} ms`;
-    if (why !== "") {
-      try {
-        child.kill("SIGKILL");
-      } catch {
-        // Exited meanwhile.
-      }
-    }
-  }, 50);
-  try {
-    const out = await child.output();
-    if (why !== "") throw new Error(`Reading '${path}' failed: ${why}`);
-    return { message: new TextDecoder().decode(out.stdout).trimEnd(), peakRssKiB };
-  } finally {
-    clearInterval(watch);
-  }
-}
-
 Deno.test("a state file that is a device, a FIFO, a directory or too large is refused at once with one line", async (t) => {
   await using dir = await tempDir();
   const fifo = `${dir.path}/fifo.json`;
@@ -290,7 +252,7 @@ Deno.test("a state file that is a device, a FIFO, a directory or too large is re
   for (const [name, path, message] of cases) {
     passed = await t.step(name, async () => {
       // A child process, so that a read that never ends or a blocked open fails this test instead of hanging it.
-      const { message: line, peakRssKiB } = await readInChild(path);
+      const { message: line, peakRssKiB } = await readInChild(STATE_FILE_MODULE, "(m, p) => m.readStateFile(p)", path);
       assert.ok(line.startsWith(`Cannot read state file '${path}': `), line);
       assert.match(line, message);
       assert.ok(!line.includes("\n"), line);
