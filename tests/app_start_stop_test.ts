@@ -10,6 +10,7 @@ import type { Probe } from "../lib/upstream/probe.ts";
 import { LogCapture } from "./support/log_capture.ts";
 import { ManualProvider } from "./support/manual_provider.ts";
 import { EchoServer, testConfig, waitFor } from "./support/net.ts";
+import { withDeadline } from "./support/deadline.ts";
 
 /** A probe that counts its calls and always succeeds. */
 function countingProbe(): Probe & { calls: number } {
@@ -22,19 +23,6 @@ function countingProbe(): Probe & { calls: number } {
     },
   };
   return p;
-}
-
-/** Fails when `p` has not settled after `ms`. */
-async function within<T>(ms: number, what: string, p: Promise<T>): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`Timed out after ${ms} ms waiting for ${what}`)), ms);
-  });
-  try {
-    return await Promise.race([p, late]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 Deno.test("a health port already in use: start throws one line, no probe ever ran, nothing is left open", () => {
@@ -85,7 +73,7 @@ Deno.test("a stop is bounded when a provider ignores its abort signal", async ()
     await waitFor(() => started, 5000, "the provider to start");
     // 100 ms of drain plus the 1 s feed bound; the deadline is generous for a loaded machine, and on a stop that
     // waits for the provider it is never met.
-    await within(10_000, "the stop", app.shutdown("test"));
+    await withDeadline(app.shutdown("test"), "the stop", 10_000);
   } finally {
     release.resolve();
     await app.shutdown();

@@ -4,7 +4,7 @@ import { PROXY_FLAGS } from "../lib/config/flags.ts";
 import { httpStatus } from "./support/http_status.ts";
 import { freePorts, MainProcess, REPO_ROOT, runMain, startCommand } from "./support/main_process.ts";
 import { EchoServer, waitFor } from "./support/net.ts";
-import { CHILD_MS } from "./support/deadline.ts";
+import { CHILD_MS, withDeadline } from "./support/deadline.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -49,22 +49,9 @@ async function waitForReadyz(proc: MainProcess, port: number, want: number): Pro
   );
 }
 
-/** Fails when `p` has not settled after `ms` (the caller's `using` then closes what `p` waits on). */
-async function within<T>(ms: number, what: string, p: Promise<T>): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`Timed out after ${ms} ms waiting for ${what}`)), ms);
-  });
-  try {
-    return await Promise.race([p, late]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
 /** Sends `text` and reads its echo back. */
 function echo(conn: Deno.Conn, text: string): Promise<string> {
-  return within(5000, `the echo of '${text}'`, echoNow(conn, text));
+  return withDeadline(echoNow(conn, text), `the echo of '${text}'`, 5000);
 }
 
 async function echoNow(conn: Deno.Conn, text: string): Promise<string> {
@@ -93,7 +80,7 @@ async function refuses(port: number): Promise<boolean> {
 
 /** Reads until the peer ends the connection: "eof" for a clean close, "reset" for an abort. */
 function readUntilEnd(conn: Deno.Conn, timeoutMs = 10_000): Promise<"eof" | "reset"> {
-  return within(timeoutMs, "the connection to end", readToEnd(conn));
+  return withDeadline(readToEnd(conn), "the connection to end", timeoutMs);
 }
 
 async function readToEnd(conn: Deno.Conn): Promise<"eof" | "reset"> {
