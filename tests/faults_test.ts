@@ -16,7 +16,7 @@ import {
   slowUpstream,
 } from "./faults/scenarios_connections.ts";
 import { allDownThenOneBack, upstreamBlackholed, upstreamResets } from "./faults/scenarios_dial.ts";
-import { readyzFails, upstreamFlaps } from "./faults/scenarios_health.ts";
+import { healthzOnNodeAddress, readyzFails, upstreamFlaps } from "./faults/scenarios_health.ts";
 
 const tools = await checkPrerequisites();
 if (!tools.ok) reportLine(`FAULT suite skipped: ${tools.reason}`);
@@ -42,6 +42,10 @@ Deno.test({
     await t.step(
       "an API server whose readyz hangs leaves the rotation within 3 probes and returns after the rise",
       () => readyzFails(lab, "hang"),
+    );
+    await t.step(
+      "with the node's own address as --bind-address, /healthz answers 200 and no self-check is relayed",
+      () => healthzOnNodeAddress(lab),
     );
     await t.step("new connections move away from an upstream that turns 100 ms slower", () => slowUpstream(lab));
     await t.step("an upstream flapping every 500 ms changes state at most once per flap", () => upstreamFlaps(lab));

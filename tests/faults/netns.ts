@@ -23,7 +23,8 @@ export const API_ADDRESSES: readonly string[] = ["198.18.0.1", "198.18.0.2", "19
 /** The API servers' port. */
 export const API_PORT = 6443;
 
-const BRIDGE_ADDRESS = "198.18.0.254";
+/** The proxy namespace's own address on the bridge: a node address that is not loopback. */
+export const BRIDGE_ADDRESS = "198.18.0.254";
 const PREFIX_LENGTH = 24;
 const NAME_PATTERN = new RegExp(`^${NET_PREFIX}(\\d+)-[a-z0-9]+-[a-z0-9]+$`);
 

@@ -23,6 +23,8 @@ export interface UpstreamView {
   readonly draining: boolean;
   readonly lastProbeRttMs: number | null;
   readonly smoothedRttMs?: number | null;
+  /** Client connections relayed to it since it was added. */
+  readonly totalConnections: number;
 }
 
 /** A state change of an upstream, as the program logged it. */
@@ -46,6 +48,8 @@ export interface ProxyRunOptions {
   readonly drainTimeoutMs?: number;
   /** Flags of the feature a scenario exercises, e.g. `--upstream-selection=latency`. */
   readonly extraFlags?: readonly string[];
+  /** The proxy listener's address. @default "127.0.0.1" */
+  readonly bindAddress?: string;
   /** How many healthy upstreams to wait for before the scenario starts. @default the number of endpoints */
   readonly expectUpstreams?: number;
 }
@@ -88,7 +92,7 @@ export class ProxyRun implements AsyncDisposable {
     const endpoints = options.endpoints ?? API_ADDRESSES.map((a) => `${a}:${API_PORT}`);
     const flags = [
       `--endpoints=${endpoints.join(",")}`,
-      "--bind-address=127.0.0.1",
+      `--bind-address=${options.bindAddress ?? "127.0.0.1"}`,
       `--bind-port=${PROXY_PORT}`,
       `--health-port=${HEALTH_PORT}`,
       `--health-interval=${options.intervalMs}ms`,
@@ -133,6 +137,11 @@ export class ProxyRun implements AsyncDisposable {
       throw new Error(`The program exited (code ${this.process.status.code}); its last log lines:\n${tail}`);
     }
     return (await this.#client.request<{ upstreams: UpstreamView[] }>("upstreams")).upstreams;
+  }
+
+  /** The status code of `/healthz`, read from inside the namespace. */
+  async healthz(): Promise<number> {
+    return (await this.#client.request<{ status: number }>("healthz")).status;
   }
 
   /** One upstream's entry in `/upstreams`. */

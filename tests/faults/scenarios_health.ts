@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import type { FaultLab, ProbeRecord } from "./lab.ts";
 import { countByServer, describeFailures, ms, report } from "./report.ts";
 import { wallNow } from "./support/https_client.ts";
+import { BRIDGE_ADDRESS } from "./netns.ts";
 
 const RISE = 2;
 const FALL = 2;
@@ -96,4 +97,33 @@ export async function upstreamFlaps(lab: FaultLab): Promise<void> {
       `--health-rise=${RISE}); ${results.filter((r) => !r.ok).length} of ${results.length} client connections failed`,
   );
   assert.ok(changes.length <= bound, `${changes.length} state changes (bound ${bound}): ${JSON.stringify(changes)}`);
+}
+
+/**
+ * `--bind-address` set to the node's own (non-loopback) address: the liveness self-check is recognised by its exact
+ * addresses, so `/healthz` answers 200 and the self connection is never relayed to an API server. Until the hardening,
+ * only loopback peers were recognised: the self connection was relayed, `/healthz` answered 503 and kubelet restarted
+ * the pod in a loop.
+ */
+export async function healthzOnNodeAddress(lab: FaultLab): Promise<void> {
+  await lab.clearFaults();
+  await using proxy = await lab.startProxy({
+    intervalMs: 200,
+    timeoutMs: 100,
+    bindAddress: BRIDGE_ADDRESS,
+    // The health port follows --bind-address by default; the suite's client reads it on loopback.
+    extraFlags: ["--health-bind-address=127.0.0.1"],
+  });
+  const relayed = async () => (await proxy.upstreams()).reduce((n, u) => n + u.totalConnections, 0);
+  const before = await relayed();
+  const statuses: number[] = [];
+  for (let i = 0; i < 5; i++) statuses.push(await proxy.healthz());
+  const after = await relayed();
+  report(
+    "node-address",
+    `with --bind-address=${BRIDGE_ADDRESS}, /healthz answered ${statuses.join(", ")}; ` +
+      `${after - before} self-check connections were relayed to an API server`,
+  );
+  assert.deepEqual(statuses, [200, 200, 200, 200, 200], "/healthz with a node address as the bind address");
+  assert.equal(after - before, 0, "a self-check connection was relayed to an API server");
 }

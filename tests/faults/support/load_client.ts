@@ -6,6 +6,7 @@
  *
  * Commands:
  * - `{"op":"upstreams"}`: the proxy's `/upstreams` JSON.
+ * - `{"op":"healthz"}`: the status code of the proxy's `/healthz`, as `{"status": N}`.
  * - `{"op":"load","count":N,"spacingMs":S,"concurrency":C,"timeoutMs":T,"stopAfterOk":K}`: opens N connections, one
  *   every S ms (at most C at a time), each doing one HTTPS request; answers with one result per connection.
  * - `{"op":"hold","count":N}`: opens N keep-alive connections, one request each, and keeps them open.
@@ -142,6 +143,11 @@ async function handle(cmd: Command): Promise<unknown> {
       const res = await fetch(`http://127.0.0.1:${healthPort}/upstreams`, { signal: AbortSignal.timeout(2000) });
       return await res.json();
     }
+    case "healthz": {
+      const res = await fetch(`http://127.0.0.1:${healthPort}/healthz`, { signal: AbortSignal.timeout(5000) });
+      await res.body?.cancel();
+      return { status: res.status };
+    }
     case "load": {
       const stop = cmd.stopAfterOk === undefined ? {} : { stopAfterOk: num(cmd, "stopAfterOk") };
       return {
@@ -169,7 +175,9 @@ async function handle(cmd: Command): Promise<unknown> {
       return { server: r.server };
     }
     default:
-      throw new Error(`Cannot run command '${cmd.op}': expected upstreams, load, hold, ping, release or direct`);
+      throw new Error(
+        `Cannot run command '${cmd.op}': expected upstreams, healthz, load, hold, ping, release or direct`,
+      );
   }
 }
 
