@@ -11,7 +11,7 @@ import { sleep } from "../clock.ts";
 import { LogLimit } from "../log_limit.ts";
 import { guard, reportInternalError } from "../internal_errors.ts";
 import { describeError } from "../upstream/probe.ts";
-import { connectTcp } from "./connect.ts";
+import { connectTcp } from "../connect_tcp.ts";
 
 const log = getLogger(["extractedprism", "accept"]);
 

@@ -14,7 +14,7 @@ import { getLogger } from "@logtape/logtape";
 import { type Endpoint, endpointKey } from "../config/endpoint.ts";
 import { type Http1Response, parseResponse } from "./_http1.ts";
 import { abortable, describeError, type Probe, type ProbeResult } from "./probe.ts";
-import { connectTcp } from "../proxy/connect.ts";
+import { connectTcp } from "../connect_tcp.ts";
 
 const log = getLogger(["extractedprism", "probe"]);
 

@@ -5,7 +5,7 @@
  */
 import type { Endpoint } from "../config/endpoint.ts";
 import { abortable, describeError, type Probe, type ProbeResult } from "./probe.ts";
-import { connectTcp } from "../proxy/connect.ts";
+import { connectTcp } from "../connect_tcp.ts";
 
 /** How the probe opens a connection; tests inject failures here. */
 export type Connect = (endpoint: Endpoint, signal: AbortSignal) => Promise<Deno.Conn>;

@@ -12,7 +12,7 @@
 import { getLogger } from "@logtape/logtape";
 import { sleep } from "../../clock.ts";
 import { type Endpoint, endpointKey } from "../../config/endpoint.ts";
-import { connectTcp } from "../../proxy/connect.ts";
+import { connectTcp } from "../../connect_tcp.ts";
 
 const log = getLogger(["extractedprism", "discovery", "kubernetes"]);
 const MAX_HEAD = 8192;

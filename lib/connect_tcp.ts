@@ -12,7 +12,7 @@
  *
  * @example
  * ```ts
- * import { connectTcp } from "./connect.ts";
+ * import { connectTcp } from "./connect_tcp.ts";
  * using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
  * const conn = await connectTcp({ hostname: "127.0.0.1", port: listener.addr.port }, new AbortController().signal);
  * conn.close();
