@@ -6,6 +6,7 @@
  */
 import assert from "node:assert/strict";
 import type { FaultLab, ProbeRecord } from "./lab.ts";
+import { pollUntil } from "./proxy_run.ts";
 import { countByServer, describeFailures, ms, report } from "./report.ts";
 import { wallNow } from "./support/https_client.ts";
 import { BRIDGE_ADDRESS } from "./netns.ts";
@@ -69,8 +70,11 @@ export async function upstreamFlaps(lab: FaultLab): Promise<void> {
   const flaps = 10;
   await using proxy = await lab.startProxy({ intervalMs, timeoutMs: 100, rise: RISE, fall: FALL });
   const victim = lab.apis[2]!;
-  const initial = proxy.stateChanges().filter((c) => c.upstream === victim.address);
-  assert.ok(initial.length > 0, "Cannot find state changes in the program's log: expected JSON lines with upstream/to");
+  // `/upstreams` may say healthy before the log line of that change has come through the program's stderr pipe.
+  await pollUntil(
+    () => Promise.resolve(proxy.stateChanges().some((c) => c.upstream === victim.address) ? true : undefined),
+    { timeoutMs: 5000, what: "state changes in the program's log (JSON lines with upstream/to)" },
+  );
   const mark = proxy.logMark();
   const running = lab.load({ count: 100, spacingMs: 50, concurrency: 4, timeoutMs: 3000 });
   running.catch(() => {});
