@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { endpointKey } from "../lib/config/endpoint.ts";
 import { endpointsFromSlices } from "../lib/discovery/kubernetes/endpointslices.ts";
 import { LogCapture } from "./support/log_capture.ts";
+import { LogLimit } from "../lib/log_limit.ts";
 
 type Ep = { addresses: unknown; conditions?: Record<string, unknown> | null };
 
@@ -130,4 +131,26 @@ Deno.test("endpointsFromSlices logs and skips malformed slices and addresses, ke
 Deno.test("endpointsFromSlices returns an empty list when nothing is ready", () => {
   assert.deepEqual(keys([slice("a", [{ addresses: ["10.0.0.1"], conditions: { ready: false } }]), slice("b", [])]), []);
   assert.deepEqual(keys([]), []);
+});
+
+Deno.test("with a limit, a slice of 1,000 bad addresses read again and again is one warning a minute", async () => {
+  await using logs = await LogCapture.start();
+  let now = 0;
+  const limit = new LogLimit({ intervalMs: 60_000, now: () => now });
+  const bad = {
+    metadata: { name: "kubernetes", namespace: "default" },
+    addressType: "IPv4",
+    endpoints: [{ addresses: Array.from({ length: 1000 }, (_, i) => `not-an-ip-${i}`) }],
+    ports: [{ name: "https", port: 6443 }],
+  };
+  const good = { ...bad, metadata: { name: "kubernetes-2" }, endpoints: [{ addresses: ["127.0.0.1"] }] };
+  for (let look = 0; look < 10; look++) {
+    assert.deepEqual(endpointsFromSlices([bad, good], 443, limit).map(endpointKey), ["127.0.0.1:6443"]);
+  }
+  assert.equal(logs.messages("warning").length, 1);
+  now = 60_000;
+  endpointsFromSlices([bad, good], 443, limit);
+  const lines = logs.messages("warning");
+  assert.equal(lines.length, 2);
+  assert.match(lines[1] ?? "", /9999 more like it not logged/);
 });

@@ -6,6 +6,7 @@
  */
 import { getLogger } from "@logtape/logtape";
 import { type Endpoint, endpointKey, isIpv4, normaliseIpv6 } from "../../config/endpoint.ts";
+import type { LogLimit } from "../../log_limit.ts";
 
 const log = getLogger(["extractedprism", "discovery", "kubernetes"]);
 
@@ -50,6 +51,8 @@ export interface SlicePort {
  *
  * @param slices Untrusted objects from the API; anything that is not a valid slice is logged and skipped.
  * @param fallbackPort The port used when a slice lists no ports (the static endpoints' port).
+ * @param limit Rate-limits the warnings, per slice and kind (a hostile slice can hold thousands of bad addresses, and
+ *   the same slices are read again on every change). @default every warning is written
  *
  * @example
  * ```ts
@@ -63,18 +66,29 @@ export interface SlicePort {
  * console.assert(eps.length === 1 && eps[0]?.host === "10.0.0.2" && eps[0]?.port === 6443);
  * ```
  */
-export function endpointsFromSlices(slices: readonly unknown[], fallbackPort: number): Endpoint[] {
+export function endpointsFromSlices(
+  slices: readonly unknown[],
+  fallbackPort: number,
+  limit?: LogLimit,
+): Endpoint[] {
   const found = new Map<string, Endpoint>();
+  const warn = (key: string, message: string, fields: Record<string, unknown>): void => {
+    const suppressed = limit === undefined ? 0 : limit.take(key);
+    if (suppressed === undefined) return;
+    log.warn(suppressed > 0 ? `${message} ({suppressed} more like it not logged)` : message, { ...fields, suppressed });
+  };
   for (const raw of slices) {
-    for (const e of endpointsFromSlice(raw, fallbackPort)) found.set(endpointKey(e), e);
+    for (const e of endpointsFromSlice(raw, fallbackPort, warn)) found.set(endpointKey(e), e);
   }
   return [...found.values()].sort(compareEndpoints);
 }
 
-function endpointsFromSlice(raw: unknown, fallbackPort: number): Endpoint[] {
+type Warn = (key: string, message: string, fields: Record<string, unknown>) => void;
+
+function endpointsFromSlice(raw: unknown, fallbackPort: number, warn: Warn): Endpoint[] {
   const name = sliceName(raw);
   if (!isRecord(raw) || name === undefined) {
-    log.warn("Skipping EndpointSlice {slice}: expected an object with metadata.name", { slice: name ?? "?" });
+    warn("?:shape", "Skipping EndpointSlice {slice}: expected an object with metadata.name", { slice: name ?? "?" });
     return [];
   }
   const addressType = raw.addressType;
@@ -83,25 +97,31 @@ function endpointsFromSlice(raw: unknown, fallbackPort: number): Endpoint[] {
     return [];
   }
   if (addressType !== "IPv4" && addressType !== "IPv6") {
-    log.warn("Skipping EndpointSlice {slice}: addressType '{addressType}' is not IPv4, IPv6 or FQDN", {
-      slice: name,
-      addressType: String(addressType),
-    });
+    warn(
+      `${name}:addressType`,
+      "Skipping EndpointSlice {slice}: addressType '{addressType}' is not IPv4, IPv6 or FQDN",
+      {
+        slice: name,
+        addressType: String(addressType),
+      },
+    );
     return [];
   }
   const port = slicePort(raw.ports, fallbackPort);
   if (typeof port === "string") {
-    log.warn("Skipping EndpointSlice {slice}: {problem}", { slice: name, problem: port });
+    warn(`${name}:port`, "Skipping EndpointSlice {slice}: {problem}", { slice: name, problem: port });
     return [];
   }
   if (raw.endpoints !== undefined && raw.endpoints !== null && !Array.isArray(raw.endpoints)) {
-    log.warn("Skipping EndpointSlice {slice}: endpoints is not a list", { slice: name });
+    warn(`${name}:endpoints`, "Skipping EndpointSlice {slice}: endpoints is not a list", { slice: name });
     return [];
   }
   const out: Endpoint[] = [];
   for (const ep of (raw.endpoints ?? []) as unknown[]) {
     if (!isRecord(ep) || !Array.isArray(ep.addresses)) {
-      log.warn("Skipping an endpoint of EndpointSlice {slice}: expected an object with addresses", { slice: name });
+      warn(`${name}:endpoint`, "Skipping an endpoint of EndpointSlice {slice}: expected an object with addresses", {
+        slice: name,
+      });
       continue;
     }
     const conditions = isRecord(ep.conditions) ? ep.conditions : {};
@@ -109,11 +129,15 @@ function endpointsFromSlice(raw: unknown, fallbackPort: number): Endpoint[] {
     for (const address of ep.addresses as unknown[]) {
       const host = parseAddress(address, addressType);
       if (host === undefined) {
-        log.warn("Skipping address '{address}' of EndpointSlice {slice}: expected an {addressType} address", {
-          address: String(address),
-          slice: name,
-          addressType,
-        });
+        warn(
+          `${name}:address`,
+          "Skipping address '{address}' of EndpointSlice {slice}: expected an {addressType} address",
+          {
+            address: String(address),
+            slice: name,
+            addressType,
+          },
+        );
         continue;
       }
       out.push({ host, port });

@@ -77,8 +77,10 @@ export function kubernetesProvider(options: KubernetesProviderOptions): Endpoint
     async *run(signal: AbortSignal) {
       let last = "";
       const emptyLog = new LogLimit({ intervalMs: 10_000, burst: 5, now: () => clock.now() });
+      // One line per slice and kind of problem a minute: the same bad slices are read again on every change.
+      const sliceLog = new LogLimit({ intervalMs: 60_000, now: () => clock.now() });
       const pick = (items: readonly KubeObject[], resourceVersion: string): Endpoint[] | undefined => {
-        const set: Endpoint[] = endpointsFromSlices(items, fallbackPort);
+        const set: Endpoint[] = endpointsFromSlices(items, fallbackPort, sliceLog);
         if (set.length === 0) {
           const suppressed = emptyLog.take("empty");
           if (suppressed !== undefined) {
