@@ -30,10 +30,10 @@ Deno.test("a value with control characters is escaped in the one-line error", as
       );
     });
     await t.step(`${what}, in an endpoint from the environment`, () => {
-      const err = stderrOf([], { EP_ENDPOINTS: `10.0.0.1${bad}:6443` });
+      const err = stderrOf([], { EP_ENDPOINTS: `127.0.0.1${bad}:6443` });
       assert.match(err, /^error: [^\n]+\n$/);
       assert.doesNotMatch(err.slice(0, -1), CONTROL, JSON.stringify(err));
-      assert.ok(err.includes(`'10.0.0.1${escapeControls(bad)}:6443'`), err);
+      assert.ok(err.includes(`'127.0.0.1${escapeControls(bad)}:6443'`), err);
     });
     await t.step(`${what}, in an unknown flag`, () => {
       const err = stderrOf([`--bogus${bad}x`, "--endpoints=127.0.0.1:6443"]);

@@ -99,7 +99,7 @@ Deno.test("a corrupt or missing state file is refused with a clear message", asy
     ["null list", '{"version":1,"endpoints":null}', /non-empty 'endpoints' list/],
     ["bad endpoint", '{"version":1,"endpoints":["10.0.0.1"]}', /expected 'host:port'/],
     ["non-string endpoint", '{"version":1,"endpoints":[{"host":"10.0.0.1"}]}', /found \{"host":"10.0.0.1"\}/],
-    ["too large", `{"version":1,"endpoints":["10.0.0.1:6443"],"pad":"${"x".repeat(1 << 20)}"}`, /more than 1048576/],
+    ["too large", `{"version":1,"endpoints":["127.0.0.1:6443"],"pad":"${"x".repeat(1 << 20)}"}`, /more than 1048576/],
   ];
   for (const [name, content, message] of cases) {
     await t.step(name, async () => {
@@ -238,7 +238,7 @@ Deno.test("a state file that is a device, a FIFO, a directory or too large is re
   const made = await new Deno.Command("mkfifo", { args: [fifo], stdout: "null", stderr: "null" }).output();
   assert.ok(made.success, "mkfifo");
   const big = `${dir.path}/big.json`;
-  await Deno.writeTextFile(big, `{"version":1,"endpoints":["10.0.0.1:6443"],"pad":"${"x".repeat(2 << 20)}"}`);
+  await Deno.writeTextFile(big, `{"version":1,"endpoints":["127.0.0.1:6443"],"pad":"${"x".repeat(2 << 20)}"}`);
   await Deno.mkdir(`${dir.path}/dir.json`);
   await Deno.symlink("/dev/zero", `${dir.path}/zero.json`);
   const cases: [string, string, RegExp][] = [
