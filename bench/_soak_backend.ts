@@ -7,6 +7,7 @@
  *
  * @module
  */
+import { writeAll } from "../tests/support/net.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -186,12 +187,6 @@ export class SoakBackend {
       await writing;
     }
   }
-}
-
-/** Writes all of `data`. */
-export async function writeAll(conn: Deno.Conn, data: Uint8Array): Promise<void> {
-  let off = 0;
-  while (off < data.length) off += await conn.write(data.subarray(off));
 }
 
 /**

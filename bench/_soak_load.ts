@@ -6,7 +6,8 @@
  *
  * @module
  */
-import { writeAll } from "./_soak_backend.ts";
+import { sleep } from "../lib/clock.ts";
+import { writeAll } from "../tests/support/net.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -54,18 +55,9 @@ function noteFailure(counts: ClientCounts, what: string, e: unknown): void {
   if (counts.failures.length > 20) counts.failures.shift();
 }
 
-/** Resolves after `ms` or at once when `signal` aborts (never rejects). */
+/** Resolves after `ms` or at once when `signal` aborts (never rejects): the project's `sleep`, made quiet. */
 export function pause(ms: number, signal: AbortSignal): Promise<void> {
-  if (signal.aborted) return Promise.resolve();
-  return new Promise((resolve) => {
-    const done = () => {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal.addEventListener("abort", done, { once: true });
-  });
+  return sleep(ms, signal).catch(() => {});
 }
 
 /** Opens a TLS connection through the proxy; closes it (and throws) past `timeoutMs`. */
