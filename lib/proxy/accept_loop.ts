@@ -8,6 +8,7 @@
  */
 import { getLogger } from "@logtape/logtape";
 import { sleep } from "../clock.ts";
+import { endpointKey } from "../config/endpoint.ts";
 import { LogLimit } from "../log_limit.ts";
 import { guard, reportInternalError } from "../internal_errors.ts";
 import { describeError } from "../upstream/probe.ts";
@@ -98,7 +99,7 @@ export class AcceptLoop {
             log.error(
               "Accept failed on the {listener} listener {address}, retrying in {delayMs} ms: {error} " +
                 "({suppressed} more like it since the last line)",
-              { listener: this.#name, address: addrText(this.#source.addr), delayMs: backoff, error, suppressed },
+              { listener: this.#name, address: listenerText(this.#source.addr), delayMs: backoff, error, suppressed },
             );
           }
           await sleep(backoff, this.#stopped.signal).catch(() => {}); // stop() cuts the backoff short
@@ -193,7 +194,6 @@ function unmapped(host: string): string {
   return h.startsWith("::ffff:") && h.includes(".") ? h.slice(7) : h;
 }
 
-function addrText(a: Deno.Addr): string {
-  if (a.transport !== "tcp" && a.transport !== "udp") return a.transport;
-  return a.hostname.includes(":") ? `[${a.hostname}]:${a.port}` : `${a.hostname}:${a.port}`;
+function listenerText(a: Deno.Addr): string {
+  return a.transport === "tcp" || a.transport === "udp" ? endpointKey({ host: a.hostname, port: a.port }) : a.transport;
 }
