@@ -3,6 +3,7 @@
  *
  * @module
  */
+import { ConfigError, errorMessage } from "./lib/errors.ts";
 import {
   configure,
   dispose,
@@ -21,7 +22,6 @@ import type { CopierConfig } from "./lib/config/copier_cli.ts";
 import { simpleArgs } from "./lib/config/simple_args.ts";
 import {
   buildProxyConfig,
-  ConfigError,
   configOutcome,
   type LogFormat,
   type LogLevel,
@@ -30,7 +30,7 @@ import {
   resolveRaw,
 } from "./lib/config/config.ts";
 import { formatDuration } from "./lib/config/duration.ts";
-import { endpointKey } from "./lib/config/endpoint.ts";
+import { endpointKey } from "./lib/endpoint.ts";
 import { PROXY_FLAGS } from "./lib/config/flags.ts";
 import { installLastResort } from "./lib/internal_errors.ts";
 
@@ -174,7 +174,7 @@ async function execute<C extends { readonly logLevel: LogLevel; readonly logForm
       await Deno.stderr.write(new TextEncoder().encode(`error: ${e.message}\n`));
       return 2;
     }
-    log.fatal("{error}", { error: e instanceof Error ? e.message : String(e) });
+    log.fatal("{error}", { error: errorMessage(e) });
     return 1;
   } finally {
     await dispose();

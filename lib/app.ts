@@ -4,10 +4,11 @@
  *
  * @module
  */
+import { ConfigError, describeError } from "./errors.ts";
 import { getLogger } from "@logtape/logtape";
 import { type Clock, systemClock } from "./clock.ts";
 import type { ProxyConfig } from "./config/config.ts";
-import { type Endpoint, endpointKey } from "./config/endpoint.ts";
+import { type Endpoint, endpointKey } from "./endpoint.ts";
 import { formatDuration } from "./config/duration.ts";
 import { isOwnListener, localAddresses } from "./config/own_listener.ts";
 import { internalErrorCount, reportInternalError } from "./internal_errors.ts";
@@ -23,10 +24,9 @@ import { statusHandler } from "./status/server.ts";
 import { ProbeSlots, runChecks } from "./upstream/checker.ts";
 import { Pool } from "./upstream/pool.ts";
 import type { Upstream } from "./upstream/upstream.ts";
-import { describeError, type Probe } from "./upstream/probe.ts";
+import { type Probe } from "./upstream/probe.ts";
 import { ReadyzProbe } from "./upstream/probe_readyz.ts";
 import { TcpProbe } from "./upstream/probe_tcp.ts";
-import { ConfigError } from "./config/config.ts";
 
 const log = getLogger(["extractedprism", "app"]);
 
@@ -145,8 +145,7 @@ function listen(hostname: string, port: number, what: string): Deno.TcpListener 
   try {
     return Deno.listen({ hostname, port, transport: "tcp" });
   } catch (e) {
-    const host = hostname.includes(":") ? `[${hostname}]` : hostname;
-    throw new Error(`Cannot listen on ${host}:${port} (${what}): ${describeError(e)}`);
+    throw new Error(`Cannot listen on ${endpointKey({ host: hostname, port })} (${what}): ${describeError(e)}`);
   }
 }
 
@@ -263,10 +262,8 @@ export class ProxyApp {
       );
     } catch (e) {
       this.loop.stop();
-      const host = config.healthBindAddress.includes(":") ? `[${config.healthBindAddress}]` : config.healthBindAddress;
-      throw new Error(
-        `Cannot listen on ${host}:${config.healthPort} (--health-bind-address/--health-port): ${describeError(e)}`,
-      );
+      const at = endpointKey({ host: config.healthBindAddress, port: config.healthPort });
+      throw new Error(`Cannot listen on ${at} (--health-bind-address/--health-port): ${describeError(e)}`);
     }
     this.healthAddr = this.#health.addr;
     // The static endpoints before the first accept, so that no early client finds an empty pool.

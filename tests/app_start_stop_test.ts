@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { ProxyApp } from "../lib/app.ts";
-import type { Endpoint } from "../lib/config/endpoint.ts";
+import type { Endpoint } from "../lib/endpoint.ts";
 import type { EndpointProvider } from "../lib/discovery/provider.ts";
 import type { Probe } from "../lib/upstream/probe.ts";
 import { LogCapture } from "./support/log_capture.ts";

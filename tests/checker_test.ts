@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import type { Endpoint } from "../lib/config/endpoint.ts";
+import type { Endpoint } from "../lib/endpoint.ts";
 import { PROBE_GRACE_MS, ProbeSlots, runChecks } from "../lib/upstream/checker.ts";
 import type { Probe, ProbeResult } from "../lib/upstream/probe.ts";
 import { type StateChange, Upstream } from "../lib/upstream/upstream.ts";

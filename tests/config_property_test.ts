@@ -5,9 +5,10 @@
  */
 import assert from "node:assert/strict";
 import fc from "fast-check";
+import { ConfigError } from "../lib/errors.ts";
 import { parseCommandLine } from "../lib/config/cli.ts";
-import { buildProxyConfig, ConfigError, configOutcome, MAX_DURATION_MS, resolveRaw } from "../lib/config/config.ts";
-import { endpointKey, parseEndpoint } from "../lib/config/endpoint.ts";
+import { buildProxyConfig, configOutcome, MAX_DURATION_MS, resolveRaw } from "../lib/config/config.ts";
+import { endpointKey, parseEndpoint } from "../lib/endpoint.ts";
 import { type FlagSpec, PROXY_FLAGS } from "../lib/config/flags.ts";
 import { simpleArgs } from "../lib/config/simple_args.ts";
 import { anyText, check, returnsOr, RUNS } from "./support/properties.ts";

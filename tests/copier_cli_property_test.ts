@@ -4,7 +4,8 @@
  */
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { ConfigError, MAX_DURATION_MS, resolveRaw } from "../lib/config/config.ts";
+import { ConfigError } from "../lib/errors.ts";
+import { MAX_DURATION_MS, resolveRaw } from "../lib/config/config.ts";
 import { bindAddress, buildCopierConfig, parseCopierCommandLine } from "../lib/config/copier_cli.ts";
 import { COPIER_FLAGS } from "../lib/config/copier_flags.ts";
 import { anyText, check, returnsOr, RUNS } from "./support/properties.ts";

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { endpointSlice, type KubeObject } from "./support/fake_apiserver.ts";
 import { addressesOf, CopierEnv, enabled, labelsOf, MANAGED_BY, service } from "./support/copier_env.ts";
 import { LogCapture } from "./support/log_capture.ts";
-import type { KubeTransport } from "../lib/discovery/kubernetes/transport.ts";
+import type { KubeTransport } from "../lib/kubernetes/transport.ts";
 import { SimpleTransport } from "./support/simple_transport.ts";
 
 const opts = { sanitizeOps: true, sanitizeResources: true };

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import type { KubeRequest, KubeTransport } from "../lib/discovery/kubernetes/transport.ts";
+import type { KubeRequest, KubeTransport } from "../lib/kubernetes/transport.ts";
 import { LeaderElector } from "../lib/copier/leader_election.ts";
 import { microTime } from "../lib/copier/lease.ts";
 import { endpointSlice, type KubeObject } from "./support/fake_apiserver.ts";

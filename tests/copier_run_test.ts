@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { ConfigError } from "../lib/config/config.ts";
+import { ConfigError } from "../lib/errors.ts";
 import { inClusterApiServer, runCopier } from "../lib/copier/run.ts";
 import { endpointSlice } from "./support/fake_apiserver.ts";
 import { copierConfig, CopierEnv, enabled, service } from "./support/copier_env.ts";

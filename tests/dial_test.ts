@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import type { Endpoint } from "../lib/config/endpoint.ts";
+import type { Endpoint } from "../lib/endpoint.ts";
 import { dial as dialNow, type DialConnect } from "../lib/proxy/dial.ts";
 import { Upstream } from "../lib/upstream/upstream.ts";
 import { withDeadline } from "./support/deadline.ts";

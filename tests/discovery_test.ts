@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { ProxyApp } from "../lib/app.ts";
-import { endpointKey } from "../lib/config/endpoint.ts";
+import { endpointKey } from "../lib/endpoint.ts";
 import { startDiscovery } from "../lib/discovery/discovery.ts";
 import { endpointSlice, startFakeApiServer } from "./support/fake_apiserver.ts";
 import { EchoServer, randomBytes, readAll, testConfig, waitFor, writeAll } from "./support/net.ts";

@@ -9,7 +9,7 @@ import {
   normaliseIpv6,
   parseEndpoint,
   parsePort,
-} from "../lib/config/endpoint.ts";
+} from "../lib/endpoint.ts";
 import { anyText, check, returnsOr } from "./support/properties.ts";
 
 /** Endpoint text as an operator might write it, valid or nearly so. */

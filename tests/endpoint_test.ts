@@ -8,7 +8,7 @@ import {
   normaliseIpv6,
   parseEndpoint,
   parsePort,
-} from "../lib/config/endpoint.ts";
+} from "../lib/endpoint.ts";
 
 function assertRefused(text: string, reason: string): void {
   assert.throws(() => parseEndpoint(text), (e: unknown) => {

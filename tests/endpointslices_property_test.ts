@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { endpointKey, isIpv4, parseEndpoint } from "../lib/config/endpoint.ts";
+import { endpointKey, isIpv4, parseEndpoint } from "../lib/endpoint.ts";
 import { endpointsFromSlices } from "../lib/discovery/kubernetes/endpointslices.ts";
 import { check } from "./support/properties.ts";
 

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { endpointKey } from "../lib/config/endpoint.ts";
+import { endpointKey } from "../lib/endpoint.ts";
 import { endpointsFromSlices } from "../lib/discovery/kubernetes/endpointslices.ts";
 import { LogCapture } from "./support/log_capture.ts";
 import { LogLimit } from "../lib/log_limit.ts";

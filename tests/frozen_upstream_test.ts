@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { ProxyApp } from "../lib/app.ts";
 import { systemClock } from "../lib/clock.ts";
-import { endpointKey } from "../lib/config/endpoint.ts";
+import { endpointKey } from "../lib/endpoint.ts";
 import { runChecks } from "../lib/upstream/checker.ts";
 import { ReadyzProbe, type ReadyzProbeOptions } from "../lib/upstream/probe_readyz.ts";
 import { Upstream } from "../lib/upstream/upstream.ts";

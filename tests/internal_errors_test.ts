@@ -9,7 +9,7 @@ import { guard, installLastResort, internalErrorCount, reportInternalError } fro
 import { AcceptLoop, type AcceptSource } from "../lib/proxy/accept_loop.ts";
 import { CoarseTimer } from "../lib/proxy/coarse_timer.ts";
 import { relayBuffers, startRelay } from "../lib/proxy/relay.ts";
-import { IdleDeadline } from "../lib/discovery/kubernetes/_watch_stream.ts";
+import { IdleDeadline } from "../lib/kubernetes/_watch_stream.ts";
 import { systemClock } from "../lib/clock.ts";
 import type { Probe } from "../lib/upstream/probe.ts";
 import { LogCapture } from "./support/log_capture.ts";

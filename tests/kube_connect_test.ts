@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
-import type { Endpoint } from "../lib/config/endpoint.ts";
-import { connectKubernetes } from "../lib/discovery/kubernetes/connect.ts";
-import type { HttpKubeTransport } from "../lib/discovery/kubernetes/http_transport.ts";
+import type { Endpoint } from "../lib/endpoint.ts";
+import { connectKubernetes } from "../lib/kubernetes/connect.ts";
+import type { HttpKubeTransport } from "../lib/kubernetes/http_transport.ts";
 import { DEFAULT_TOKEN_USER, startFakeApiServer } from "./support/fake_apiserver.ts";
 import { canUnshare, runInOwnNetns, SilentListener, tempDir } from "./support/kube_client_fixtures.ts";
 import { LogCapture } from "./support/log_capture.ts";

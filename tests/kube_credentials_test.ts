@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
-import type { ExecConfig } from "../lib/discovery/kubernetes/connection.ts";
-import { createCredentialSource } from "../lib/discovery/kubernetes/credentials.ts";
-import { ExecPlugin } from "../lib/discovery/kubernetes/exec_credential.ts";
+import type { ExecConfig } from "../lib/kubernetes/connection.ts";
+import { createCredentialSource } from "../lib/kubernetes/credentials.ts";
+import { ExecPlugin } from "../lib/kubernetes/exec_credential.ts";
 import { tempDir } from "./support/kube_client_fixtures.ts";
 import { createTestPki } from "./support/test_pki.ts";
 import { withDeadline } from "./support/deadline.ts";

@@ -3,11 +3,11 @@
  * in-process transport, so the bytes the client pulls are counted exactly.
  */
 import assert from "node:assert/strict";
-import { endpointKey } from "../lib/config/endpoint.ts";
-import { readLines } from "../lib/discovery/kubernetes/_watch_stream.ts";
-import { listWatch, type ListWatchRetry } from "../lib/discovery/kubernetes/list_watch.ts";
+import { endpointKey } from "../lib/endpoint.ts";
+import { readLines } from "../lib/kubernetes/_watch_stream.ts";
+import { listWatch, type ListWatchRetry } from "../lib/kubernetes/list_watch.ts";
 import { kubernetesProvider } from "../lib/discovery/kubernetes/provider.ts";
-import type { KubeRequest, KubeTransport } from "../lib/discovery/kubernetes/transport.ts";
+import type { KubeRequest, KubeTransport } from "../lib/kubernetes/transport.ts";
 import { LogCapture } from "./support/log_capture.ts";
 import { waitFor } from "./support/net.ts";
 

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
-import type { Endpoint } from "../lib/config/endpoint.ts";
-import { createCredentialSource, type CredentialSource } from "../lib/discovery/kubernetes/credentials.ts";
-import { HttpKubeTransport, type HttpTransportOptions } from "../lib/discovery/kubernetes/http_transport.ts";
+import type { Endpoint } from "../lib/endpoint.ts";
+import { createCredentialSource, type CredentialSource } from "../lib/kubernetes/credentials.ts";
+import { HttpKubeTransport, type HttpTransportOptions } from "../lib/kubernetes/http_transport.ts";
 import { DEFAULT_TOKEN_USER, type FakeApiServer, startFakeApiServer } from "./support/fake_apiserver.ts";
 import { canUnshare, runInOwnNetns, SilentListener, tempDir } from "./support/kube_client_fixtures.ts";
 import { LogCapture } from "./support/log_capture.ts";

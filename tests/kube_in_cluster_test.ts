@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { loadInCluster, SERVICE_ACCOUNT_DIR } from "../lib/discovery/kubernetes/in_cluster.ts";
+import { loadInCluster, SERVICE_ACCOUNT_DIR } from "../lib/kubernetes/in_cluster.ts";
 
 const opts = { sanitizeOps: true, sanitizeResources: true };
 

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { KubeconfigError, loadKubeconfig, parseKubeconfig } from "../lib/discovery/kubernetes/kubeconfig.ts";
+import { KubeconfigError, loadKubeconfig, parseKubeconfig } from "../lib/kubernetes/kubeconfig.ts";
 import { readInChild } from "./support/read_in_child.ts";
 
 const opts = { sanitizeOps: true, sanitizeResources: true };
@@ -252,10 +252,10 @@ Deno.test("a kubeconfig or token file that is a device or a FIFO is refused at o
     const kubeconfig = "(m, p) => m.loadKubeconfig(p)";
     const token = "(m, p) => new m.WatchedFile(p, 'token file', 1000, () => 0).read(true)";
     const cases: [string, string, string, string, string][] = [
-      ["a kubeconfig at /dev/zero", "../lib/discovery/kubernetes/kubeconfig.ts", kubeconfig, "/dev/zero", "kubeconfig"],
-      ["a kubeconfig that is a FIFO", "../lib/discovery/kubernetes/kubeconfig.ts", kubeconfig, fifo, "kubeconfig"],
-      ["a token file at /dev/zero", "../lib/discovery/kubernetes/_watched_file.ts", token, "/dev/zero", "token file"],
-      ["a token file that is a FIFO", "../lib/discovery/kubernetes/_watched_file.ts", token, fifo, "token file"],
+      ["a kubeconfig at /dev/zero", "../lib/kubernetes/kubeconfig.ts", kubeconfig, "/dev/zero", "kubeconfig"],
+      ["a kubeconfig that is a FIFO", "../lib/kubernetes/kubeconfig.ts", kubeconfig, fifo, "kubeconfig"],
+      ["a token file at /dev/zero", "../lib/watched_file.ts", token, "/dev/zero", "token file"],
+      ["a token file that is a FIFO", "../lib/watched_file.ts", token, fifo, "token file"],
     ];
     for (const [name, module, call, path, what] of cases) {
       await t.step(name, async () => {

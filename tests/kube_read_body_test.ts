@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { readBodyLimited, readStreamLimited } from "../lib/discovery/kubernetes/read_body.ts";
+import { readBodyLimited, readStreamLimited } from "../lib/kubernetes/read_body.ts";
 
 /** A stream of `total` bytes in chunks of `chunk`, recording what was pulled and whether it was cancelled. */
 function source(total: number, chunk: number) {

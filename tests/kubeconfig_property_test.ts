@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { stringify } from "yaml";
-import { KubeconfigError, parseKubeconfig } from "../lib/discovery/kubernetes/kubeconfig.ts";
+import { KubeconfigError, parseKubeconfig } from "../lib/kubernetes/kubeconfig.ts";
 import { anyText, checkAsync } from "./support/properties.ts";
 
 const PATH = "/nonexistent-kubeconfig-dir/config";

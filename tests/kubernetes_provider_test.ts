@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { type Endpoint, endpointKey } from "../lib/config/endpoint.ts";
+import { type Endpoint, endpointKey } from "../lib/endpoint.ts";
 import { withFallback } from "../lib/discovery/fallback.ts";
 import { kubernetesProvider, type KubernetesProviderOptions } from "../lib/discovery/kubernetes/provider.ts";
 import { mergeProviders } from "../lib/discovery/merge.ts";

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { ProxyApp } from "../lib/app.ts";
-import { type Endpoint, endpointKey } from "../lib/config/endpoint.ts";
+import { type Endpoint, endpointKey } from "../lib/endpoint.ts";
 import type { Probe, ProbeResult } from "../lib/upstream/probe.ts";
 import { createTestPki } from "./support/test_pki.ts";
 import { EchoServer, testConfig, waitFor, writeAll } from "./support/net.ts";

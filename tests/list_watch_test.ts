@@ -1,12 +1,12 @@
 import assert from "node:assert/strict";
+import { type KubeObject } from "../lib/kubernetes/types.ts";
 import {
-  type KubeObject,
   listWatch,
   type ListWatchOptions,
   type ListWatchRetry,
   type ListWatchSnapshot,
-} from "../lib/discovery/kubernetes/list_watch.ts";
-import type { KubeRequest } from "../lib/discovery/kubernetes/transport.ts";
+} from "../lib/kubernetes/list_watch.ts";
+import type { KubeRequest } from "../lib/kubernetes/transport.ts";
 import { endpointSlice, type RequestRecord } from "./support/fake_apiserver.ts";
 import { LogCapture } from "./support/log_capture.ts";
 import { waitFor } from "./support/net.ts";

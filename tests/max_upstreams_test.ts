@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { ProxyApp } from "../lib/app.ts";
-import { type Endpoint, endpointKey } from "../lib/config/endpoint.ts";
+import { type Endpoint, endpointKey } from "../lib/endpoint.ts";
 import { LogCapture } from "./support/log_capture.ts";
 import { ManualProvider } from "./support/manual_provider.ts";
 import { EchoServer, freePort, testConfig, waitFor, writeAll } from "./support/net.ts";

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { type Endpoint, endpointKey } from "../lib/config/endpoint.ts";
+import { type Endpoint, endpointKey } from "../lib/endpoint.ts";
 import { mergeProviders } from "../lib/discovery/merge.ts";
 import type { EndpointProvider } from "../lib/discovery/provider.ts";
 import { staticProvider } from "../lib/discovery/static.ts";

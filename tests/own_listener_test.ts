@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
+import { ConfigError } from "../lib/errors.ts";
 import { parseCommandLine } from "../lib/config/cli.ts";
-import { buildProxyConfig, ConfigError, resolveRaw } from "../lib/config/config.ts";
+import { buildProxyConfig, resolveRaw } from "../lib/config/config.ts";
 import { PROXY_FLAGS } from "../lib/config/flags.ts";
 import { isOwnListener, localAddresses } from "../lib/config/own_listener.ts";
 

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import type { Endpoint } from "../lib/config/endpoint.ts";
+import type { Endpoint } from "../lib/endpoint.ts";
 import { Pool, type PoolOptions } from "../lib/upstream/pool.ts";
 import type { Closable } from "../lib/upstream/upstream.ts";
 import { LogCapture } from "./support/log_capture.ts";

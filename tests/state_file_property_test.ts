@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { endpointKey, parseEndpoint } from "../lib/config/endpoint.ts";
+import { endpointKey, parseEndpoint } from "../lib/endpoint.ts";
 import { readStateFile, writeStateFile } from "../lib/discovery/state_file.ts";
 import { anyText, checkAsync, RUNS } from "./support/properties.ts";
 

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { type Endpoint, endpointKey } from "../lib/config/endpoint.ts";
+import { type Endpoint, endpointKey } from "../lib/endpoint.ts";
 import { persistToStateFile, readStateFile, stateFileProvider, writeStateFile } from "../lib/discovery/state_file.ts";
 import { staticProvider } from "../lib/discovery/static.ts";
 import { LogCapture } from "./support/log_capture.ts";

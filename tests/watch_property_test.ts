@@ -4,9 +4,10 @@
  */
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { readLines } from "../lib/discovery/kubernetes/_watch_stream.ts";
-import { type KubeObject, listWatch, type ListWatchSnapshot } from "../lib/discovery/kubernetes/list_watch.ts";
-import type { KubeRequest, KubeTransport } from "../lib/discovery/kubernetes/transport.ts";
+import { type KubeObject } from "../lib/kubernetes/types.ts";
+import { readLines } from "../lib/kubernetes/_watch_stream.ts";
+import { listWatch, type ListWatchSnapshot } from "../lib/kubernetes/list_watch.ts";
+import type { KubeRequest, KubeTransport } from "../lib/kubernetes/transport.ts";
 import { withDeadline } from "./support/deadline.ts";
 import { waitFor } from "./support/net.ts";
 import { checkAsync, RUNS } from "./support/properties.ts";

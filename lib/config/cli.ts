@@ -4,11 +4,11 @@
  *
  * @module
  */
+import { escapeControls } from "../errors.ts";
 import { Command, CommanderError, Option } from "commander";
 import {
   buildProxyConfig,
   configOutcome,
-  escapeControls,
   type ParseOutcome,
   type ProxyConfig,
   type RawValues,

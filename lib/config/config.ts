@@ -3,8 +3,9 @@
  *
  * @module
  */
+import { ConfigError, errorMessage } from "../errors.ts";
 import { formatDuration, parseDuration } from "./duration.ts";
-import { dedupeEndpoints, type Endpoint, endpointKey, normaliseHost, parseEndpoint, parsePort } from "./endpoint.ts";
+import { dedupeEndpoints, type Endpoint, endpointKey, normaliseHost, parseEndpoint, parsePort } from "../endpoint.ts";
 import { type FlagSpec, PROXY_FLAGS } from "./flags.ts";
 import { isOwnListener, localAddresses } from "./own_listener.ts";
 
@@ -49,39 +50,6 @@ export interface ProxyConfig {
   readonly stateFile: string | undefined;
   readonly logLevel: LogLevel;
   readonly logFormat: LogFormat;
-}
-
-/**
- * Escapes control characters (C0, DEL, C1, and the Unicode line and paragraph separators) as `\n`, `\r`, `\t` or
- * `\xNN` / `\uNNNN`, so that a value quoted in a message can neither break its line nor drive the terminal.
- *
- * @example
- * ```ts
- * import { escapeControls } from "./config.ts";
- * console.assert(escapeControls("a\nb\x1b[31m") === "a\\nb\\x1b[31m");
- * ```
- */
-export function escapeControls(text: string): string {
-  // deno-lint-ignore no-control-regex
-  return text.replace(/[\x00-\x1f\x7f-\x9f\u2028\u2029]/g, (c) => {
-    if (c === "\n") return "\\n";
-    if (c === "\r") return "\\r";
-    if (c === "\t") return "\\t";
-    const code = c.charCodeAt(0);
-    return code <= 0xff ? `\\x${code.toString(16).padStart(2, "0")}` : `\\u${code.toString(16)}`;
-  });
-}
-
-/**
- * A user's configuration mistake: main prints `message` as one line and exits with status 2. Control characters in
- * the message (a quoted value with a newline or an escape sequence) are escaped here, for every configuration error.
- */
-export class ConfigError extends Error {
-  override name = "ConfigError";
-
-  constructor(message: string, options?: ErrorOptions) {
-    super(escapeControls(message), options);
-  }
 }
 
 /** Where a raw value came from, for error messages. */
@@ -140,7 +108,7 @@ export class FlagReader {
     try {
       return parse(raw.text);
     } catch (e) {
-      throw this.error(name, e instanceof Error ? e.message : String(e));
+      throw this.error(name, errorMessage(e));
     }
   }
 
@@ -268,7 +236,7 @@ export function buildProxyConfig(raw: RawValues, local: () => readonly string[] 
   const endpoints = r.get("endpoints", endpointList);
   const own = endpoints.find((e) => isOwnListener(e, { host: bindAddress, port: bindPort }, local));
   if (own !== undefined) {
-    const listen = bindAddress.includes(":") ? `[${bindAddress}]:${bindPort}` : `${bindAddress}:${bindPort}`;
+    const listen = endpointKey({ host: bindAddress, port: bindPort });
     throw r.error(
       "endpoints",
       `expected API servers, found ${endpointKey(own)}, this proxy's own listener (${listen}): ` +
@@ -340,7 +308,8 @@ export type ParseOutcome<C> =
  *
  * @example
  * ```ts
- * import { ConfigError, configOutcome } from "./config.ts";
+ * import { ConfigError } from "../errors.ts";
+ * import { configOutcome } from "./config.ts";
  * const r = configOutcome(() => {
  *   throw new ConfigError("Invalid --x 'y': expected z");
  * });

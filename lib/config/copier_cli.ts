@@ -18,7 +18,7 @@ import {
   type RawValues,
 } from "./config.ts";
 import { COPIER_FLAGS } from "./copier_flags.ts";
-import { normaliseHost } from "./endpoint.ts";
+import { normaliseHost } from "../endpoint.ts";
 import type { FlagSpec } from "./flags.ts";
 
 /** A listen address; `host` `""` means every interface. */

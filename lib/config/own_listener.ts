@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { type Endpoint, normaliseIpv6 } from "./endpoint.ts";
+import { type Endpoint, normaliseIpv6 } from "../endpoint.ts";
 
 /** Where the proxy listens. */
 export interface Listener {

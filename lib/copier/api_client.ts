@@ -5,9 +5,10 @@
  *
  * @module
  */
-import { MAX_ERROR_BODY_BYTES, MAX_OBJECT_BODY_BYTES, readBodyLimited } from "../discovery/kubernetes/read_body.ts";
-import type { KubeTransport } from "../discovery/kubernetes/transport.ts";
-import { isRecord, type JsonValue, MANAGER } from "./objects.ts";
+import { isRecord } from "../kubernetes/types.ts";
+import { MAX_ERROR_BODY_BYTES, MAX_OBJECT_BODY_BYTES, readBodyLimited } from "../kubernetes/read_body.ts";
+import type { KubeTransport } from "../kubernetes/transport.ts";
+import { type JsonValue, MANAGER } from "./objects.ts";
 
 /** A non-2xx answer of the API server. */
 export class KubeApiError extends Error {

@@ -6,8 +6,8 @@
  *
  * @module
  */
-import { listWatch, type ListWatchOptions, type ListWatchRetry } from "../discovery/kubernetes/list_watch.ts";
-import type { KubeTransport } from "../discovery/kubernetes/transport.ts";
+import { listWatch, type ListWatchOptions, type ListWatchRetry } from "../kubernetes/list_watch.ts";
+import type { KubeTransport } from "../kubernetes/transport.ts";
 import { guard } from "../internal_errors.ts";
 import { slicesPath } from "./api_client.ts";
 import {

@@ -5,11 +5,11 @@
  *
  * @module
  */
+import { describeError } from "../errors.ts";
 import { getLogger } from "@logtape/logtape";
 import { type Clock, jitter, type Random, systemClock } from "../clock.ts";
-import type { KubeTransport } from "../discovery/kubernetes/transport.ts";
+import type { KubeTransport } from "../kubernetes/transport.ts";
 import { LogLimit } from "../log_limit.ts";
-import { describeError } from "../upstream/probe.ts";
 import { applySlice, deleteSlice, getObject, slicePath } from "./api_client.ts";
 import { CopierCaches, type WatchTuning } from "./caches.ts";
 import type { CopierMetrics } from "./metrics.ts";

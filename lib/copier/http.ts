@@ -5,24 +5,15 @@
  *
  * @module
  */
+import { endpointKey } from "../endpoint.ts";
+import { errorMessage } from "../errors.ts";
 import type { BindAddress } from "../config/copier_cli.ts";
-import { PROMETHEUS_TEXT } from "./metrics.ts";
+import { metricsResponse, refuseMethod, textResponse as text } from "../http_responses.ts";
 
 /** What the probe handler reads. */
 export interface ProbeSource {
   /** `undefined` when ready, else why not (one line). */
   notReadyReason(): string | undefined;
-}
-
-const TEXT = { "content-type": "text/plain; charset=utf-8", "cache-control": "no-store" };
-
-function text(status: number, body: string, head: boolean, extra: HeadersInit = {}): Response {
-  return new Response(head ? null : `${body}\n`, { status, headers: { ...TEXT, ...extra } });
-}
-
-function methodError(req: Request): Response | undefined {
-  if (req.method === "GET" || req.method === "HEAD") return undefined;
-  return text(405, "method not allowed", false, { allow: "GET, HEAD" });
 }
 
 /**
@@ -40,8 +31,8 @@ export function probeHandler(source: ProbeSource): (req: Request) => Response {
     const path = new URL(req.url).pathname;
     const head = req.method === "HEAD";
     if (path !== "/healthz" && path !== "/readyz") return text(404, "not found", head);
-    const bad = methodError(req);
-    if (bad !== undefined) return bad;
+    const refused = refuseMethod(req);
+    if (refused !== undefined) return refused;
     if (path === "/healthz") return text(200, "ok", head);
     const reason = source.notReadyReason();
     return reason === undefined ? text(200, "ok", head) : text(503, reason, head);
@@ -62,12 +53,9 @@ export function metricsHandler(render: () => string): (req: Request) => Response
   return (req) => {
     const head = req.method === "HEAD";
     if (new URL(req.url).pathname !== "/metrics") return text(404, "not found", head);
-    const bad = methodError(req);
-    if (bad !== undefined) return bad;
-    return new Response(head ? null : render(), {
-      status: 200,
-      headers: { "content-type": PROMETHEUS_TEXT, "cache-control": "no-store" },
-    });
+    const refused = refuseMethod(req);
+    if (refused !== undefined) return refused;
+    return metricsResponse(render(), head);
   };
 }
 
@@ -92,7 +80,5 @@ export function serveHttp(
       if (e instanceof Deno.errors.AddrInUse || e instanceof Deno.errors.NotCapable) break;
     }
   }
-  const shown = address.host.includes(":") ? `[${address.host}]` : address.host;
-  const error = last instanceof Error ? last.message : String(last);
-  throw new Error(`Cannot listen on '${shown}:${address.port}' for ${what}: ${error}`);
+  throw new Error(`Cannot listen on '${endpointKey(address)}' for ${what}: ${errorMessage(last)}`);
 }

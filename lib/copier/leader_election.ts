@@ -8,11 +8,11 @@
  *
  * @module
  */
+import { describeError } from "../errors.ts";
 import { getLogger } from "@logtape/logtape";
 import { type Clock, type Random, systemClock } from "../clock.ts";
-import type { KubeTransport } from "../discovery/kubernetes/transport.ts";
-import { describeError } from "../upstream/probe.ts";
-import { MAX_LEASE_BODY_BYTES } from "../discovery/kubernetes/read_body.ts";
+import type { KubeTransport } from "../kubernetes/transport.ts";
+import { MAX_LEASE_BODY_BYTES } from "../kubernetes/read_body.ts";
 import { getObject, KubeApiError, requestJson } from "./api_client.ts";
 import { leaseBody, type LeaseRecord, microTime, readLease } from "./lease.ts";
 

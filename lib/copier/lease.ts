@@ -4,7 +4,8 @@
  *
  * @module
  */
-import { isRecord, type JsonValue } from "./objects.ts";
+import { isRecord } from "../kubernetes/types.ts";
+import { type JsonValue } from "./objects.ts";
 
 /** The Lease's spec. */
 export interface LeaseRecord {

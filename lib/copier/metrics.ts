@@ -6,7 +6,6 @@
 
 import { familyLines, type Labels, labelText } from "../prometheus.ts";
 
-export { PROMETHEUS_TEXT } from "../prometheus.ts";
 
 interface Family {
   readonly help: string;

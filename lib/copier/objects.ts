@@ -4,7 +4,7 @@
  *
  * @module
  */
-import type { KubeObject } from "../discovery/kubernetes/list_watch.ts";
+import { isRecord, type KubeObject } from "../kubernetes/types.ts";
 
 /** A JSON value, as read from or written to the API. */
 export type JsonValue = null | boolean | number | string | readonly JsonValue[] | { readonly [k: string]: JsonValue };
@@ -227,11 +227,6 @@ function stringMap(v: unknown): Record<string, string> {
   const out: Record<string, string> = {};
   for (const [k, val] of Object.entries(v)) if (typeof val === "string") out[k] = val;
   return out;
-}
-
-/** Whether `v` is a plain object (not an array, not null). */
-export function isRecord(v: unknown): v is Record<string, unknown> {
-  return typeof v === "object" && v !== null && !Array.isArray(v);
 }
 
 /**

@@ -5,20 +5,20 @@
  *
  * @module
  */
+import { ConfigError } from "../errors.ts";
 import { getLogger } from "@logtape/logtape";
 import type { Clock, Random } from "../clock.ts";
 import type { CopierConfig } from "../config/copier_cli.ts";
-import { ConfigError } from "../config/config.ts";
-import { type Endpoint, parseEndpoint } from "../config/endpoint.ts";
-import { SERVICE_ACCOUNT_DIR } from "../discovery/kubernetes/in_cluster.ts";
-import type { KubeTransport } from "../discovery/kubernetes/transport.ts";
+import { bracketHost, type Endpoint, endpointKey, parseEndpoint } from "../endpoint.ts";
+import { SERVICE_ACCOUNT_DIR } from "../kubernetes/in_cluster.ts";
+import type { KubeTransport } from "../kubernetes/transport.ts";
 import type { WatchTuning } from "./caches.ts";
 import { CopierController } from "./controller.ts";
 import { metricsHandler, probeHandler, serveHttp } from "./http.ts";
 import { LeaderElector } from "./leader_election.ts";
 import { CopierMetrics } from "./metrics.ts";
 import { WarningReporter } from "./warnings.ts";
-import { readRegularFileSync } from "../discovery/read_file.ts";
+import { readRegularFileSync } from "../read_file.ts";
 
 const log = getLogger(["extractedprism", "copier"]);
 
@@ -208,7 +208,7 @@ export function inClusterApiServer(host: string | undefined, port: string | unde
   if (host === undefined || host.trim() === "") return undefined;
   const h = host.trim();
   try {
-    return parseEndpoint(`${h.includes(":") ? `[${h}]` : h}:${port?.trim() || "443"}`);
+    return parseEndpoint(`${bracketHost(h)}:${port?.trim() || "443"}`);
   } catch (e) {
     throw new ConfigError(
       `Invalid KUBERNETES_SERVICE_HOST/KUBERNETES_SERVICE_PORT '${h}'/'${port ?? ""}': ${(e as Error).message}`,
@@ -222,7 +222,7 @@ async function connect(config: CopierConfig, deps: CopierDeps, saDir: string): P
       "Cannot reach the Kubernetes API: expected --kubeconfig, or KUBERNETES_SERVICE_HOST in a pod",
     );
   }
-  const { connectKubernetes } = await import("../discovery/kubernetes/connect.ts");
+  const { connectKubernetes } = await import("../kubernetes/connect.ts");
   const api = deps.apiServer;
   const transport = await connectKubernetes({
     ...(config.kubeconfig !== undefined ? { kubeconfigPath: config.kubeconfig } : {}),
@@ -272,7 +272,7 @@ function hostname(): string {
 }
 
 function addressText(a: Deno.NetAddr): string {
-  return a.hostname.includes(":") ? `[${a.hostname}]:${a.port}` : `${a.hostname}:${a.port}`;
+  return endpointKey({ host: a.hostname, port: a.port });
 }
 
 function pick<T extends object, K extends keyof T>(o: T, keys: readonly K[]): { [P in K]?: Exclude<T[P], undefined> } {

@@ -6,10 +6,10 @@
  *
  * @module
  */
+import { describeError } from "../errors.ts";
 import { getLogger } from "@logtape/logtape";
 import { type Clock, systemClock } from "../clock.ts";
-import type { KubeTransport } from "../discovery/kubernetes/transport.ts";
-import { describeError } from "../upstream/probe.ts";
+import type { KubeTransport } from "../kubernetes/transport.ts";
 import { KubeApiError, requestJson } from "./api_client.ts";
 import { MANAGER } from "./objects.ts";
 import type { CopierWarning } from "./targets.ts";

@@ -4,13 +4,14 @@
  *
  * @module
  */
+import { errorMessage } from "../errors.ts";
 import { getLogger } from "@logtape/logtape";
 import type { ProxyConfig } from "../config/config.ts";
-import type { Endpoint } from "../config/endpoint.ts";
+import type { Endpoint } from "../endpoint.ts";
 import { Backoff, sleep } from "../clock.ts";
 import { withFallback } from "./fallback.ts";
 import { kubernetesProvider } from "./kubernetes/provider.ts";
-import type { KubeTransport } from "./kubernetes/transport.ts";
+import type { KubeTransport } from "../kubernetes/transport.ts";
 import type { EndpointProvider } from "./provider.ts";
 import { persistToStateFile, stateFileProvider } from "./state_file.ts";
 
@@ -61,7 +62,7 @@ export function startDiscovery(config: ProxyConfig, opts: DiscoveryOptions): Dis
       while (!signal.aborted && transport === undefined) {
         try {
           // Loaded on demand: the kubeconfig parser (yaml) costs memory that a proxy without discovery never needs.
-          const { connectKubernetes } = await import("./kubernetes/connect.ts");
+          const { connectKubernetes } = await import("../kubernetes/connect.ts");
           transport = opts.transport ?? await connectKubernetes({
             ...(config.kubeconfig !== undefined ? { kubeconfigPath: config.kubeconfig } : {}),
             ...(config.kubeContext !== undefined ? { context: config.kubeContext } : {}),
@@ -81,7 +82,7 @@ export function startDiscovery(config: ProxyConfig, opts: DiscoveryOptions): Dis
           const delayMs = Math.round(backoff.next());
           log.error("Cannot set up Kubernetes discovery, retrying in {delayMs} ms: {error}", {
             delayMs,
-            error: e instanceof Error ? e.message : String(e),
+            error: errorMessage(e),
           });
           await sleep(delayMs, signal).catch(() => {});
         }

@@ -4,9 +4,9 @@
  *
  * @module
  */
+import { describeError } from "../errors.ts";
 import { getLogger } from "@logtape/logtape";
-import type { Endpoint } from "../config/endpoint.ts";
-import { describeError } from "../upstream/probe.ts";
+import type { Endpoint } from "../endpoint.ts";
 import type { EndpointProvider } from "./provider.ts";
 
 const log = getLogger(["extractedprism", "discovery"]);

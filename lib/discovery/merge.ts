@@ -3,10 +3,10 @@
  *
  * @module
  */
+import { describeError } from "../errors.ts";
 import { getLogger } from "@logtape/logtape";
-import { dedupeEndpoints, type Endpoint, endpointKey, normaliseIpv6 } from "../config/endpoint.ts";
+import { dedupeEndpoints, type Endpoint, endpointKey, normaliseIpv6 } from "../endpoint.ts";
 import { guard } from "../internal_errors.ts";
-import { describeError } from "../upstream/probe.ts";
 import type { EndpointProvider } from "./provider.ts";
 
 const log = getLogger(["extractedprism", "discovery"]);

@@ -3,7 +3,7 @@
  *
  * @module
  */
-import type { Endpoint } from "../config/endpoint.ts";
+import type { Endpoint } from "../endpoint.ts";
 
 /** A named source of endpoint sets. Every yielded array is the provider's whole current set. */
 export interface EndpointProvider {

@@ -4,11 +4,11 @@
  *
  * @module
  */
+import { describeError } from "../errors.ts";
 import { getLogger } from "@logtape/logtape";
-import { type Endpoint, endpointKey, parseEndpoint } from "../config/endpoint.ts";
-import { describeError } from "../upstream/probe.ts";
+import { type Endpoint, endpointKey, parseEndpoint } from "../endpoint.ts";
 import type { EndpointProvider } from "./provider.ts";
-import { readRegularFile } from "./read_file.ts";
+import { readRegularFile } from "../read_file.ts";
 
 const log = getLogger(["extractedprism", "discovery", "state"]);
 

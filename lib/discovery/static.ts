@@ -3,7 +3,7 @@
  *
  * @module
  */
-import type { Endpoint } from "../config/endpoint.ts";
+import type { Endpoint } from "../endpoint.ts";
 import type { EndpointProvider } from "./provider.ts";
 
 /**

@@ -6,12 +6,12 @@
  *
  * @module
  */
+import { describeError } from "../errors.ts";
 import { getLogger } from "@logtape/logtape";
 import { sleep } from "../clock.ts";
-import { endpointKey } from "../config/endpoint.ts";
+import { endpointKey } from "../endpoint.ts";
 import { LogLimit } from "../log_limit.ts";
 import { guard, reportInternalError } from "../internal_errors.ts";
-import { describeError } from "../upstream/probe.ts";
 import { connectTcp } from "../connect_tcp.ts";
 
 const log = getLogger(["extractedprism", "accept"]);

@@ -5,9 +5,9 @@
  *
  * @module
  */
-import type { Endpoint } from "../config/endpoint.ts";
+import { describeError } from "../errors.ts";
+import type { Endpoint } from "../endpoint.ts";
 import { reportInternalError } from "../internal_errors.ts";
-import { describeError } from "../upstream/probe.ts";
 import type { Upstream } from "../upstream/upstream.ts";
 import { type CoarseTimer, dialTimer, type TimerEntry } from "./coarse_timer.ts";
 

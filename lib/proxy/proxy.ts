@@ -4,11 +4,12 @@
  *
  * @module
  */
+import { endpointKey } from "../endpoint.ts";
+import { describeError } from "../errors.ts";
 import { getLogger } from "@logtape/logtape";
 import type { Clock } from "../clock.ts";
 import type { Pool } from "../upstream/pool.ts";
 import { reportInternalError } from "../internal_errors.ts";
-import { describeError } from "../upstream/probe.ts";
 import { LiveList, type LiveNode } from "../live_list.ts";
 import { LogLimit } from "../log_limit.ts";
 import type { Closable, Upstream } from "../upstream/upstream.ts";
@@ -197,5 +198,5 @@ export class Proxy {
 
 function addrText(a: Deno.Addr): string {
   const n = a as Deno.NetAddr;
-  return n.hostname.includes(":") ? `[${n.hostname}]:${n.port}` : `${n.hostname}:${n.port}`;
+  return endpointKey({ host: n.hostname, port: n.port });
 }

@@ -6,9 +6,9 @@
  *
  * @module
  */
+import { describeError } from "../errors.ts";
 import { getLogger } from "@logtape/logtape";
 import { AcceptLoop } from "../proxy/accept_loop.ts";
-import { describeError } from "../upstream/probe.ts";
 
 const log = getLogger(["extractedprism", "health"]);
 

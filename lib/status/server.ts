@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { PROMETHEUS_TEXT } from "../prometheus.ts";
+import { metricsResponse, refuseMethod, textResponse as text } from "../http_responses.ts";
 import type { UpstreamSnapshot } from "../upstream/upstream.ts";
 
 /** What the status handler reads. */
@@ -19,12 +19,7 @@ export interface StatusSource {
   metrics(): string;
 }
 
-const TEXT = { "content-type": "text/plain; charset=utf-8", "cache-control": "no-store" };
 const JSON_TYPE = { "content-type": "application/json", "cache-control": "no-store" };
-
-function text(status: number, body: string, head: boolean, extra: HeadersInit = {}): Response {
-  return new Response(head ? null : `${body}\n`, { status, headers: { ...TEXT, ...extra } });
-}
 
 /**
  * Builds the handler of the health port.
@@ -48,17 +43,15 @@ export function statusHandler(source: StatusSource): (req: Request) => Promise<R
     const head = req.method === "HEAD";
     const routes: Record<string, boolean> = { "/healthz": true, "/readyz": true, "/upstreams": true, "/metrics": true };
     if (!routes[path]) return text(404, "not found", head);
-    if (req.method !== "GET" && !head) return text(405, "method not allowed", false, { allow: "GET, HEAD" });
+    const refused = refuseMethod(req);
+    if (refused !== undefined) return refused;
     switch (path) {
       case "/healthz":
         return (await source.live()) ? text(200, "ok", head) : text(503, "listener is not accepting", head);
       case "/readyz":
         return source.ready() ? text(200, "ok", head) : text(503, "no healthy upstream", head);
       case "/metrics":
-        return new Response(head ? null : source.metrics(), {
-          status: 200,
-          headers: { "content-type": PROMETHEUS_TEXT, "cache-control": "no-store" },
-        });
+        return metricsResponse(source.metrics(), head);
       default: {
         const body = JSON.stringify({ upstreams: source.upstreams() }, null, 2);
         return new Response(head ? null : `${body}\n`, { status: 200, headers: JSON_TYPE });

@@ -6,8 +6,9 @@
  *
  * @module
  */
+import { describeError } from "../errors.ts";
 import { type Clock, jitter, type Random } from "../clock.ts";
-import { describeError, type Probe, type ProbeResult } from "./probe.ts";
+import { type Probe, type ProbeResult } from "./probe.ts";
 import type { StateChange, Upstream } from "./upstream.ts";
 
 /** How long past `timeoutMs` the loop waits for a probe that ignores its signal before it counts it as timed out. */

@@ -5,7 +5,7 @@
  */
 import { getLogger } from "@logtape/logtape";
 import type { Clock, Random } from "../clock.ts";
-import { type Endpoint, endpointKey } from "../config/endpoint.ts";
+import { type Endpoint, endpointKey } from "../endpoint.ts";
 import { reportInternalError } from "../internal_errors.ts";
 import { orderCandidates, type SelectionPolicy, updateTiers } from "./choose.ts";
 import { type StateChange, Upstream, type UpstreamSnapshot } from "./upstream.ts";

@@ -3,7 +3,7 @@
  *
  * @module
  */
-import type { Endpoint } from "../config/endpoint.ts";
+import type { Endpoint } from "../endpoint.ts";
 
 /** The result of one probe. */
 export type ProbeResult =
@@ -16,16 +16,6 @@ export interface Probe {
   check(endpoint: Endpoint, signal: AbortSignal): Promise<ProbeResult>;
   /** Frees what the probe keeps for an endpoint (a kept-alive connection) once it is no longer probed. */
   release?(endpoint: Endpoint): void;
-}
-
-/** Short text for an error, for logs and `/upstreams`: the error's name and first line. */
-export function describeError(e: unknown): string {
-  if (e instanceof Error) {
-    if (e.name === "TimeoutError" || e.name === "AbortError") return "timeout";
-    const msg = e.message.split("\n")[0] ?? "";
-    return e.name && e.name !== "Error" ? `${e.name}: ${msg}` : msg;
-  }
-  return String(e);
 }
 
 /**

@@ -10,10 +10,11 @@
  * @module
  */
 import type tls from "node:tls";
+import { describeError } from "../errors.ts";
 import { getLogger } from "@logtape/logtape";
-import { type Endpoint, endpointKey } from "../config/endpoint.ts";
+import { type Endpoint, endpointKey } from "../endpoint.ts";
 import { type Http1Response, parseResponse } from "./_http1.ts";
-import { abortable, describeError, type Probe, type ProbeResult } from "./probe.ts";
+import { abortable, type Probe, type ProbeResult } from "./probe.ts";
 import { connectTcp } from "../connect_tcp.ts";
 
 const log = getLogger(["extractedprism", "probe"]);

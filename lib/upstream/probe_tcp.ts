@@ -3,8 +3,9 @@
  *
  * @module
  */
-import type { Endpoint } from "../config/endpoint.ts";
-import { abortable, describeError, type Probe, type ProbeResult } from "./probe.ts";
+import { describeError } from "../errors.ts";
+import type { Endpoint } from "../endpoint.ts";
+import { abortable, type Probe, type ProbeResult } from "./probe.ts";
 import { connectTcp } from "../connect_tcp.ts";
 
 /** How the probe opens a connection; tests inject failures here. */

@@ -3,7 +3,7 @@
  *
  * @module
  */
-import { type Endpoint, endpointKey } from "../config/endpoint.ts";
+import { type Endpoint, endpointKey } from "../endpoint.ts";
 import { LiveList, type LiveNode } from "../live_list.ts";
 
 /** Health of an upstream. `unknown` until its first probe: never reported healthy before it proved it. */

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import type { Endpoint } from "../../lib/config/endpoint.ts";
+import type { Endpoint } from "../../lib/endpoint.ts";
 import type { TestPki } from "./test_pki.ts";
 
 const SCRIPT = new URL("./_readyz_tls_server.ts", import.meta.url);

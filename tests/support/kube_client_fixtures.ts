@@ -48,7 +48,7 @@ export async function runInOwnNetns(
   const script = `${dir.path}/probe.ts`;
   const resolv = `${dir.path}/resolv.conf`;
   await Deno.writeTextFile(resolv, options.resolvConf ?? "nameserver 127.0.0.1\n");
-  const lib = new URL("../../lib/discovery/kubernetes/", import.meta.url).href;
+  const lib = new URL("../../lib/kubernetes/", import.meta.url).href;
   const support = new URL("./", import.meta.url).href;
   await Deno.writeTextFile(
     script,

@@ -3,7 +3,7 @@
  *
  * @module
  */
-import type { Endpoint } from "../../lib/config/endpoint.ts";
+import type { Endpoint } from "../../lib/endpoint.ts";
 import type { EndpointProvider } from "../../lib/discovery/provider.ts";
 
 type Command =

@@ -4,7 +4,7 @@
  * @module
  */
 import type { ProxyConfig } from "../../lib/config/config.ts";
-import type { Endpoint } from "../../lib/config/endpoint.ts";
+import type { Endpoint } from "../../lib/endpoint.ts";
 import { WAIT_MS, withDeadline } from "./deadline.ts";
 
 /**

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import type { KubeRequest, KubeTransport } from "../../lib/discovery/kubernetes/transport.ts";
+import type { KubeRequest, KubeTransport } from "../../lib/kubernetes/transport.ts";
 
 /** Options of {@linkcode SimpleTransport}. */
 export interface SimpleTransportOptions {

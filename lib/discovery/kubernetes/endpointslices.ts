@@ -4,8 +4,9 @@
  *
  * @module
  */
+import { isRecord } from "../../kubernetes/types.ts";
 import { getLogger } from "@logtape/logtape";
-import { type Endpoint, endpointKey, isIpv4, normaliseIpv6 } from "../../config/endpoint.ts";
+import { type Endpoint, endpointKey, isIpv4, normaliseIpv6 } from "../../endpoint.ts";
 import type { LogLimit } from "../../log_limit.ts";
 
 const log = getLogger(["extractedprism", "discovery", "kubernetes"]);
@@ -183,8 +184,4 @@ function compareEndpoints(a: Endpoint, b: Endpoint): number {
   const hb = fb ? b.host : b.host.split(".").map((o) => o.padStart(3, "0")).join(".");
   if (ha !== hb) return ha < hb ? -1 : 1;
   return a.port - b.port;
-}
-
-function isRecord(v: unknown): v is Record<string, unknown> {
-  return typeof v === "object" && v !== null && !Array.isArray(v);
 }

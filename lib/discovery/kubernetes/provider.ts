@@ -3,13 +3,14 @@
  *
  * @module
  */
+import { type KubeObject } from "../../kubernetes/types.ts";
 import { getLogger } from "@logtape/logtape";
 import { systemClock } from "../../clock.ts";
-import { type Endpoint, endpointKey } from "../../config/endpoint.ts";
+import { type Endpoint, endpointKey } from "../../endpoint.ts";
 import { LogLimit } from "../../log_limit.ts";
 import type { EndpointProvider } from "../provider.ts";
 import { endpointsFromSlices } from "./endpointslices.ts";
-import { type KubeObject, listWatch, type ListWatchOptions } from "./list_watch.ts";
+import { listWatch, type ListWatchOptions } from "../../kubernetes/list_watch.ts";
 
 const log = getLogger(["extractedprism", "discovery", "kubernetes"]);
 

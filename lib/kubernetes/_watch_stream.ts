@@ -3,8 +3,8 @@
  *
  * @module
  */
-import type { Clock } from "../../clock.ts";
-import { guard } from "../../internal_errors.ts";
+import type { Clock } from "../clock.ts";
+import { guard } from "../internal_errors.ts";
 
 /** Longest watch line accepted; a longer one is garbage (a real event is far smaller). */
 const MAX_LINE = 16 << 20;

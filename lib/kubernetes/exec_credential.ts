@@ -7,6 +7,7 @@
  *
  * @module
  */
+import { errorMessage } from "../errors.ts";
 import type { ExecApiVersion, ExecConfig } from "./connection.ts";
 import { MAX_ERROR_BODY_BYTES, MAX_EXEC_STDOUT_BYTES, readStreamLimited } from "./read_body.ts";
 
@@ -118,7 +119,7 @@ export class ExecPlugin {
         }).spawn();
       } catch (e) {
         const hint = installHint ? `\n${installHint}` : "";
-        const why = e instanceof Deno.errors.NotFound ? "not found" : e instanceof Error ? e.message : String(e);
+        const why = e instanceof Deno.errors.NotFound ? "not found" : errorMessage(e);
         throw new Error(`Cannot run exec credential plugin '${command}': ${why}${hint}`);
       }
       const killGroup = () => {

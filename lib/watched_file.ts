@@ -4,8 +4,9 @@
  *
  * @module
  */
+import { errorMessage } from "./errors.ts";
 import { getLogger } from "@logtape/logtape";
-import { readRegularFile } from "../read_file.ts";
+import { readRegularFile } from "./read_file.ts";
 
 /** A token, CA bundle, certificate or key: far smaller in practice. */
 const MAX_CREDENTIAL_FILE_BYTES = 1 << 20;
@@ -63,7 +64,7 @@ export class WatchedFile {
       this.#warned = false;
       return this.#text;
     } catch (e) {
-      const why = e instanceof Error ? e.message : String(e);
+      const why = errorMessage(e);
       if (this.#text === undefined) throw new Error(`Cannot read ${this.what} '${this.path}': ${why}`);
       if (!this.#warned) {
         log.warn("Cannot re-read {what} {path}, keeping the last content: {error}", {

@@ -9,10 +9,11 @@
  *
  * @module
  */
+import { errorMessage } from "../errors.ts";
 import { getLogger } from "@logtape/logtape";
-import { sleep } from "../../clock.ts";
-import { type Endpoint, endpointKey } from "../../config/endpoint.ts";
-import { connectTcp } from "../../connect_tcp.ts";
+import { sleep } from "../clock.ts";
+import { type Endpoint, endpointKey } from "../endpoint.ts";
+import { connectTcp } from "../connect_tcp.ts";
 
 const log = getLogger(["extractedprism", "discovery", "kubernetes"]);
 const MAX_HEAD = 8192;
@@ -140,7 +141,7 @@ export class ConnectHop {
         conn = await this.#listener.accept();
       } catch (e) {
         if (this.#stop.signal.aborted || e instanceof Deno.errors.BadResource) return;
-        log.warn("CONNECT hop cannot accept: {error}", { error: e instanceof Error ? e.message : String(e) });
+        log.warn("CONNECT hop cannot accept: {error}", { error: errorMessage(e) });
         await sleep(100, this.#stop.signal).catch(() => {});
         continue;
       }

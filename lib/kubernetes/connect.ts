@@ -5,7 +5,7 @@
  * @module
  */
 import { getLogger } from "@logtape/logtape";
-import { type Endpoint, endpointKey } from "../../config/endpoint.ts";
+import { type Endpoint, endpointKey } from "../endpoint.ts";
 import { type AddressPattern, matchesAddress } from "./_addresses.ts";
 import type { KubeConnection } from "./connection.ts";
 import { createCredentialSource, type CredentialSourceOptions } from "./credentials.ts";

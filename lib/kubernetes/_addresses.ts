@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { type Endpoint, isIpv4, normaliseIpv6 } from "../../config/endpoint.ts";
+import { type Endpoint, isIpv4, normaliseIpv6 } from "../endpoint.ts";
 
 /** A host, and a port unless every port of the host is meant. */
 export interface AddressPattern {

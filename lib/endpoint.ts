@@ -105,9 +105,33 @@ export function parsePort(text: string): number | undefined {
   return n >= 1 && n <= 65535 ? n : undefined;
 }
 
-/** The canonical `host:port` text of an endpoint, IPv6 in brackets; equal keys mean the same endpoint. */
+/**
+ * A host as it is written before `:port`: an IPv6 address in brackets, anything else (and an already bracketed
+ * address) as it is.
+ *
+ * @example
+ * ```ts
+ * import { bracketHost } from "./endpoint.ts";
+ * console.assert(bracketHost("::1") === "[::1]" && bracketHost("[::1]") === "[::1]");
+ * console.assert(bracketHost("10.0.0.1") === "10.0.0.1");
+ * ```
+ */
+export function bracketHost(host: string): string {
+  return host.includes(":") && !host.startsWith("[") ? `[${host}]` : host;
+}
+
+/**
+ * The canonical `host:port` text of an endpoint (or of any address with a host and a port: a listener's, a
+ * connection's), IPv6 in brackets; equal keys mean the same endpoint.
+ *
+ * @example
+ * ```ts
+ * import { endpointKey } from "./endpoint.ts";
+ * console.assert(endpointKey({ host: "::1", port: 6443 }) === "[::1]:6443");
+ * ```
+ */
 export function endpointKey(e: Endpoint): string {
-  return e.host.includes(":") ? `[${e.host}]:${e.port}` : `${e.host}:${e.port}`;
+  return `${bracketHost(e.host)}:${e.port}`;
 }
 
 /** Removes duplicates (by canonical key), keeping the first occurrence's order. */

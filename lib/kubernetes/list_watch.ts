@@ -5,25 +5,10 @@
  *
  * @module
  */
-import type { Clock, Random } from "../../clock.ts";
+import type { Clock, Random } from "../clock.ts";
 import { Reflector } from "./_reflector.ts";
 import type { KubeTransport } from "./transport.ts";
-
-/** The metadata every listed object carries. */
-export interface KubeObjectMeta {
-  /** The object's name, unique in its namespace. */
-  readonly name: string;
-  /** The namespace; absent for cluster-scoped objects. */
-  readonly namespace?: string;
-  /** The version of this object, for resuming a watch. */
-  readonly resourceVersion?: string;
-}
-
-/** An object of the Kubernetes API, as far as the loop needs to know it. */
-export interface KubeObject {
-  /** Name, namespace and version. */
-  readonly metadata: KubeObjectMeta;
-}
+import type { KubeObject } from "./types.ts";
 
 /** The whole cache after a change, in namespace/name order. Only synced states (after a LIST) are ever emitted. */
 export interface ListWatchSnapshot<T extends KubeObject> {

@@ -9,7 +9,7 @@
 import { ExecPlugin } from "./exec_credential.ts";
 import type { KubeConnection, PemSource } from "./connection.ts";
 import { pemCertificates, pemPrivateKey } from "./_pem.ts";
-import { WatchedFile } from "./_watched_file.ts";
+import { WatchedFile } from "../watched_file.ts";
 
 /** The TLS side of the credentials: what a `Deno.HttpClient` is built from. */
 export interface TlsMaterial {

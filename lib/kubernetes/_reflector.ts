@@ -3,12 +3,13 @@
  *
  * @module
  */
+import { isRecord, type KubeObject } from "./types.ts";
+import { describeError } from "../errors.ts";
 import { getLogger } from "@logtape/logtape";
-import { Backoff, type Clock, jitter, type Random, systemClock } from "../../clock.ts";
-import { describeError } from "../../upstream/probe.ts";
-import { LogLimit } from "../../log_limit.ts";
+import { Backoff, type Clock, jitter, type Random, systemClock } from "../clock.ts";
+import { LogLimit } from "../log_limit.ts";
 import { IdleDeadline, readLines } from "./_watch_stream.ts";
-import type { KubeObject, ListWatchOptions, ListWatchSnapshot } from "./list_watch.ts";
+import type { ListWatchOptions, ListWatchSnapshot } from "./list_watch.ts";
 import { MAX_ERROR_BODY_BYTES, MAX_LIST_BODY_BYTES, readBodyLimited } from "./read_body.ts";
 
 const log = getLogger(["extractedprism", "discovery", "kubernetes"]);
@@ -313,8 +314,4 @@ async function statusError(res: Response, what: string): Promise<Error> {
   }
   if (res.status === 410) return new GoneError(`${what} answered 410 Gone${detail}`);
   return new Error(`Cannot ${what}: expected 200, found ${res.status}${detail}`);
-}
-
-function isRecord(v: unknown): v is Record<string, unknown> {
-  return typeof v === "object" && v !== null && !Array.isArray(v);
 }

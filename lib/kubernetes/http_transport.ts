@@ -17,8 +17,9 @@
  *
  * @module
  */
+import { errorMessage } from "../errors.ts";
 import { getLogger } from "@logtape/logtape";
-import { dedupeEndpoints, type Endpoint, endpointKey } from "../../config/endpoint.ts";
+import { bracketHost, dedupeEndpoints, type Endpoint, endpointKey } from "../endpoint.ts";
 import { type AddressPattern, isIpLiteral, matchesAddress } from "./_addresses.ts";
 import { ConnectHop, type HopRoute } from "./_connect_hop.ts";
 import type { Credentials, CredentialSource, TlsMaterial } from "./credentials.ts";
@@ -103,11 +104,7 @@ export class HttpKubeTransport implements KubeTransport, AsyncDisposable {
     // unused); absolute, it is one query instead of one per resolv.conf search domain, which matters when the pod's
     // resolver is unreachable. NO_PROXY entries (`.svc`, `kubernetes.default.svc`) do not match it either. TLS is
     // unchanged: rustls sends SNI without the dot and matches the certificate as for the bare name.
-    this.#urlHost = isIpLiteral(name)
-      ? (name.includes(":") && !name.startsWith("[") ? `[${name}]` : name)
-      : name.endsWith(".")
-      ? name
-      : `${name}.`;
+    this.#urlHost = isIpLiteral(name) ? bracketHost(name) : name.endsWith(".") ? name : `${name}.`;
     this.#neverDial = options.neverDial ?? [];
   }
 
@@ -300,7 +297,7 @@ export class HttpKubeTransport implements KubeTransport, AsyncDisposable {
 /** The useful part of a fetch error: `invalid peer certificate: ...` rather than `fetch failed`. */
 function describeFetchError(e: unknown): string {
   const cause = e instanceof Error && e.cause instanceof Error ? e.cause : e;
-  const text = cause instanceof Error ? cause.message : String(cause);
+  const text = errorMessage(cause);
   return (text.split("\n")[0] ?? "")
     .replace(/^error sending request .*?\): /, "")
     .replace(/^client error \((\w+)\): /, "");

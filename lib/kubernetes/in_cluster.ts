@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { errorMessage } from "../errors.ts";
 import type { KubeConnection } from "./connection.ts";
 import { readRegularFileSync } from "../read_file.ts";
 
@@ -41,7 +42,7 @@ export function loadInCluster(dir: string = SERVICE_ACCOUNT_DIR): KubeConnection
     try {
       namespace = readRegularFileSync(`${dir}/namespace`, 4096).trim() || undefined;
     } catch (e) {
-      throw new Error(`Cannot use service account '${dir}': ${e instanceof Error ? e.message : String(e)}`);
+      throw new Error(`Cannot use service account '${dir}': ${errorMessage(e)}`);
     }
   }
   return {
@@ -57,6 +58,6 @@ function isFile(path: string, dir: string): boolean {
     return Deno.statSync(path).isFile;
   } catch (e) {
     if (e instanceof Deno.errors.NotFound) return false;
-    throw new Error(`Cannot use service account '${dir}': ${e instanceof Error ? e.message : String(e)}`);
+    throw new Error(`Cannot use service account '${dir}': ${errorMessage(e)}`);
   }
 }

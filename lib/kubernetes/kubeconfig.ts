@@ -9,7 +9,8 @@
  *
  * @module
  */
-import { normaliseIpv6 } from "../../config/endpoint.ts";
+import { errorMessage } from "../errors.ts";
+import { normaliseIpv6 } from "../endpoint.ts";
 import type { ExecApiVersion, ExecConfig, ExecEnvVar, KubeConnection, PemSource, UserAuth } from "./connection.ts";
 import { readRegularFile, readRegularFileSync } from "../read_file.ts";
 
@@ -89,7 +90,7 @@ export async function loadKubeconfig(path: string, options: LoadKubeconfigOption
   try {
     text = await readRegularFile(path, MAX_KUBECONFIG_BYTES);
   } catch (e) {
-    throw new KubeconfigError(`Cannot read kubeconfig '${path}': ${e instanceof Error ? e.message : String(e)}`);
+    throw new KubeconfigError(`Cannot read kubeconfig '${path}': ${errorMessage(e)}`);
   }
   return await parseKubeconfig(text, path, options);
 }
@@ -297,7 +298,7 @@ function readPem(source: PemSource, fail: (w: string) => never): string {
   try {
     return readRegularFileSync(source.file, 1 << 20);
   } catch (e) {
-    return fail(`cannot read certificate-authority '${source.file}': ${e instanceof Error ? e.message : String(e)}`);
+    return fail(`cannot read certificate-authority '${source.file}': ${errorMessage(e)}`);
   }
 }
 
