@@ -1,5 +1,6 @@
 /**
- * An API server address (`host:port`): parsing, normalisation and the canonical key used to dedupe.
+ * An API server address (`host:port`): parsing, normalisation and the canonical key used to dedupe, which is also
+ * the `[host]:port` text of any address with a host and a port (a listener's, a connection's).
  *
  * @module
  */
