@@ -198,6 +198,18 @@ class NodeProbeConn implements ProbeConn {
 /**
  * Probes `GET /readyz`. 200 is up; 401/403 mean the server is up and speaking TLS but refuses anonymous `/readyz`,
  * counted as up with a warning once per upstream; anything else, a timeout or a TLS failure is down, with the reason.
+ *
+ * @example
+ * ```ts
+ * import { ReadyzProbe } from "./probe_readyz.ts";
+ * const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+ * const endpoint = { host: "127.0.0.1", port: listener.addr.port };
+ * listener.close(); // nothing listens there now: the probe says down, with the reason
+ * const probe = new ReadyzProbe();
+ * const result = await probe.check(endpoint, AbortSignal.timeout(2000));
+ * console.assert(!result.ok);
+ * probe.release(endpoint);
+ * ```
  */
 export class ReadyzProbe implements Probe {
   readonly name = "readyz";
