@@ -3,9 +3,10 @@
  * server, not a TLS handshake. An API server that accepts TCP but is shutting down or cannot reach etcd answers 503 here,
  * which a TCP probe never sees.
  *
- * TLS goes through `node:tls`: it verifies the chain against a CA and the certificate against a chosen name
- * (`kubernetes.default.svc`, since API server certificates seldom list every IP), and, with no CA, it can skip
- * verification, which Deno's own TLS cannot. The probe only decides routing; clients verify their own TLS end to end.
+ * The certificate is verified against a CA and a chosen name (`kubernetes.default.svc`, since API server certificates
+ * seldom list every IP). With a CA and no client certificate that is Deno's own TLS; without a CA (verification
+ * skipped) or with a client certificate, which Deno's `startTls` cannot do, it is `node:tls`, loaded on first use. The
+ * probe only decides routing; clients verify their own TLS end to end.
  *
  * @module
  */
