@@ -1,5 +1,6 @@
 /**
- * An API server address (`host:port`): parsing, normalisation and the canonical key used to dedupe.
+ * An API server address (`host:port`): parsing, normalisation and the canonical key used to dedupe, which is also
+ * the `[host]:port` text of any address with a host and a port (a listener's, a connection's).
  *
  * @module
  */
@@ -13,7 +14,15 @@ export interface Endpoint {
 const IPV4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
 const LABEL = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 
-/** Returns the canonical text of an IPv6 address (RFC 5952 via the URL parser), or `undefined` if it is not one. */
+/**
+ * Returns the canonical text of an IPv6 address (RFC 5952 via the URL parser), or `undefined` if it is not one.
+ *
+ * @example
+ * ```ts
+ * import { normaliseIpv6 } from "./endpoint.ts";
+ * console.assert(normaliseIpv6("FD00:0:0::1") === "fd00::1" && normaliseIpv6("10.0.0.1") === undefined);
+ * ```
+ */
 export function normaliseIpv6(text: string): string | undefined {
   if (!text.includes(":") || /[^0-9a-fA-F:.]/.test(text)) return undefined;
   try {
@@ -24,12 +33,28 @@ export function normaliseIpv6(text: string): string | undefined {
   }
 }
 
-/** Whether the text is a dotted-quad IPv4 address without leading zeros. */
+/**
+ * Whether the text is a dotted-quad IPv4 address without leading zeros.
+ *
+ * @example
+ * ```ts
+ * import { isIpv4 } from "./endpoint.ts";
+ * console.assert(isIpv4("10.0.0.1") && !isIpv4("10.0.0.01") && !isIpv4("10.0.0.256"));
+ * ```
+ */
 export function isIpv4(text: string): boolean {
   return IPV4.test(text);
 }
 
-/** Whether the text is an RFC 1123 host name. */
+/**
+ * Whether the text is an RFC 1123 host name.
+ *
+ * @example
+ * ```ts
+ * import { isHostname } from "./endpoint.ts";
+ * console.assert(isHostname("api.example") && !isHostname("1.2.3.256") && !isHostname("-bad"));
+ * ```
+ */
 export function isHostname(text: string): boolean {
   if (text.length === 0 || text.length > 253) return false;
   const labels = (text.endsWith(".") ? text.slice(0, -1) : text).split(".");
@@ -42,6 +67,12 @@ export function isHostname(text: string): boolean {
  * Normalises a host: IPv6 to its canonical form, names to lower case.
  *
  * @throws {TypeError} When the host is not an IP address or a valid host name.
+ *
+ * @example
+ * ```ts
+ * import { normaliseHost } from "./endpoint.ts";
+ * console.assert(normaliseHost("API.Example.") === "api.example" && normaliseHost("0:0::1") === "::1");
+ * ```
  */
 export function normaliseHost(host: string): string {
   if (isIpv4(host)) return host;
@@ -98,7 +129,15 @@ export function parseEndpoint(text: string): Endpoint {
   }
 }
 
-/** Parses a decimal port 1–65535, or returns `undefined`. */
+/**
+ * Parses a decimal port 1–65535, or returns `undefined`.
+ *
+ * @example
+ * ```ts
+ * import { parsePort } from "./endpoint.ts";
+ * console.assert(parsePort("6443") === 6443 && parsePort("0") === undefined && parsePort("65536") === undefined);
+ * ```
+ */
 export function parsePort(text: string): number | undefined {
   if (!/^\d{1,5}$/.test(text)) return undefined;
   const n = Number(text);
@@ -134,7 +173,16 @@ export function endpointKey(e: Endpoint): string {
   return `${bracketHost(e.host)}:${e.port}`;
 }
 
-/** Removes duplicates (by canonical key), keeping the first occurrence's order. */
+/**
+ * Removes duplicates (by canonical key), keeping the first occurrence's order.
+ *
+ * @example
+ * ```ts
+ * import { dedupeEndpoints } from "./endpoint.ts";
+ * const a = { host: "10.0.0.1", port: 6443 };
+ * console.assert(dedupeEndpoints([a, { host: "10.0.0.2", port: 6443 }, { ...a }]).length === 2);
+ * ```
+ */
 export function dedupeEndpoints(list: Iterable<Endpoint>): Endpoint[] {
   const seen = new Map<string, Endpoint>();
   for (const e of list) {

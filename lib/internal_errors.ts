@@ -1,8 +1,9 @@
 /**
  * Internal errors: a bug that reaches a detached promise, a timer callback or an event handler must never end a
  * boot-critical process. Each one is logged at error level with its stack and counted
- * (`extractedprism_internal_errors_total`), and the proxy keeps serving. The count is process-wide, like the
- * `unhandledrejection` event that feeds it as a last resort.
+ * (`extractedprism_internal_errors_total` on the proxy's `/metrics`), and the process keeps running: the proxy keeps
+ * serving, the copier keeps copying. The count is process-wide, like the `unhandledrejection` event that feeds it as a
+ * last resort.
  *
  * @module
  */

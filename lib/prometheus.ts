@@ -33,7 +33,16 @@ export function labelText(labels: Labels): string {
   return parts.length === 0 ? "" : `{${parts.join(",")}}`;
 }
 
-/** The lines of one metric family: `# HELP`, `# TYPE`, then one line per sample. */
+/**
+ * The lines of one metric family: `# HELP`, `# TYPE`, then one line per sample (a value that is not finite as `NaN`).
+ *
+ * @example
+ * ```ts
+ * import { familyLines } from "./prometheus.ts";
+ * const lines = familyLines("up", "gauge", "1 when up.", [{ labels: { job: "a" }, value: 1 }]);
+ * console.assert(lines.join("\n") === '# HELP up 1 when up.\n# TYPE up gauge\nup{job="a"} 1');
+ * ```
+ */
 export function familyLines(
   name: string,
   type: "counter" | "gauge",

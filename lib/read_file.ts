@@ -1,6 +1,6 @@
 /**
- * Bounded reads of the files discovery is pointed at (state file, kubeconfig, token, CA, client certificate and key):
- * only a regular file is read, so a FIFO can never block the read and a device (`/dev/zero`) can never grow memory
+ * Bounded reads of the files the program is pointed at (state file, kubeconfig, token, CA, client certificate and key,
+ * for discovery, the probes and the copier alike): only a regular file is read, so a FIFO can never block the read and a device (`/dev/zero`) can never grow memory
  * without end, and a file larger than its bound is refused.
  *
  * @module

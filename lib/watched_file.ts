@@ -1,6 +1,8 @@
 /**
  * A small file (token, certificate, key, CA) re-read at most every `recheckMs`, or at once when forced (after a 401).
  * A failed re-read keeps the last good content: rotations replace files, and a reader may land between two renames.
+ * A foundation file for every room that reads such a file (the Kubernetes client's credentials, the readyz probe's
+ * token), so its warnings go to the category `extractedprism.files`, which belongs to no one room.
  *
  * @module
  */
@@ -11,9 +13,25 @@ import { readRegularFile } from "./read_file.ts";
 /** A token, CA bundle, certificate or key: far smaller in practice. */
 const MAX_CREDENTIAL_FILE_BYTES = 1 << 20;
 
-const log = getLogger(["extractedprism", "discovery", "kubernetes"]);
+const log = getLogger(["extractedprism", "files"]);
 
-/** A file whose content is cached and re-read when it may have changed. */
+/**
+ * A file whose content is cached and re-read when it may have changed.
+ *
+ * @example
+ * ```ts
+ * import { WatchedFile } from "./watched_file.ts";
+ * const path = await Deno.makeTempFile();
+ * await Deno.writeTextFile(path, "one");
+ * const token = new WatchedFile(path, "token file", 60_000, () => 0);
+ * console.assert((await token.read(false)) === "one");
+ * await Deno.writeTextFile(path, "two");
+ * console.assert((await token.read(false)) === "one"); // within recheckMs: the cached content
+ * console.assert((await token.read(true)) === "two"); // forced, as after a 401
+ * await Deno.remove(path);
+ * console.assert((await token.read(true)) === "two"); // a failed re-read keeps the last good content
+ * ```
+ */
 export class WatchedFile {
   /** The file's path. */
   readonly path: string;

@@ -133,8 +133,8 @@ Deno.test({
         10_000,
         "accept to fail with EMFILE and be logged",
       );
-      // Descriptors are exhausted: a health request now waits in the health listener's backlog. Deno.serve died
-      // of this at once (an uncaught EMFILE from its accept loop); our own loop logs, backs off and retries.
+      // Descriptors are exhausted: a health request waits in the health listener's backlog. Deno.serve dies of
+      // this at once (an uncaught EMFILE from its accept loop); our own loop logs, backs off and retries.
       const failures = () => program.log.match(/Accept failed/g)?.length ?? 0;
       const before = failures();
       const probe = await Deno.connect({ hostname: "127.0.0.1", port: health });

@@ -7,7 +7,7 @@
 import { describeError } from "../errors.ts";
 import { getLogger } from "@logtape/logtape";
 import { type Endpoint, endpointKey, parseEndpoint } from "../endpoint.ts";
-import type { EndpointProvider } from "./provider.ts";
+import { type EndpointProvider, untilAborted } from "./provider.ts";
 import { readRegularFile } from "../read_file.ts";
 
 const log = getLogger(["extractedprism", "discovery", "state"]);
@@ -162,10 +162,7 @@ export function stateFileProvider(path: string): EndpointProvider {
         log.info("Loaded {count} endpoints from state file {path}", { count: endpoints.length, path });
         yield endpoints;
       }
-      await new Promise<void>((resolve) => {
-        if (signal.aborted) resolve();
-        else signal.addEventListener("abort", () => resolve(), { once: true });
-      });
+      await untilAborted(signal);
     },
   };
 }

@@ -4,7 +4,7 @@
  * @module
  */
 import type { Endpoint } from "../endpoint.ts";
-import type { EndpointProvider } from "./provider.ts";
+import { type EndpointProvider, untilAborted } from "./provider.ts";
 
 /**
  * Yields `endpoints` once, then waits until `signal` aborts (so a merge keeps its contribution).
@@ -25,8 +25,7 @@ export function staticProvider(endpoints: readonly Endpoint[]): EndpointProvider
     async *run(signal: AbortSignal) {
       if (signal.aborted) return;
       yield endpoints;
-      if (signal.aborted) return;
-      await new Promise<void>((resolve) => signal.addEventListener("abort", () => resolve(), { once: true }));
+      await untilAborted(signal);
     },
   };
 }

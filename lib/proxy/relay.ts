@@ -17,7 +17,15 @@ import { BufferPool } from "./buffer_pool.ts";
  */
 export type RelayBuffers = readonly BufferPool[];
 
-/** The tiers the proxy uses: 4 KiB, 32 KiB, 256 KiB, with free lists of 16 MiB, 8 MiB and 4 MiB at most. */
+/**
+ * The tiers the proxy uses: 4 KiB, 32 KiB, 256 KiB, with free lists of 16 MiB, 8 MiB and 4 MiB at most.
+ *
+ * @example
+ * ```ts
+ * import { relayBuffers } from "./relay.ts";
+ * console.assert(relayBuffers().map((pool) => pool.size / 1024).join() === "4,32,256");
+ * ```
+ */
 export function relayBuffers(): RelayBuffers {
   return [new BufferPool(4 * 1024, 4096), new BufferPool(32 * 1024, 256), new BufferPool(256 * 1024, 16)];
 }
@@ -147,7 +155,16 @@ class Relay implements RelayHandle {
   }
 }
 
-/** Whether an error is an ordinary end of a connection (reset, broken pipe, closed socket), not worth a warning. */
+/**
+ * Whether an error is an ordinary end of a connection (reset, broken pipe, closed socket), not worth a warning.
+ *
+ * @example
+ * ```ts
+ * import { isNormalEnd } from "./relay.ts";
+ * console.assert(isNormalEnd(undefined) && isNormalEnd(new Deno.errors.ConnectionReset("reset")));
+ * console.assert(!isNormalEnd(new Error("a bug")));
+ * ```
+ */
 export function isNormalEnd(e: unknown): boolean {
   return e === undefined || e instanceof Deno.errors.ConnectionReset || e instanceof Deno.errors.BrokenPipe ||
     e instanceof Deno.errors.BadResource || e instanceof Deno.errors.Interrupted ||

@@ -2,13 +2,16 @@
  * The health port's HTTP/1.1 server: `Deno.listen` and an accept loop of our own instead of `Deno.serve`, whose
  * internal accept loop ends the process on the first accept error (EMFILE). It serves GET and HEAD only, bounds what a
  * client can hold (a head must complete within a timeout, idle keep-alive connections are closed, a cap on concurrent
- * connections, a cap on the head's size) and never throws from a connection: bad input gets a 4xx and a close.
+ * connections, a cap on the head's size) and never throws from a connection: bad input gets a 4xx and a close. This
+ * file holds the connections (admission, eviction at the cap, deadlines, shutdown); `_http_head.ts` reads and writes
+ * the heads.
  *
  * @module
  */
 import { describeError } from "../errors.ts";
 import { getLogger } from "@logtape/logtape";
 import { AcceptLoop } from "../proxy/accept_loop.ts";
+import { parseRequestHead, refusal, type RequestHead, responseHead, scanHead } from "./_http_head.ts";
 
 const log = getLogger(["extractedprism", "health"]);
 
@@ -50,90 +53,8 @@ export interface HttpServerOptions {
 /** A request handler: the server passes GET for a HEAD request and drops the body it returns. */
 export type HttpHandler = (req: Request) => Promise<Response>;
 
-const REASONS: Record<number, string> = {
-  200: "OK",
-  400: "Bad Request",
-  404: "Not Found",
-  405: "Method Not Allowed",
-  413: "Content Too Large",
-  431: "Request Header Fields Too Large",
-  500: "Internal Server Error",
-  503: "Service Unavailable",
-  505: "HTTP Version Not Supported",
-};
-
-const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
-// Control characters other than tab are not allowed in a field value (RFC 9110 §5.5).
-// deno-lint-ignore no-control-regex
-const BAD_VALUE = /[\x00-\x08\x0a-\x1f\x7f]/;
-const HEAD_END = /\r?\n\r?\n/;
 const READ_CHUNK = 1024;
-/** Response fields the server writes itself. */
-const FRAMING = new Set(["content-length", "connection", "transfer-encoding", "date"]);
 const encoder = new TextEncoder();
-
-interface ParsedHead {
-  readonly method: string;
-  readonly target: string;
-  readonly minor: number;
-  readonly fields: [string, string][];
-}
-
-/** Parses a request head (without its blank line); a number is the status to refuse it with. */
-function parseHead(head: string): ParsedHead | number {
-  const lines = head.split(/\r?\n/);
-  const parts = (lines[0] ?? "").split(" ");
-  const [method, target, version] = parts;
-  if (parts.length !== 3 || method === undefined || target === undefined || version === undefined) return 400;
-  if (!TOKEN.test(method) || !/^[\x21-\x7e]+$/.test(target)) return 400;
-  const v = /^HTTP\/1\.([01])$/.exec(version);
-  if (v === null) return /^HTTP\/\d(\.\d)?$/.test(version) ? 505 : 400;
-  const fields: [string, string][] = [];
-  for (const line of lines.slice(1)) {
-    const colon = line.indexOf(":");
-    const name = line.slice(0, colon);
-    // Also refuses obsolete line folding and whitespace before the colon, as RFC 9112 asks of a server.
-    if (colon <= 0 || !TOKEN.test(name)) return 400;
-    const value = line.slice(colon + 1).replace(/^[ \t]+|[ \t]+$/g, "");
-    if (BAD_VALUE.test(value)) return 400;
-    fields.push([name.toLowerCase(), value]);
-  }
-  return { method, target, minor: Number(v[1]), fields };
-}
-
-function values(fields: readonly [string, string][], name: string): string[] {
-  return fields.filter(([n]) => n === name).flatMap(([, v]) => v.split(",").map((s) => s.trim()));
-}
-
-/** The parts of a head that matter for the answer: the request, or a status to refuse it with. */
-function toRequest(p: ParsedHead): { request: Request; close: boolean } | number {
-  const hosts = p.fields.filter(([n]) => n === "host");
-  if (hosts.length > 1 || (p.minor === 1 && hosts.length === 0)) return 400;
-  const lengths = values(p.fields, "content-length");
-  if (lengths.some((l) => !/^\d+$/.test(l)) || new Set(lengths.map(Number)).size > 1) return 400;
-  // No endpoint takes a body: refuse one rather than read it (no framing to get wrong), and close.
-  if (p.fields.some(([n]) => n === "transfer-encoding") || Number(lengths[0] ?? 0) > 0) return 413;
-  let url: string;
-  if (p.target.startsWith("/")) url = `http://localhost${p.target}`;
-  else if (/^https?:\/\//i.test(p.target)) url = p.target;
-  else return 400;
-  if (!URL.canParse(url)) return 400;
-  const headers = new Headers();
-  try {
-    for (const [n, v] of p.fields) headers.append(n, v);
-  } catch {
-    return 400;
-  }
-  let request: Request;
-  try {
-    // HEAD is asked as GET so that Content-Length is the one GET would send (RFC 9110 §8.6).
-    request = new Request(url, { method: p.method === "HEAD" ? "GET" : p.method, headers });
-  } catch {
-    return 405; // a method fetch forbids (CONNECT, TRACE, TRACK)
-  }
-  const close = p.minor === 0 || values(p.fields, "connection").some((t) => t.toLowerCase() === "close");
-  return { request, close };
-}
 
 function latin1(bytes: Uint8Array): string {
   return String.fromCharCode(...bytes);
@@ -267,17 +188,17 @@ export class HttpServer {
       this.refused++;
       this.#warnAtCap();
       // A 503 fits in any fresh socket's send buffer, so this write does not wait on the client.
-      const refusal = conn.write(encoder.encode(simpleAnswer(503, "too many connections"))).then(
+      const refused = conn.write(encoder.encode(refusal(503, "too many connections"))).then(
         () => {},
         () => {},
       ).finally(() => {
         try {
           conn.close();
         } catch { /* already closed */ }
-        this.#refusing.delete(refusal);
+        this.#refusing.delete(refused);
         this.#checkAllClosed();
       });
-      this.#refusing.add(refusal);
+      this.#refusing.add(refused);
       return;
     }
     const c = new Connection(conn);
@@ -328,12 +249,8 @@ export class HttpServer {
     c.deadline(this.#headerTimeoutMs, "no request head within the header timeout");
     c.state = "head";
     while (!c.isClosed) {
-      // Read until a whole head is buffered (empty lines before a request line are ignored, RFC 9112 §2.2).
-      let end: RegExpExecArray | null;
-      for (;;) {
-        buffered = buffered.replace(/^(\r?\n)+/, "");
-        end = HEAD_END.exec(buffered);
-        if (end !== null || buffered.length > this.#maxHeadBytes) break;
+      let scan = scanHead(buffered, this.#maxHeadBytes);
+      while (scan.kind === "more") {
         let n: number | null;
         try {
           n = await c.conn.read(chunk);
@@ -346,25 +263,22 @@ export class HttpServer {
           c.state = "head";
           c.deadline(this.#headerTimeoutMs, "no request head within the header timeout");
         }
-        buffered += latin1(chunk.subarray(0, n));
+        scan = scanHead(scan.buffered + latin1(chunk.subarray(0, n)), this.#maxHeadBytes);
       }
       c.state = "busy";
       c.deadline(this.#responseTimeoutMs, "the answer took longer than the response timeout");
-      if (end === null || end.index + end[0].length > this.#maxHeadBytes) {
-        await this.#write(c, simpleAnswer(431, "request head too large"));
+      if (scan.kind === "too large") {
+        await this.#write(c, refusal(431, "request head too large"));
         return;
       }
-      const parsed = parseHead(buffered.slice(0, end.index));
-      buffered = buffered.slice(end.index + end[0].length);
-      const req = typeof parsed === "number" ? parsed : toRequest(parsed);
+      buffered = scan.rest;
+      const req = parseRequestHead(scan.head);
       if (typeof req === "number") {
-        await this.#write(c, simpleAnswer(req, REASONS[req]?.toLowerCase() ?? "error", req === 405));
+        await this.#write(c, refusal(req));
         return;
       }
-      const close = req.close;
-      const head = typeof parsed !== "number" && parsed.method === "HEAD";
-      const answer = await this.#answer(c, req.request, head, close);
-      if (answer === undefined || !(await this.#write(c, answer)) || close || this.#draining) return;
+      const answer = await this.#answer(c, req);
+      if (answer === undefined || !(await this.#write(c, answer)) || req.close || this.#draining) return;
       c.state = buffered.length > 0 ? "head" : "idle";
       c.waitingSince = performance.now();
       c.deadline(
@@ -375,11 +289,11 @@ export class HttpServer {
   }
 
   /** Runs the handler and renders its response; `undefined` when the connection closed meanwhile. */
-  async #answer(c: Connection, req: Request, head: boolean, close: boolean): Promise<Uint8Array | undefined> {
+  async #answer(c: Connection, req: RequestHead): Promise<Uint8Array | undefined> {
     let res: Response;
     let body: Uint8Array;
     try {
-      const handled = await Promise.race([this.#handler(req), c.closed.promise]);
+      const handled = await Promise.race([this.#handler(req.request), c.closed.promise]);
       if (handled === undefined) return undefined;
       res = handled;
       body = new Uint8Array(await res.arrayBuffer());
@@ -388,17 +302,11 @@ export class HttpServer {
       res = new Response(null, { status: 500, headers: { "content-type": "text/plain; charset=utf-8" } });
       body = encoder.encode("internal error\n");
     }
-    let text = `HTTP/1.1 ${res.status} ${REASONS[res.status] ?? ""}\r\ndate: ${new Date().toUTCString()}\r\n`;
-    for (const [name, value] of res.headers) {
-      if (!FRAMING.has(name)) {
-        text += `${name}: ${value}\r\n`;
-      }
-    }
     // Draining may have begun while the handler ran.
-    const closing = close || this.#draining;
-    text += `content-length: ${body.length}\r\n${closing ? "connection: close\r\n" : ""}\r\n`;
-    const bytes = encoder.encode(text);
-    return head ? bytes : concat(bytes, body);
+    const head = encoder.encode(
+      responseHead(res.status, res.headers, { bodyLength: body.length, close: req.close || this.#draining }),
+    );
+    return req.head ? head : concat(head, body);
   }
 
   /** Writes all of `data`; false when the connection failed or closed. */
@@ -440,11 +348,4 @@ export class HttpServer {
   [Symbol.asyncDispose](): Promise<void> {
     return this.shutdown();
   }
-}
-
-/** A whole answer that closes the connection (the refusals, which never reach the handler). */
-function simpleAnswer(status: number, body: string, allow = false): string {
-  return `HTTP/1.1 ${status} ${REASONS[status] ?? ""}\r\ncontent-type: text/plain; charset=utf-8\r\n` +
-    (allow ? "allow: GET, HEAD\r\n" : "") +
-    `content-length: ${body.length + 1}\r\nconnection: close\r\n\r\n${body}\n`;
 }

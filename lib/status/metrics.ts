@@ -36,6 +36,24 @@ export interface ProxyMetricsInput {
 
 const STATES = ["unknown", "healthy", "unhealthy"] as const;
 
+/** One metric family: its name, type, help text, and its value (or how to read it from an upstream). */
+type Family<V> = readonly [name: string, type: "counter" | "gauge", help: string, value: V];
+
+/** The families with one sample per upstream, labelled with its address. */
+const PER_UPSTREAM: readonly Family<(u: UpstreamSnapshot) => number>[] = [
+  ["extractedprism_upstream_draining", "gauge", "1 while removed and draining.", (u) => Number(u.draining)],
+  ["extractedprism_upstream_active_connections", "gauge", "Relayed connections open now.", (u) => u.activeConnections],
+  ["extractedprism_upstream_connections_total", "counter", "Relayed connections.", (u) => u.totalConnections],
+  ["extractedprism_upstream_sent_bytes_total", "counter", "Bytes from clients to the upstream.", (u) => u.bytesOut],
+  ["extractedprism_upstream_received_bytes_total", "counter", "Bytes from the upstream to clients.", (u) => u.bytesIn],
+  [
+    "extractedprism_upstream_probe_rtt_seconds",
+    "gauge",
+    "Smoothed health-probe round trip (NaN before the first success).",
+    (u) => (u.smoothedRttMs === null ? NaN : u.smoothedRttMs / 1000),
+  ],
+];
+
 /**
  * Renders the exposition text.
  *
@@ -48,55 +66,50 @@ const STATES = ["unknown", "healthy", "unhealthy"] as const;
  * ```
  */
 export function renderProxyMetrics(m: ProxyMetricsInput): string {
-  const per = (f: (u: UpstreamSnapshot) => number) =>
-    m.upstreams.map((u) => ({ labels: { upstream: u.address }, value: f(u) }));
-  const lines = [
-    ...familyLines("extractedprism_ready", "gauge", "1 when /readyz answers 200.", [{ value: m.ready ? 1 : 0 }]),
-    ...familyLines("extractedprism_accepted_connections_total", "counter", "Client connections accepted.", [
-      { value: m.accepted },
-    ]),
-    ...familyLines("extractedprism_accept_errors_total", "counter", "Accept errors (the loop retries).", [
-      { value: m.acceptErrors },
-    ]),
-    ...familyLines(
+  const scalars: Family<number>[] = [
+    ["extractedprism_ready", "gauge", "1 when /readyz answers 200.", m.ready ? 1 : 0],
+    ["extractedprism_accepted_connections_total", "counter", "Client connections accepted.", m.accepted],
+    ["extractedprism_accept_errors_total", "counter", "Accept errors (the loop retries).", m.acceptErrors],
+    [
       "extractedprism_failed_dials_total",
       "counter",
       "Client connections closed because no upstream answered in time.",
-      [{ value: m.failedDials }],
-    ),
-    ...familyLines("extractedprism_active_connections", "gauge", "Client connections open now.", [
-      { value: m.activeConnections },
-    ]),
-    ...familyLines(
+      m.failedDials,
+    ],
+    ["extractedprism_active_connections", "gauge", "Client connections open now.", m.activeConnections],
+    [
       "extractedprism_upstreams_dropped",
       "gauge",
       "Endpoints of the current set left out by --max-upstreams.",
-      [{ value: m.upstreamsDropped ?? 0 }],
-    ),
-    ...familyLines(
+      m.upstreamsDropped ?? 0,
+    ],
+    [
       "extractedprism_internal_errors_total",
       "counter",
       "Internal errors caught and logged instead of ending the process.",
-      [{ value: m.internalErrors ?? 0 }],
-    ),
-    ...familyLines(
+      m.internalErrors ?? 0,
+    ],
+    [
       "extractedprism_health_accept_errors_total",
       "counter",
       "Accept errors of the health port's listener (the loop retries).",
-      [{ value: m.health?.acceptErrors ?? 0 }],
-    ),
-    ...familyLines(
+      m.health?.acceptErrors ?? 0,
+    ],
+    [
       "extractedprism_health_connections_refused_total",
       "counter",
       "Health port connections answered 503 at the connection cap.",
-      [{ value: m.health?.refused ?? 0 }],
-    ),
-    ...familyLines(
+      m.health?.refused ?? 0,
+    ],
+    [
       "extractedprism_health_connections_evicted_total",
       "counter",
       "Health port connections closed at the cap for waiting longest without a request.",
-      [{ value: m.health?.evicted ?? 0 }],
-    ),
+      m.health?.evicted ?? 0,
+    ],
+  ];
+  const lines = [
+    ...scalars.flatMap(([name, type, help, value]) => familyLines(name, type, help, [{ value }])),
     ...familyLines(
       "extractedprism_upstream_state",
       "gauge",
@@ -105,41 +118,8 @@ export function renderProxyMetrics(m: ProxyMetricsInput): string {
         STATES.map((state) => ({ labels: { upstream: u.address, state }, value: u.state === state ? 1 : 0 }))
       ),
     ),
-    ...familyLines(
-      "extractedprism_upstream_draining",
-      "gauge",
-      "1 while removed and draining.",
-      per((u) => Number(u.draining)),
-    ),
-    ...familyLines(
-      "extractedprism_upstream_active_connections",
-      "gauge",
-      "Relayed connections open now.",
-      per((u) => u.activeConnections),
-    ),
-    ...familyLines(
-      "extractedprism_upstream_connections_total",
-      "counter",
-      "Relayed connections.",
-      per((u) => u.totalConnections),
-    ),
-    ...familyLines(
-      "extractedprism_upstream_sent_bytes_total",
-      "counter",
-      "Bytes from clients to the upstream.",
-      per((u) => u.bytesOut),
-    ),
-    ...familyLines(
-      "extractedprism_upstream_received_bytes_total",
-      "counter",
-      "Bytes from the upstream to clients.",
-      per((u) => u.bytesIn),
-    ),
-    ...familyLines(
-      "extractedprism_upstream_probe_rtt_seconds",
-      "gauge",
-      "Smoothed health-probe round trip (NaN before the first success).",
-      per((u) => (u.smoothedRttMs === null ? NaN : u.smoothedRttMs / 1000)),
+    ...PER_UPSTREAM.flatMap(([name, type, help, value]) =>
+      familyLines(name, type, help, m.upstreams.map((u) => ({ labels: { upstream: u.address }, value: value(u) })))
     ),
   ];
   return `${lines.join("\n")}\n`;

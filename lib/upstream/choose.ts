@@ -64,7 +64,21 @@ function leastConnections(list: Upstream[], turn: number): Upstream[] {
   return rotate(list, turn).sort((x, y) => x.activeConnections - y.activeConnections);
 }
 
-/** Recomputes fastest-tier membership from smoothed RTTs, with hysteresis. */
+/**
+ * Recomputes fastest-tier membership from smoothed RTTs, with hysteresis.
+ *
+ * @example
+ * ```ts
+ * import { updateTiers } from "./choose.ts";
+ * import { Upstream } from "./upstream.ts";
+ * const near = new Upstream({ host: "10.0.0.1", port: 6443 }, { rise: 1, fall: 1 });
+ * const far = new Upstream({ host: "10.0.0.2", port: 6443 }, { rise: 1, fall: 1 });
+ * near.recordSuccess(1, 0);
+ * far.recordSuccess(50, 0);
+ * updateTiers([near, far]);
+ * console.assert(near.inBestTier && !far.inBestTier);
+ * ```
+ */
 export function updateTiers(healthy: readonly Upstream[]): void {
   let best = Infinity;
   for (const u of healthy) if (u.srttMs !== undefined && u.srttMs < best) best = u.srttMs;

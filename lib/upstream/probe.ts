@@ -1,5 +1,7 @@
 /**
- * The probe interface: one health check of one endpoint. TCP connect now; the HTTPS `/readyz` probe slots in here.
+ * The probe interface: one health check of one endpoint, made by the TCP connect probe (`probe_tcp.ts`) or the HTTPS
+ * `/readyz` probe (`probe_readyz.ts`); and `abortable`, which keeps either within its timeout when a step ignores the
+ * signal.
  *
  * @module
  */

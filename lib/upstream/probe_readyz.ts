@@ -3,9 +3,10 @@
  * server, not a TLS handshake. An API server that accepts TCP but is shutting down or cannot reach etcd answers 503 here,
  * which a TCP probe never sees.
  *
- * TLS goes through `node:tls`: it verifies the chain against a CA and the certificate against a chosen name
- * (`kubernetes.default.svc`, since API server certificates seldom list every IP), and, with no CA, it can skip
- * verification, which Deno's own TLS cannot. The probe only decides routing; clients verify their own TLS end to end.
+ * The certificate is verified against a CA and a chosen name (`kubernetes.default.svc`, since API server certificates
+ * seldom list every IP). With a CA and no client certificate that is Deno's own TLS; without a CA (verification
+ * skipped) or with a client certificate, which Deno's `startTls` cannot do, it is `node:tls`, loaded on first use. The
+ * probe only decides routing; clients verify their own TLS end to end.
  *
  * @module
  */
@@ -198,6 +199,18 @@ class NodeProbeConn implements ProbeConn {
 /**
  * Probes `GET /readyz`. 200 is up; 401/403 mean the server is up and speaking TLS but refuses anonymous `/readyz`,
  * counted as up with a warning once per upstream; anything else, a timeout or a TLS failure is down, with the reason.
+ *
+ * @example
+ * ```ts
+ * import { ReadyzProbe } from "./probe_readyz.ts";
+ * const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+ * const endpoint = { host: "127.0.0.1", port: listener.addr.port };
+ * listener.close(); // nothing listens there now: the probe says down, with the reason
+ * const probe = new ReadyzProbe();
+ * const result = await probe.check(endpoint, AbortSignal.timeout(2000));
+ * console.assert(!result.ok);
+ * probe.release(endpoint);
+ * ```
  */
 export class ReadyzProbe implements Probe {
   readonly name = "readyz";
