@@ -6,7 +6,6 @@
 
 import { familyLines, type Labels, labelText } from "../prometheus.ts";
 
-
 interface Family {
   readonly help: string;
   readonly type: "counter" | "gauge";
