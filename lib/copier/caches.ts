@@ -9,7 +9,7 @@
 import { listWatch, type ListWatchOptions, type ListWatchRetry } from "../kubernetes/list_watch.ts";
 import type { KubeTransport } from "../kubernetes/transport.ts";
 import { guard } from "../internal_errors.ts";
-import { slicesPath } from "./api_client.ts";
+import { slicesPath } from "./slice_api.ts";
 import {
   decodeService,
   decodeSlice,

@@ -10,7 +10,8 @@ import { getLogger } from "@logtape/logtape";
 import { type Clock, jitter, type Random, systemClock } from "../clock.ts";
 import type { KubeTransport } from "../kubernetes/transport.ts";
 import { LogLimit } from "../log_limit.ts";
-import { applySlice, deleteSlice, getObject, slicePath } from "./api_client.ts";
+import { getObject } from "../kubernetes/api.ts";
+import { applySlice, deleteSlice, slicePath } from "./slice_api.ts";
 import { CopierCaches, type WatchTuning } from "./caches.ts";
 import type { CopierMetrics } from "./metrics.ts";
 import {

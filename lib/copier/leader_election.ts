@@ -13,7 +13,7 @@ import { getLogger } from "@logtape/logtape";
 import { type Clock, type Random, systemClock } from "../clock.ts";
 import type { KubeTransport } from "../kubernetes/transport.ts";
 import { MAX_LEASE_BODY_BYTES } from "../kubernetes/read_body.ts";
-import { getObject, KubeApiError, requestJson } from "./api_client.ts";
+import { getObject, KubeApiError, requestJson } from "../kubernetes/api.ts";
 import { leaseBody, type LeaseRecord, microTime, readLease } from "./lease.ts";
 
 const log = getLogger(["extractedprism", "copier", "leader"]);
