@@ -4,9 +4,19 @@
  * selected by `kubernetes.io/service-name`), whose watches start and stop as targets come and go. Each change is
  * mapped to the targets it concerns, so that a source change reaches every target that copies it.
  *
+ * Services and copies are watched in delta mode and indexed (source → targets, target → copies): a change of one
+ * Service costs the same in a cluster of ten Services or of ten thousand. The slices of one source are a small set,
+ * watched as snapshots.
+ *
  * @module
  */
-import { listWatch, type ListWatchOptions, type ListWatchRetry } from "../kubernetes/list_watch.ts";
+import {
+  listWatch,
+  type ListWatchDelta,
+  listWatchDeltas,
+  type ListWatchOptions,
+  type ListWatchRetry,
+} from "../kubernetes/list_watch.ts";
 import type { KubeTransport } from "../kubernetes/transport.ts";
 import { guard } from "../internal_errors.ts";
 import { slicesPath } from "./slice_api.ts";
@@ -21,6 +31,7 @@ import {
   type SliceInfo,
 } from "./objects.ts";
 import { type CopierDefaults, decideTarget, type ServiceRef, type TargetDecision } from "./targets.ts";
+import type { KubeObject } from "../kubernetes/types.ts";
 
 /** Tuning of the watches (the list+watch defaults otherwise). */
 export type WatchTuning = Pick<
@@ -40,6 +51,12 @@ export interface CopierCachesOptions {
   readonly onWatchRetry?: (what: string, retry: ListWatchRetry) => void;
   /** Tuning of every watch. */
   readonly watch?: WatchTuning;
+}
+
+/** A source in use, and the targets that copy it. */
+interface Wanted {
+  readonly ref: ServiceRef;
+  readonly targets: Set<string>;
 }
 
 interface SourceWatch {
@@ -64,8 +81,12 @@ const ALL_SLICES_PATH = "/apis/discovery.k8s.io/v1/endpointslices";
  */
 export class CopierCaches {
   readonly #o: CopierCachesOptions;
-  #services: ReadonlyMap<string, ServiceInfo> | undefined;
-  #copies: ReadonlyMap<string, SliceInfo> | undefined;
+  #services: Map<string, ServiceInfo> | undefined;
+  #copies: Map<string, SliceInfo> | undefined;
+  /** Source key → the targets that copy it: exactly the Services whose decision is `copy`. */
+  readonly #wanted = new Map<string, Wanted>();
+  /** Target key → its copies by copy key. */
+  readonly #copiesByOwner = new Map<string, Map<string, SliceInfo>>();
   readonly #sources = new Map<string, SourceWatch>();
   readonly #stopping = new Set<Promise<void>>();
   #signal: AbortSignal | undefined;
@@ -78,24 +99,17 @@ export class CopierCaches {
   /** Watches until `signal` aborts; never rejects. */
   async run(signal: AbortSignal): Promise<void> {
     this.#signal = signal;
-    const services = this.#pump<ServiceInfo>(
+    const services = this.#pumpDeltas<ServiceInfo>(
       "Services",
-      {
-        path: SERVICES_PATH,
-        decode: decodeService,
-      },
+      { path: SERVICES_PATH, decode: decodeService },
       signal,
-      (items) => this.#onServices(items),
+      (d) => this.#onService(d),
     );
-    const copies = this.#pump<SliceInfo>(
+    const copies = this.#pumpDeltas<SliceInfo>(
       "managed EndpointSlices",
-      {
-        path: ALL_SLICES_PATH,
-        labelSelector: `${LABEL_MANAGED_BY}=${MANAGER}`,
-        decode: decodeSlice,
-      },
+      { path: ALL_SLICES_PATH, labelSelector: `${LABEL_MANAGED_BY}=${MANAGER}`, decode: decodeSlice },
       signal,
-      (items) => this.#onCopies(items),
+      (d) => this.#onCopy(d),
     );
     await Promise.all([services, copies]);
     const sources = [...this.#sources.values()];
@@ -126,9 +140,11 @@ export class CopierCaches {
     return decideTarget(this.service(key), this.#o.defaults);
   }
 
-  /** Our copies for the target `key`. */
+  /** Our copies for the target `key`, in namespace/name order. */
   copiesOf(key: string): SliceInfo[] {
-    return [...(this.#copies?.values() ?? [])].filter((c) => copyOwnerKey(c) === key);
+    const mine = this.#copiesByOwner.get(key);
+    if (mine === undefined) return [];
+    return [...mine].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, c]) => c);
   }
 
   /** Names of our copies in `namespace` that belong to targets other than `name`. */
@@ -160,10 +176,20 @@ export class CopierCaches {
   /** Counts for the gauges. */
   counts(): { targets: number; copies: number } {
     let targets = 0;
-    for (const svc of this.#services?.values() ?? []) {
-      if (decideTarget(svc, this.#o.defaults).kind === "copy") targets++;
-    }
+    for (const w of this.#wanted.values()) targets += w.targets.size;
     return { targets, copies: this.#copies?.size ?? 0 };
+  }
+
+  #options<T extends ServiceInfo | SliceInfo>(
+    what: string,
+    o: Pick<ListWatchOptions<T>, "path" | "labelSelector" | "decode">,
+  ): ListWatchOptions<T> {
+    return {
+      ...(this.#o.watch ?? {}),
+      ...o,
+      transport: this.#o.transport,
+      onRetry: (r) => this.#o.onWatchRetry?.(what, r),
+    };
   }
 
   async #pump<T extends ServiceInfo | SliceInfo>(
@@ -172,52 +198,125 @@ export class CopierCaches {
     signal: AbortSignal,
     apply: (items: readonly T[]) => void,
   ): Promise<void> {
-    const options: ListWatchOptions<T> = {
-      ...(this.#o.watch ?? {}),
-      ...o,
-      transport: this.#o.transport,
-      onRetry: (r) => this.#o.onWatchRetry?.(what, r),
-    };
-    for await (const snap of listWatch(options, signal)) apply(snap.items);
+    for await (const snap of listWatch(this.#options(what, o), signal)) apply(snap.items);
   }
 
-  #onServices(items: readonly ServiceInfo[]): void {
-    const first = this.#services === undefined;
-    const before = this.#services ?? new Map<string, ServiceInfo>();
-    const after = new Map(items.map((s) => [objectKey(s.metadata.namespace, s.metadata.name), s]));
-    this.#services = after;
-    const keys: string[] = first ? this.keys() : [];
-    for (const key of changedKeys(before, after)) {
-      const was = decideTarget(before.get(key), this.#o.defaults);
-      const is = decideTarget(after.get(key), this.#o.defaults);
-      if (was.kind !== "ignore" || is.kind !== "ignore" || this.copiesOf(key).length > 0) keys.push(key);
+  async #pumpDeltas<T extends ServiceInfo | SliceInfo>(
+    what: string,
+    o: Pick<ListWatchOptions<T>, "path" | "labelSelector" | "decode">,
+    signal: AbortSignal,
+    apply: (delta: ListWatchDelta<T>) => void,
+  ): Promise<void> {
+    for await (const d of listWatchDeltas(this.#options(what, o), signal)) apply(d);
+  }
+
+  #onService(d: ListWatchDelta<ServiceInfo>): void {
+    const keys: string[] = [];
+    if (d.kind === "synced") {
+      const first = this.#services === undefined;
+      const before = this.#services ?? new Map<string, ServiceInfo>();
+      const after = byKey(d.items);
+      this.#services = after;
+      if (first) keys.push(...this.keys());
+      for (const key of changedKeys(before, after)) this.#serviceChanged(key, before.get(key), after.get(key), keys);
+      // A full replace: the index is rebuilt, not patched.
+      this.#wanted.clear();
+      for (const [key, svc] of after) this.#want(key, decideTarget(svc, this.#o.defaults), true);
+    } else {
+      const services = this.#services ?? new Map<string, ServiceInfo>();
+      this.#services = services;
+      const key = keyOf(d.object);
+      const was = services.get(key);
+      if (d.kind === "upsert") services.set(key, d.object);
+      else services.delete(key);
+      const is = services.get(key);
+      if (!changed(was, is)) {
+        this.#o.onChange(keys);
+        return;
+      }
+      const [wasD, isD] = this.#serviceChanged(key, was, is, keys);
+      this.#want(key, wasD, false);
+      this.#want(key, isD, true);
     }
     this.#syncSourceWatches();
     this.#o.onChange(keys);
   }
 
-  #onCopies(items: readonly SliceInfo[]): void {
-    const first = this.#copies === undefined;
-    const before = this.#copies ?? new Map<string, SliceInfo>();
-    const after = new Map(items.map((s) => [objectKey(s.metadata.namespace, s.metadata.name), s]));
-    this.#copies = after;
-    // The first list of either cache makes every key worth a look: the other cache may have been waiting for it.
-    const keys = new Set<string>(first ? this.keys() : []);
-    for (const key of changedKeys(before, after)) {
-      for (const c of [before.get(key), after.get(key)]) if (c !== undefined) keys.add(copyOwnerKey(c));
+  /** Adds `key` to `keys` when the change concerns a target; returns the decisions before and after. */
+  #serviceChanged(
+    key: string,
+    was: ServiceInfo | undefined,
+    is: ServiceInfo | undefined,
+    keys: string[],
+  ): [TargetDecision, TargetDecision] {
+    const wasD = decideTarget(was, this.#o.defaults);
+    const isD = decideTarget(is, this.#o.defaults);
+    if (wasD.kind !== "ignore" || isD.kind !== "ignore" || this.#copiesByOwner.has(key)) keys.push(key);
+    return [wasD, isD];
+  }
+
+  /** Records (or forgets) that target `key` copies the source of `d`. */
+  #want(key: string, d: TargetDecision, on: boolean): void {
+    if (d.kind !== "copy") return;
+    const sourceKey = objectKey(d.source.namespace, d.source.name);
+    let w = this.#wanted.get(sourceKey);
+    if (on) {
+      if (w === undefined) this.#wanted.set(sourceKey, w = { ref: d.source, targets: new Set() });
+      w.targets.add(key);
+    } else if (w !== undefined) {
+      w.targets.delete(key);
+      if (w.targets.size === 0) this.#wanted.delete(sourceKey);
+    }
+  }
+
+  #onCopy(d: ListWatchDelta<SliceInfo>): void {
+    const keys = new Set<string>();
+    if (d.kind === "synced") {
+      const first = this.#copies === undefined;
+      const before = this.#copies ?? new Map<string, SliceInfo>();
+      const after = byKey(d.items);
+      this.#copies = after;
+      this.#copiesByOwner.clear();
+      for (const [key, c] of after) this.#own(key, c, true);
+      // The first list of either cache makes every key worth a look: the other cache may have been waiting for it.
+      if (first) { for (const k of this.keys()) keys.add(k); }
+      for (const key of changedKeys(before, after)) {
+        for (const c of [before.get(key), after.get(key)]) if (c !== undefined) keys.add(copyOwnerKey(c));
+      }
+    } else {
+      const copies = this.#copies ?? new Map<string, SliceInfo>();
+      this.#copies = copies;
+      const key = keyOf(d.object);
+      const was = copies.get(key);
+      if (was !== undefined) this.#own(key, was, false);
+      if (d.kind === "upsert") {
+        copies.set(key, d.object);
+        this.#own(key, d.object, true);
+      } else copies.delete(key);
+      const is = copies.get(key);
+      if (changed(was, is)) { for (const c of [was, is]) if (c !== undefined) keys.add(copyOwnerKey(c)); }
     }
     this.#o.onChange([...keys]);
+  }
+
+  /** Indexes (or unindexes) the copy `key` under its target. */
+  #own(key: string, c: SliceInfo, on: boolean): void {
+    const owner = copyOwnerKey(c);
+    let mine = this.#copiesByOwner.get(owner);
+    if (on) {
+      if (mine === undefined) this.#copiesByOwner.set(owner, mine = new Map());
+      mine.set(key, c);
+    } else if (mine !== undefined) {
+      mine.delete(key);
+      if (mine.size === 0) this.#copiesByOwner.delete(owner);
+    }
   }
 
   /** Starts a watch per source in use and stops those no target uses any more. */
   #syncSourceWatches(): void {
     const signal = this.#signal;
     if (signal === undefined || signal.aborted) return;
-    const wanted = new Map<string, ServiceRef>();
-    for (const svc of this.#services?.values() ?? []) {
-      const d = decideTarget(svc, this.#o.defaults);
-      if (d.kind === "copy") wanted.set(objectKey(d.source.namespace, d.source.name), d.source);
-    }
+    const wanted = this.#wanted;
     for (const [key, w] of this.#sources) {
       if (!wanted.has(key)) {
         w.ctrl.abort();
@@ -226,7 +325,7 @@ export class CopierCaches {
         guard(w.done.finally(() => this.#stopping.delete(w.done)), "a stopped source watch");
       }
     }
-    for (const [key, ref] of wanted) {
+    for (const [key, { ref }] of wanted) {
       if (this.#sources.has(key)) continue;
       const ctrl = new AbortController();
       const stop = () => ctrl.abort();
@@ -255,18 +354,28 @@ export class CopierCaches {
     w.items = mine;
     w.versions = after;
     if (!changed) return;
-    const targets: string[] = [];
-    for (const [tk, svc] of this.#services ?? []) {
-      const d = decideTarget(svc, this.#o.defaults);
-      if (d.kind === "copy" && objectKey(d.source.namespace, d.source.name) === key) targets.push(tk);
-    }
-    this.#o.onChange(targets);
+    this.#o.onChange([...(this.#wanted.get(key)?.targets ?? [])].sort());
   }
 }
 
 /** The target key of a copy: its namespace and its `kubernetes.io/service-name` label. */
 export function copyOwnerKey(c: SliceInfo): string {
   return objectKey(c.metadata.namespace, c.metadata.labels[LABEL_SERVICE_NAME] ?? "");
+}
+
+/** The reflector's key of an object: `namespace/name`. */
+function keyOf(o: KubeObject): string {
+  return objectKey(o.metadata.namespace ?? "", o.metadata.name);
+}
+
+function byKey<T extends KubeObject>(items: readonly T[]): Map<string, T> {
+  return new Map(items.map((o) => [keyOf(o), o]));
+}
+
+/** Whether an object appeared, went, or changed its resourceVersion. */
+function changed(was: KubeObject | undefined, is: KubeObject | undefined): boolean {
+  if (was === undefined || is === undefined) return was !== is;
+  return (was.metadata.resourceVersion ?? "") !== (is.metadata.resourceVersion ?? "");
 }
 
 /** Keys added, removed, or whose resourceVersion changed. */
