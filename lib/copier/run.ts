@@ -106,6 +106,7 @@ export async function runCopier(config: CopierConfig, deps: CopierDeps = {}): Pr
       renewDeadlineMs: config.renewDeadlineMs,
       retryPeriodMs: config.retryPeriodMs,
       onLeadingChange: (on) => metrics.leader(on),
+      onError: () => metrics.error("lease"),
       ...pick(deps, ["clock", "random", "wallClock"]),
     })
     : undefined;
