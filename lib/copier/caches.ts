@@ -18,7 +18,6 @@ import {
   type ListWatchRetry,
 } from "../kubernetes/list_watch.ts";
 import type { KubeTransport } from "../kubernetes/transport.ts";
-import { guard } from "../internal_errors.ts";
 import { slicesPath } from "./slice_api.ts";
 import {
   decodeService,
@@ -31,6 +30,7 @@ import {
   type SliceInfo,
 } from "./objects.ts";
 import { type CopierDefaults, decideTarget, type ServiceRef, type TargetDecision } from "./targets.ts";
+import { SourceWatches } from "./_source_watches.ts";
 import type { KubeObject } from "../kubernetes/types.ts";
 
 /** Tuning of the watches (the list+watch defaults otherwise). */
@@ -53,20 +53,6 @@ export interface CopierCachesOptions {
   readonly watch?: WatchTuning;
 }
 
-/** A source in use, and the targets that copy it. */
-interface Wanted {
-  readonly ref: ServiceRef;
-  readonly targets: Set<string>;
-}
-
-interface SourceWatch {
-  readonly ctrl: AbortController;
-  readonly done: Promise<void>;
-  /** `undefined` until the first LIST. */
-  items: readonly SliceInfo[] | undefined;
-  versions: Map<string, string>;
-}
-
 const SERVICES_PATH = "/api/v1/services";
 const ALL_SLICES_PATH = "/apis/discovery.k8s.io/v1/endpointslices";
 
@@ -83,17 +69,24 @@ export class CopierCaches {
   readonly #o: CopierCachesOptions;
   #services: Map<string, ServiceInfo> | undefined;
   #copies: Map<string, SliceInfo> | undefined;
-  /** Source key → the targets that copy it: exactly the Services whose decision is `copy`. */
-  readonly #wanted = new Map<string, Wanted>();
   /** Target key → its copies by copy key. */
   readonly #copiesByOwner = new Map<string, Map<string, SliceInfo>>();
-  readonly #sources = new Map<string, SourceWatch>();
-  readonly #stopping = new Set<Promise<void>>();
+  readonly #sources: SourceWatches;
   #signal: AbortSignal | undefined;
 
   /** Builds the caches; nothing is watched before {@linkcode CopierCaches.run}. */
   constructor(options: CopierCachesOptions) {
     this.#o = options;
+    this.#sources = new SourceWatches(
+      (key, ref, signal, onItems) =>
+        this.#pump<SliceInfo>(
+          `the source '${key}'`,
+          { path: slicesPath(ref.namespace), labelSelector: `${LABEL_SERVICE_NAME}=${ref.name}`, decode: decodeSlice },
+          signal,
+          onItems,
+        ),
+      (targets) => this.#o.onChange(targets),
+    );
   }
 
   /** Watches until `signal` aborts; never rejects. */
@@ -112,17 +105,12 @@ export class CopierCaches {
       (d) => this.#onCopy(d),
     );
     await Promise.all([services, copies]);
-    const sources = [...this.#sources.values()];
-    for (const s of sources) s.ctrl.abort();
-    await Promise.all([...sources.map((s) => s.done), ...this.#stopping]);
-    this.#sources.clear();
+    await this.#sources.stop();
   }
 
   /** Whether Services, copies and every source in use have been listed. */
   get synced(): boolean {
-    if (this.#services === undefined || this.#copies === undefined) return false;
-    for (const s of this.#sources.values()) if (s.items === undefined) return false;
-    return true;
+    return this.#services !== undefined && this.#copies !== undefined && this.#sources.synced;
   }
 
   /** Whether Services and copies have been listed (sources aside). */
@@ -160,7 +148,7 @@ export class CopierCaches {
 
   /** The slices of a source Service, our copies excluded; `undefined` until its watch has listed them. */
   sourceSlices(ref: ServiceRef): readonly SliceInfo[] | undefined {
-    return this.#sources.get(objectKey(ref.namespace, ref.name))?.items;
+    return this.#sources.slices(ref);
   }
 
   /** Every key worth a reconcile: targets, refused targets, and Services that still have copies. */
@@ -175,9 +163,7 @@ export class CopierCaches {
 
   /** Counts for the gauges. */
   counts(): { targets: number; copies: number } {
-    let targets = 0;
-    for (const w of this.#wanted.values()) targets += w.targets.size;
-    return { targets, copies: this.#copies?.size ?? 0 };
+    return { targets: this.#sources.targetCount, copies: this.#copies?.size ?? 0 };
   }
 
   #options<T extends ServiceInfo | SliceInfo>(
@@ -220,8 +206,8 @@ export class CopierCaches {
       if (first) keys.push(...this.keys());
       for (const key of changedKeys(before, after)) this.#serviceChanged(key, before.get(key), after.get(key), keys);
       // A full replace: the index is rebuilt, not patched.
-      this.#wanted.clear();
-      for (const [key, svc] of after) this.#want(key, decideTarget(svc, this.#o.defaults), true);
+      this.#sources.clear();
+      for (const [key, svc] of after) this.#sources.want(key, decideTarget(svc, this.#o.defaults), true);
     } else {
       const services = this.#services ?? new Map<string, ServiceInfo>();
       this.#services = services;
@@ -235,8 +221,8 @@ export class CopierCaches {
         return;
       }
       const [wasD, isD] = this.#serviceChanged(key, was, is, keys);
-      this.#want(key, wasD, false);
-      this.#want(key, isD, true);
+      this.#sources.want(key, wasD, false);
+      this.#sources.want(key, isD, true);
     }
     this.#syncSourceWatches();
     this.#o.onChange(keys);
@@ -253,20 +239,6 @@ export class CopierCaches {
     const isD = decideTarget(is, this.#o.defaults);
     if (wasD.kind !== "ignore" || isD.kind !== "ignore" || this.#copiesByOwner.has(key)) keys.push(key);
     return [wasD, isD];
-  }
-
-  /** Records (or forgets) that target `key` copies the source of `d`. */
-  #want(key: string, d: TargetDecision, on: boolean): void {
-    if (d.kind !== "copy") return;
-    const sourceKey = objectKey(d.source.namespace, d.source.name);
-    let w = this.#wanted.get(sourceKey);
-    if (on) {
-      if (w === undefined) this.#wanted.set(sourceKey, w = { ref: d.source, targets: new Set() });
-      w.targets.add(key);
-    } else if (w !== undefined) {
-      w.targets.delete(key);
-      if (w.targets.size === 0) this.#wanted.delete(sourceKey);
-    }
   }
 
   #onCopy(d: ListWatchDelta<SliceInfo>): void {
@@ -312,49 +284,8 @@ export class CopierCaches {
     }
   }
 
-  /** Starts a watch per source in use and stops those no target uses any more. */
   #syncSourceWatches(): void {
-    const signal = this.#signal;
-    if (signal === undefined || signal.aborted) return;
-    const wanted = this.#wanted;
-    for (const [key, w] of this.#sources) {
-      if (!wanted.has(key)) {
-        w.ctrl.abort();
-        this.#sources.delete(key);
-        this.#stopping.add(w.done);
-        guard(w.done.finally(() => this.#stopping.delete(w.done)), "a stopped source watch");
-      }
-    }
-    for (const [key, { ref }] of wanted) {
-      if (this.#sources.has(key)) continue;
-      const ctrl = new AbortController();
-      const stop = () => ctrl.abort();
-      signal.addEventListener("abort", stop, { once: true });
-      const w: SourceWatch = { ctrl, done: Promise.resolve(), items: undefined, versions: new Map() };
-      const done = this.#pump<SliceInfo>(
-        `the source '${key}'`,
-        {
-          path: slicesPath(ref.namespace),
-          labelSelector: `${LABEL_SERVICE_NAME}=${ref.name}`,
-          decode: decodeSlice,
-        },
-        ctrl.signal,
-        (items) => this.#onSource(key, w, items),
-      ).finally(() => signal.removeEventListener("abort", stop));
-      this.#sources.set(key, Object.assign(w, { done }));
-    }
-  }
-
-  #onSource(key: string, w: SourceWatch, items: readonly SliceInfo[]): void {
-    if (this.#sources.get(key) !== w) return;
-    const mine = items.filter((s) => s.metadata.labels[LABEL_MANAGED_BY] !== MANAGER);
-    const after = new Map(mine.map((s) => [s.metadata.name, s.metadata.resourceVersion ?? ""]));
-    const first = w.items === undefined;
-    const changed = first || changedKeys(w.versions, after).length > 0;
-    w.items = mine;
-    w.versions = after;
-    if (!changed) return;
-    this.#o.onChange([...(this.#wanted.get(key)?.targets ?? [])].sort());
+    if (this.#signal !== undefined) this.#sources.sync(this.#signal);
   }
 }
 
@@ -379,13 +310,9 @@ function changed(was: KubeObject | undefined, is: KubeObject | undefined): boole
 }
 
 /** Keys added, removed, or whose resourceVersion changed. */
-function changedKeys<V extends { metadata: { resourceVersion?: string } } | string>(
-  before: ReadonlyMap<string, V>,
-  after: ReadonlyMap<string, V>,
-): string[] {
-  const rv = (v: V | undefined) => (typeof v === "string" ? v : v?.metadata.resourceVersion ?? "");
+function changedKeys<V extends KubeObject>(before: ReadonlyMap<string, V>, after: ReadonlyMap<string, V>): string[] {
   const out: string[] = [];
-  for (const [k, v] of after) if (!before.has(k) || rv(before.get(k)) !== rv(v)) out.push(k);
+  for (const [k, v] of after) if (changed(before.get(k), v)) out.push(k);
   for (const k of before.keys()) if (!after.has(k)) out.push(k);
   return out;
 }
