@@ -18,6 +18,21 @@ import { withDeadline } from "./support/deadline.ts";
 const PATH = "/apis/discovery.k8s.io/v1/namespaces/default/endpointslices";
 const SELECTOR = "kubernetes.io/service-name=kubernetes";
 
+/** The options of every harness: the fake API server, quick backoff, retries recorded into `retries`. */
+function harnessOptions(env: WatchEnv, retries: ListWatchRetry[]): ListWatchOptions<KubeObject> {
+  return {
+    transport: env.transport,
+    path: PATH,
+    labelSelector: SELECTOR,
+    random: () => 0.5,
+    backoffBaseMs: 10,
+    backoffMaxMs: 80,
+    // Generous: under a loaded machine a first TLS handshake can be slow, and this also bounds a LIST.
+    idleTimeoutMs: 5000,
+    onRetry: (r) => retries.push(r),
+  };
+}
+
 /** A list+watch fed into an array by a background loop, with every retry recorded. */
 class Harness implements AsyncDisposable {
   readonly snaps: ListWatchSnapshot<KubeObject>[] = [];
@@ -26,18 +41,7 @@ class Harness implements AsyncDisposable {
   readonly #pumping: Promise<void>;
 
   constructor(env: WatchEnv, options: Partial<ListWatchOptions<KubeObject>> = {}) {
-    const it = listWatch({
-      transport: env.transport,
-      path: PATH,
-      labelSelector: SELECTOR,
-      random: () => 0.5,
-      backoffBaseMs: 10,
-      backoffMaxMs: 80,
-      // Generous: under a loaded machine a first TLS handshake can be slow, and this also bounds a LIST.
-      idleTimeoutMs: 5000,
-      onRetry: (r) => this.retries.push(r),
-      ...options,
-    }, this.#ctrl.signal);
+    const it = listWatch({ ...harnessOptions(env, this.retries), ...options }, this.#ctrl.signal);
     this.#pumping = (async () => {
       for await (const s of it) this.snaps.push(s);
     })();
@@ -68,16 +72,7 @@ class DeltaHarness implements AsyncDisposable {
   readonly #pumping: Promise<void>;
 
   constructor(env: WatchEnv) {
-    const it = listWatchDeltas({
-      transport: env.transport,
-      path: PATH,
-      labelSelector: SELECTOR,
-      random: () => 0.5,
-      backoffBaseMs: 10,
-      backoffMaxMs: 80,
-      idleTimeoutMs: 5000,
-      onRetry: (r) => this.retries.push(r),
-    }, this.#ctrl.signal);
+    const it = listWatchDeltas(harnessOptions(env, this.retries), this.#ctrl.signal);
     this.#pumping = (async () => {
       for await (const d of it) {
         this.deltas.push(d);
