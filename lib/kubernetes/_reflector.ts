@@ -94,7 +94,7 @@ export class Reflector<T extends KubeObject> {
       try {
         this.#o.onRetry?.({ phase, reason, delayMs });
       } catch {
-        // An observer's failure must not stop discovery.
+        // An observer's failure must not stop the loop.
       }
       const level = reason === "the watch stream ended" ? "debug" : "warn";
       log[level]("Retrying the {phase} of {path} in {delayMs} ms: {reason}", {

@@ -45,10 +45,8 @@ export interface ConnectKubernetesOptions {
   readonly clusterIp?: string;
   /** The known API server endpoints, preferred first (static + last discovered); read before every request. */
   readonly endpoints: () => readonly Endpoint[];
-  /** @default {5000} */
   /** Time allowed to open a TCP connection to one endpoint. @default {5000} */
   readonly connectTimeoutMs?: number;
-  /** @default {30000} */
   /** Time allowed from a request to its response headers. @default {30000} */
   readonly headerTimeoutMs?: number;
   /** Re-read intervals and clocks of the credentials. */
@@ -56,7 +54,7 @@ export interface ConnectKubernetesOptions {
 }
 
 /**
- * Builds the transport discovery uses, or returns `undefined` (after one log line) when there is neither a
+ * Builds a transport to the API, or returns `undefined` (after one log line) when there is neither a
  * kubeconfig nor a service account. Never dials the ClusterIP or an address of `neverDial`: in-cluster, and for a
  * kubeconfig whose server is one of those, the known endpoints are dialled directly and verified against the TLS
  * name.
