@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import type { Endpoint } from "../lib/endpoint.ts";
-import { connectKubernetes } from "../lib/kubernetes/connect.ts";
+import { type AddressPattern, connectKubernetes } from "../lib/kubernetes/connect.ts";
 import type { HttpKubeTransport } from "../lib/kubernetes/http_transport.ts";
 import { DEFAULT_TOKEN_USER, startFakeApiServer } from "./support/fake_apiserver.ts";
 import { canUnshare, runInOwnNetns, SilentListener, tempDir } from "./support/kube_client_fixtures.ts";
@@ -10,6 +10,7 @@ import { createTestPki, TEST_NODE_USER } from "./support/test_pki.ts";
 const opts = { sanitizeOps: true, sanitizeResources: true };
 const SLICES = "/apis/discovery.k8s.io/v1/namespaces/default/endpointslices";
 const at = (port: number, host = "127.0.0.1"): Endpoint => ({ host, port });
+const ownListener = (port: number): AddressPattern => ({ host: "127.0.0.1", port, label: "this proxy's own listener" });
 
 async function listStatus(t: HttpKubeTransport): Promise<number> {
   const res = await t.request({ method: "GET", path: SLICES, signal: AbortSignal.timeout(10_000) });
@@ -22,7 +23,6 @@ Deno.test("without service-account files or a kubeconfig, discovery is off and s
   await using dir = await tempDir();
   const transport = await connectKubernetes({
     serviceAccountDir: dir.path,
-    ownListener: at(7445),
     endpoints: () => [],
   });
   assert.equal(transport, undefined);
@@ -43,7 +43,7 @@ Deno.test("the in-cluster path never dials the ClusterIP or this proxy's own lis
   let endpoints: Endpoint[] = [at(own.port), at(clusterIp.port, "127.0.0.2"), at(api.port)];
   const transport = await connectKubernetes({
     serviceAccountDir: sa.path,
-    ownListener: at(own.port),
+    neverDial: [ownListener(own.port)],
     clusterIp: "127.0.0.2",
     // An IP as the name keeps this test free of DNS lookups (see runInOwnNetns); the default name is tested there.
     tlsServerName: "::1",
@@ -103,7 +103,7 @@ Deno.test("a kubeconfig whose server is this proxy dials the known endpoints ins
   const transport = await connectKubernetes({
     kubeconfigPath: path,
     serviceAccountDir: dir.path,
-    ownListener: at(own.port),
+    neverDial: [ownListener(own.port)],
     endpoints: () => [at(own.port), at(api.port)],
   });
   assert.ok(transport !== undefined);
@@ -130,7 +130,7 @@ Deno.test("a kubeconfig with another server dials it as given", opts, async (t) 
     (await connectKubernetes({
       kubeconfigPath: path,
       serviceAccountDir: dir.path,
-      ownListener: at(7445),
+      neverDial: [ownListener(7445)],
       // Known endpoints are not used for a kubeconfig server that is not this proxy.
       endpoints: () => [at(1)],
     }))!;
@@ -164,7 +164,7 @@ Deno.test("a kubeconfig that cannot be used is a configuration error", opts, asy
       connectKubernetes({
         kubeconfigPath: `${dir.path}/config`,
         context: "missing",
-        ownListener: at(7445),
+        neverDial: [ownListener(7445)],
         endpoints: () => [],
       }),
     {
@@ -316,7 +316,7 @@ Deno.test({
       "await Deno.writeTextFile(`${sa}/ca.crt`, pki.ca.cert);",
       "const t = (await connectKubernetes({",
       "  serviceAccountDir: sa,",
-      "  ownListener: { host: '127.0.0.1', port: 7445 },",
+      "  neverDial: [{ host: '127.0.0.1', port: 7445 }],",
       "  endpoints: () => [{ host: '127.0.0.1', port: api.port }],",
       "}))!;",
       "const res = await t.request({ method: 'GET', path: '/api/v1/namespaces/default/services', " +

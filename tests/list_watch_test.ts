@@ -2,6 +2,8 @@ import assert from "node:assert/strict";
 import { type KubeObject } from "../lib/kubernetes/types.ts";
 import {
   listWatch,
+  type ListWatchDelta,
+  listWatchDeltas,
   type ListWatchOptions,
   type ListWatchRetry,
   type ListWatchSnapshot,
@@ -16,6 +18,21 @@ import { withDeadline } from "./support/deadline.ts";
 const PATH = "/apis/discovery.k8s.io/v1/namespaces/default/endpointslices";
 const SELECTOR = "kubernetes.io/service-name=kubernetes";
 
+/** The options of every harness: the fake API server, quick backoff, retries recorded into `retries`. */
+function harnessOptions(env: WatchEnv, retries: ListWatchRetry[]): ListWatchOptions<KubeObject> {
+  return {
+    transport: env.transport,
+    path: PATH,
+    labelSelector: SELECTOR,
+    random: () => 0.5,
+    backoffBaseMs: 10,
+    backoffMaxMs: 80,
+    // Generous: under a loaded machine a first TLS handshake can be slow, and this also bounds a LIST.
+    idleTimeoutMs: 5000,
+    onRetry: (r) => retries.push(r),
+  };
+}
+
 /** A list+watch fed into an array by a background loop, with every retry recorded. */
 class Harness implements AsyncDisposable {
   readonly snaps: ListWatchSnapshot<KubeObject>[] = [];
@@ -24,18 +41,7 @@ class Harness implements AsyncDisposable {
   readonly #pumping: Promise<void>;
 
   constructor(env: WatchEnv, options: Partial<ListWatchOptions<KubeObject>> = {}) {
-    const it = listWatch({
-      transport: env.transport,
-      path: PATH,
-      labelSelector: SELECTOR,
-      random: () => 0.5,
-      backoffBaseMs: 10,
-      backoffMaxMs: 80,
-      // Generous: under a loaded machine a first TLS handshake can be slow, and this also bounds a LIST.
-      idleTimeoutMs: 5000,
-      onRetry: (r) => this.retries.push(r),
-      ...options,
-    }, this.#ctrl.signal);
+    const it = listWatch({ ...harnessOptions(env, this.retries), ...options }, this.#ctrl.signal);
     this.#pumping = (async () => {
       for await (const s of it) this.snaps.push(s);
     })();
@@ -49,6 +55,48 @@ class Harness implements AsyncDisposable {
   async until(names: string, what = names): Promise<ListWatchSnapshot<KubeObject>> {
     await waitFor(() => this.last !== undefined && namesOf(this.last) === names, 5000, `snapshot '${what}'`);
     return this.last as ListWatchSnapshot<KubeObject>;
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    this.#ctrl.abort();
+    await withDeadline(this.#pumping, "list+watch to stop");
+  }
+}
+
+/** A list+watch in delta mode, fed into an array, with the deltas folded into a map as a consumer would. */
+class DeltaHarness implements AsyncDisposable {
+  readonly deltas: ListWatchDelta<KubeObject>[] = [];
+  readonly held = new Map<string, KubeObject>();
+  readonly retries: ListWatchRetry[] = [];
+  readonly #ctrl = new AbortController();
+  readonly #pumping: Promise<void>;
+
+  constructor(env: WatchEnv) {
+    const it = listWatchDeltas(harnessOptions(env, this.retries), this.#ctrl.signal);
+    this.#pumping = (async () => {
+      for await (const d of it) {
+        this.deltas.push(d);
+        if (d.kind === "synced") {
+          this.held.clear();
+          for (const o of d.items) this.held.set(o.metadata.name, o);
+        } else if (d.kind === "upsert") this.held.set(d.object.metadata.name, d.object);
+        else this.held.delete(d.object.metadata.name);
+      }
+    })();
+  }
+
+  /** The deltas from number `from` on, as `kind name,name` lines. */
+  since(from: number): string[] {
+    return this.deltas.slice(from).map((d) =>
+      d.kind === "synced"
+        ? `synced ${d.items.map((i) => i.metadata.name).join(",")}`
+        : `${d.kind} ${d.object.metadata.name}`
+    );
+  }
+
+  /** Waits until `count` deltas have arrived. */
+  async until(count: number, what: string): Promise<void> {
+    await waitFor(() => this.deltas.length >= count, 5000, what);
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
@@ -128,6 +176,107 @@ Deno.test("added, modified and deleted slices each produce a new snapshot of the
   await h.until("", "b relabelled");
   assert.equal(lists(env).length, 1, "no relist on plain events");
   assert.deepEqual(h.retries, []);
+});
+
+Deno.test("in delta mode, the list is one synced delta and each change one upsert or delete", async () => {
+  await using env = await startWatchEnv();
+  env.api.upsert(slice("b", "127.0.0.2"));
+  env.api.upsert(slice("a", "127.0.0.1"));
+  await using h = new DeltaHarness(env);
+  await h.until(1, "the list");
+  assert.deepEqual(h.since(0), ["synced a,b"]);
+  assert.equal(h.deltas[0]?.resourceVersion, env.api.resourceVersion);
+  await env.api.waitForOpenWatches(1);
+  env.api.upsert(slice("c", "127.0.0.3"));
+  await h.until(2, "added c");
+  env.api.upsert(slice("a", "127.0.0.4"));
+  await h.until(3, "modified a");
+  env.api.remove("endpointslices", "default", "b");
+  await h.until(4, "deleted b");
+  // A slice whose label changes away leaves the selection as a delete.
+  env.api.upsert(slice("c", "127.0.0.3", { serviceName: "other" }));
+  await h.until(5, "c relabelled");
+  assert.deepEqual(h.since(1), ["upsert c", "upsert a", "delete b", "delete c"]);
+  assert.equal(h.deltas[4]?.resourceVersion, env.api.resourceVersion);
+  assert.ok(JSON.stringify(h.held.get("a")).includes("127.0.0.4"));
+  assert.deepEqual([...h.held.keys()], ["a"]);
+  assert.equal(lists(env).length, 1, "no relist on plain events");
+  assert.deepEqual(h.retries, []);
+});
+
+Deno.test("in delta mode, a relist after 410 is a synced delta that drops what vanished meanwhile", async () => {
+  await using env = await startWatchEnv();
+  env.api.upsert(slice("a", "127.0.0.1"));
+  env.api.upsert(slice("b", "127.0.0.2"));
+  await using h = new DeltaHarness(env);
+  await h.until(1, "the list");
+  await env.api.waitForOpenWatches(1);
+  // The client misses a delete and an add, the history is compacted, and the stream drops: resuming answers 410.
+  env.api.silence(true);
+  env.api.remove("endpointslices", "default", "a");
+  env.api.upsert(slice("c", "127.0.0.3"));
+  env.api.expireHistory();
+  env.api.dropStreams();
+  await h.until(2, "the relist");
+  assert.deepEqual(h.since(0), ["synced a,b", "synced b,c"]);
+  assert.deepEqual([...h.held.keys()].sort(), ["b", "c"], "a is gone from the consumer's copy");
+  assert.equal(lists(env).length, 2);
+});
+
+Deno.test("in delta mode, changes wait coalesced per object for a busy consumer", async () => {
+  const events = [
+    { type: "ADDED", name: "a", rv: "2" },
+    { type: "ADDED", name: "b", rv: "3" },
+    { type: "MODIFIED", name: "a", rv: "4" },
+    { type: "ADDED", name: "c", rv: "5" },
+    { type: "DELETED", name: "b", rv: "6" },
+    { type: "MODIFIED", name: "a", rv: "7" },
+    { type: "DELETED", name: "x", rv: "8" }, // never held: no delta at all
+  ];
+  const body = events.map((e) =>
+    JSON.stringify({
+      type: e.type,
+      object: { metadata: { name: e.name, namespace: "default", resourceVersion: e.rv } },
+    })
+  ).join("\n") + "\n";
+  let watches = 0;
+  const transport = {
+    request: (req: KubeRequest) => {
+      if (!req.path.includes("watch=1")) {
+        return Promise.resolve(Response.json({ metadata: { resourceVersion: "1" }, items: [] }));
+      }
+      if (watches++ === 0) return Promise.resolve(new Response(body));
+      return new Promise<Response>((_, reject) =>
+        req.signal.addEventListener("abort", () => reject(req.signal.reason))
+      );
+    },
+    close: () => {},
+  };
+  const ended = Promise.withResolvers<void>();
+  // Time stands still: after the stream ends, the reflector waits in its backoff until the test stops it.
+  const frozen = {
+    now: () => 0,
+    sleep: (_ms: number, signal?: AbortSignal) =>
+      new Promise<void>((_, reject) => signal?.addEventListener("abort", () => reject(signal.reason), { once: true })),
+  };
+  const ctrl = new AbortController();
+  const it = listWatchDeltas({ transport, path: PATH, clock: frozen, onRetry: () => ended.resolve() }, ctrl.signal);
+  try {
+    const first = await withDeadline(it.next(), "the list");
+    assert.equal(first.value?.kind, "synced");
+    // The consumer is busy until every event has been applied.
+    await withDeadline(ended.promise, "the watch to end");
+    const got: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      const d = (await withDeadline(it.next(), "a delta")).value;
+      if (d !== undefined && d.kind !== "synced") got.push(`${d.kind} ${d.object.metadata.name}@${d.resourceVersion}`);
+    }
+    // Each object once, at its place of first change, in its latest state (b: added, then deleted; x: unknown).
+    assert.deepEqual(got, ["upsert a@7", "delete b@6", "upsert c@5"]);
+  } finally {
+    ctrl.abort();
+    await withDeadline(it.return(), "list+watch to stop");
+  }
 });
 
 Deno.test("a 410 Gone on the watch request forces a relist that picks up what was missed", async () => {

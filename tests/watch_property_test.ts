@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import fc from "fast-check";
 import { type KubeObject } from "../lib/kubernetes/types.ts";
 import { readLines } from "../lib/kubernetes/_watch_stream.ts";
-import { listWatch, type ListWatchSnapshot } from "../lib/kubernetes/list_watch.ts";
+import { listWatch, listWatchDeltas, type ListWatchSnapshot } from "../lib/kubernetes/list_watch.ts";
 import type { KubeRequest, KubeTransport } from "../lib/kubernetes/transport.ts";
 import { withDeadline } from "./support/deadline.ts";
 import { waitFor } from "./support/net.ts";
@@ -117,6 +117,56 @@ function model(events: readonly Event[]): string[] {
   return [...names].sort();
 }
 
+/** What the cache must hold after `events`, with each object's resourceVersion: `name@rv`, sorted. */
+function modelVersions(events: readonly Event[]): string[] {
+  const held = new Map<string, number>();
+  for (const e of events) {
+    if (e.type === "ADDED" || e.type === "MODIFIED") held.set(e.name, e.rv);
+    else if (e.type === "DELETED") held.delete(e.name);
+  }
+  return [...held].map(([name, rv]) => `${name}@${rv}`).sort();
+}
+
+/**
+ * Runs list+watch in delta mode over `body` and folds every delta into a map; a `slow` consumer takes the first
+ * delta, then nothing until the watch has ended (every change waits, coalesced). The folded `name@rv`s must come
+ * to equal `expected`.
+ */
+async function foldDeltasOnce(body: readonly Uint8Array[], slow: boolean, expected: readonly string[]): Promise<void> {
+  const ctrl = new AbortController();
+  const retried = Promise.withResolvers<void>();
+  const it = listWatchDeltas({
+    transport: new OneWatch(body),
+    path: "/apis/discovery.k8s.io/v1/namespaces/default/endpointslices",
+    clock: frozen,
+    random: () => 0.5,
+    onRetry: () => retried.resolve(),
+  }, ctrl.signal);
+  const held = new Map<string, KubeObject>();
+  let taken = 0;
+  const pumping = (async () => {
+    for await (const d of it) {
+      if (d.kind === "synced") {
+        held.clear();
+        for (const o of d.items) held.set(o.metadata.name, o);
+      } else if (d.kind === "upsert") held.set(d.object.metadata.name, d.object);
+      else held.delete(d.object.metadata.name);
+      if (taken++ === 0 && slow) await retried.promise;
+    }
+  })();
+  const folded = () => [...held.values()].map((o) => `${o.metadata.name}@${o.metadata.resourceVersion}`).sort();
+  try {
+    await withDeadline(retried.promise, "the watch to end");
+    // Parked in the frozen backoff, nothing changes any more: the consumer only takes what waited.
+    const want = expected.join(",");
+    await waitFor(() => folded().join(",") === want, 1000, "the deltas to be folded").catch(() => {});
+    assert.deepEqual(folded(), expected);
+  } finally {
+    ctrl.abort();
+    await withDeadline(pumping, "list+watch to stop");
+  }
+}
+
 Deno.test("watch stream properties", async (t) => {
   await t.step("any bytes split into lines the same way however they are chunked", async () => {
     await checkAsync(fc.asyncProperty(fc.uint8Array({ maxLength: 300 }), cuts, async (bytes, at) => {
@@ -137,6 +187,15 @@ Deno.test("watch stream properties", async (t) => {
       fc.asyncProperty(fc.array(event, { maxLength: 12 }), cuts, async (events, at) => {
         const body = new TextEncoder().encode(events.map((e) => `${eventLine(e)}\n`).join(""));
         assert.equal(await watchOnce(chunk(body, at), model(events)), "the watch stream ended");
+      }),
+      RUNS / 10,
+    );
+  });
+  await t.step("folding the deltas of any valid events gives the cache the snapshots give, fast or slow", async () => {
+    await checkAsync(
+      fc.asyncProperty(fc.array(event, { maxLength: 12 }), cuts, fc.boolean(), async (events, at, slow) => {
+        const body = new TextEncoder().encode(events.map((e) => `${eventLine(e)}\n`).join(""));
+        await foldDeltasOnce(chunk(body, at), slow, modelVersions(events));
       }),
       RUNS / 10,
     );

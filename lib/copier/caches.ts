@@ -4,12 +4,21 @@
  * selected by `kubernetes.io/service-name`), whose watches start and stop as targets come and go. Each change is
  * mapped to the targets it concerns, so that a source change reaches every target that copies it.
  *
+ * Services and copies are watched in delta mode and indexed (source → targets, target → copies): a change of one
+ * Service costs the same in a cluster of ten Services or of ten thousand. The slices of one source are a small set,
+ * watched as snapshots.
+ *
  * @module
  */
-import { listWatch, type ListWatchOptions, type ListWatchRetry } from "../kubernetes/list_watch.ts";
+import {
+  listWatch,
+  type ListWatchDelta,
+  listWatchDeltas,
+  type ListWatchOptions,
+  type ListWatchRetry,
+} from "../kubernetes/list_watch.ts";
 import type { KubeTransport } from "../kubernetes/transport.ts";
-import { guard } from "../internal_errors.ts";
-import { slicesPath } from "./api_client.ts";
+import { slicesPath } from "./slice_api.ts";
 import {
   decodeService,
   decodeSlice,
@@ -21,6 +30,8 @@ import {
   type SliceInfo,
 } from "./objects.ts";
 import { type CopierDefaults, decideTarget, type ServiceRef, type TargetDecision } from "./targets.ts";
+import { SourceWatches } from "./_source_watches.ts";
+import type { KubeObject } from "../kubernetes/types.ts";
 
 /** Tuning of the watches (the list+watch defaults otherwise). */
 export type WatchTuning = Pick<
@@ -42,14 +53,6 @@ export interface CopierCachesOptions {
   readonly watch?: WatchTuning;
 }
 
-interface SourceWatch {
-  readonly ctrl: AbortController;
-  readonly done: Promise<void>;
-  /** `undefined` until the first LIST. */
-  items: readonly SliceInfo[] | undefined;
-  versions: Map<string, string>;
-}
-
 const SERVICES_PATH = "/api/v1/services";
 const ALL_SLICES_PATH = "/apis/discovery.k8s.io/v1/endpointslices";
 
@@ -64,51 +67,50 @@ const ALL_SLICES_PATH = "/apis/discovery.k8s.io/v1/endpointslices";
  */
 export class CopierCaches {
   readonly #o: CopierCachesOptions;
-  #services: ReadonlyMap<string, ServiceInfo> | undefined;
-  #copies: ReadonlyMap<string, SliceInfo> | undefined;
-  readonly #sources = new Map<string, SourceWatch>();
-  readonly #stopping = new Set<Promise<void>>();
+  #services: Map<string, ServiceInfo> | undefined;
+  #copies: Map<string, SliceInfo> | undefined;
+  /** Target key → its copies by copy key. */
+  readonly #copiesByOwner = new Map<string, Map<string, SliceInfo>>();
+  readonly #sources: SourceWatches;
   #signal: AbortSignal | undefined;
 
   /** Builds the caches; nothing is watched before {@linkcode CopierCaches.run}. */
   constructor(options: CopierCachesOptions) {
     this.#o = options;
+    this.#sources = new SourceWatches(
+      (key, ref, signal, onItems) =>
+        this.#pump<SliceInfo>(
+          `the source '${key}'`,
+          { path: slicesPath(ref.namespace), labelSelector: `${LABEL_SERVICE_NAME}=${ref.name}`, decode: decodeSlice },
+          signal,
+          onItems,
+        ),
+      (targets) => this.#o.onChange(targets),
+    );
   }
 
   /** Watches until `signal` aborts; never rejects. */
   async run(signal: AbortSignal): Promise<void> {
     this.#signal = signal;
-    const services = this.#pump<ServiceInfo>(
+    const services = this.#pumpDeltas<ServiceInfo>(
       "Services",
-      {
-        path: SERVICES_PATH,
-        decode: decodeService,
-      },
+      { path: SERVICES_PATH, decode: decodeService },
       signal,
-      (items) => this.#onServices(items),
+      (d) => this.#onService(d),
     );
-    const copies = this.#pump<SliceInfo>(
+    const copies = this.#pumpDeltas<SliceInfo>(
       "managed EndpointSlices",
-      {
-        path: ALL_SLICES_PATH,
-        labelSelector: `${LABEL_MANAGED_BY}=${MANAGER}`,
-        decode: decodeSlice,
-      },
+      { path: ALL_SLICES_PATH, labelSelector: `${LABEL_MANAGED_BY}=${MANAGER}`, decode: decodeSlice },
       signal,
-      (items) => this.#onCopies(items),
+      (d) => this.#onCopy(d),
     );
     await Promise.all([services, copies]);
-    const sources = [...this.#sources.values()];
-    for (const s of sources) s.ctrl.abort();
-    await Promise.all([...sources.map((s) => s.done), ...this.#stopping]);
-    this.#sources.clear();
+    await this.#sources.stop();
   }
 
   /** Whether Services, copies and every source in use have been listed. */
   get synced(): boolean {
-    if (this.#services === undefined || this.#copies === undefined) return false;
-    for (const s of this.#sources.values()) if (s.items === undefined) return false;
-    return true;
+    return this.#services !== undefined && this.#copies !== undefined && this.#sources.synced;
   }
 
   /** Whether Services and copies have been listed (sources aside). */
@@ -126,9 +128,11 @@ export class CopierCaches {
     return decideTarget(this.service(key), this.#o.defaults);
   }
 
-  /** Our copies for the target `key`. */
+  /** Our copies for the target `key`, in namespace/name order. */
   copiesOf(key: string): SliceInfo[] {
-    return [...(this.#copies?.values() ?? [])].filter((c) => copyOwnerKey(c) === key);
+    const mine = this.#copiesByOwner.get(key);
+    if (mine === undefined) return [];
+    return [...mine].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, c]) => c);
   }
 
   /** Names of our copies in `namespace` that belong to targets other than `name`. */
@@ -144,7 +148,7 @@ export class CopierCaches {
 
   /** The slices of a source Service, our copies excluded; `undefined` until its watch has listed them. */
   sourceSlices(ref: ServiceRef): readonly SliceInfo[] | undefined {
-    return this.#sources.get(objectKey(ref.namespace, ref.name))?.items;
+    return this.#sources.slices(ref);
   }
 
   /** Every key worth a reconcile: targets, refused targets, and Services that still have copies. */
@@ -159,11 +163,19 @@ export class CopierCaches {
 
   /** Counts for the gauges. */
   counts(): { targets: number; copies: number } {
-    let targets = 0;
-    for (const svc of this.#services?.values() ?? []) {
-      if (decideTarget(svc, this.#o.defaults).kind === "copy") targets++;
-    }
-    return { targets, copies: this.#copies?.size ?? 0 };
+    return { targets: this.#sources.targetCount, copies: this.#copies?.size ?? 0 };
+  }
+
+  #options<T extends ServiceInfo | SliceInfo>(
+    what: string,
+    o: Pick<ListWatchOptions<T>, "path" | "labelSelector" | "decode">,
+  ): ListWatchOptions<T> {
+    return {
+      ...(this.#o.watch ?? {}),
+      ...o,
+      transport: this.#o.transport,
+      onRetry: (r) => this.#o.onWatchRetry?.(what, r),
+    };
   }
 
   async #pump<T extends ServiceInfo | SliceInfo>(
@@ -172,95 +184,108 @@ export class CopierCaches {
     signal: AbortSignal,
     apply: (items: readonly T[]) => void,
   ): Promise<void> {
-    const options: ListWatchOptions<T> = {
-      ...(this.#o.watch ?? {}),
-      ...o,
-      transport: this.#o.transport,
-      onRetry: (r) => this.#o.onWatchRetry?.(what, r),
-    };
-    for await (const snap of listWatch(options, signal)) apply(snap.items);
+    for await (const snap of listWatch(this.#options(what, o), signal)) apply(snap.items);
   }
 
-  #onServices(items: readonly ServiceInfo[]): void {
-    const first = this.#services === undefined;
-    const before = this.#services ?? new Map<string, ServiceInfo>();
-    const after = new Map(items.map((s) => [objectKey(s.metadata.namespace, s.metadata.name), s]));
-    this.#services = after;
-    const keys: string[] = first ? this.keys() : [];
-    for (const key of changedKeys(before, after)) {
-      const was = decideTarget(before.get(key), this.#o.defaults);
-      const is = decideTarget(after.get(key), this.#o.defaults);
-      if (was.kind !== "ignore" || is.kind !== "ignore" || this.copiesOf(key).length > 0) keys.push(key);
+  async #pumpDeltas<T extends ServiceInfo | SliceInfo>(
+    what: string,
+    o: Pick<ListWatchOptions<T>, "path" | "labelSelector" | "decode">,
+    signal: AbortSignal,
+    apply: (delta: ListWatchDelta<T>) => void,
+  ): Promise<void> {
+    for await (const d of listWatchDeltas(this.#options(what, o), signal)) apply(d);
+  }
+
+  #onService(d: ListWatchDelta<ServiceInfo>): void {
+    const keys: string[] = [];
+    if (d.kind === "synced") {
+      const first = this.#services === undefined;
+      const before = this.#services ?? new Map<string, ServiceInfo>();
+      const after = byKey(d.items);
+      this.#services = after;
+      if (first) keys.push(...this.keys());
+      for (const key of changedKeys(before, after)) this.#serviceChanged(key, before.get(key), after.get(key), keys);
+      // A full replace: the index is rebuilt, not patched.
+      this.#sources.clear();
+      for (const [key, svc] of after) this.#sources.want(key, decideTarget(svc, this.#o.defaults), true);
+    } else {
+      const services = this.#services ?? new Map<string, ServiceInfo>();
+      this.#services = services;
+      const key = keyOf(d.object);
+      const was = services.get(key);
+      if (d.kind === "upsert") services.set(key, d.object);
+      else services.delete(key);
+      const is = services.get(key);
+      if (!changed(was, is)) {
+        this.#o.onChange(keys);
+        return;
+      }
+      const [wasD, isD] = this.#serviceChanged(key, was, is, keys);
+      this.#sources.want(key, wasD, false);
+      this.#sources.want(key, isD, true);
     }
     this.#syncSourceWatches();
     this.#o.onChange(keys);
   }
 
-  #onCopies(items: readonly SliceInfo[]): void {
-    const first = this.#copies === undefined;
-    const before = this.#copies ?? new Map<string, SliceInfo>();
-    const after = new Map(items.map((s) => [objectKey(s.metadata.namespace, s.metadata.name), s]));
-    this.#copies = after;
-    // The first list of either cache makes every key worth a look: the other cache may have been waiting for it.
-    const keys = new Set<string>(first ? this.keys() : []);
-    for (const key of changedKeys(before, after)) {
-      for (const c of [before.get(key), after.get(key)]) if (c !== undefined) keys.add(copyOwnerKey(c));
+  /** Adds `key` to `keys` when the change concerns a target; returns the decisions before and after. */
+  #serviceChanged(
+    key: string,
+    was: ServiceInfo | undefined,
+    is: ServiceInfo | undefined,
+    keys: string[],
+  ): [TargetDecision, TargetDecision] {
+    const wasD = decideTarget(was, this.#o.defaults);
+    const isD = decideTarget(is, this.#o.defaults);
+    if (wasD.kind !== "ignore" || isD.kind !== "ignore" || this.#copiesByOwner.has(key)) keys.push(key);
+    return [wasD, isD];
+  }
+
+  #onCopy(d: ListWatchDelta<SliceInfo>): void {
+    const keys = new Set<string>();
+    if (d.kind === "synced") {
+      const first = this.#copies === undefined;
+      const before = this.#copies ?? new Map<string, SliceInfo>();
+      const after = byKey(d.items);
+      this.#copies = after;
+      this.#copiesByOwner.clear();
+      for (const [key, c] of after) this.#own(key, c, true);
+      // The first list of either cache makes every key worth a look: the other cache may have been waiting for it.
+      if (first) { for (const k of this.keys()) keys.add(k); }
+      for (const key of changedKeys(before, after)) {
+        for (const c of [before.get(key), after.get(key)]) if (c !== undefined) keys.add(copyOwnerKey(c));
+      }
+    } else {
+      const copies = this.#copies ?? new Map<string, SliceInfo>();
+      this.#copies = copies;
+      const key = keyOf(d.object);
+      const was = copies.get(key);
+      if (was !== undefined) this.#own(key, was, false);
+      if (d.kind === "upsert") {
+        copies.set(key, d.object);
+        this.#own(key, d.object, true);
+      } else copies.delete(key);
+      const is = copies.get(key);
+      if (changed(was, is)) { for (const c of [was, is]) if (c !== undefined) keys.add(copyOwnerKey(c)); }
     }
     this.#o.onChange([...keys]);
   }
 
-  /** Starts a watch per source in use and stops those no target uses any more. */
-  #syncSourceWatches(): void {
-    const signal = this.#signal;
-    if (signal === undefined || signal.aborted) return;
-    const wanted = new Map<string, ServiceRef>();
-    for (const svc of this.#services?.values() ?? []) {
-      const d = decideTarget(svc, this.#o.defaults);
-      if (d.kind === "copy") wanted.set(objectKey(d.source.namespace, d.source.name), d.source);
-    }
-    for (const [key, w] of this.#sources) {
-      if (!wanted.has(key)) {
-        w.ctrl.abort();
-        this.#sources.delete(key);
-        this.#stopping.add(w.done);
-        guard(w.done.finally(() => this.#stopping.delete(w.done)), "a stopped source watch");
-      }
-    }
-    for (const [key, ref] of wanted) {
-      if (this.#sources.has(key)) continue;
-      const ctrl = new AbortController();
-      const stop = () => ctrl.abort();
-      signal.addEventListener("abort", stop, { once: true });
-      const w: SourceWatch = { ctrl, done: Promise.resolve(), items: undefined, versions: new Map() };
-      const done = this.#pump<SliceInfo>(
-        `the source '${key}'`,
-        {
-          path: slicesPath(ref.namespace),
-          labelSelector: `${LABEL_SERVICE_NAME}=${ref.name}`,
-          decode: decodeSlice,
-        },
-        ctrl.signal,
-        (items) => this.#onSource(key, w, items),
-      ).finally(() => signal.removeEventListener("abort", stop));
-      this.#sources.set(key, Object.assign(w, { done }));
+  /** Indexes (or unindexes) the copy `key` under its target. */
+  #own(key: string, c: SliceInfo, on: boolean): void {
+    const owner = copyOwnerKey(c);
+    let mine = this.#copiesByOwner.get(owner);
+    if (on) {
+      if (mine === undefined) this.#copiesByOwner.set(owner, mine = new Map());
+      mine.set(key, c);
+    } else if (mine !== undefined) {
+      mine.delete(key);
+      if (mine.size === 0) this.#copiesByOwner.delete(owner);
     }
   }
 
-  #onSource(key: string, w: SourceWatch, items: readonly SliceInfo[]): void {
-    if (this.#sources.get(key) !== w) return;
-    const mine = items.filter((s) => s.metadata.labels[LABEL_MANAGED_BY] !== MANAGER);
-    const after = new Map(mine.map((s) => [s.metadata.name, s.metadata.resourceVersion ?? ""]));
-    const first = w.items === undefined;
-    const changed = first || changedKeys(w.versions, after).length > 0;
-    w.items = mine;
-    w.versions = after;
-    if (!changed) return;
-    const targets: string[] = [];
-    for (const [tk, svc] of this.#services ?? []) {
-      const d = decideTarget(svc, this.#o.defaults);
-      if (d.kind === "copy" && objectKey(d.source.namespace, d.source.name) === key) targets.push(tk);
-    }
-    this.#o.onChange(targets);
+  #syncSourceWatches(): void {
+    if (this.#signal !== undefined) this.#sources.sync(this.#signal);
   }
 }
 
@@ -269,14 +294,25 @@ export function copyOwnerKey(c: SliceInfo): string {
   return objectKey(c.metadata.namespace, c.metadata.labels[LABEL_SERVICE_NAME] ?? "");
 }
 
+/** The reflector's key of an object: `namespace/name`. */
+function keyOf(o: KubeObject): string {
+  return objectKey(o.metadata.namespace ?? "", o.metadata.name);
+}
+
+function byKey<T extends KubeObject>(items: readonly T[]): Map<string, T> {
+  return new Map(items.map((o) => [keyOf(o), o]));
+}
+
+/** Whether an object appeared, went, or changed its resourceVersion. */
+function changed(was: KubeObject | undefined, is: KubeObject | undefined): boolean {
+  if (was === undefined || is === undefined) return was !== is;
+  return (was.metadata.resourceVersion ?? "") !== (is.metadata.resourceVersion ?? "");
+}
+
 /** Keys added, removed, or whose resourceVersion changed. */
-function changedKeys<V extends { metadata: { resourceVersion?: string } } | string>(
-  before: ReadonlyMap<string, V>,
-  after: ReadonlyMap<string, V>,
-): string[] {
-  const rv = (v: V | undefined) => (typeof v === "string" ? v : v?.metadata.resourceVersion ?? "");
+function changedKeys<V extends KubeObject>(before: ReadonlyMap<string, V>, after: ReadonlyMap<string, V>): string[] {
   const out: string[] = [];
-  for (const [k, v] of after) if (!before.has(k) || rv(before.get(k)) !== rv(v)) out.push(k);
+  for (const [k, v] of after) if (changed(before.get(k), v)) out.push(k);
   for (const k of before.keys()) if (!after.has(k)) out.push(k);
   return out;
 }

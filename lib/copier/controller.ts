@@ -9,19 +9,10 @@ import { describeError } from "../errors.ts";
 import { getLogger } from "@logtape/logtape";
 import { type Clock, jitter, type Random, systemClock } from "../clock.ts";
 import type { KubeTransport } from "../kubernetes/transport.ts";
-import { LogLimit } from "../log_limit.ts";
-import { applySlice, deleteSlice, getObject, slicePath } from "./api_client.ts";
 import { CopierCaches, type WatchTuning } from "./caches.ts";
 import type { CopierMetrics } from "./metrics.ts";
-import {
-  decodeSlice,
-  LABEL_MANAGED_BY,
-  LABEL_SERVICE_NAME,
-  LABEL_SOURCE,
-  MANAGER,
-  type ServiceInfo,
-} from "./objects.ts";
-import { planCleanup, planTarget, type SliceAction, sliceManifest } from "./reconcile.ts";
+import { planCleanup, planTarget, type SliceAction } from "./reconcile.ts";
+import { SliceWriter } from "./slice_writer.ts";
 import type { CopierDefaults, CopierWarning } from "./targets.ts";
 import { WorkQueue } from "./work_queue.ts";
 import type { WarningReporter } from "./warnings.ts";
@@ -70,16 +61,14 @@ export class CopierController {
   readonly #queue: WorkQueue;
   readonly #clock: Clock;
   readonly #random: Random;
-  /** Targets whose copy from the Go operator has been looked for during this leadership. */
-  readonly #legacyChecked = new Set<string>();
-  /** A refused write comes back with every change of its target: one warning per slice per minute. */
-  readonly #refusals = new LogLimit({ intervalMs: 60_000, now: () => this.#clock.now() });
+  readonly #writer: SliceWriter;
 
   /** Builds the controller; nothing is watched before {@linkcode CopierController.run}. */
   constructor(options: CopierControllerOptions) {
     this.#o = options;
     this.#clock = options.clock ?? systemClock;
     this.#random = options.random ?? Math.random;
+    this.#writer = new SliceWriter({ transport: options.transport, metrics: options.metrics, clock: this.#clock });
     this.#queue = new WorkQueue({
       clock: this.#clock,
       random: this.#random,
@@ -124,7 +113,7 @@ export class CopierController {
   async lead(signal: AbortSignal): Promise<void> {
     if (signal.aborted) return;
     this.#queue.clear();
-    this.#legacyChecked.clear();
+    this.#writer.newLeadership();
     for (const k of this.#caches.keys()) this.#queue.add(k);
     const workers = Array.from({ length: Math.max(1, this.#o.workers ?? 2) }, () => this.#work(signal));
     await Promise.all([...workers, this.#resync(signal)]);
@@ -209,8 +198,8 @@ export class CopierController {
       actions = planCleanup(copies, why);
     }
     try {
-      await this.#execute(key, actions, signal);
-      if (svc !== undefined && desired !== undefined) await this.#retireLegacyCopy(svc, desired, signal);
+      await this.#writer.execute(key, actions, signal);
+      if (svc !== undefined && desired !== undefined) await this.#writer.retireLegacyCopy(svc, desired, signal);
     } finally {
       // After the writes: an Event is best effort and must not delay them.
       if (svc !== undefined && !signal.aborted) {
@@ -222,103 +211,5 @@ export class CopierController {
       }
     }
     return true;
-  }
-
-  /** Runs the writes; a failed delete skips the re-create of the same name. Throws if any write failed. */
-  async #execute(key: string, actions: readonly SliceAction[], signal: AbortSignal): Promise<void> {
-    const [namespace = ""] = key.split("/");
-    const failed: string[] = [];
-    const blocked = new Set<string>();
-    for (const a of actions) {
-      const name = a.kind === "apply" ? a.slice.name : a.name;
-      if (a.kind === "apply" && blocked.has(name)) continue;
-      const slice = `${namespace}/${name}`;
-      try {
-        // The copier's own check, whatever the caches (and the server's label selector) said: a slice stored under
-        // this name without our managed-by label belongs to someone else and is never written.
-        const stored = await getObject(this.#o.transport, slicePath(namespace, name), {
-          what: `read EndpointSlice '${slice}'`,
-          signal,
-        });
-        const managedBy = stored === undefined ? undefined : decodeSlice(stored).metadata.labels[LABEL_MANAGED_BY];
-        if (stored !== undefined && managedBy !== MANAGER) {
-          if (a.kind === "delete") blocked.add(name);
-          const suppressed = this.#refusals.take(`${a.kind} ${slice}`);
-          if (suppressed !== undefined) {
-            log.warn("Refusing to {verb} EndpointSlice {slice}: it is labelled {label}={managedBy}, not {manager}", {
-              verb: a.kind === "apply" ? "overwrite" : "delete",
-              slice,
-              label: LABEL_MANAGED_BY,
-              managedBy: managedBy ?? "(none)",
-              manager: MANAGER,
-              target: key,
-              suppressed,
-            });
-          }
-          continue;
-        }
-        if (a.kind === "delete" && stored === undefined) {
-          log.debug("EndpointSlice {slice} is already gone: {why}", { slice, why: a.why, target: key });
-          continue;
-        }
-        if (a.kind === "apply") {
-          await applySlice(this.#o.transport, sliceManifest(a.slice), { namespace, name, signal });
-          this.#o.metrics.write("apply", "success");
-          log.info("Applied EndpointSlice {slice} ({why}) from the source slice {source} for {target}", {
-            slice,
-            why: a.why,
-            source: a.slice.source,
-            target: key,
-            endpoints: a.slice.endpoints.length,
-          });
-        } else {
-          const existed = await deleteSlice(this.#o.transport, { namespace, name, uid: a.uid, signal });
-          this.#o.metrics.write("delete", "success");
-          log.info("Deleted EndpointSlice {slice}: {why}", { slice, why: a.why, existed, target: key });
-        }
-      } catch (e) {
-        if (signal.aborted) throw e;
-        this.#o.metrics.write(a.kind, "error");
-        if (a.kind === "delete") blocked.add(name);
-        failed.push(describeError(e));
-      }
-    }
-    if (failed.length > 0) throw new Error(failed.join("; "));
-  }
-
-  /**
-   * Deletes the slice the Go endpoint-copier-operator wrote for this target (named after the Service, labelled
-   * `endpoint-copier/source`, not ours), once this target's own copies are in place: old and new must not both
-   * serve endpoints after a migration.
-   */
-  async #retireLegacyCopy(svc: ServiceInfo, desired: ReadonlySet<string>, signal: AbortSignal): Promise<void> {
-    const { namespace, name } = svc.metadata;
-    const key = `${namespace}/${name}`;
-    if (this.#legacyChecked.has(key) || desired.has(name)) return;
-    const raw = await getObject(this.#o.transport, slicePath(namespace, name), {
-      what: `read EndpointSlice '${key}'`,
-      signal,
-    });
-    if (raw !== undefined) {
-      const old = decodeSlice(raw);
-      const labels = old.metadata.labels;
-      if (
-        labels[LABEL_SOURCE] !== undefined && labels[LABEL_MANAGED_BY] !== MANAGER &&
-        labels[LABEL_SERVICE_NAME] === name
-      ) {
-        try {
-          await deleteSlice(this.#o.transport, { namespace, name, uid: old.metadata.uid, signal });
-          this.#o.metrics.write("delete", "success");
-        } catch (e) {
-          this.#o.metrics.write("delete", "error");
-          throw e;
-        }
-        log.info("Deleted EndpointSlice {slice}, written by endpoint-copier-operator: replaced by {copies}", {
-          slice: key,
-          copies: [...desired].join(", "),
-        });
-      }
-    }
-    this.#legacyChecked.add(key);
   }
 }

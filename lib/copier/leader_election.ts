@@ -13,7 +13,7 @@ import { getLogger } from "@logtape/logtape";
 import { type Clock, type Random, systemClock } from "../clock.ts";
 import type { KubeTransport } from "../kubernetes/transport.ts";
 import { MAX_LEASE_BODY_BYTES } from "../kubernetes/read_body.ts";
-import { getObject, KubeApiError, requestJson } from "./api_client.ts";
+import { getObject, KubeApiError, requestJson } from "../kubernetes/api.ts";
 import { leaseBody, type LeaseRecord, microTime, readLease } from "./lease.ts";
 
 const log = getLogger(["extractedprism", "copier", "leader"]);
@@ -42,6 +42,8 @@ export interface LeaderElectorOptions {
   readonly wallClock?: () => number;
   /** Called whenever this process starts or stops leading. */
   readonly onLeadingChange?: (leading: boolean) => void;
+  /** Called after every Lease request that failed (a race lost to another candidate aside): for the metrics. */
+  readonly onError?: () => void;
 }
 
 interface ObservedLease {
@@ -236,8 +238,17 @@ export class LeaderElector {
     } catch (e) {
       if (signal.aborted) return false;
       const conflict = e instanceof KubeApiError && (e.status === 409 || e.reason === "AlreadyExists");
+      if (!conflict) this.#reportError();
       log[conflict ? "debug" : "warn"]("Cannot {what}: {error}", { what, error: describeError(e) });
       return false;
+    }
+  }
+
+  #reportError(): void {
+    try {
+      this.#o.onError?.();
+    } catch {
+      // An observer's failure must not stop the election.
     }
   }
 
@@ -285,6 +296,7 @@ export class LeaderElector {
       await this.#write("PUT", released, o.resourceVersion, new AbortController().signal, undefined);
       log.info("Released the Lease {lease}", { lease: `${this.#o.namespace}/${this.#o.name}` });
     } catch (e) {
+      this.#reportError();
       log.warn("Cannot release the Lease {lease}: {error}; the next leader takes over when it expires", {
         lease: `${this.#o.namespace}/${this.#o.name}`,
         error: describeError(e),

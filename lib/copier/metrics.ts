@@ -6,6 +6,9 @@
 
 import { familyLines, type Labels, labelText } from "../prometheus.ts";
 
+/** What failed: a slice write, a watch (before its retry), a Lease request, an Event write. */
+export type ErrorKind = "write" | "watch" | "lease" | "event";
+
 interface Family {
   readonly help: string;
   readonly type: "counter" | "gauge";
@@ -58,8 +61,8 @@ export class CopierMetrics {
     if (result === "error") this.error("write");
   }
 
-  /** Counts one error of a kind: `write`, `watch`, `lease`, `event`. */
-  error(kind: string): void {
+  /** Counts one error of a kind: `write`, `watch`, `lease`, `event` (the kinds the help text names). */
+  error(kind: ErrorKind): void {
     this.#add("extractedprism_copier_errors_total", { kind }, 1);
   }
 

@@ -134,13 +134,7 @@ export function decodeService(raw: unknown): ServiceInfo {
     };
   });
   return {
-    metadata: {
-      name: meta.name,
-      namespace: meta.namespace,
-      uid: meta.uid,
-      ...(meta.resourceVersion !== undefined ? { resourceVersion: meta.resourceVersion } : {}),
-      annotations: stringMap(meta.raw.annotations),
-    },
+    metadata: { ...identity(meta), annotations: stringMap(meta.raw.annotations) },
     hasSelector: Object.keys(selector).length > 0,
     ports,
   };
@@ -181,10 +175,7 @@ export function decodeSlice(raw: unknown): SliceInfo {
     }));
   return {
     metadata: {
-      name: meta.name,
-      namespace: meta.namespace,
-      uid: meta.uid,
-      ...(meta.resourceVersion !== undefined ? { resourceVersion: meta.resourceVersion } : {}),
+      ...identity(meta),
       labels: stringMap(meta.raw.labels),
       ownerReferences: owners,
     },
@@ -213,6 +204,16 @@ function metadataOf(raw: unknown, kind: string): CheckedMeta {
     uid: typeof meta.uid === "string" ? meta.uid : "",
     resourceVersion: typeof meta.resourceVersion === "string" ? meta.resourceVersion : undefined,
     raw: meta,
+  };
+}
+
+/** Name, namespace, uid and (when known) resourceVersion: what every decoded object's metadata starts with. */
+function identity(meta: CheckedMeta): { name: string; namespace: string; uid: string; resourceVersion?: string } {
+  return {
+    name: meta.name,
+    namespace: meta.namespace,
+    uid: meta.uid,
+    ...(meta.resourceVersion !== undefined ? { resourceVersion: meta.resourceVersion } : {}),
   };
 }
 

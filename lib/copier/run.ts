@@ -106,6 +106,7 @@ export async function runCopier(config: CopierConfig, deps: CopierDeps = {}): Pr
       renewDeadlineMs: config.renewDeadlineMs,
       retryPeriodMs: config.retryPeriodMs,
       onLeadingChange: (on) => metrics.leader(on),
+      onError: () => metrics.error("lease"),
       ...pick(deps, ["clock", "random", "wallClock"]),
     })
     : undefined;
@@ -228,8 +229,6 @@ async function connect(config: CopierConfig, deps: CopierDeps, saDir: string): P
     ...(config.kubeconfig !== undefined ? { kubeconfigPath: config.kubeconfig } : {}),
     ...(config.kubeContext !== undefined ? { context: config.kubeContext } : {}),
     serviceAccountDir: saDir,
-    // The copier has no proxy listener; its own probe port is the one address it must never dial as an API server.
-    ownListener: ownListenerOf(config),
     // A normal Deployment with a working CNI: the kubernetes ClusterIP is the right address to dial in-cluster, and,
     // as client-go's in-cluster config does, the certificate is verified against that IP (API server certificates
     // always carry it), so no DNS lookup is needed.
@@ -242,11 +241,6 @@ async function connect(config: CopierConfig, deps: CopierDeps, saDir: string): P
     );
   }
   return transport;
-}
-
-function ownListenerOf(config: CopierConfig): Endpoint {
-  const a = config.healthProbeBindAddress ?? config.metricsBindAddress;
-  return { host: a === undefined || a.host === "" ? "0.0.0.0" : a.host, port: a?.port ?? 0 };
 }
 
 /** The pod's namespace from the service-account files, if readable. */

@@ -10,7 +10,7 @@ import { describeError } from "../errors.ts";
 import { getLogger } from "@logtape/logtape";
 import { type Clock, systemClock } from "../clock.ts";
 import type { KubeTransport } from "../kubernetes/transport.ts";
-import { KubeApiError, requestJson } from "./api_client.ts";
+import { KubeApiError, requestJson } from "../kubernetes/api.ts";
 import { MANAGER } from "./objects.ts";
 import type { CopierWarning } from "./targets.ts";
 

@@ -69,7 +69,8 @@ export function startDiscovery(config: ProxyConfig, opts: DiscoveryOptions): Dis
             ...(opts.serviceAccountDir !== undefined ? { serviceAccountDir: opts.serviceAccountDir } : {}),
             ...(opts.clusterIp !== undefined ? { clusterIp: opts.clusterIp } : {}),
             tlsServerName: config.discoveryTlsServerName,
-            ownListener: { host: config.bindAddress, port: config.bindPort },
+            // A client that went through this proxy could not recover once the proxy's endpoints are stale.
+            neverDial: [{ host: config.bindAddress, port: config.bindPort, label: "this proxy's own listener" }],
             endpoints: opts.endpoints,
           });
           if (transport === undefined) {

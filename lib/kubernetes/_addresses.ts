@@ -1,6 +1,6 @@
 /**
- * Address patterns for "never dial this": this proxy's own listener (a discovery client that goes through the proxy
- * it feeds cannot recover once the proxy's endpoints are stale) and the `kubernetes` ClusterIP (it needs the CNI).
+ * Address patterns for "never dial this": for the proxy, its own listener (a discovery client that goes through the
+ * proxy it feeds cannot recover once the proxy's endpoints are stale) and the `kubernetes` ClusterIP (it needs the CNI).
  *
  * @module
  */
@@ -12,6 +12,8 @@ export interface AddressPattern {
   readonly host: string;
   /** The port; unset: every port. */
   readonly port?: number;
+  /** What the address is, for messages: `this proxy's own listener`. @default {"an address never to dial"} */
+  readonly label?: string;
 }
 
 /**

@@ -9,8 +9,9 @@ import { getLogger } from "@logtape/logtape";
 import { Backoff, type Clock, jitter, type Random, systemClock } from "../clock.ts";
 import { LogLimit } from "../log_limit.ts";
 import { IdleDeadline, readLines } from "./_watch_stream.ts";
-import type { ListWatchOptions, ListWatchSnapshot } from "./list_watch.ts";
-import { MAX_ERROR_BODY_BYTES, MAX_LIST_BODY_BYTES, readBodyLimited } from "./read_body.ts";
+import { KubeApiError, requestJson, responseError } from "./api.ts";
+import type { ListWatchOptions } from "./list_watch_types.ts";
+import { MAX_LIST_BODY_BYTES } from "./read_body.ts";
 
 const log = getLogger(["extractedprism", "discovery", "kubernetes"]);
 
@@ -23,25 +24,33 @@ const MAX_PAGES = 10_000;
 /** Longest run of watch events handled without giving the event loop a turn. */
 const YIELD_EVERY_MS = 20;
 
-/** Keeps the cache of one collection in step with the API server and publishes a snapshot after every change. */
+/** Where the reflector tells what changed; called synchronously, so it must not throw. */
+export interface ReflectorSink<T extends KubeObject> {
+  /** After a (re)list: `cache` replaces the old one (it is the reflector's own map: read it, do not keep it). */
+  synced(cache: ReadonlyMap<string, T>, resourceVersion: string): void;
+  /** After a watch event changed the cache. */
+  changed(kind: "upsert" | "delete", key: string, object: T, resourceVersion: string): void;
+}
+
+/** Keeps the cache of one collection in step with the API server and tells its sink after every change. */
 export class Reflector<T extends KubeObject> {
   #cache = new Map<string, T>();
   #rv = "";
   readonly #o: ListWatchOptions<T>;
   readonly #clock: Clock;
   readonly #random: Random;
-  readonly #publish: (snap: ListWatchSnapshot<T>) => void;
+  readonly #sink: ReflectorSink<T>;
   readonly #backoff: Backoff;
   readonly #idleMs: number;
   readonly #maxBodyBytes: number;
   /** A flood of bad objects or events is one line per interval, not one per object. */
   readonly #logLimit: LogLimit;
 
-  constructor(options: ListWatchOptions<T>, publish: (snap: ListWatchSnapshot<T>) => void) {
+  constructor(options: ListWatchOptions<T>, sink: ReflectorSink<T>) {
     this.#o = options;
     this.#clock = options.clock ?? systemClock;
     this.#random = options.random ?? Math.random;
-    this.#publish = publish;
+    this.#sink = sink;
     this.#backoff = new Backoff(options.backoffBaseMs ?? 1000, options.backoffMaxMs ?? 30_000, this.#random);
     this.#idleMs = options.idleTimeoutMs ?? 180_000;
     this.#maxBodyBytes = options.maxListBodyBytes ?? MAX_LIST_BODY_BYTES;
@@ -59,7 +68,7 @@ export class Reflector<T extends KubeObject> {
         if (needList) {
           await this.#list(signal);
           needList = false;
-          this.#emit();
+          this.#sink.synced(this.#cache, this.#rv);
         }
         phase = "watch";
         const healthy = await this.#watch(signal, () => {
@@ -78,13 +87,14 @@ export class Reflector<T extends KubeObject> {
             continue;
           }
         }
-        reason = describeError(e);
+        // An answer of the API server is said as its message: the status and the server's words are all there is.
+        reason = e instanceof KubeApiError ? e.message : describeError(e);
       }
       const delayMs = this.#backoff.next();
       try {
         this.#o.onRetry?.({ phase, reason, delayMs });
       } catch {
-        // An observer's failure must not stop discovery.
+        // An observer's failure must not stop the loop.
       }
       const level = reason === "the watch stream ended" ? "debug" : "warn";
       log[level]("Retrying the {phase} of {path} in {delayMs} ms: {reason}", {
@@ -99,11 +109,6 @@ export class Reflector<T extends KubeObject> {
         return;
       }
     }
-  }
-
-  #emit(): void {
-    const items = [...this.#cache.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, v]) => v);
-    this.#publish({ items, resourceVersion: this.#rv });
   }
 
   #query(extra: Record<string, string>): string {
@@ -144,30 +149,18 @@ export class Reflector<T extends KubeObject> {
   }
 
   async #getJson(path: string, signal: AbortSignal): Promise<unknown> {
-    const ctrl = new AbortController();
-    const deadline = new IdleDeadline(this.#clock, this.#idleMs, () => ctrl.abort(new Error("no answer")));
+    const what = `list '${this.#o.path}'`;
     try {
-      const res = await this.#o.transport.request({
-        method: "GET",
-        path,
-        signal: AbortSignal.any([signal, ctrl.signal]),
+      return await requestJson(this.#o.transport, { method: "GET", path }, {
+        what,
+        signal,
+        timeoutMs: this.#idleMs,
+        maxBodyBytes: this.#maxBodyBytes,
+        clock: this.#clock,
       });
-      if (!res.ok) throw await statusError(res, `list '${this.#o.path}'`);
-      const text = await readBodyLimited(res, this.#maxBodyBytes, `list '${this.#o.path}'`);
-      try {
-        return JSON.parse(text);
-      } catch {
-        throw new SyntaxError(
-          `Cannot list '${this.#o.path}': expected JSON, found ${JSON.stringify(text.slice(0, 40))}`,
-        );
-      }
     } catch (e) {
-      if (ctrl.signal.aborted && !signal.aborted) {
-        throw new Error(`Cannot list '${this.#o.path}': no answer within ${this.#idleMs} ms`);
-      }
+      if (e instanceof KubeApiError && e.status === 410) throw goneError(e, what);
       throw e;
-    } finally {
-      deadline.stop();
     }
   }
 
@@ -198,7 +191,7 @@ export class Reflector<T extends KubeObject> {
         await res.body?.cancel();
         throw new GoneError(`watch from resourceVersion ${this.#rv} answered 410 Gone`);
       }
-      if (!res.ok) throw await statusError(res, `watch '${this.#o.path}'`);
+      if (!res.ok) throw await responseError(res, `watch '${this.#o.path}'`);
       if (res.body === null) throw new Error(`Cannot watch '${this.#o.path}': the response has no body`);
       deadline.touch();
       let busySince = performance.now();
@@ -219,7 +212,7 @@ export class Reflector<T extends KubeObject> {
         } catch {
           throw new SyntaxError(`Cannot read watch event: expected JSON, found ${JSON.stringify(line.slice(0, 40))}`);
         }
-        if (this.#apply(event)) this.#emit();
+        this.#apply(event);
         if (events++ === 0) onFirstEvent();
       }
       return events > 0 || this.#clock.now() - started >= timeoutSeconds * 500;
@@ -233,8 +226,8 @@ export class Reflector<T extends KubeObject> {
     }
   }
 
-  /** Applies one watch event to the cache; returns whether the cache changed. */
-  #apply(event: unknown): boolean {
+  /** Applies one watch event to the cache, and tells the sink when the cache changed. */
+  #apply(event: unknown): void {
     if (!isRecord(event) || typeof event.type !== "string" || !isRecord(event.object)) {
       throw new TypeError("Cannot read watch event: expected an object with 'type' and 'object'");
     }
@@ -251,15 +244,15 @@ export class Reflector<T extends KubeObject> {
       const rv = isRecord(object.metadata) ? object.metadata.resourceVersion : undefined;
       if (typeof rv === "string" && rv !== "") this.#rv = rv;
       log.trace("Bookmark of {path} at resourceVersion {resourceVersion}", { path: this.#o.path, resourceVersion: rv });
-      return false;
+      return;
     }
     if (type !== "ADDED" && type !== "MODIFIED" && type !== "DELETED") {
-      if (this.#logLimit.take(`type ${type}`) === undefined) return false;
+      if (this.#logLimit.take(`type ${type}`) === undefined) return;
       log.debug("Ignoring watch event of type {type}", { type });
-      return false;
+      return;
     }
     const obj = this.#decode(object);
-    if (obj === undefined) return false;
+    if (obj === undefined) return;
     if (obj.metadata.resourceVersion) this.#rv = obj.metadata.resourceVersion;
     log.trace("{type} {name} of {path} at resourceVersion {resourceVersion}", {
       type,
@@ -267,9 +260,13 @@ export class Reflector<T extends KubeObject> {
       path: this.#o.path,
       resourceVersion: obj.metadata.resourceVersion,
     });
-    if (type === "DELETED") return this.#cache.delete(objectKey(obj));
-    this.#cache.set(objectKey(obj), obj);
-    return true;
+    const key = objectKey(obj);
+    if (type === "DELETED") {
+      if (this.#cache.delete(key)) this.#sink.changed("delete", key, obj, this.#rv);
+      return;
+    }
+    this.#cache.set(key, obj);
+    this.#sink.changed("upsert", key, obj, this.#rv);
   }
 
   /** Checks metadata and runs the caller's decoder; logs and returns `undefined` for an unusable object. */
@@ -302,16 +299,8 @@ function objectKey(o: KubeObject): string {
   return `${o.metadata.namespace ?? ""}/${o.metadata.name}`;
 }
 
-async function statusError(res: Response, what: string): Promise<Error> {
-  let detail = "";
-  try {
-    // Only the message is used: a body past the bound (or one that never ends) leaves the status line alone.
-    const text = await readBodyLimited(res, MAX_ERROR_BODY_BYTES, what);
-    const status: unknown = JSON.parse(text);
-    if (isRecord(status) && typeof status.message === "string") detail = `: ${status.message}`;
-  } catch {
-    // The status line says enough.
-  }
-  if (res.status === 410) return new GoneError(`${what} answered 410 Gone${detail}`);
-  return new Error(`Cannot ${what}: expected 200, found ${res.status}${detail}`);
+/** A 410 of a LIST: only a new LIST from scratch can go on. */
+function goneError(e: KubeApiError, what: string): GoneError {
+  const detail = e.serverMessage === undefined ? "" : `: ${e.serverMessage}`;
+  return new GoneError(`${what} answered 410 Gone${detail}`);
 }

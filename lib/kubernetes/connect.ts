@@ -1,6 +1,6 @@
 /**
- * Chooses how discovery reaches the API: a kubeconfig when one is given (bare nodes, systemd), else the pod's
- * service account (DaemonSet), else nothing (the proxy runs on its static endpoints).
+ * Chooses how a client reaches the API: a kubeconfig when one is given (bare nodes, systemd), else the pod's
+ * service account (DaemonSet, Deployment), else nothing (the caller decides what that means).
  *
  * @module
  */
@@ -8,12 +8,16 @@ import { getLogger } from "@logtape/logtape";
 import { type Endpoint, endpointKey } from "../endpoint.ts";
 import { type AddressPattern, matchesAddress } from "./_addresses.ts";
 import type { KubeConnection } from "./connection.ts";
+
+export type { AddressPattern } from "./_addresses.ts";
 import { createCredentialSource, type CredentialSourceOptions } from "./credentials.ts";
 import { HttpKubeTransport } from "./http_transport.ts";
 import { loadInCluster, SERVICE_ACCOUNT_DIR } from "./in_cluster.ts";
 import { loadKubeconfig } from "./kubeconfig.ts";
 
 const log = getLogger(["extractedprism", "discovery", "kubernetes"]);
+
+const NEVER_DIAL_LABEL = "an address never to dial";
 
 /** The name in-cluster API server certificates carry (kube-apiserver always adds it). */
 export const DEFAULT_TLS_SERVER_NAME = "kubernetes.default.svc";
@@ -31,16 +35,18 @@ export interface ConnectKubernetesOptions {
    * (`--discovery-tls-server-name`); a kubeconfig's `tls-server-name` wins. @default {DEFAULT_TLS_SERVER_NAME}
    */
   readonly tlsServerName?: string;
-  /** This proxy's listener (`--bind-address:--bind-port`): never dialled. */
-  readonly ownListener: Endpoint;
+  /**
+   * Addresses never dialled, whatever `endpoints` returns; a kubeconfig server among them is replaced by the known
+   * endpoints. The proxy names its own listener here: a client that went through the proxy it feeds could not
+   * recover once the proxy's endpoints are stale. @default {[]}
+   */
+  readonly neverDial?: readonly AddressPattern[];
   /** The `kubernetes` ClusterIP (`KUBERNETES_SERVICE_HOST`), never dialled on any port. */
   readonly clusterIp?: string;
   /** The known API server endpoints, preferred first (static + last discovered); read before every request. */
   readonly endpoints: () => readonly Endpoint[];
-  /** @default {5000} */
   /** Time allowed to open a TCP connection to one endpoint. @default {5000} */
   readonly connectTimeoutMs?: number;
-  /** @default {30000} */
   /** Time allowed from a request to its response headers. @default {30000} */
   readonly headerTimeoutMs?: number;
   /** Re-read intervals and clocks of the credentials. */
@@ -48,9 +54,10 @@ export interface ConnectKubernetesOptions {
 }
 
 /**
- * Builds the transport discovery uses, or returns `undefined` (after one log line) when there is neither a
- * kubeconfig nor a service account. Never dials the ClusterIP or this proxy's own listener: in-cluster, and for a
- * kubeconfig whose server is this proxy, the known endpoints are dialled directly and verified against the TLS name.
+ * Builds a transport to the API, or returns `undefined` (after one log line) when there is neither a
+ * kubeconfig nor a service account. Never dials the ClusterIP or an address of `neverDial`: in-cluster, and for a
+ * kubeconfig whose server is one of those, the known endpoints are dialled directly and verified against the TLS
+ * name.
  *
  * @throws {Error} When the kubeconfig or the service-account files cannot be used (a configuration error).
  *
@@ -60,7 +67,7 @@ export interface ConnectKubernetesOptions {
  * const dir = await Deno.makeTempDir();
  * const transport = await connectKubernetes({
  *   serviceAccountDir: dir,
- *   ownListener: { host: "127.0.0.1", port: 7445 },
+ *   neverDial: [{ host: "127.0.0.1", port: 7445, label: "this proxy's own listener" }],
  *   endpoints: () => [],
  * });
  * console.assert(transport === undefined);
@@ -76,25 +83,26 @@ export async function connectKubernetes(options: ConnectKubernetesOptions): Prom
     log.info("Kubernetes discovery is off: no service-account token in {dir} and no --kubeconfig", { dir: saDir });
     return undefined;
   }
-  const own: AddressPattern = { host: options.ownListener.host, port: options.ownListener.port };
-  const neverDial: AddressPattern[] = [own];
-  if (options.clusterIp) neverDial.push({ host: options.clusterIp });
+  const avoid = options.neverDial ?? [];
+  const neverDial: AddressPattern[] = [...avoid];
+  if (options.clusterIp) neverDial.push({ host: options.clusterIp, label: "the kubernetes ClusterIP" });
   const defaultName = options.tlsServerName ?? DEFAULT_TLS_SERVER_NAME;
 
   let endpoints = options.endpoints;
   let tlsServerName = conn.tlsServerName ?? defaultName;
   let target = "the known API server endpoints";
   const server = conn.server;
-  if (server !== undefined && !matchesAddress(server, own)) {
+  const avoided = server === undefined ? undefined : avoid.find((p) => matchesAddress(server, p));
+  if (server !== undefined && avoided === undefined) {
     const fixed: readonly Endpoint[] = [{ host: server.host, port: server.port }];
     endpoints = () => fixed;
     tlsServerName = conn.tlsServerName ?? server.host;
     target = endpointKey(fixed[0] as Endpoint);
   } else if (server !== undefined) {
-    log.info(
-      "The kubeconfig server {server} is this proxy's own listener: dialling the known API server endpoints directly",
-      { server: server.url },
-    );
+    log.info("The kubeconfig server {server} is {what}: dialling the known API server endpoints directly", {
+      server: server.url,
+      what: avoided?.label ?? NEVER_DIAL_LABEL,
+    });
   }
   log.info("Kubernetes API client: {origin}, dialling {target}, verified as {name}", {
     origin: conn.origin,

@@ -39,7 +39,7 @@ export interface HttpTransportOptions {
   readonly origin: string;
   /** Prepended to every request path (the path of a kubeconfig server URL). @default {""} */
   readonly pathPrefix?: string;
-  /** Addresses never dialled whatever `endpoints` returns: this proxy's listener, the `kubernetes` ClusterIP. */
+  /** Addresses never dialled whatever `endpoints` returns (the proxy's own listener, the `kubernetes` ClusterIP). */
   readonly neverDial?: readonly AddressPattern[];
   /** Time allowed to open a TCP connection to one endpoint. @default {5000} */
   readonly connectTimeoutMs?: number;
@@ -237,12 +237,14 @@ export class HttpKubeTransport implements KubeTransport, AsyncDisposable {
   #candidates(): Endpoint[] {
     const list: Endpoint[] = [];
     for (const ep of dedupeEndpoints(this.#opts.endpoints())) {
-      if (this.#neverDial.some((p) => matchesAddress(ep, p))) {
+      const avoided = this.#neverDial.find((p) => matchesAddress(ep, p));
+      if (avoided !== undefined) {
         const key = endpointKey(ep);
         if (!this.#warnedSkipped.has(key)) {
           this.#warnedSkipped.add(key);
-          log.warn("Not dialling {endpoint} for the Kubernetes API: it is this proxy's listener or the ClusterIP", {
+          log.warn("Not dialling {endpoint} for the Kubernetes API: it is {what}", {
             endpoint: key,
+            what: avoided.label ?? "an address never to dial",
           });
         }
         continue;

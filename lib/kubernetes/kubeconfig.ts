@@ -11,7 +11,10 @@
  */
 import { errorMessage } from "../errors.ts";
 import { normaliseIpv6 } from "../endpoint.ts";
-import type { ExecApiVersion, ExecConfig, ExecEnvVar, KubeConnection, PemSource, UserAuth } from "./connection.ts";
+import type { KubeConnection, PemSource, UserAuth } from "./connection.ts";
+import { checkFields, type Fail, findNamed, type Obj, optString, pemSource } from "./_kubeconfig_fields.ts";
+import { parseUser } from "./_kubeconfig_user.ts";
+import { isRecord } from "./types.ts";
 import { readRegularFile, readRegularFileSync } from "../read_file.ts";
 
 /** Far above any real kubeconfig, even one with many clusters and embedded certificates. */
@@ -43,21 +46,6 @@ const CLUSTER_FIELDS = [
   "extensions",
 ];
 const CONTEXT_FIELDS = ["cluster", "user", "namespace", "extensions"];
-const USER_FIELDS = [
-  "client-certificate",
-  "client-certificate-data",
-  "client-key",
-  "client-key-data",
-  "token",
-  "tokenFile",
-  "exec",
-  "extensions",
-];
-const EXEC_FIELDS = ["apiVersion", "command", "args", "env", "installHint", "provideClusterInfo", "interactiveMode"];
-const EXEC_VERSIONS: readonly string[] = ["client.authentication.k8s.io/v1", "client.authentication.k8s.io/v1beta1"];
-
-type Obj = Record<string, unknown>;
-
 /** A kubeconfig that cannot be used; the message names the file, the entry and the field. */
 export class KubeconfigError extends Error {
   /** The error's name. */
@@ -128,7 +116,7 @@ function fromDocument(parse: () => unknown, path: string, options: LoadKubeconfi
     const first = e.message.split("\n")[0];
     return fail(`expected YAML, got an error: ${first}`);
   }
-  if (!isObj(doc)) return fail("expected a mapping with clusters, contexts and users");
+  if (!isRecord(doc)) return fail("expected a mapping with clusters, contexts and users");
   checkFields(doc, TOP_FIELDS, "the file", fail);
   const dir = dirname(path);
   const resolve = (p: string) => (p.startsWith("/") ? p : `${dir === "/" ? "" : dir}/${p.replace(/^(\.\/)+/, "")}`);
@@ -175,7 +163,7 @@ function fromDocument(parse: () => unknown, path: string, options: LoadKubeconfi
   };
 }
 
-function parseServer(url: string | undefined, where: string, fail: (w: string) => never): NonNullable<
+function parseServer(url: string | undefined, where: string, fail: Fail): NonNullable<
   KubeConnection["server"]
 > {
   if (!url) return fail(`${where} has no server`);
@@ -196,141 +184,13 @@ function parseServer(url: string | undefined, where: string, fail: (w: string) =
   return { host, port: u.port ? Number(u.port) : 443, pathPrefix: u.pathname.replace(/\/+$/, ""), url };
 }
 
-function parseUser(
-  user: Obj,
-  where: string,
-  resolve: (p: string) => string,
-  fail: (w: string) => never,
-): UserAuth {
-  checkFields(user, USER_FIELDS, where, fail);
-  const cert = pemSource(user, "client-certificate", where, resolve, fail);
-  const key = pemSource(user, "client-key", where, resolve, fail);
-  if (cert && !key) fail(`${where} has client-certificate but no client-key`);
-  if (key && !cert) fail(`${where} has client-key but no client-certificate`);
-  const token = optString(user, "token", where, fail) || undefined;
-  const tokenFile = optString(user, "tokenFile", where, fail) || undefined;
-  const exec = user.exec === undefined || user.exec === null
-    ? undefined
-    : parseExec(user.exec, `${where} exec`, resolve, fail);
-  return {
-    ...(token ? { token } : {}),
-    ...(tokenFile ? { tokenFile: resolve(tokenFile) } : {}),
-    ...(cert && key ? { clientCert: { cert, key } } : {}),
-    ...(exec ? { exec } : {}),
-  };
-}
-
-function parseExec(
-  raw: unknown,
-  where: string,
-  resolve: (p: string) => string,
-  fail: (w: string) => never,
-): ExecConfig {
-  if (!isObj(raw)) return fail(`${where}: expected a mapping`);
-  for (const k of Object.keys(raw)) {
-    if (!EXEC_FIELDS.includes(k)) fail(`${where} uses unsupported field '${k}'`);
-  }
-  const apiVersion = optString(raw, "apiVersion", where, fail);
-  if (!apiVersion || !EXEC_VERSIONS.includes(apiVersion)) {
-    fail(`${where} has apiVersion '${apiVersion ?? ""}': expected one of ${EXEC_VERSIONS.join(", ")}`);
-  }
-  const command = optString(raw, "command", where, fail);
-  if (!command) return fail(`${where} has no command`);
-  // kubectl resolves a relative command only when it names a path, not a program looked up in PATH.
-  const resolvedCommand = command.includes("/") ? resolve(command) : command;
-  const args = raw.args ?? [];
-  if (!Array.isArray(args) || !args.every((a) => typeof a === "string")) fail(`${where} args: expected a string list`);
-  const env: ExecEnvVar[] = [];
-  for (const e of (raw.env ?? []) as unknown[]) {
-    if (!isObj(e) || typeof e.name !== "string" || !e.name || typeof e.value !== "string") {
-      fail(`${where} env: expected entries with a name and a string value`);
-    }
-    env.push({ name: (e as Obj).name as string, value: (e as Obj).value as string });
-  }
-  const mode = optString(raw, "interactiveMode", where, fail) ??
-    (apiVersion === "client.authentication.k8s.io/v1" ? undefined : "IfAvailable");
-  if (mode === undefined) fail(`${where} has no interactiveMode; expected 'Never' (required by ${apiVersion})`);
-  // The proxy has no terminal: "IfAvailable" then means "Never", as in client-go without a TTY.
-  if (mode !== "Never" && mode !== "IfAvailable") {
-    fail(`${where} uses unsupported field 'interactiveMode: ${mode}' (the proxy has no terminal; expected Never)`);
-  }
-  const installHint = optString(raw, "installHint", where, fail) || undefined;
-  const provide = raw.provideClusterInfo;
-  if (provide !== undefined && typeof provide !== "boolean") {
-    fail(`${where} provideClusterInfo: expected true or false`);
-  }
-  return {
-    apiVersion: apiVersion as ExecApiVersion,
-    command: resolvedCommand,
-    args: args as string[],
-    env,
-    ...(installHint ? { installHint } : {}),
-    ...(provide === true ? { cluster: {} } : {}),
-  };
-}
-
-/** `field` (a file, resolved) or `field-data` (base64 PEM); the data wins when both are set, as in client-go. */
-function pemSource(
-  o: Obj,
-  field: string,
-  where: string,
-  resolve: (p: string) => string,
-  fail: (w: string) => never,
-): PemSource | undefined {
-  const data = optString(o, `${field}-data`, where, fail);
-  if (data) {
-    try {
-      return { data: new TextDecoder("utf-8", { fatal: true }).decode(base64Bytes(data)) };
-    } catch {
-      return fail(`${where} has ${field}-data that is not base64 PEM`);
-    }
-  }
-  const file = optString(o, field, where, fail);
-  return file ? { file: resolve(file) } : undefined;
-}
-
-function base64Bytes(text: string): Uint8Array {
-  return Uint8Array.from(atob(text.replace(/\s+/g, "")), (c) => c.charCodeAt(0));
-}
-
-function readPem(source: PemSource, fail: (w: string) => never): string {
+function readPem(source: PemSource, fail: Fail): string {
   if ("data" in source) return source.data;
   try {
     return readRegularFileSync(source.file, 1 << 20);
   } catch (e) {
     return fail(`cannot read certificate-authority '${source.file}': ${errorMessage(e)}`);
   }
-}
-
-function findNamed(doc: Obj, list: string, item: string, name: string, fail: (w: string) => never): Obj {
-  const entries = doc[list] ?? [];
-  if (!Array.isArray(entries)) return fail(`${list}: expected a list`);
-  const found = entries.filter((e) => isObj(e) && e.name === name);
-  if (found.length === 0) {
-    const names = entries.filter(isObj).map((e) => `'${String(e.name)}'`).join(", ");
-    return fail(`${item} '${name}' is not defined; expected one of: ${names || "(none)"}`);
-  }
-  if (found.length > 1) return fail(`${item} '${name}' is defined more than once`);
-  const body = (found[0] as Obj)[item] ?? {};
-  if (!isObj(body)) return fail(`${item} '${name}': expected a mapping`);
-  return body;
-}
-
-function checkFields(o: Obj, allowed: readonly string[], where: string, fail: (w: string) => never): void {
-  for (const k of Object.keys(o)) {
-    if (!allowed.includes(k)) fail(`${where} uses unsupported field '${k}'`);
-  }
-}
-
-function optString(o: Obj, key: string, where: string, fail: (w: string) => never): string | undefined {
-  const v = o[key];
-  if (v === undefined || v === null) return undefined;
-  if (typeof v !== "string") return fail(`${where} field '${key}': expected a string`);
-  return v;
-}
-
-function isObj(v: unknown): v is Obj {
-  return typeof v === "object" && v !== null && !Array.isArray(v);
 }
 
 function dirname(path: string): string {

@@ -1,65 +1,17 @@
 /**
- * A generic list+watch loop (a small reflector) over a {@linkcode KubeTransport}: LIST (paginated), then WATCH from the
- * list's resourceVersion, a cache keyed by namespace/name, and a stream of whole-cache snapshots. It never gives up:
- * every failure is retried with backoff, and a 410 Gone (as a status or as an event) forces a relist.
+ * A generic list+watch loop (a small reflector) over a `KubeTransport`: LIST (paginated), then WATCH from the
+ * list's resourceVersion, and a cache keyed by namespace/name. It never gives up: every failure is retried with
+ * backoff, and a 410 Gone (as a status or as an event) forces a relist. Two ways to consume it: {@linkcode listWatch}
+ * yields whole-cache snapshots (right for one small set, such as the EndpointSlices of one Service);
+ * {@linkcode listWatchDeltas} yields what changed (right for a large set, such as every Service of a cluster).
  *
  * @module
  */
-import type { Clock, Random } from "../clock.ts";
-import { Reflector } from "./_reflector.ts";
-import type { KubeTransport } from "./transport.ts";
+import { Reflector, type ReflectorSink } from "./_reflector.ts";
+import type { ListWatchDelta, ListWatchOptions, ListWatchSnapshot } from "./list_watch_types.ts";
 import type { KubeObject } from "./types.ts";
 
-/** The whole cache after a change, in namespace/name order. Only synced states (after a LIST) are ever emitted. */
-export interface ListWatchSnapshot<T extends KubeObject> {
-  /** Every cached object, sorted by namespace/name. */
-  readonly items: readonly T[];
-  /** The resourceVersion the cache reflects. */
-  readonly resourceVersion: string;
-}
-
-/** What a retry is about to do, for logs, metrics and tests. */
-export interface ListWatchRetry {
-  /** What failed: the LIST (first or relist) or the WATCH. */
-  readonly phase: "list" | "watch";
-  /** One line: the error, or `the watch stream ended`. */
-  readonly reason: string;
-  /** The backoff delay before the next attempt. */
-  readonly delayMs: number;
-}
-
-/** Options of {@linkcode listWatch}. */
-export interface ListWatchOptions<T extends KubeObject> {
-  /** How requests reach an API server. */
-  readonly transport: KubeTransport;
-  /** Collection path without query, e.g. `/apis/discovery.k8s.io/v1/namespaces/default/endpointslices`. */
-  readonly path: string;
-  /** Sent as `labelSelector` on the LIST and the WATCH, e.g. `kubernetes.io/service-name=kubernetes`. */
-  readonly labelSelector?: string;
-  /** Sent as `fieldSelector` on the LIST and the WATCH. */
-  readonly fieldSelector?: string;
-  /** Checks one untrusted object (its metadata already checked); throw a `TypeError` to skip it. @default identity */
-  readonly decode?: (raw: KubeObject) => T;
-  /** Time for backoff sleeps and the idle deadline. @default {systemClock} */
-  readonly clock?: Clock;
-  /** Randomness for backoff and watch-timeout jitter. @default {Math.random} */
-  readonly random?: Random;
-  /** First backoff cap; delays are uniform in [0, cap] (full jitter) and the cap doubles. @default {1000} */
-  readonly backoffBaseMs?: number;
-  /** Largest backoff cap. @default {30000} */
-  readonly backoffMaxMs?: number;
-  /** A watch with no bytes (no event, no bookmark) for this long is dropped; above the server's bookmark cadence
-   * (about a minute). Also bounds a LIST request. @default {180000} */
-  readonly idleTimeoutMs?: number;
-  /** Server-side watch timeout, jittered ±20 % per watch. @default {300} */
-  readonly watchTimeoutSeconds?: number;
-  /** Page size of a LIST. @default {500} */
-  readonly pageLimit?: number;
-  /** Largest LIST page body accepted; a larger one fails the LIST (retried with backoff). @default {33554432} */
-  readonly maxListBodyBytes?: number;
-  /** Called before every backoff sleep. */
-  readonly onRetry?: (retry: ListWatchRetry) => void;
-}
+export type { ListWatchDelta, ListWatchOptions, ListWatchRetry, ListWatchSnapshot } from "./list_watch_types.ts";
 
 /**
  * Lists and watches a collection until `signal` aborts, yielding a snapshot of the whole cache after the first LIST
@@ -80,40 +32,122 @@ export interface ListWatchOptions<T extends KubeObject> {
  * }
  * ```
  */
-export async function* listWatch<T extends KubeObject = KubeObject>(
+export function listWatch<T extends KubeObject = KubeObject>(
   options: ListWatchOptions<T>,
   signal?: AbortSignal,
 ): AsyncGenerator<ListWatchSnapshot<T>, void, undefined> {
+  let cache: ReadonlyMap<string, T> | undefined;
+  let resourceVersion = "";
+  let dirty = false;
+  return drive(options, signal, (wake) => ({
+    synced(c, rv) {
+      cache = c;
+      resourceVersion = rv;
+      dirty = true;
+      wake();
+    },
+    changed(_kind, _key, _object, rv) {
+      resourceVersion = rv;
+      dirty = true;
+      wake();
+    },
+  }), () => {
+    if (!dirty || cache === undefined) return undefined;
+    dirty = false;
+    // Sorted when the consumer takes it, not per event: a burst between two of its turns costs one sort.
+    return { items: sortedValues(cache), resourceVersion };
+  });
+}
+
+/**
+ * Lists and watches a collection until `signal` aborts, yielding what changed: `synced` with every object after each
+ * (re)list (replace what you hold), then `upsert` or `delete` per changed object. Changes coalesce per object while
+ * the consumer is busy (it gets the latest state of each, so what waits is bounded by the collection's size), and a
+ * relist drops the changes that waited before it. Folding the deltas gives the same cache as {@linkcode listWatch}'s
+ * latest snapshot. Stopping the iteration (or aborting `signal`) cancels the request in flight.
+ *
+ * @example
+ * ```ts
+ * import { listWatchDeltas } from "./list_watch.ts";
+ * const transport = {
+ *   request: () => Promise.resolve(Response.json({ metadata: { resourceVersion: "1" }, items: [{ metadata: { name: "a" } }] })),
+ *   close: () => {},
+ * };
+ * const ctrl = new AbortController();
+ * for await (const delta of listWatchDeltas({ transport, path: "/api/v1/services" }, ctrl.signal)) {
+ *   console.assert(delta.kind === "synced" && delta.items[0]?.metadata.name === "a");
+ *   ctrl.abort();
+ * }
+ * ```
+ */
+export function listWatchDeltas<T extends KubeObject = KubeObject>(
+  options: ListWatchOptions<T>,
+  signal?: AbortSignal,
+): AsyncGenerator<ListWatchDelta<T>, void, undefined> {
+  let synced: ListWatchDelta<T> | undefined;
+  const changes = new Map<string, ListWatchDelta<T>>();
+  return drive(options, signal, (wake) => ({
+    synced(cache, resourceVersion) {
+      // A full replace supersedes every change that waited for the consumer.
+      changes.clear();
+      synced = { kind: "synced", items: sortedValues(cache), resourceVersion };
+      wake();
+    },
+    changed(kind, key, object, resourceVersion) {
+      // Coalesced per object: a later change replaces an earlier one that has not been taken (in its place).
+      changes.set(key, { kind, object, resourceVersion });
+      wake();
+    },
+  }), () => {
+    if (synced !== undefined) {
+      const s = synced;
+      synced = undefined;
+      return s;
+    }
+    const first = changes.entries().next();
+    if (first.done) return undefined;
+    changes.delete(first.value[0]);
+    return first.value[1];
+  });
+}
+
+/**
+ * Runs a reflector into `sink` and yields what `take` returns until `signal` aborts or the consumer stops; `take`
+ * returning `undefined` waits for the sink's next `wake`.
+ */
+async function* drive<T extends KubeObject, E>(
+  options: ListWatchOptions<T>,
+  signal: AbortSignal | undefined,
+  sink: (wake: () => void) => ReflectorSink<T>,
+  take: () => E | undefined,
+): AsyncGenerator<E, void, undefined> {
   if (signal?.aborted) return;
   const stop = new AbortController();
   const onAbort = () => stop.abort(signal?.reason);
   signal?.addEventListener("abort", onAbort, { once: true });
-  let latest: ListWatchSnapshot<T> | undefined;
-  let version = 0;
   let wake = Promise.withResolvers<void>();
   // The stop wakes whichever wait is current. Racing each wait against one promise that settles only at the stop
   // would leave a reaction on that promise per wait: a leak of about 330 bytes per endpoint change (found by the soak).
   stop.signal.addEventListener("abort", () => wake.resolve(), { once: true });
-  const reflector = new Reflector(options, (snap) => {
-    latest = snap;
-    version++;
-    wake.resolve();
-  });
+  const reflector = new Reflector(options, sink(() => wake.resolve()));
   const running = reflector.run(stop.signal);
-  let seen = 0;
   try {
     while (!stop.signal.aborted) {
-      if (version === seen || latest === undefined) {
+      const next = take();
+      if (next === undefined) {
         await wake.promise;
         wake = Promise.withResolvers<void>();
         continue;
       }
-      seen = version;
-      yield latest;
+      yield next;
     }
   } finally {
     signal?.removeEventListener("abort", onAbort);
     stop.abort();
     await running;
   }
+}
+
+function sortedValues<T>(cache: ReadonlyMap<string, T>): T[] {
+  return [...cache.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, v]) => v);
 }
