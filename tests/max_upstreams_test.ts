@@ -1,5 +1,5 @@
 /**
- * Item 6 of issue 12: 10,000 discovered endpoints must not take the node off the API. The pool keeps
+ * 10,000 discovered endpoints must not take the node off the API. The pool keeps
  * --max-upstreams of them (static ones first), says how many it dropped, warns once per change, and the healthy static
  * upstream stays healthy and relays.
  */

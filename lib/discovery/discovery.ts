@@ -12,17 +12,10 @@ import { Backoff, sleep } from "../clock.ts";
 import { withFallback } from "./fallback.ts";
 import { kubernetesProvider } from "./kubernetes/provider.ts";
 import type { KubeTransport } from "../kubernetes/transport.ts";
-import type { EndpointProvider } from "./provider.ts";
+import { type EndpointProvider, untilAborted } from "./provider.ts";
 import { persistToStateFile, stateFileProvider } from "./state_file.ts";
 
 const log = getLogger(["extractedprism", "discovery"]);
-
-function untilAborted(signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) resolve();
-    else signal.addEventListener("abort", () => resolve(), { once: true });
-  });
-}
 
 /** Discovery's providers, and what must be released at shutdown. */
 export interface Discovery {

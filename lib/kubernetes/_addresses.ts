@@ -1,6 +1,7 @@
 /**
- * Address patterns for "never dial this": for the proxy, its own listener (a discovery client that goes through the
- * proxy it feeds cannot recover once the proxy's endpoints are stale) and the `kubernetes` ClusterIP (it needs the CNI).
+ * Address patterns for "never dial this", as the caller names them: discovery passes the proxy's own listener (a
+ * client that goes through the proxy it feeds cannot recover once the proxy's endpoints are stale) and the
+ * `kubernetes` ClusterIP (it needs the CNI).
  *
  * @module
  */

@@ -15,7 +15,7 @@ import { sleep } from "../clock.ts";
 import { type Endpoint, endpointKey } from "../endpoint.ts";
 import { connectTcp } from "../connect_tcp.ts";
 
-const log = getLogger(["extractedprism", "discovery", "kubernetes"]);
+const log = getLogger(["extractedprism", "kubernetes"]);
 const MAX_HEAD = 8192;
 const HEAD_TIMEOUT_MS = 10_000;
 const BUFFER = 16 * 1024;

@@ -13,7 +13,7 @@ import { KubeApiError, requestJson, responseError } from "./api.ts";
 import type { ListWatchOptions } from "./list_watch_types.ts";
 import { MAX_LIST_BODY_BYTES } from "./read_body.ts";
 
-const log = getLogger(["extractedprism", "discovery", "kubernetes"]);
+const log = getLogger(["extractedprism", "kubernetes"]);
 
 /** The resource version is too old: only a new LIST can go on. */
 class GoneError extends Error {

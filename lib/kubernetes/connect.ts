@@ -15,7 +15,7 @@ import { HttpKubeTransport } from "./http_transport.ts";
 import { loadInCluster, SERVICE_ACCOUNT_DIR } from "./in_cluster.ts";
 import { loadKubeconfig } from "./kubeconfig.ts";
 
-const log = getLogger(["extractedprism", "discovery", "kubernetes"]);
+const log = getLogger(["extractedprism", "kubernetes"]);
 
 const NEVER_DIAL_LABEL = "an address never to dial";
 

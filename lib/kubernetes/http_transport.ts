@@ -25,7 +25,7 @@ import { ConnectHop, type HopRoute } from "./_connect_hop.ts";
 import type { Credentials, CredentialSource, TlsMaterial } from "./credentials.ts";
 import type { KubeRequest, KubeTransport } from "./transport.ts";
 
-const log = getLogger(["extractedprism", "discovery", "kubernetes"]);
+const log = getLogger(["extractedprism", "kubernetes"]);
 
 /** Options of {@linkcode HttpKubeTransport}. */
 export interface HttpTransportOptions {
