@@ -19,8 +19,9 @@ const LABEL = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { normaliseIpv6 } from "./endpoint.ts";
- * console.assert(normaliseIpv6("FD00:0:0::1") === "fd00::1" && normaliseIpv6("10.0.0.1") === undefined);
+ * assert(normaliseIpv6("FD00:0:0::1") === "fd00::1" && normaliseIpv6("10.0.0.1") === undefined);
  * ```
  */
 export function normaliseIpv6(text: string): string | undefined {
@@ -38,8 +39,9 @@ export function normaliseIpv6(text: string): string | undefined {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { isIpv4 } from "./endpoint.ts";
- * console.assert(isIpv4("10.0.0.1") && !isIpv4("10.0.0.01") && !isIpv4("10.0.0.256"));
+ * assert(isIpv4("10.0.0.1") && !isIpv4("10.0.0.01") && !isIpv4("10.0.0.256"));
  * ```
  */
 export function isIpv4(text: string): boolean {
@@ -51,8 +53,9 @@ export function isIpv4(text: string): boolean {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { isHostname } from "./endpoint.ts";
- * console.assert(isHostname("api.example") && !isHostname("1.2.3.256") && !isHostname("-bad"));
+ * assert(isHostname("api.example") && !isHostname("1.2.3.256") && !isHostname("-bad"));
  * ```
  */
 export function isHostname(text: string): boolean {
@@ -70,8 +73,9 @@ export function isHostname(text: string): boolean {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { normaliseHost } from "./endpoint.ts";
- * console.assert(normaliseHost("API.Example.") === "api.example" && normaliseHost("0:0::1") === "::1");
+ * assert(normaliseHost("API.Example.") === "api.example" && normaliseHost("0:0::1") === "::1");
  * ```
  */
 export function normaliseHost(host: string): string {
@@ -90,9 +94,10 @@ export function normaliseHost(host: string): string {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { endpointKey, parseEndpoint } from "./endpoint.ts";
  * const e = parseEndpoint("[0:0:0:0:0:0:0:1]:6443");
- * console.assert(endpointKey(e) === "[::1]:6443");
+ * assert(endpointKey(e) === "[::1]:6443");
  * ```
  */
 export function parseEndpoint(text: string): Endpoint {
@@ -134,8 +139,9 @@ export function parseEndpoint(text: string): Endpoint {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { parsePort } from "./endpoint.ts";
- * console.assert(parsePort("6443") === 6443 && parsePort("0") === undefined && parsePort("65536") === undefined);
+ * assert(parsePort("6443") === 6443 && parsePort("0") === undefined && parsePort("65536") === undefined);
  * ```
  */
 export function parsePort(text: string): number | undefined {
@@ -150,9 +156,10 @@ export function parsePort(text: string): number | undefined {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { bracketHost } from "./endpoint.ts";
- * console.assert(bracketHost("::1") === "[::1]" && bracketHost("[::1]") === "[::1]");
- * console.assert(bracketHost("10.0.0.1") === "10.0.0.1");
+ * assert(bracketHost("::1") === "[::1]" && bracketHost("[::1]") === "[::1]");
+ * assert(bracketHost("10.0.0.1") === "10.0.0.1");
  * ```
  */
 export function bracketHost(host: string): string {
@@ -165,8 +172,9 @@ export function bracketHost(host: string): string {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { endpointKey } from "./endpoint.ts";
- * console.assert(endpointKey({ host: "::1", port: 6443 }) === "[::1]:6443");
+ * assert(endpointKey({ host: "::1", port: 6443 }) === "[::1]:6443");
  * ```
  */
 export function endpointKey(e: Endpoint): string {
@@ -178,9 +186,10 @@ export function endpointKey(e: Endpoint): string {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { dedupeEndpoints } from "./endpoint.ts";
  * const a = { host: "10.0.0.1", port: 6443 };
- * console.assert(dedupeEndpoints([a, { host: "10.0.0.2", port: 6443 }, { ...a }]).length === 2);
+ * assert(dedupeEndpoints([a, { host: "10.0.0.2", port: 6443 }, { ...a }]).length === 2);
  * ```
  */
 export function dedupeEndpoints(list: Iterable<Endpoint>): Endpoint[] {

@@ -11,10 +11,11 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { describeError } from "./errors.ts";
- * console.assert(describeError(new TypeError("bad\nmore")) === "TypeError: bad");
- * console.assert(describeError(new Error("plain")) === "plain");
- * console.assert(describeError("text") === "text");
+ * assert(describeError(new TypeError("bad\nmore")) === "TypeError: bad");
+ * assert(describeError(new Error("plain")) === "plain");
+ * assert(describeError("text") === "text");
  * ```
  */
 export function describeError(e: unknown): string {
@@ -33,9 +34,10 @@ export function describeError(e: unknown): string {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { errorMessage } from "./errors.ts";
- * console.assert(errorMessage(new RangeError("expected a port")) === "expected a port");
- * console.assert(errorMessage(42) === "42");
+ * assert(errorMessage(new RangeError("expected a port")) === "expected a port");
+ * assert(errorMessage(42) === "42");
  * ```
  */
 export function errorMessage(e: unknown): string {
@@ -48,8 +50,9 @@ export function errorMessage(e: unknown): string {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { escapeControls } from "./errors.ts";
- * console.assert(escapeControls("a\nb\x1b[31m") === "a\\nb\\x1b[31m");
+ * assert(escapeControls("a\nb\x1b[31m") === "a\\nb\\x1b[31m");
  * ```
  */
 export function escapeControls(text: string): string {
@@ -69,8 +72,9 @@ export function escapeControls(text: string): string {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { ConfigError } from "./errors.ts";
- * console.assert(new ConfigError("Invalid --x 'a\nb'").message === "Invalid --x 'a\\nb'");
+ * assert(new ConfigError("Invalid --x 'a\nb'").message === "Invalid --x 'a\\nb'");
  * ```
  */
 export class ConfigError extends Error {

@@ -18,8 +18,9 @@ let count = 0;
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { internalErrorCount } from "./internal_errors.ts";
- * console.assert(internalErrorCount() >= 0);
+ * assert(internalErrorCount() >= 0);
  * ```
  */
 export function internalErrorCount(): number {
@@ -42,10 +43,11 @@ function errorText(error: unknown): string {
  * @param what Where it happened, e.g. `"health checks of 10.0.0.1:6443"`.
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { internalErrorCount, reportInternalError } from "./internal_errors.ts";
  * const before = internalErrorCount();
  * reportInternalError("an example", new Error("boom"));
- * console.assert(internalErrorCount() === before + 1);
+ * assert(internalErrorCount() === before + 1);
  * ```
  */
 export function reportInternalError(what: string, error: unknown): void {
@@ -61,11 +63,12 @@ export function reportInternalError(what: string, error: unknown): void {
  * @param what Where it runs, for the log line.
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { guard, internalErrorCount } from "./internal_errors.ts";
  * const before = internalErrorCount();
  * guard(Promise.reject(new Error("boom")), "an example");
  * await new Promise((r) => setTimeout(r, 0));
- * console.assert(internalErrorCount() === before + 1);
+ * assert(internalErrorCount() === before + 1);
  * ```
  */
 export function guard(promise: Promise<unknown>, what: string): void {

@@ -39,12 +39,13 @@ export class LiveNode<T> {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { LiveList } from "./live_list.ts";
  * const list = new LiveList<string>();
  * const a = list.add("a");
  * list.add("b");
  * a.remove();
- * console.assert(list.size === 1 && list.values()[0] === "b");
+ * assert(list.size === 1 && list.values()[0] === "b");
  * ```
  */
 export class LiveList<T> {

@@ -56,12 +56,13 @@ let generation = 0;
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { configureLogging, getLogger, type LogRecord, resetLogging } from "./log.ts";
  * const seen: LogRecord[] = [];
  * configureLogging([{ category: ["app"], lowestLevel: "info", sinks: [(r) => seen.push(r)] }]);
  * getLogger(["app", "pool"]).info("Upstream {upstream} added", { upstream: "10.0.0.1:6443" });
  * getLogger(["app", "pool"]).debug("not written");
- * console.assert(seen.length === 1 && seen[0]?.message[1] === "10.0.0.1:6443");
+ * assert(seen.length === 1 && seen[0]?.message[1] === "10.0.0.1:6443");
  * resetLogging();
  * ```
  */
@@ -190,9 +191,10 @@ export function getLogger(category: string | readonly string[]): Logger {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { splitTemplate } from "./log.ts";
  * const parts = splitTemplate("{a} of {b}", { a: 1, b: "x" });
- * console.assert(JSON.stringify(parts) === JSON.stringify(["", 1, " of ", "x", ""]));
+ * assert(JSON.stringify(parts) === JSON.stringify(["", 1, " of ", "x", ""]));
  * ```
  */
 export function splitTemplate(template: string, properties: Readonly<Properties>): unknown[] {
@@ -228,8 +230,9 @@ export function splitTemplate(template: string, properties: Readonly<Properties>
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { valueText } from "./log.ts";
- * console.assert(valueText("[::1]:6443") === "[::1]:6443" && valueText(2) === "2" && valueText(null) === "null");
+ * assert(valueText("[::1]:6443") === "[::1]:6443" && valueText(2) === "2" && valueText(null) === "null");
  * ```
  */
 export function valueText(v: unknown): string {
@@ -274,6 +277,7 @@ function jsonSafe(_key: string, v: unknown): unknown {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { formatJsonLine, getLogger } from "./log.ts";
  * const line = formatJsonLine({
  *   category: ["extractedprism", "pool"],
@@ -283,7 +287,7 @@ function jsonSafe(_key: string, v: unknown): unknown {
  *   properties: { upstream: "[::1]:6443" },
  *   timestamp: 0,
  * });
- * console.assert(JSON.parse(line).message === "Upstream [::1]:6443 added");
+ * assert(JSON.parse(line).message === "Upstream [::1]:6443 added");
  * ```
  */
 export function formatJsonLine(record: LogRecord): string {
@@ -318,6 +322,7 @@ const TEXT_LEVEL: Readonly<Record<LogLevel, string>> = {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { formatTextLine } from "./log.ts";
  * const line = formatTextLine({
  *   category: ["extractedprism", "pool"],
@@ -327,7 +332,7 @@ const TEXT_LEVEL: Readonly<Record<LogLevel, string>> = {
  *   properties: { upstream: "10.0.0.1:6443" },
  *   timestamp: 0,
  * });
- * console.assert(line === "1970-01-01 00:00:00.000 +00:00 [WRN] extractedprism.pool: Upstream 10.0.0.1:6443 down\n");
+ * assert(line === "1970-01-01 00:00:00.000 +00:00 [WRN] extractedprism.pool: Upstream 10.0.0.1:6443 down\n");
  * ```
  */
 export function formatTextLine(record: LogRecord): string {
@@ -351,6 +356,7 @@ export interface StreamSinkOptions {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { configureLogging, formatJsonLine, getLogger, resetLogging, StreamSink } from "./log.ts";
  * const out: string[] = [];
  * await using sink = new StreamSink(formatJsonLine, {
@@ -362,7 +368,7 @@ export interface StreamSinkOptions {
  * configureLogging([{ category: [], lowestLevel: "info", sinks: [sink.sink] }]);
  * getLogger("demo").info("hello {who}", { who: "operator" });
  * await sink.flush();
- * console.assert(JSON.parse(out.join("")).message === "hello operator");
+ * assert(JSON.parse(out.join("")).message === "hello operator");
  * resetLogging();
  * ```
  */

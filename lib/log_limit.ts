@@ -23,13 +23,14 @@ export interface LogLimitOptions {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { LogLimit } from "./log_limit.ts";
  * let t = 0;
  * const limit = new LogLimit({ intervalMs: 1000, now: () => t });
- * console.assert(limit.take("bad object") === 0); // write it
- * console.assert(limit.take("bad object") === undefined); // suppressed
+ * assert(limit.take("bad object") === 0); // write it
+ * assert(limit.take("bad object") === undefined); // suppressed
  * t = 1000;
- * console.assert(limit.take("bad object") === 1); // write it: 1 suppressed since the last one
+ * assert(limit.take("bad object") === 1); // write it: 1 suppressed since the last one
  * ```
  */
 export class LogLimit {

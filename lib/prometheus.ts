@@ -22,8 +22,9 @@ export interface Sample {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { labelText } from "./prometheus.ts";
- * console.assert(labelText({ upstream: '[::1]:6443' }) === '{upstream="[::1]:6443"}');
+ * assert(labelText({ upstream: '[::1]:6443' }) === '{upstream="[::1]:6443"}');
  * ```
  */
 export function labelText(labels: Labels): string {
@@ -38,9 +39,10 @@ export function labelText(labels: Labels): string {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { familyLines } from "./prometheus.ts";
  * const lines = familyLines("up", "gauge", "1 when up.", [{ labels: { job: "a" }, value: 1 }]);
- * console.assert(lines.join("\n") === '# HELP up 1 when up.\n# TYPE up gauge\nup{job="a"} 1');
+ * assert(lines.join("\n") === '# HELP up 1 when up.\n# TYPE up gauge\nup{job="a"} 1');
  * ```
  */
 export function familyLines(

@@ -31,9 +31,10 @@ function checkRegular(info: Deno.FileInfo, max: number): void {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { readRegularFile } from "./read_file.ts";
  * const failed = await readRegularFile("/dev/zero", 1024).catch((e) => e.message);
- * console.assert(failed === "expected a regular file, found a character device");
+ * assert(failed === "expected a regular file, found a character device");
  * ```
  */
 export async function readRegularFile(path: string, max: number): Promise<string> {
@@ -56,9 +57,10 @@ export async function readRegularFile(path: string, max: number): Promise<string
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { readRegularFileSync } from "./read_file.ts";
  * const failed = (() => { try { readRegularFileSync("/dev/zero", 1024); } catch (e) { return (e as Error).message; } })();
- * console.assert(failed === "expected a regular file, found a character device");
+ * assert(failed === "expected a regular file, found a character device");
  * ```
  */
 export function readRegularFileSync(path: string, max: number): string {

@@ -20,16 +20,17 @@ const log = getLogger(["extractedprism", "files"]);
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { WatchedFile } from "./watched_file.ts";
  * const path = await Deno.makeTempFile();
  * await Deno.writeTextFile(path, "one");
  * const token = new WatchedFile(path, "token file", 60_000, () => 0);
- * console.assert((await token.read(false)) === "one");
+ * assert((await token.read(false)) === "one");
  * await Deno.writeTextFile(path, "two");
- * console.assert((await token.read(false)) === "one"); // within recheckMs: the cached content
- * console.assert((await token.read(true)) === "two"); // forced, as after a 401
+ * assert((await token.read(false)) === "one"); // within recheckMs: the cached content
+ * assert((await token.read(true)) === "two"); // forced, as after a 401
  * await Deno.remove(path);
- * console.assert((await token.read(true)) === "two"); // a failed re-read keeps the last good content
+ * assert((await token.read(true)) === "two"); // a failed re-read keeps the last good content
  * ```
  */
 export class WatchedFile {

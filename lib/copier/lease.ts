@@ -26,8 +26,9 @@ export interface LeaseRecord {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { microTime } from "./lease.ts";
- * console.assert(microTime(Date.UTC(2026, 0, 1)) === "2026-01-01T00:00:00.000000Z");
+ * assert(microTime(Date.UTC(2026, 0, 1)) === "2026-01-01T00:00:00.000000Z");
  * ```
  */
 export function microTime(ms: number): string {
@@ -62,9 +63,10 @@ export function readLease(raw: unknown): { record: LeaseRecord; resourceVersion:
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { leaseBody, readLease } from "./lease.ts";
  * const record = { holderIdentity: "a", leaseDurationSeconds: 15, acquireTime: undefined, renewTime: undefined, leaseTransitions: 0 };
- * console.assert(readLease(leaseBody({ namespace: "kube-system", name: "lock", record })).record.holderIdentity === "a");
+ * assert(readLease(leaseBody({ namespace: "kube-system", name: "lock", record })).record.holderIdentity === "a");
  * ```
  */
 export function leaseBody(o: {

@@ -20,10 +20,11 @@ interface Family {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { CopierMetrics } from "./metrics.ts";
  * const m = new CopierMetrics();
  * m.write("apply", "success");
- * console.assert(m.render().includes('extractedprism_copier_writes_total{verb="apply",result="success"} 1'));
+ * assert(m.render().includes('extractedprism_copier_writes_total{verb="apply",result="success"} 1'));
  * ```
  */
 export class CopierMetrics {

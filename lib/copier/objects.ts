@@ -111,9 +111,10 @@ export function objectKey(namespace: string, name: string): string {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { decodeService } from "./objects.ts";
  * const svc = decodeService({ metadata: { name: "vip", namespace: "default", uid: "u" }, spec: { ports: [{ port: 443 }] } });
- * console.assert(svc.ports[0]?.protocol === "TCP" && !svc.hasSelector);
+ * assert(svc.ports[0]?.protocol === "TCP" && !svc.hasSelector);
  * ```
  */
 export function decodeService(raw: unknown): ServiceInfo {
@@ -147,9 +148,10 @@ export function decodeService(raw: unknown): ServiceInfo {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { decodeSlice } from "./objects.ts";
  * const s = decodeSlice({ metadata: { name: "kubernetes", namespace: "default", uid: "u" }, addressType: "IPv4" });
- * console.assert(s.endpoints.length === 0);
+ * assert(s.endpoints.length === 0);
  * ```
  */
 export function decodeSlice(raw: unknown): SliceInfo {
@@ -235,8 +237,9 @@ function stringMap(v: unknown): Record<string, string> {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { canonicalJson } from "./objects.ts";
- * console.assert(canonicalJson({ b: 1, a: [2] }) === canonicalJson({ a: [2], b: 1 }));
+ * assert(canonicalJson({ b: 1, a: [2] }) === canonicalJson({ a: [2], b: 1 }));
  * ```
  */
 export function canonicalJson(value: unknown): string {

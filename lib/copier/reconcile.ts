@@ -90,6 +90,7 @@ export interface TargetPlan {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { planTarget } from "./reconcile.ts";
  * import { decodeService, decodeSlice } from "./objects.ts";
  * const target = decodeService({
@@ -102,7 +103,7 @@ export interface TargetPlan {
  *   endpoints: [{ addresses: ["10.0.0.1"] }],
  * });
  * const plan = planTarget({ target, source: { namespace: "default", name: "kubernetes" }, sourceSlices: [src], copies: [] });
- * console.assert(plan.actions[0]?.kind === "apply" && plan.desired[0]?.ports[0]?.port === 6443);
+ * assert(plan.actions[0]?.kind === "apply" && plan.desired[0]?.ports[0]?.port === 6443);
  * ```
  */
 export function planTarget(input: PlanInput): TargetPlan {
@@ -225,13 +226,14 @@ function defaultedPort(p: SlicePortInfo | CopyPort): Record<string, JsonValue> {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { sliceManifest } from "./reconcile.ts";
  * const body = sliceManifest({
  *   namespace: "default", name: "vip-kubernetes", labels: {}, source: "kubernetes",
  *   ownerReference: { apiVersion: "v1", kind: "Service", name: "vip", uid: "u", controller: true },
  *   addressType: "IPv4", endpoints: [{ addresses: ["10.0.0.1"] }], ports: [],
  * });
- * console.assert(body.kind === "EndpointSlice");
+ * assert(body.kind === "EndpointSlice");
  * ```
  */
 export function sliceManifest(d: DesiredSlice): Record<string, JsonValue> {

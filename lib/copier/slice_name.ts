@@ -19,9 +19,10 @@ const LABEL_VALUE = /^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$/;
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { copyName } from "./slice_name.ts";
- * console.assert(copyName("kubernetes-vip", "kubernetes") === "kubernetes-vip-kubernetes");
- * console.assert(copyName("t".repeat(40), "s".repeat(40)).length === 63);
+ * assert(copyName("kubernetes-vip", "kubernetes") === "kubernetes-vip-kubernetes");
+ * assert(copyName("t".repeat(40), "s".repeat(40)).length === 63);
  * ```
  */
 export function copyName(target: string, sourceSlice: string, hashed = false): string {
@@ -36,9 +37,10 @@ export function copyName(target: string, sourceSlice: string, hashed = false): s
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { sourceLabelValue } from "./slice_name.ts";
- * console.assert(sourceLabelValue("kubernetes") === "kubernetes");
- * console.assert(sourceLabelValue("a".repeat(100)).length === 63);
+ * assert(sourceLabelValue("kubernetes") === "kubernetes");
+ * assert(sourceLabelValue("a".repeat(100)).length === 63);
  * ```
  */
 export function sourceLabelValue(sourceSlice: string): string {

@@ -48,6 +48,7 @@ export type TargetDecision =
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { decideTarget } from "./targets.ts";
  * import { decodeService } from "./objects.ts";
  * const defaults = {
@@ -55,7 +56,7 @@ export type TargetDecision =
  *   defaultSource: { namespace: "default", name: "kubernetes" },
  * };
  * const vip = decodeService({ metadata: { name: "kubernetes-vip", namespace: "default", uid: "u" } });
- * console.assert(decideTarget(vip, defaults).kind === "copy");
+ * assert(decideTarget(vip, defaults).kind === "copy");
  * ```
  */
 export function decideTarget(svc: ServiceInfo | undefined, defaults: CopierDefaults): TargetDecision {

@@ -54,11 +54,12 @@ interface Remembered {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { WarningReporter } from "./warnings.ts";
  * const reporter = new WarningReporter();
  * const said = await reporter.report({ namespace: "default", name: "vip" }, [{ reason: "EmptySource", message: "m" }]);
- * console.assert(said === 1);
- * console.assert(await reporter.report({ namespace: "default", name: "vip" }, [{ reason: "EmptySource", message: "m" }]) === 0);
+ * assert(said === 1);
+ * assert(await reporter.report({ namespace: "default", name: "vip" }, [{ reason: "EmptySource", message: "m" }]) === 0);
  * ```
  */
 export class WarningReporter {

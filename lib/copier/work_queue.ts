@@ -25,11 +25,12 @@ export interface WorkQueueOptions {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { WorkQueue } from "./work_queue.ts";
  * const q = new WorkQueue();
  * q.add("default/vip");
  * q.add("default/vip");
- * console.assert(q.length === 1);
+ * assert(q.length === 1);
  * const key = await q.get();
  * q.done(key as string);
  * q.close();

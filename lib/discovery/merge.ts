@@ -20,6 +20,7 @@ const log = getLogger(["extractedprism", "discovery"]);
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { mergeProviders } from "./merge.ts";
  * import { staticProvider } from "./static.ts";
  * const ctrl = new AbortController();
@@ -28,7 +29,7 @@ const log = getLogger(["extractedprism", "discovery"]);
  *   staticProvider([{ host: "10.0.0.1", port: 6443 }]),
  * ], ctrl.signal);
  * for await (const set of merged) {
- *   console.assert(set.length === 1);
+ *   assert(set.length === 1);
  *   break;
  * }
  * ctrl.abort();

@@ -37,11 +37,12 @@ export interface StateFileContent {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { readStateFile, writeStateFile } from "./state_file.ts";
  * const dir = await Deno.makeTempDir();
  * await writeStateFile(`${dir}/endpoints.json`, [{ host: "10.0.0.1", port: 6443 }]);
  * const eps = await readStateFile(`${dir}/endpoints.json`);
- * console.assert(eps[0]?.host === "10.0.0.1");
+ * assert(eps[0]?.host === "10.0.0.1");
  * await Deno.remove(dir, { recursive: true });
  * ```
  */
@@ -85,10 +86,11 @@ export async function readStateFile(path: string): Promise<Endpoint[]> {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { writeStateFile } from "./state_file.ts";
  * const dir = await Deno.makeTempDir();
  * await writeStateFile(`${dir}/endpoints.json`, [{ host: "10.0.0.1", port: 6443 }]);
- * console.assert(JSON.parse(await Deno.readTextFile(`${dir}/endpoints.json`)).version === 1);
+ * assert(JSON.parse(await Deno.readTextFile(`${dir}/endpoints.json`)).version === 1);
  * await Deno.remove(dir, { recursive: true });
  * ```
  */
@@ -136,12 +138,13 @@ export async function writeStateFile(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { stateFileProvider, writeStateFile } from "./state_file.ts";
  * const dir = await Deno.makeTempDir();
  * await writeStateFile(`${dir}/s.json`, [{ host: "10.0.0.1", port: 6443 }]);
  * const ctrl = new AbortController();
  * for await (const set of stateFileProvider(`${dir}/s.json`).run(ctrl.signal)) {
- *   console.assert(set.length === 1);
+ *   assert(set.length === 1);
  *   ctrl.abort();
  * }
  * await Deno.remove(dir, { recursive: true });
@@ -174,13 +177,14 @@ export function stateFileProvider(path: string): EndpointProvider {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { persistToStateFile, readStateFile } from "./state_file.ts";
  * import { staticProvider } from "./static.ts";
  * const dir = await Deno.makeTempDir();
  * const ctrl = new AbortController();
  * const p = persistToStateFile(staticProvider([{ host: "10.0.0.9", port: 6443 }]), `${dir}/s.json`);
  * for await (const _ of p.run(ctrl.signal)) ctrl.abort();
- * console.assert((await readStateFile(`${dir}/s.json`))[0]?.host === "10.0.0.9");
+ * assert((await readStateFile(`${dir}/s.json`))[0]?.host === "10.0.0.9");
  * await Deno.remove(dir, { recursive: true });
  * ```
  */

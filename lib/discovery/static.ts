@@ -11,10 +11,11 @@ import { type EndpointProvider, untilAborted } from "./provider.ts";
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { staticProvider } from "./static.ts";
  * const ctrl = new AbortController();
  * for await (const set of staticProvider([{ host: "10.0.0.1", port: 6443 }]).run(ctrl.signal)) {
- *   console.assert(set.length === 1);
+ *   assert(set.length === 1);
  *   ctrl.abort();
  * }
  * ```

@@ -24,9 +24,10 @@ export interface AddressPattern {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { matchesAddress } from "./_addresses.ts";
- * console.assert(matchesAddress({ host: "localhost", port: 7445 }, { host: "127.0.0.1", port: 7445 }));
- * console.assert(!matchesAddress({ host: "10.0.0.1", port: 6443 }, { host: "10.0.0.1", port: 443 }));
+ * assert(matchesAddress({ host: "localhost", port: 7445 }, { host: "127.0.0.1", port: 7445 }));
+ * assert(!matchesAddress({ host: "10.0.0.1", port: 6443 }, { host: "10.0.0.1", port: 443 }));
  * ```
  */
 export function matchesAddress(ep: Endpoint, pattern: AddressPattern): boolean {

@@ -45,9 +45,10 @@ export class KubeApiError extends Error {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { responseError } from "./api.ts";
  * const e = await responseError(Response.json({ reason: "NotFound", message: "gone" }, { status: 404 }), "read it");
- * console.assert(e.message === "Cannot read it: expected 200, found 404: gone" && e.reason === "NotFound");
+ * assert(e.message === "Cannot read it: expected 200, found 404: gone" && e.reason === "NotFound");
  * ```
  */
 export async function responseError(res: Response, what: string): Promise<KubeApiError> {
@@ -102,10 +103,11 @@ export interface RequestJsonOptions {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { requestJson } from "./api.ts";
  * const transport = { request: () => Promise.resolve(Response.json({ kind: "Lease" })), close: () => {} };
  * const lease = await requestJson(transport, { method: "GET", path: "/x" }, { what: "read the Lease" });
- * console.assert((lease as { kind: string }).kind === "Lease");
+ * assert((lease as { kind: string }).kind === "Lease");
  * ```
  */
 export async function requestJson(
@@ -158,9 +160,10 @@ export async function requestJson(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { getObject } from "./api.ts";
  * const transport = { request: () => Promise.resolve(new Response("{}", { status: 404 })), close: () => {} };
- * console.assert(await getObject(transport, "/x", { what: "read it" }) === undefined);
+ * assert(await getObject(transport, "/x", { what: "read it" }) === undefined);
  * ```
  */
 export async function getObject(

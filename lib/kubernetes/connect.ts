@@ -63,6 +63,7 @@ export interface ConnectKubernetesOptions {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { connectKubernetes } from "./connect.ts";
  * const dir = await Deno.makeTempDir();
  * const transport = await connectKubernetes({
@@ -70,7 +71,7 @@ export interface ConnectKubernetesOptions {
  *   neverDial: [{ host: "127.0.0.1", port: 7445, label: "this proxy's own listener" }],
  *   endpoints: () => [],
  * });
- * console.assert(transport === undefined);
+ * assert(transport === undefined);
  * await Deno.remove(dir);
  * ```
  */

@@ -60,10 +60,11 @@ type Pem = WatchedFile | { readonly data: string; readonly what: string };
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { createCredentialSource } from "./credentials.ts";
  * const creds = createCredentialSource({ origin: "example", auth: { token: "abc" } });
  * const c = await creds.current(new AbortController().signal);
- * console.assert(c.token === "abc" && c.tls.caPem === undefined);
+ * assert(c.token === "abc" && c.tls.caPem === undefined);
  * creds.close();
  * ```
  */

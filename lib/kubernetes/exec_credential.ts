@@ -36,6 +36,7 @@ export interface ExecPluginOptions {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { ExecPlugin } from "./exec_credential.ts";
  * const plugin = new ExecPlugin({
  *   apiVersion: "client.authentication.k8s.io/v1",
@@ -43,7 +44,7 @@ export interface ExecPluginOptions {
  *   args: ["-c", `echo '{"apiVersion":"client.authentication.k8s.io/v1","kind":"ExecCredential","status":{"token":"t"}}'`],
  *   env: [],
  * });
- * console.assert((await plugin.get(new AbortController().signal)).token === "t");
+ * assert((await plugin.get(new AbortController().signal)).token === "t");
  * plugin.close();
  * ```
  */
@@ -182,6 +183,7 @@ export class ExecPlugin {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { parseExecCredential } from "./exec_credential.ts";
  * const r = parseExecCredential(
  *   '{"apiVersion":"client.authentication.k8s.io/v1beta1","kind":"ExecCredential",' +
@@ -189,7 +191,7 @@ export class ExecPlugin {
  *   "client.authentication.k8s.io/v1beta1",
  *   "my-plugin",
  * );
- * console.assert(r.token === "t" && r.expiresAt === Date.UTC(2030, 0, 1));
+ * assert(r.token === "t" && r.expiresAt === Date.UTC(2030, 0, 1));
  * ```
  */
 export function parseExecCredential(text: string, apiVersion: ExecApiVersion, command: string): ExecCredentialResult {

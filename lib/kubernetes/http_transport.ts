@@ -68,6 +68,7 @@ class HopBypassedError extends Error {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { HttpKubeTransport } from "./http_transport.ts";
  * import { createCredentialSource } from "./credentials.ts";
  * const transport = new HttpKubeTransport({
@@ -78,7 +79,7 @@ class HopBypassedError extends Error {
  * });
  * const failed = await transport.request({ method: "GET", path: "/version", signal: AbortSignal.timeout(1000) })
  *   .then(() => false, () => true);
- * console.assert(failed); // no endpoint to dial
+ * assert(failed); // no endpoint to dial
  * await transport[Symbol.asyncDispose]();
  * ```
  */

@@ -21,12 +21,13 @@ export const SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccoun
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { loadInCluster } from "./in_cluster.ts";
  * const dir = await Deno.makeTempDir();
- * console.assert(loadInCluster(dir) === undefined);
+ * assert(loadInCluster(dir) === undefined);
  * await Deno.writeTextFile(`${dir}/token`, "t");
  * await Deno.writeTextFile(`${dir}/ca.crt`, "-----BEGIN CERTIFICATE-----\n");
- * console.assert(loadInCluster(dir)?.auth.tokenFile === `${dir}/token`);
+ * assert(loadInCluster(dir)?.auth.tokenFile === `${dir}/token`);
  * await Deno.remove(dir, { recursive: true });
  * ```
  */

@@ -60,6 +60,7 @@ export class KubeconfigError extends Error {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { loadKubeconfig } from "./kubeconfig.ts";
  * const dir = await Deno.makeTempDir();
  * await Deno.writeTextFile(`${dir}/config`, `
@@ -69,7 +70,7 @@ export class KubeconfigError extends Error {
  * current-context: x
  * `);
  * const conn = await loadKubeconfig(`${dir}/config`);
- * console.assert(conn.server?.port === 6443 && conn.auth.tokenFile === `${dir}/token`);
+ * assert(conn.server?.port === 6443 && conn.auth.tokenFile === `${dir}/token`);
  * await Deno.remove(dir, { recursive: true });
  * ```
  */

@@ -20,6 +20,7 @@ export type { ListWatchDelta, ListWatchOptions, ListWatchRetry, ListWatchSnapsho
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { listWatch } from "./list_watch.ts";
  * const transport = {
  *   request: () => Promise.resolve(Response.json({ metadata: { resourceVersion: "1" }, items: [{ metadata: { name: "a" } }] })),
@@ -27,7 +28,7 @@ export type { ListWatchDelta, ListWatchOptions, ListWatchRetry, ListWatchSnapsho
  * };
  * const ctrl = new AbortController();
  * for await (const snap of listWatch({ transport, path: "/api/v1/namespaces/default/pods" }, ctrl.signal)) {
- *   console.assert(snap.items[0]?.metadata.name === "a");
+ *   assert(snap.items[0]?.metadata.name === "a");
  *   ctrl.abort();
  * }
  * ```
@@ -68,6 +69,7 @@ export function listWatch<T extends KubeObject = KubeObject>(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { listWatchDeltas } from "./list_watch.ts";
  * const transport = {
  *   request: () => Promise.resolve(Response.json({ metadata: { resourceVersion: "1" }, items: [{ metadata: { name: "a" } }] })),
@@ -75,7 +77,7 @@ export function listWatch<T extends KubeObject = KubeObject>(
  * };
  * const ctrl = new AbortController();
  * for await (const delta of listWatchDeltas({ transport, path: "/api/v1/services" }, ctrl.signal)) {
- *   console.assert(delta.kind === "synced" && delta.items[0]?.metadata.name === "a");
+ *   assert(delta.kind === "synced" && delta.items[0]?.metadata.name === "a");
  *   ctrl.abort();
  * }
  * ```

@@ -26,11 +26,12 @@ export const MAX_EXEC_STDOUT_BYTES = 1 << 20;
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { readStreamLimited } from "./read_body.ts";
  * const bytes = await readStreamLimited(new Blob(["hello"]).stream(), 16, "read a greeting");
- * console.assert(bytes.length === 5);
+ * assert(bytes.length === 5);
  * const failed = await readStreamLimited(new Blob(["x".repeat(17)]).stream(), 16, "read a greeting").catch((e) => e);
- * console.assert(failed.message === "Cannot read a greeting: expected at most 16 bytes, found more");
+ * assert(failed.message === "Cannot read a greeting: expected at most 16 bytes, found more");
  * ```
  */
 export async function readStreamLimited(
@@ -80,10 +81,11 @@ async function readUpTo(stream: ReadableStream<Uint8Array>, max: number): Promis
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { readBodyLimited } from "./read_body.ts";
- * console.assert(await readBodyLimited(new Response("{}"), 1024, "read an object") === "{}");
+ * assert(await readBodyLimited(new Response("{}"), 1024, "read an object") === "{}");
  * const failed = await readBodyLimited(new Response("x".repeat(2000)), 1024, "read an object").catch((e) => e);
- * console.assert(failed.message === "Cannot read an object: expected a response body of at most 1024 bytes, found more");
+ * assert(failed.message === "Cannot read an object: expected a response body of at most 1024 bytes, found more");
  * ```
  */
 export async function readBodyLimited(res: Response, max: number, what: string): Promise<string> {

@@ -26,8 +26,9 @@ export interface KubeObject {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { isRecord } from "./types.ts";
- * console.assert(isRecord({ a: 1 }) && !isRecord([]) && !isRecord(null));
+ * assert(isRecord({ a: 1 }) && !isRecord([]) && !isRecord(null));
  * ```
  */
 export function isRecord(v: unknown): v is Record<string, unknown> {

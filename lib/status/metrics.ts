@@ -59,10 +59,11 @@ const PER_UPSTREAM: readonly Family<(u: UpstreamSnapshot) => number>[] = [
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { renderProxyMetrics } from "./metrics.ts";
  * const text = renderProxyMetrics({ ready: true, upstreams: [], accepted: 3, acceptErrors: 0, failedDials: 0,
  *   activeConnections: 1 });
- * console.assert(text.includes("extractedprism_ready 1"));
+ * assert(text.includes("extractedprism_ready 1"));
  * ```
  */
 export function renderProxyMetrics(m: ProxyMetricsInput): string {

@@ -26,6 +26,7 @@ const JSON_TYPE = { "content-type": "application/json", "cache-control": "no-sto
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { statusHandler } from "./server.ts";
  * const handler = statusHandler({
  *   live: () => Promise.resolve(true),
@@ -34,7 +35,7 @@ const JSON_TYPE = { "content-type": "application/json", "cache-control": "no-sto
  *   metrics: () => "",
  * });
  * const res = await handler(new Request("http://localhost/readyz"));
- * console.assert(res.status === 503);
+ * assert(res.status === 503);
  * ```
  */
 export function statusHandler(source: StatusSource): (req: Request) => Promise<Response> {

@@ -27,9 +27,10 @@ const MAX = 64 * 1024;
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { parseResponse } from "./_http1.ts";
  * const r = parseResponse("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", false);
- * console.assert(r.kind === "done" && r.response.status === 200 && r.response.body === "ok");
+ * assert(r.kind === "done" && r.response.status === 200 && r.response.body === "ok");
  * ```
  */
 export function parseResponse(data: string, ended: boolean): ParseResult {

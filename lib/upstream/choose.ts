@@ -25,12 +25,13 @@ export const TIER_HYSTERESIS = 1.25;
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { orderCandidates } from "./choose.ts";
  * import { Upstream } from "./upstream.ts";
  * const a = new Upstream({ host: "10.0.0.1", port: 6443 }, { rise: 2, fall: 2 });
  * const b = new Upstream({ host: "10.0.0.2", port: 6443 }, { rise: 2, fall: 2 });
  * a.recordSuccess(1, 0);
- * console.assert(orderCandidates([a, b], 0)[0] === a);
+ * assert(orderCandidates([a, b], 0)[0] === a);
  * ```
  */
 export function orderCandidates(
@@ -69,6 +70,7 @@ function leastConnections(list: Upstream[], turn: number): Upstream[] {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { updateTiers } from "./choose.ts";
  * import { Upstream } from "./upstream.ts";
  * const near = new Upstream({ host: "10.0.0.1", port: 6443 }, { rise: 1, fall: 1 });
@@ -76,7 +78,7 @@ function leastConnections(list: Upstream[], turn: number): Upstream[] {
  * near.recordSuccess(1, 0);
  * far.recordSuccess(50, 0);
  * updateTiers([near, far]);
- * console.assert(near.inBestTier && !far.inBestTier);
+ * assert(near.inBestTier && !far.inBestTier);
  * ```
  */
 export function updateTiers(healthy: readonly Upstream[]): void {

@@ -26,10 +26,11 @@ export interface Probe {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { abortable } from "./probe.ts";
  * const never = new Promise<number>(() => {});
  * const r = await abortable(never, AbortSignal.abort(new Error("gone"))).catch((e) => e.message);
- * console.assert(r === "gone");
+ * assert(r === "gone");
  * ```
  */
 export function abortable<T>(p: Promise<T>, signal: AbortSignal, dispose?: (value: T) => void): Promise<T> {

@@ -202,13 +202,14 @@ class NodeProbeConn implements ProbeConn {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { ReadyzProbe } from "./probe_readyz.ts";
  * const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
  * const endpoint = { host: "127.0.0.1", port: listener.addr.port };
  * listener.close(); // nothing listens there now: the probe says down, with the reason
  * const probe = new ReadyzProbe();
  * const result = await probe.check(endpoint, AbortSignal.timeout(2000));
- * console.assert(!result.ok);
+ * assert(!result.ok);
  * probe.release(endpoint);
  * ```
  */

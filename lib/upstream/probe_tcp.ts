@@ -25,10 +25,11 @@ function closeQuietly(conn: Deno.Conn): void {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { TcpProbe } from "./probe_tcp.ts";
  * using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
  * const r = await new TcpProbe().check({ host: "127.0.0.1", port: listener.addr.port }, AbortSignal.timeout(1000));
- * console.assert(r.ok);
+ * assert(r.ok);
  * ```
  */
 export class TcpProbe implements Probe {

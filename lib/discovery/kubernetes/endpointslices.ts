@@ -57,6 +57,7 @@ export interface SlicePort {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { endpointsFromSlices } from "./endpointslices.ts";
  * const eps = endpointsFromSlices([{
  *   metadata: { name: "kubernetes" },
@@ -64,7 +65,7 @@ export interface SlicePort {
  *   endpoints: [{ addresses: ["10.0.0.2"] }, { addresses: ["10.0.0.1"], conditions: { ready: false } }],
  *   ports: [{ name: "https", port: 6443 }],
  * }], 443);
- * console.assert(eps.length === 1 && eps[0]?.host === "10.0.0.2" && eps[0]?.port === 6443);
+ * assert(eps.length === 1 && eps[0]?.host === "10.0.0.2" && eps[0]?.port === 6443);
  * ```
  */
 export function endpointsFromSlices(

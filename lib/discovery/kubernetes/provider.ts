@@ -44,6 +44,7 @@ export interface KubernetesProviderOptions
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { kubernetesProvider } from "./provider.ts";
  * const slice = {
  *   metadata: { name: "kubernetes", namespace: "default" },
@@ -57,7 +58,7 @@ export interface KubernetesProviderOptions
  * };
  * const ctrl = new AbortController();
  * for await (const set of kubernetesProvider({ transport, fallbackPort: 6443 }).run(ctrl.signal)) {
- *   console.assert(set[0]?.host === "10.0.0.1");
+ *   assert(set[0]?.host === "10.0.0.1");
  *   ctrl.abort();
  * }
  * ```
