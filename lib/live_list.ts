@@ -6,7 +6,7 @@
  * and abandons the old one in the old generation, still pointing at the entries it held. A young-generation collection
  * treats every old-to-young pointer as a root, dead holder or not, so those entries and everything they reach survive
  * and are promoted, and they keep newer ones alive in turn, until the next full collection. Measured under new
- * connections: 127 KiB promoted per young collection with `Set`s, 3 KiB without; see the README's GC account. A list
+ * connections: 127 KiB promoted per young collection with `Set`s, 3 KiB without; see the GC account in docs/performance.md. A list
  * allocates one small node per entry, never reallocates, and unlinks a removed node completely, so nothing dead
  * points at anything young.
  *
