@@ -53,7 +53,7 @@ function errorText(error: unknown): string {
 export function reportInternalError(what: string, error: unknown): void {
   count++;
   try {
-    log.error("Internal error in {what} (the proxy keeps serving): {error}", { what, error: errorText(error) });
+    log.error("Internal error in {what} (the process keeps running): {error}", { what, error: errorText(error) });
   } catch { /* a logger that throws must not turn a counted error into an uncounted one */ }
 }
 
