@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { type HttpHandler, type HttpListener, HttpServer, type HttpServerOptions } from "../lib/status/http_server.ts";
+import { type HttpHandler, type HttpListener, HttpServer, type HttpServerOptions } from "../lib/net/http_server.ts";
 import { statusHandler } from "../lib/status/server.ts";
 import { ProxyApp } from "../lib/app.ts";
 import { testConfig, waitFor } from "./support/net.ts";

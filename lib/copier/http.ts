@@ -8,7 +8,7 @@
 import { endpointKey } from "../endpoint.ts";
 import { errorMessage } from "../errors.ts";
 import type { BindAddress } from "../config/copier_cli.ts";
-import { metricsResponse, refuseMethod, textResponse as text } from "../http_responses.ts";
+import { metricsResponse, refuseMethod, textResponse as text } from "../net/http_responses.ts";
 
 /** What the probe handler reads. */
 export interface ProbeSource {

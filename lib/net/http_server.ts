@@ -10,7 +10,7 @@
  */
 import { describeError } from "../errors.ts";
 import { getLogger } from "@logtape/logtape";
-import { AcceptLoop } from "../proxy/accept_loop.ts";
+import { AcceptLoop } from "./accept_loop.ts";
 import { parseRequestHead, refusal, type RequestHead, responseHead, scanHead } from "./_http_head.ts";
 
 const log = getLogger(["extractedprism", "health"]);

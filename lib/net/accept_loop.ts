@@ -12,7 +12,7 @@ import { sleep } from "../clock.ts";
 import { endpointKey } from "../endpoint.ts";
 import { LogLimit } from "../log_limit.ts";
 import { guard, reportInternalError } from "../internal_errors.ts";
-import { connectTcp } from "../connect_tcp.ts";
+import { connectTcp } from "./connect_tcp.ts";
 
 const log = getLogger(["extractedprism", "accept"]);
 
