@@ -237,7 +237,7 @@ export class ProxyApp {
     this.loop = new AcceptLoop(listener, (conn) => this.proxy.handle(conn), { name: "proxy" });
     try {
       this.#health = new HttpServer(
-        { hostname: config.healthBindAddress, port: config.healthPort },
+        { name: "health", hostname: config.healthBindAddress, port: config.healthPort },
         statusHandler({
           live: () => this.loop.selfCheck(1000),
           ready: () => this.ready,

@@ -62,7 +62,7 @@ export class AcceptLoop {
   /**
    * @param source The listener.
    * @param handle Takes each accepted connection; must not throw (a throw is reported and that connection closed).
-   * @param options `name` says which listener this is in log lines. @default "proxy"
+   * @param options `name` says which listener this is in log lines. @default "tcp"
    */
   constructor(
     source: AcceptSource,
@@ -71,7 +71,7 @@ export class AcceptLoop {
   ) {
     this.#source = source;
     this.#handle = handle;
-    this.#name = options.name ?? "proxy";
+    this.#name = options.name ?? "tcp";
   }
 
   /** Whether `run()` is looping. */
