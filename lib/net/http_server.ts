@@ -1,16 +1,18 @@
 /**
  * A small HTTP/1.1 server for probe and metrics ports (the proxy's health port, the copier's probe and metrics
  * addresses): `Deno.listen` and an accept loop of our own instead of `Deno.serve`, whose internal accept loop ends the
- * process on the first accept error (EMFILE). It takes requests without a body, bounds what a client can hold (a head must complete within a timeout, idle keep-alive connections are closed, a cap on concurrent
- * connections, a cap on the head's size) and never throws from a connection: bad input gets a 4xx and a close. This
- * file holds the connections (admission, eviction at the cap, deadlines, shutdown); `_http_head.ts` reads and writes
- * the heads.
+ * process on the first accept error (EMFILE). It takes requests without a body, bounds what a client can hold (a head
+ * must complete within a timeout, idle keep-alive connections are closed, a cap on concurrent connections, a cap on
+ * the head's size) and never throws from a connection: bad input gets a 4xx and a close. This file admits and serves
+ * connections (admission, eviction at the cap, shutdown); `_http_connection.ts` holds one connection and its
+ * deadline, `_http_head.ts` reads and writes the heads.
  *
  * @module
  */
 import { describeError } from "../errors.ts";
 import { getLogger, type Logger } from "@logtape/logtape";
 import { AcceptLoop } from "./accept_loop.ts";
+import { Connection } from "./_http_connection.ts";
 import { parseRequestHead, refusal, type RequestHead, responseHead, scanHead } from "./_http_head.ts";
 
 /** What the server needs of a listener: a `Deno.TcpListener`, or a fake in tests. */
@@ -67,49 +69,6 @@ function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
   out.set(a);
   out.set(b, a.length);
   return out;
-}
-
-/** One accepted connection and its single pending deadline. */
-class Connection {
-  readonly conn: Deno.Conn;
-  readonly #log: Logger;
-  readonly #server: string;
-  readonly closed = Promise.withResolvers<void>();
-  /** `idle` waits for a request, `head` reads one, `busy` answers one. */
-  state: "idle" | "head" | "busy" = "idle";
-  /** Since when it has waited for a request head (at accept, then after each answer). */
-  waitingSince = performance.now();
-  #timer: ReturnType<typeof setTimeout> | undefined;
-  #isClosed = false;
-
-  constructor(conn: Deno.Conn, log: Logger, server: string) {
-    this.conn = conn;
-    this.#log = log;
-    this.#server = server;
-  }
-
-  get isClosed(): boolean {
-    return this.#isClosed;
-  }
-
-  /** Closes the connection after `ms` unless another deadline replaces this one. */
-  deadline(ms: number, why: string): void {
-    clearTimeout(this.#timer);
-    this.#timer = setTimeout(() => {
-      this.#log.debug("Closing a connection to the {server} server: {why}", { server: this.#server, why });
-      this.close();
-    }, ms);
-  }
-
-  close(): void {
-    clearTimeout(this.#timer);
-    if (this.#isClosed) return;
-    this.#isClosed = true;
-    try {
-      this.conn.close();
-    } catch { /* already closed */ }
-    this.closed.resolve();
-  }
 }
 
 /**
@@ -292,17 +251,17 @@ export class HttpServer {
       c.state = "busy";
       c.deadline(this.#responseTimeoutMs, "the answer took longer than the response timeout");
       if (scan.kind === "too large") {
-        await this.#write(c, refusal(431, "request head too large"));
+        await c.write(refusal(431, "request head too large"));
         return;
       }
       buffered = scan.rest;
       const req = parseRequestHead(scan.head);
       if (typeof req === "number") {
-        await this.#write(c, refusal(req));
+        await c.write(refusal(req));
         return;
       }
       const answer = await this.#answer(c, req);
-      if (answer === undefined || !(await this.#write(c, answer)) || req.close || this.#draining) return;
+      if (answer === undefined || !(await c.write(answer)) || req.close || this.#draining) return;
       c.state = buffered.length > 0 ? "head" : "idle";
       c.waitingSince = performance.now();
       c.deadline(
@@ -331,23 +290,6 @@ export class HttpServer {
       responseHead(res.status, res.headers, { bodyLength: body.length, close: req.close || this.#draining }),
     );
     return req.head ? head : concat(head, body);
-  }
-
-  /** Writes all of `data`; false when the connection failed or closed. */
-  async #write(c: Connection, data: Uint8Array | string): Promise<boolean> {
-    let bytes = typeof data === "string" ? encoder.encode(data) : data;
-    try {
-      while (bytes.length > 0) bytes = bytes.subarray(await c.conn.write(bytes));
-      return true;
-    } catch (e) {
-      if (!c.isClosed) {
-        this.#log.debug("Writing to a connection to the {server} server failed: {error}", {
-          server: this.#name,
-          error: describeError(e),
-        });
-      }
-      return false;
-    }
   }
 
   #checkAllClosed(): void {
