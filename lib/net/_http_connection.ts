@@ -10,23 +10,27 @@ const encoder = new TextEncoder();
 
 /** One accepted connection: its state and its single pending deadline. */
 export class Connection {
+  /** The accepted connection. */
   readonly conn: Deno.Conn;
   readonly #log: Logger;
   readonly #server: string;
-  readonly closed = Promise.withResolvers<void>();
+  /** Resolves when the connection is closed, by the server or at a deadline. */
+  readonly closed: PromiseWithResolvers<void> = Promise.withResolvers<void>();
   /** `idle` waits for a request, `head` reads one, `busy` answers one. */
   state: "idle" | "head" | "busy" = "idle";
   /** Since when it has waited for a request head (at accept, then after each answer). */
-  waitingSince = performance.now();
+  waitingSince: number = performance.now();
   #timer: ReturnType<typeof setTimeout> | undefined;
   #isClosed = false;
 
+  /** Wraps `conn`; `log` and `server` (the server's name) are for its log lines. */
   constructor(conn: Deno.Conn, log: Logger, server: string) {
     this.conn = conn;
     this.#log = log;
     this.#server = server;
   }
 
+  /** Whether `close()` has run. */
   get isClosed(): boolean {
     return this.#isClosed;
   }
@@ -40,6 +44,7 @@ export class Connection {
     }, ms);
   }
 
+  /** Closes the connection and clears its deadline. Idempotent. */
   close(): void {
     clearTimeout(this.#timer);
     if (this.#isClosed) return;

@@ -18,8 +18,11 @@ const log = getLogger(["extractedprism", "accept"]);
 
 /** What the loop needs of a listener (a `Deno.TcpListener`, or a fake in tests). */
 export interface AcceptSource {
+  /** The bound address. */
   readonly addr: Deno.Addr;
+  /** The next connection. */
   accept(): Promise<Deno.TcpConn>;
+  /** Stops listening; a pending `accept()` rejects. */
   close(): void;
 }
 
@@ -60,6 +63,8 @@ export class AcceptLoop {
   readonly #logLimit = new LogLimit({ intervalMs: 1000, burst: 5 });
 
   /**
+   * Makes a loop over `source`; it accepts once `run()` is called.
+   *
    * @param source The listener.
    * @param handle Takes each accepted connection; must not throw (a throw is reported and that connection closed).
    * @param options `name` says which listener this is in log lines. @default "tcp"
