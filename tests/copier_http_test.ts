@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { REPO_ROOT } from "./support/main_process.ts";
 import { waitFor } from "./support/net.ts";
 import { withDeadline } from "./support/deadline.ts";
+import { probeHandler, serveHttp } from "../lib/copier/http.ts";
 
 const hasPrlimit = new Deno.Command("prlimit", { args: ["--version"], stdout: "null", stderr: "null" }).outputSync()
   .success;
@@ -154,4 +155,27 @@ Deno.test({
     assert.equal(code, 0, child.log);
     assert.match(child.log, /Too many open files/, "the accept errors were EMFILE");
   },
+});
+
+Deno.test("an empty host (Go's ':8081') serves every interface: IPv4 and IPv6 loopback both answer", async () => {
+  await using server = serveHttp({ host: "", port: 0 }, "probes", probeHandler({ notReadyReason: () => undefined }));
+  assert.ok(["::", "0.0.0.0"].includes(server.addr.hostname), `bound to '${server.addr.hostname}'`);
+  assert.equal(await healthz(server.addr.port), "HTTP/1.1 200 OK");
+  if (server.addr.hostname === "::") {
+    const c = await Deno.connect({ hostname: "::1", port: server.addr.port });
+    try {
+      await c.write(HEALTHZ);
+      assert.equal(await statusLine(c), "HTTP/1.1 200 OK");
+    } finally {
+      closeQuietly(c);
+    }
+  }
+});
+
+Deno.test("an address that cannot be bound is one line naming it and the face", () => {
+  using taken = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  assert.throws(
+    () => serveHttp({ host: "127.0.0.1", port: taken.addr.port }, "metrics", () => new Response()),
+    new RegExp(`^Error: Cannot listen on '127\\.0\\.0\\.1:${taken.addr.port}' for the metrics: `),
+  );
 });
