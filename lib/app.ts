@@ -15,11 +15,11 @@ import { internalErrorCount, reportInternalError } from "./internal_errors.ts";
 import { mergeProviders } from "./discovery/merge.ts";
 import type { EndpointProvider } from "./discovery/provider.ts";
 import { staticProvider } from "./discovery/static.ts";
-import { AcceptLoop } from "./proxy/accept_loop.ts";
+import { AcceptLoop } from "./net/accept_loop.ts";
 import type { DialConnect } from "./proxy/dial.ts";
 import { Proxy } from "./proxy/proxy.ts";
 import { renderProxyMetrics } from "./status/metrics.ts";
-import { HttpServer } from "./status/http_server.ts";
+import { HttpServer } from "./net/http_server.ts";
 import { statusHandler } from "./status/server.ts";
 import { ProbeSlots, runChecks } from "./upstream/checker.ts";
 import { Pool } from "./upstream/pool.ts";
@@ -237,7 +237,7 @@ export class ProxyApp {
     this.loop = new AcceptLoop(listener, (conn) => this.proxy.handle(conn), { name: "proxy" });
     try {
       this.#health = new HttpServer(
-        { hostname: config.healthBindAddress, port: config.healthPort },
+        { name: "health", hostname: config.healthBindAddress, port: config.healthPort },
         statusHandler({
           live: () => this.loop.selfCheck(1000),
           ready: () => this.ready,

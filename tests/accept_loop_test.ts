@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { AcceptLoop, type AcceptSource } from "../lib/proxy/accept_loop.ts";
+import { AcceptLoop, type AcceptSource } from "../lib/net/accept_loop.ts";
 import { waitFor } from "./support/net.ts";
 import { withDeadline } from "./support/deadline.ts";
 import { LogCapture } from "./support/log_capture.ts";

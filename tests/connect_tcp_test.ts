@@ -5,7 +5,7 @@
  * same way and aborts the caller's signal right after the handshake.
  */
 import assert from "node:assert/strict";
-import { connectTcp } from "../lib/connect_tcp.ts";
+import { connectTcp } from "../lib/net/connect_tcp.ts";
 import { denoConnect } from "../lib/upstream/probe_tcp.ts";
 
 /** Runs `body` with a `Deno.connect` that completes, aborts `ctrl`, and then throws like Deno 2.9 does. */

@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { ProxyApp } from "../lib/app.ts";
 import { guard, installLastResort, internalErrorCount, reportInternalError } from "../lib/internal_errors.ts";
-import { AcceptLoop, type AcceptSource } from "../lib/proxy/accept_loop.ts";
+import { AcceptLoop, type AcceptSource } from "../lib/net/accept_loop.ts";
 import { CoarseTimer } from "../lib/proxy/coarse_timer.ts";
 import { relayBuffers, startRelay } from "../lib/proxy/relay.ts";
 import { IdleDeadline } from "../lib/kubernetes/_watch_stream.ts";

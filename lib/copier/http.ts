@@ -1,6 +1,6 @@
 /**
  * The copier's two HTTP faces, as controller-runtime's: `/healthz` and `/readyz` on the probe address, Prometheus
- * text on `/metrics` of the metrics address; and the listener for a Go-style bind address (`:8081` means every
+ * text on `/metrics` of the metrics address; and their server for a Go-style bind address (`:8081` means every
  * interface).
  *
  * @module
@@ -8,7 +8,8 @@
 import { endpointKey } from "../endpoint.ts";
 import { errorMessage } from "../errors.ts";
 import type { BindAddress } from "../config/copier_cli.ts";
-import { metricsResponse, refuseMethod, textResponse as text } from "../http_responses.ts";
+import { metricsResponse, refuseMethod, textResponse as text } from "../net/http_responses.ts";
+import { type HttpHandler, HttpServer } from "../net/http_server.ts";
 
 /** What the probe handler reads. */
 export interface ProbeSource {
@@ -60,25 +61,31 @@ export function metricsHandler(render: () => string): (req: Request) => Response
 }
 
 /**
- * Serves `handler` on `address`. An empty host listens on `::` (dual-stack on Linux), falling back to `0.0.0.0`
- * where IPv6 is off, as Go's `:8081` does.
+ * Serves `handler` on `address` with the small HTTP/1.1 server of `lib/net/`, whose accept loop outlives accept errors
+ * (EMFILE) where `Deno.serve`'s would end the process. An empty host listens on `::` (dual-stack on Linux), falling
+ * back to `0.0.0.0` where IPv6 is off, as Go's `:8081` does. `name` says which face it is, in log lines and errors.
+ *
+ * @example
+ * ```ts
+ * import { probeHandler, serveHttp } from "./http.ts";
+ * const server = serveHttp({ host: "127.0.0.1", port: 0 }, "probes", probeHandler({ notReadyReason: () => undefined }));
+ * const res = await fetch(`http://127.0.0.1:${server.addr.port}/healthz`, { headers: { connection: "close" } });
+ * console.assert(res.status === 200 && (await res.text()) === "ok\n");
+ * await server.shutdown();
+ * ```
  *
  * @throws {Error} When the address cannot be bound: `Cannot listen on ':8081' for the probes: ...`.
  */
-export function serveHttp(
-  address: BindAddress,
-  what: string,
-  handler: (req: Request) => Response | Promise<Response>,
-): Deno.HttpServer<Deno.NetAddr> {
+export function serveHttp(address: BindAddress, name: string, handler: HttpHandler): HttpServer {
   const hosts = address.host === "" ? ["::", "0.0.0.0"] : [address.host];
   let last: unknown;
   for (const hostname of hosts) {
     try {
-      return Deno.serve({ hostname, port: address.port, onListen: () => {} }, handler);
+      return new HttpServer({ name, logCategory: ["extractedprism", "copier"], hostname, port: address.port }, handler);
     } catch (e) {
       last = e;
       if (e instanceof Deno.errors.AddrInUse || e instanceof Deno.errors.NotCapable) break;
     }
   }
-  throw new Error(`Cannot listen on '${endpointKey(address)}' for ${what}: ${errorMessage(last)}`);
+  throw new Error(`Cannot listen on '${endpointKey(address)}' for the ${name}: ${errorMessage(last)}`);
 }

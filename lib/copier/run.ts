@@ -15,6 +15,7 @@ import type { KubeTransport } from "../kubernetes/transport.ts";
 import type { WatchTuning } from "./caches.ts";
 import { CopierController } from "./controller.ts";
 import { metricsHandler, probeHandler, serveHttp } from "./http.ts";
+import type { HttpServer } from "../net/http_server.ts";
 import { LeaderElector } from "./leader_election.ts";
 import { CopierMetrics } from "./metrics.ts";
 import { WarningReporter } from "./warnings.ts";
@@ -119,17 +120,17 @@ export async function runCopier(config: CopierConfig, deps: CopierDeps = {}): Pr
     }
     return undefined;
   };
-  const servers: Deno.HttpServer<Deno.NetAddr>[] = [];
+  const servers: HttpServer[] = [];
   try {
     if (config.healthProbeBindAddress !== undefined) {
-      servers.push(serveHttp(config.healthProbeBindAddress, "the probes", probeHandler({ notReadyReason })));
+      servers.push(serveHttp(config.healthProbeBindAddress, "probes", probeHandler({ notReadyReason })));
     }
     if (config.metricsBindAddress !== undefined) {
       const render = () => {
         controller.updateGauges();
         return metrics.render();
       };
-      servers.push(serveHttp(config.metricsBindAddress, "the metrics", metricsHandler(render)));
+      servers.push(serveHttp(config.metricsBindAddress, "metrics", metricsHandler(render)));
     }
   } catch (e) {
     await Promise.all(servers.map((s) => s.shutdown()));

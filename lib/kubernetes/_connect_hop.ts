@@ -13,7 +13,7 @@ import { errorMessage } from "../errors.ts";
 import { getLogger } from "@logtape/logtape";
 import { sleep } from "../clock.ts";
 import { type Endpoint, endpointKey } from "../endpoint.ts";
-import { connectTcp } from "../connect_tcp.ts";
+import { connectTcp } from "../net/connect_tcp.ts";
 
 const log = getLogger(["extractedprism", "kubernetes"]);
 const MAX_HEAD = 8192;

@@ -15,7 +15,7 @@ import { LogLimit } from "../log_limit.ts";
 import type { Closable, Upstream } from "../upstream/upstream.ts";
 import { dial, type DialConnect } from "./dial.ts";
 import { isNormalEnd, type RelayBuffers, relayBuffers, startRelay } from "./relay.ts";
-import { connectTcp } from "../connect_tcp.ts";
+import { connectTcp } from "../net/connect_tcp.ts";
 
 const log = getLogger(["extractedprism", "proxy"]);
 

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { metricsResponse, refuseMethod, textResponse as text } from "../http_responses.ts";
+import { metricsResponse, refuseMethod, textResponse as text } from "../net/http_responses.ts";
 import type { UpstreamSnapshot } from "../upstream/upstream.ts";
 
 /** What the status handler reads. */

@@ -16,7 +16,7 @@ import { getLogger } from "@logtape/logtape";
 import { type Endpoint, endpointKey } from "../endpoint.ts";
 import { type Http1Response, parseResponse } from "./_http1.ts";
 import { abortable, type Probe, type ProbeResult } from "./probe.ts";
-import { connectTcp } from "../connect_tcp.ts";
+import { connectTcp } from "../net/connect_tcp.ts";
 
 const log = getLogger(["extractedprism", "probe"]);
 

@@ -6,7 +6,7 @@
 import { describeError } from "../errors.ts";
 import type { Endpoint } from "../endpoint.ts";
 import { abortable, type Probe, type ProbeResult } from "./probe.ts";
-import { connectTcp } from "../connect_tcp.ts";
+import { connectTcp } from "../net/connect_tcp.ts";
 
 /** How the probe opens a connection; tests inject failures here. */
 export type Connect = (endpoint: Endpoint, signal: AbortSignal) => Promise<Deno.Conn>;

@@ -1,18 +1,21 @@
 /**
- * The health server's HTTP/1.1 heads, apart from its connections: finding a whole request head in the bytes read so
+ * The HTTP/1.1 heads of `http_server.ts`, apart from its connections: finding a whole request head in the bytes read so
  * far (within a size limit), turning it into a `Request` or the 4xx/5xx status that refuses it, and writing response
  * heads. Strict where RFC 9112 asks a server to be: whatever is not plainly well formed is refused, never guessed at.
  *
  * @module
  */
 
-/** Reason phrases of the statuses the health port answers with. */
+/** Reason phrases (RFC 9110 §15) of the statuses a probe or metrics handler answers with; others get an empty one. */
 const REASONS: Record<number, string> = {
   200: "OK",
   400: "Bad Request",
+  401: "Unauthorized",
+  403: "Forbidden",
   404: "Not Found",
   405: "Method Not Allowed",
   413: "Content Too Large",
+  429: "Too Many Requests",
   431: "Request Header Fields Too Large",
   500: "Internal Server Error",
   503: "Service Unavailable",

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { PROMETHEUS_TEXT } from "./prometheus.ts";
+import { PROMETHEUS_TEXT } from "../prometheus.ts";
 
 const TEXT = { "content-type": "text/plain; charset=utf-8", "cache-control": "no-store" };
 

@@ -1,19 +1,19 @@
 /**
- * The health port's HTTP/1.1 server: `Deno.listen` and an accept loop of our own instead of `Deno.serve`, whose
- * internal accept loop ends the process on the first accept error (EMFILE). It serves GET and HEAD only, bounds what a
- * client can hold (a head must complete within a timeout, idle keep-alive connections are closed, a cap on concurrent
- * connections, a cap on the head's size) and never throws from a connection: bad input gets a 4xx and a close. This
- * file holds the connections (admission, eviction at the cap, deadlines, shutdown); `_http_head.ts` reads and writes
- * the heads.
+ * A small HTTP/1.1 server for probe and metrics ports (the proxy's health port, the copier's probe and metrics
+ * addresses): `Deno.listen` and an accept loop of our own instead of `Deno.serve`, whose internal accept loop ends the
+ * process on the first accept error (EMFILE). It takes requests without a body, bounds what a client can hold (a head
+ * must complete within a timeout, idle keep-alive connections are closed, a cap on concurrent connections, a cap on
+ * the head's size) and never throws from a connection: bad input gets a 4xx and a close. This file admits and serves
+ * connections (admission, eviction at the cap, shutdown); `_http_connection.ts` holds one connection and its
+ * deadline, `_http_head.ts` reads and writes the heads.
  *
  * @module
  */
 import { describeError } from "../errors.ts";
-import { getLogger } from "@logtape/logtape";
-import { AcceptLoop } from "../proxy/accept_loop.ts";
+import { getLogger, type Logger } from "@logtape/logtape";
+import { AcceptLoop } from "./accept_loop.ts";
+import { Connection } from "./_http_connection.ts";
 import { parseRequestHead, refusal, type RequestHead, responseHead, scanHead } from "./_http_head.ts";
-
-const log = getLogger(["extractedprism", "health"]);
 
 /** What the server needs of a listener: a `Deno.TcpListener`, or a fake in tests. */
 export interface HttpListener {
@@ -27,6 +27,10 @@ export interface HttpListener {
 
 /** Options of {@linkcode HttpServer}. */
 export interface HttpServerOptions {
+  /** What this server is, in its log lines ("the health server") and its accept loop's. @default "http" */
+  readonly name?: string;
+  /** The category of its log lines. @default ["extractedprism", name] */
+  readonly logCategory?: readonly string[];
   /** The address to bind. */
   readonly hostname: string;
   /** The port to bind (0 picks one). */
@@ -51,7 +55,7 @@ export interface HttpServerOptions {
 }
 
 /** A request handler: the server passes GET for a HEAD request and drops the body it returns. */
-export type HttpHandler = (req: Request) => Promise<Response>;
+export type HttpHandler = (req: Request) => Response | Promise<Response>;
 
 const READ_CHUNK = 1024;
 const encoder = new TextEncoder();
@@ -65,45 +69,6 @@ function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
   out.set(a);
   out.set(b, a.length);
   return out;
-}
-
-/** One accepted connection and its single pending deadline. */
-class Connection {
-  readonly conn: Deno.Conn;
-  readonly closed = Promise.withResolvers<void>();
-  /** `idle` waits for a request, `head` reads one, `busy` answers one. */
-  state: "idle" | "head" | "busy" = "idle";
-  /** Since when it has waited for a request head (at accept, then after each answer). */
-  waitingSince = performance.now();
-  #timer: ReturnType<typeof setTimeout> | undefined;
-  #isClosed = false;
-
-  constructor(conn: Deno.Conn) {
-    this.conn = conn;
-  }
-
-  get isClosed(): boolean {
-    return this.#isClosed;
-  }
-
-  /** Closes the connection after `ms` unless another deadline replaces this one. */
-  deadline(ms: number, why: string): void {
-    clearTimeout(this.#timer);
-    this.#timer = setTimeout(() => {
-      log.debug("Closing a health connection: {why}", { why });
-      this.close();
-    }, ms);
-  }
-
-  close(): void {
-    clearTimeout(this.#timer);
-    if (this.#isClosed) return;
-    this.#isClosed = true;
-    try {
-      this.conn.close();
-    } catch { /* already closed */ }
-    this.closed.resolve();
-  }
 }
 
 /**
@@ -122,6 +87,8 @@ export class HttpServer {
   /** The bound address (useful with port 0). */
   readonly addr: Deno.NetAddr;
   readonly #handler: HttpHandler;
+  readonly #name: string;
+  readonly #log: Logger;
   readonly #loop: AcceptLoop;
   readonly #running: Promise<void>;
   readonly #headerTimeoutMs: number;
@@ -148,6 +115,8 @@ export class HttpServer {
    */
   constructor(options: HttpServerOptions, handler: HttpHandler) {
     this.#handler = handler;
+    this.#name = options.name ?? "http";
+    this.#log = getLogger(options.logCategory ?? ["extractedprism", this.#name]);
     this.#headerTimeoutMs = options.headerTimeoutMs ?? 10_000;
     this.#idleTimeoutMs = options.idleTimeoutMs ?? 30_000;
     this.#responseTimeoutMs = options.responseTimeoutMs ?? 10_000;
@@ -157,7 +126,7 @@ export class HttpServer {
     const listener = options.listener ??
       Deno.listen({ hostname: options.hostname, port: options.port, transport: "tcp" });
     this.addr = listener.addr as Deno.NetAddr;
-    this.#loop = new AcceptLoop(listener, (conn) => this.#accept(conn), { name: "health" });
+    this.#loop = new AcceptLoop(listener, (conn) => this.#accept(conn), { name: this.#name });
     this.#running = this.#loop.run();
   }
 
@@ -176,7 +145,10 @@ export class HttpServer {
       this.#admit(conn);
     } catch (e) {
       // Never let one connection end the accept loop.
-      log.error("Cannot serve a health connection: {error}", { error: describeError(e) });
+      this.#log.error("Cannot serve a connection to the {server} server: {error}", {
+        server: this.#name,
+        error: describeError(e),
+      });
       try {
         conn.close();
       } catch { /* already closed */ }
@@ -201,9 +173,14 @@ export class HttpServer {
       this.#refusing.add(refused);
       return;
     }
-    const c = new Connection(conn);
+    const c = new Connection(conn, this.#log, this.#name);
     this.#served.add(c);
-    this.#serve(c).catch((e) => log.error("Health connection failed: {error}", { error: describeError(e) }))
+    this.#serve(c).catch((e) =>
+      this.#log.error("A connection to the {server} server failed: {error}", {
+        server: this.#name,
+        error: describeError(e),
+      })
+    )
       .finally(() => {
         c.close();
         this.#served.delete(c);
@@ -224,7 +201,8 @@ export class HttpServer {
     if (oldest === undefined || performance.now() - oldest.waitingSince < this.#evictAfterMs) return false;
     this.evicted++;
     this.#warnAtCap();
-    log.debug("Health server at its cap: dropping a connection that waited {ms} ms for a request", {
+    this.#log.debug("The {server} server is at its cap: dropping a connection that waited {ms} ms for a request", {
+      server: this.#name,
       ms: Math.round(performance.now() - oldest.waitingSince),
     });
     oldest.close();
@@ -236,10 +214,10 @@ export class HttpServer {
     const now = performance.now();
     if (now - this.#lastCapWarning < 60_000) return;
     this.#lastCapWarning = now;
-    log.warn(
-      "Health server at its cap of {max} connections: {evicted} dropped for waiting without a request, " +
+    this.#log.warn(
+      "The {server} server is at its cap of {max} connections: {evicted} dropped for waiting without a request, " +
         "{refused} refused so far",
-      { max: this.#maxConnections, evicted: this.evicted, refused: this.refused },
+      { server: this.#name, max: this.#maxConnections, evicted: this.evicted, refused: this.refused },
     );
   }
 
@@ -255,7 +233,12 @@ export class HttpServer {
         try {
           n = await c.conn.read(chunk);
         } catch (e) {
-          if (!c.isClosed) log.debug("Health connection read failed: {error}", { error: describeError(e) });
+          if (!c.isClosed) {
+            this.#log.debug("Reading from a connection to the {server} server failed: {error}", {
+              server: this.#name,
+              error: describeError(e),
+            });
+          }
           return;
         }
         if (n === null) return;
@@ -268,17 +251,17 @@ export class HttpServer {
       c.state = "busy";
       c.deadline(this.#responseTimeoutMs, "the answer took longer than the response timeout");
       if (scan.kind === "too large") {
-        await this.#write(c, refusal(431, "request head too large"));
+        await c.write(refusal(431, "request head too large"));
         return;
       }
       buffered = scan.rest;
       const req = parseRequestHead(scan.head);
       if (typeof req === "number") {
-        await this.#write(c, refusal(req));
+        await c.write(refusal(req));
         return;
       }
       const answer = await this.#answer(c, req);
-      if (answer === undefined || !(await this.#write(c, answer)) || req.close || this.#draining) return;
+      if (answer === undefined || !(await c.write(answer)) || req.close || this.#draining) return;
       c.state = buffered.length > 0 ? "head" : "idle";
       c.waitingSince = performance.now();
       c.deadline(
@@ -298,7 +281,7 @@ export class HttpServer {
       res = handled;
       body = new Uint8Array(await res.arrayBuffer());
     } catch (e) {
-      log.error("Health handler failed: {error}", { error: describeError(e) });
+      this.#log.error("The {server} server's handler failed: {error}", { server: this.#name, error: describeError(e) });
       res = new Response(null, { status: 500, headers: { "content-type": "text/plain; charset=utf-8" } });
       body = encoder.encode("internal error\n");
     }
@@ -307,18 +290,6 @@ export class HttpServer {
       responseHead(res.status, res.headers, { bodyLength: body.length, close: req.close || this.#draining }),
     );
     return req.head ? head : concat(head, body);
-  }
-
-  /** Writes all of `data`; false when the connection failed or closed. */
-  async #write(c: Connection, data: Uint8Array | string): Promise<boolean> {
-    let bytes = typeof data === "string" ? encoder.encode(data) : data;
-    try {
-      while (bytes.length > 0) bytes = bytes.subarray(await c.conn.write(bytes));
-      return true;
-    } catch (e) {
-      if (!c.isClosed) log.debug("Health connection write failed: {error}", { error: describeError(e) });
-      return false;
-    }
   }
 
   #checkAllClosed(): void {

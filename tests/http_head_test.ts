@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { parseRequestHead, refusal, responseHead, scanHead } from "../lib/status/_http_head.ts";
+import { parseRequestHead, refusal, responseHead, scanHead } from "../lib/net/_http_head.ts";
 
 Deno.test("scanHead finds a whole head within the size limit", async (t) => {
   await t.step("a head and the pipelined bytes after it, empty lines before it dropped", () => {

@@ -1,8 +1,9 @@
 import assert from "node:assert/strict";
-import { type HttpHandler, type HttpListener, HttpServer, type HttpServerOptions } from "../lib/status/http_server.ts";
+import { type HttpHandler, type HttpListener, HttpServer, type HttpServerOptions } from "../lib/net/http_server.ts";
 import { statusHandler } from "../lib/status/server.ts";
 import { ProxyApp } from "../lib/app.ts";
 import { testConfig, waitFor } from "./support/net.ts";
+import { LogCapture, render } from "./support/log_capture.ts";
 
 const DEADLINE_MS = 5000;
 
@@ -515,6 +516,28 @@ Deno.test("a handler that throws gets a 500 and the connection stays usable", as
   } finally {
     c.close();
   }
+});
+
+Deno.test("a server answers a plain handler and logs a throw under its own name and log category", async () => {
+  await using logs = await LogCapture.start();
+  await using server = start({ name: "probes", logCategory: ["extractedprism", "copier"] }, (req) => {
+    if (new URL(req.url).pathname === "/boom") throw new Error("boom");
+    return new Response("ok\n");
+  });
+  const c = await Client.open(server);
+  try {
+    await c.send(GET("/boom"));
+    assert.equal((await c.answer()).status, 500);
+    await c.send(GET("/"));
+    const ok = await c.answer();
+    assert.equal(ok.status, 200);
+    assert.equal(ok.body, "ok\n");
+  } finally {
+    c.close();
+  }
+  const line = await logs.waitFor((r) => r.level === "error");
+  assert.deepEqual(line.category, ["extractedprism", "copier"]);
+  assert.match(render(line), /^The probes server's handler failed: .*boom/);
 });
 
 Deno.test("a health port that cannot be bound is one line naming the address and the flags", () => {

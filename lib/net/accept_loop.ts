@@ -12,14 +12,17 @@ import { sleep } from "../clock.ts";
 import { endpointKey } from "../endpoint.ts";
 import { LogLimit } from "../log_limit.ts";
 import { guard, reportInternalError } from "../internal_errors.ts";
-import { connectTcp } from "../connect_tcp.ts";
+import { connectTcp } from "./connect_tcp.ts";
 
 const log = getLogger(["extractedprism", "accept"]);
 
 /** What the loop needs of a listener (a `Deno.TcpListener`, or a fake in tests). */
 export interface AcceptSource {
+  /** The bound address. */
   readonly addr: Deno.Addr;
+  /** The next connection. */
   accept(): Promise<Deno.TcpConn>;
+  /** Stops listening; a pending `accept()` rejects. */
   close(): void;
 }
 
@@ -60,9 +63,11 @@ export class AcceptLoop {
   readonly #logLimit = new LogLimit({ intervalMs: 1000, burst: 5 });
 
   /**
+   * Makes a loop over `source`; it accepts once `run()` is called.
+   *
    * @param source The listener.
    * @param handle Takes each accepted connection; must not throw (a throw is reported and that connection closed).
-   * @param options `name` says which listener this is in log lines. @default "proxy"
+   * @param options `name` says which listener this is in log lines. @default "tcp"
    */
   constructor(
     source: AcceptSource,
@@ -71,7 +76,7 @@ export class AcceptLoop {
   ) {
     this.#source = source;
     this.#handle = handle;
-    this.#name = options.name ?? "proxy";
+    this.#name = options.name ?? "tcp";
   }
 
   /** Whether `run()` is looping. */

@@ -1,0 +1,74 @@
+/**
+ * One connection of `http_server.ts`: its state, its single pending deadline, and whole writes.
+ *
+ * @module
+ */
+import type { Logger } from "@logtape/logtape";
+import { describeError } from "../errors.ts";
+
+const encoder = new TextEncoder();
+
+/** One accepted connection: its state and its single pending deadline. */
+export class Connection {
+  /** The accepted connection. */
+  readonly conn: Deno.Conn;
+  readonly #log: Logger;
+  readonly #server: string;
+  /** Resolves when the connection is closed, by the server or at a deadline. */
+  readonly closed: PromiseWithResolvers<void> = Promise.withResolvers<void>();
+  /** `idle` waits for a request, `head` reads one, `busy` answers one. */
+  state: "idle" | "head" | "busy" = "idle";
+  /** Since when it has waited for a request head (at accept, then after each answer). */
+  waitingSince: number = performance.now();
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #isClosed = false;
+
+  /** Wraps `conn`; `log` and `server` (the server's name) are for its log lines. */
+  constructor(conn: Deno.Conn, log: Logger, server: string) {
+    this.conn = conn;
+    this.#log = log;
+    this.#server = server;
+  }
+
+  /** Whether `close()` has run. */
+  get isClosed(): boolean {
+    return this.#isClosed;
+  }
+
+  /** Closes the connection after `ms` unless another deadline replaces this one. */
+  deadline(ms: number, why: string): void {
+    clearTimeout(this.#timer);
+    this.#timer = setTimeout(() => {
+      this.#log.debug("Closing a connection to the {server} server: {why}", { server: this.#server, why });
+      this.close();
+    }, ms);
+  }
+
+  /** Closes the connection and clears its deadline. Idempotent. */
+  close(): void {
+    clearTimeout(this.#timer);
+    if (this.#isClosed) return;
+    this.#isClosed = true;
+    try {
+      this.conn.close();
+    } catch { /* already closed */ }
+    this.closed.resolve();
+  }
+
+  /** Writes all of `data`; false when the connection failed or closed. */
+  async write(data: Uint8Array | string): Promise<boolean> {
+    let bytes = typeof data === "string" ? encoder.encode(data) : data;
+    try {
+      while (bytes.length > 0) bytes = bytes.subarray(await this.conn.write(bytes));
+      return true;
+    } catch (e) {
+      if (!this.#isClosed) {
+        this.#log.debug("Writing to a connection to the {server} server failed: {error}", {
+          server: this.#server,
+          error: describeError(e),
+        });
+      }
+      return false;
+    }
+  }
+}
