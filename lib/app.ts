@@ -7,7 +7,7 @@
 import { ConfigError, describeError } from "./errors.ts";
 import { getLogger } from "@logtape/logtape";
 import { type Clock, systemClock } from "./clock.ts";
-import type { ProxyConfig } from "./config/config.ts";
+import type { ProxyConfig } from "./config/proxy_flags.ts";
 import { type Endpoint, endpointKey } from "./endpoint.ts";
 import { formatDuration } from "./config/duration.ts";
 import { isOwnListener, localAddresses } from "./config/own_listener.ts";

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { ConfigError, escapeControls } from "../lib/errors.ts";
-import { parseCommandLine } from "../lib/config/cli.ts";
+import { parseProxyCommandLine as parseCommandLine } from "../lib/config/proxy_flags.ts";
 
 const INFO = { version: "1.2.3" };
 // deno-lint-ignore no-control-regex
