@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { ConfigError, describeError } from "./errors.ts";
+import { describeError } from "./errors.ts";
 import { getLogger } from "@logtape/logtape";
 import { type Clock, systemClock } from "./clock.ts";
 import type { ProxyConfig } from "./config/proxy_flags.ts";
@@ -24,9 +24,8 @@ import { statusHandler } from "./status/server.ts";
 import { ProbeSlots, runChecks } from "./upstream/checker.ts";
 import { Pool } from "./upstream/pool.ts";
 import type { Upstream } from "./upstream/upstream.ts";
-import { type Probe } from "./upstream/probe.ts";
-import { ReadyzProbe } from "./upstream/probe_readyz.ts";
-import { TcpProbe } from "./upstream/probe_tcp.ts";
+import { buildProbe } from "./upstream/build_probe.ts";
+import type { Probe } from "./upstream/probe.ts";
 
 const log = getLogger(["extractedprism", "app"]);
 
@@ -44,102 +43,6 @@ export interface AppDeps {
 
 /** Probes in flight at once across every upstream, so that a huge endpoint set cannot starve the event loop. */
 export const MAX_PROBES_IN_FLIGHT = 16;
-
-/** Where a pod's service-account CA is mounted; the readyz probe verifies with it when no CA is given. */
-export const SERVICE_ACCOUNT_CA = "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt";
-
-function readFlagFile(path: string, flag: string): string {
-  try {
-    return Deno.readTextFileSync(path);
-  } catch (e) {
-    throw new ConfigError(`Cannot read --${flag} '${path}': ${describeError(e)}`);
-  }
-}
-
-/** A CA bundle must hold at least one PEM certificate: an empty or garbled file would fail every probe for good. */
-function checkCaBundle(pem: string, path: string): string {
-  if (!/-----BEGIN CERTIFICATE-----[A-Za-z0-9+/=\s]+-----END CERTIFICATE-----/.test(pem)) {
-    const found = pem.trim() === "" ? "an empty file" : "no PEM certificate";
-    throw new ConfigError(`Cannot use --health-ca-file '${path}': expected PEM certificates, found ${found}`);
-  }
-  return pem;
-}
-
-/**
- * A token source that re-reads the file when its modification time changes. A failure to read it is logged once per
- * change (when it starts, or when its error changes), not on every probe; the last token read stays in use.
- *
- * @example
- * ```ts
- * import { tokenFile } from "./app.ts";
- * const token = tokenFile("/nonexistent/extractedprism-token");
- * console.assert(await token() === undefined);
- * ```
- */
-export function tokenFile(path: string): () => Promise<string | undefined> {
-  let mtime: number | undefined;
-  let token: string | undefined;
-  let failing: string | undefined;
-  return async () => {
-    try {
-      const st = await Deno.stat(path);
-      const m = st.mtime?.getTime() ?? 0;
-      if (token === undefined || m !== mtime) {
-        token = (await Deno.readTextFile(path)).trim();
-        mtime = m;
-      }
-      if (failing !== undefined) log.info("--health-token-file {path} is readable again", { path });
-      failing = undefined;
-    } catch (e) {
-      const error = describeError(e);
-      if (error !== failing) {
-        log.warn("Cannot read --health-token-file {path}: {error}{keeping}", {
-          path,
-          error,
-          keeping: token === undefined ? "" : "; keeping the last token read",
-        });
-      }
-      failing = error;
-    }
-    return token;
-  };
-}
-
-/**
- * Builds the health probe from the configuration, reading its files now so that a wrong path fails at start.
- *
- * @throws {ConfigError} When a file cannot be read, or the CA file holds no certificate.
- */
-export function buildProbe(config: ProxyConfig, serviceAccountCa = SERVICE_ACCOUNT_CA): Probe {
-  if (config.healthCheck === "tcp") return new TcpProbe();
-  let ca: string | undefined;
-  if (config.healthCaFile !== undefined) {
-    ca = checkCaBundle(readFlagFile(config.healthCaFile, "health-ca-file"), config.healthCaFile);
-  } else {
-    try {
-      ca = Deno.readTextFileSync(serviceAccountCa);
-      log.info("Readyz probes verify upstream certificates with the service-account CA as {name}", {
-        name: config.healthTlsServerName,
-      });
-    } catch {
-      log.warn(
-        "No --health-ca-file: readyz probes do not verify upstream certificates. They only decide routing; " +
-          "clients verify their own TLS end to end",
-      );
-    }
-  }
-  return new ReadyzProbe({
-    ...(ca !== undefined ? { ca } : {}),
-    serverName: config.healthTlsServerName,
-    ...(config.healthClientCert !== undefined
-      ? {
-        cert: readFlagFile(config.healthClientCert, "health-client-cert"),
-        key: readFlagFile(config.healthClientKey ?? "", "health-client-key"),
-      }
-      : {}),
-    ...(config.healthTokenFile !== undefined ? { token: tokenFile(config.healthTokenFile) } : {}),
-  });
-}
 
 function listen(hostname: string, port: number, what: string): Deno.TcpListener {
   try {
