@@ -77,13 +77,13 @@ function effectiveConfig(c: ProxyConfig): Record<string, unknown> {
 }
 
 async function runProxy(config: ProxyConfig): Promise<number> {
-  const started: { app?: ProxyApp } = {};
+  const app = ProxyApp.start(config);
   const discovery = startDiscovery(config, {
     // Healthy upstreams first: discovery dials API servers directly, never through this proxy.
-    endpoints: () => started.app?.knownEndpoints() ?? config.endpoints,
+    endpoints: () => app.knownEndpoints(),
     ...(clusterIp() !== undefined ? { clusterIp: clusterIp() as string } : {}),
   });
-  const app = started.app = ProxyApp.start(config, { providers: discovery.providers });
+  app.feed(discovery.providers);
   log.info("extractedprism {version} listening on {listen}, health on {health}", effectiveConfig(config));
   const sig = await untilSignal();
   await app.shutdown(`${sig} received`);

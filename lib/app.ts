@@ -1,6 +1,6 @@
 /**
- * The running proxy, assembled: pool → health checks → providers → accept loop → relay, plus the health server.
- * `main.ts` builds one from the command line; tests build one in-process with port 0.
+ * The running proxy, assembled: pool → health checks → accept loop → relay, plus the health server; then fed by the
+ * endpoint providers. `main.ts` builds one from the command line; tests build one in-process with port 0.
  *
  * @module
  */
@@ -37,8 +37,6 @@ export interface AppDeps {
   readonly probe?: Probe;
   /** How the data path connects to upstreams. @default Deno.connect */
   readonly connect?: DialConnect;
-  /** More endpoint providers, merged with the static `--endpoints`. */
-  readonly providers?: readonly EndpointProvider[];
 }
 
 /** Probes in flight at once across every upstream, so that a huge endpoint set cannot starve the event loop. */
@@ -87,7 +85,8 @@ export class ProxyApp {
   readonly #clock: Clock;
   readonly #stop = new AbortController();
   readonly #accepting: Promise<void>;
-  readonly #feeding: Promise<void>;
+  /** The endpoint feed started by {@linkcode feed}; nothing to wait for until then. */
+  #feeding: Promise<void> | undefined;
   readonly #health: HttpServer;
   #shuttingDown = false;
   #stopped: Promise<void> | undefined;
@@ -173,10 +172,22 @@ export class ProxyApp {
     pool.update(config.endpoints);
     // The loop never throws (a bug would): reported rather than left as a rejection for shutdown to find.
     this.#accepting = this.loop.run().catch((e) => reportInternalError("the accept loop", e));
-    const providers = [staticProvider(config.endpoints), ...(deps.providers ?? [])];
-    const notSelf = ownListenerFilter({ host: config.bindAddress, port: this.addr.port });
+  }
+
+  /**
+   * Feeds the pool from endpoint providers (discovery, a state file), merged with the static `--endpoints`, until
+   * shutdown. Apart from {@linkcode start} because discovery needs {@linkcode knownEndpoints} to reach the API
+   * servers, and the app needs discovery's providers: the app first, then discovery, then this.
+   *
+   * @throws {Error} When called a second time (the pool has one feed).
+   */
+  feed(providers: readonly EndpointProvider[]): void {
+    if (this.#feeding !== undefined) throw new Error("The endpoint feed is already running");
+    const all = [staticProvider(this.#config.endpoints), ...providers];
+    const notSelf = ownListenerFilter({ host: this.#config.bindAddress, port: this.addr.port });
+    const pool = this.pool;
     this.#feeding = (async () => {
-      for await (const set of mergeProviders(providers, this.#stop.signal)) pool.update(set.filter(notSelf));
+      for await (const set of mergeProviders(all, this.#stop.signal)) pool.update(set.filter(notSelf));
     })().catch((e) => reportInternalError("the endpoint feed", e)); // the merge never throws: a bug
   }
 
@@ -235,7 +246,7 @@ export class ProxyApp {
     // Bounded: a provider that ignores its abort signal must not hold the stop (main bounds discovery the same way).
     const feedTimer = new AbortController();
     const fed = await Promise.race([
-      this.#feeding.then(() => true),
+      (this.#feeding ?? Promise.resolve()).then(() => true),
       this.#clock.sleep(FEED_STOP_MS, feedTimer.signal).then(() => false, () => false),
     ]);
     feedTimer.abort();
