@@ -20,7 +20,7 @@ import { sleep } from "./lib/clock.ts";
 import { startDiscovery } from "./lib/discovery/discovery.ts";
 import type { VersionInfo } from "./lib/config/command_line.ts";
 import type { CopierConfig } from "./lib/config/copier_flags.ts";
-import { formatDuration } from "./lib/config/duration.ts";
+import { describeConfig } from "./lib/config/describe.ts";
 import type { ParseOutcome } from "./lib/config/flags.ts";
 import { parseProxyCommandLine, PROXY_FLAGS, type ProxyConfig } from "./lib/config/proxy_flags.ts";
 import type { LogFormat, LogLevel } from "./lib/config/values.ts";
@@ -47,32 +47,13 @@ async function configureLogging(level: LogLevel, format: LogFormat): Promise<voi
   });
 }
 
+/** The start-up line's fields: the version, both listeners, then every configured value (no secrets: paths only). */
 function effectiveConfig(c: ProxyConfig): Record<string, unknown> {
   return {
     version: denoJson.version,
-    listen: `${c.bindAddress}:${c.bindPort}`,
-    health: `${c.healthBindAddress}:${c.healthPort}`,
-    endpoints: c.endpoints.map(endpointKey).join(","),
-    healthInterval: formatDuration(c.healthIntervalMs),
-    healthTimeout: formatDuration(c.healthTimeoutMs),
-    healthRise: c.healthRise,
-    healthFall: c.healthFall,
-    dialTimeout: formatDuration(c.dialTimeoutMs),
-    hedgeDelay: formatDuration(c.hedgeDelayMs),
-    drainTimeout: formatDuration(c.drainTimeoutMs),
-    healthCheck: c.healthCheck,
-    healthCaFile: c.healthCaFile ?? null,
-    healthTlsServerName: c.healthTlsServerName,
-    healthClientCert: c.healthClientCert ?? null,
-    healthTokenFile: c.healthTokenFile ?? null,
-    upstreamSelection: c.upstreamSelection,
-    closeOnUnhealthy: c.closeOnUnhealthy,
-    maxUpstreams: c.maxUpstreams,
-    enableDiscovery: c.enableDiscovery,
-    kubeconfig: c.kubeconfig ?? null,
-    kubeContext: c.kubeContext ?? null,
-    discoveryTlsServerName: c.discoveryTlsServerName,
-    stateFile: c.stateFile ?? null,
+    listen: endpointKey({ host: c.bindAddress, port: c.bindPort }),
+    health: endpointKey({ host: c.healthBindAddress, port: c.healthPort }),
+    ...describeConfig(c),
   };
 }
 
