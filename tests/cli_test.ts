@@ -381,6 +381,12 @@ Deno.test("command line mistakes are one line with status 2", async (t) => {
     assert.equal(failure([ENDPOINTS, "extra"]), "error: unexpected argument 'extra'");
     assert.equal(failure(["10.0.0.1:6443"]), "error: unexpected argument '10.0.0.1:6443'");
   });
+  await t.step("an unknown mode word first names the modes", () => {
+    assert.equal(failure(["bogus-mode"]), "error: unknown command 'bogus-mode' (modes: endpoint-copier)");
+    assert.equal(failure(["status", ENDPOINTS]), "error: unknown command 'status' (modes: endpoint-copier)");
+    // Not first, or not a word: a stray argument.
+    assert.equal(failure([ENDPOINTS, "bogus-mode"]), "error: unexpected argument 'bogus-mode'");
+  });
   await t.step("a flag without its value", () => {
     assert.equal(failure([ENDPOINTS, "--bind-port"]), "error: option '--bind-port <port>' argument missing");
   });
@@ -685,6 +691,21 @@ Deno.test("--help lists every flag with its environment variable and default", a
     assert.ok(text.includes(" -v, --version "));
     assert.deepEqual(parseCommandLine(["-h"], {}, INFO), r);
   });
+});
+
+Deno.test("--help lists the modes with their usage", () => {
+  const r = parseCommandLine(["--help"], {}, INFO);
+  assert.ok(r.kind === "exit" && r.code === 0);
+  assert.match(r.stdout, /^Usage: extractedprism \[options\]\n {7}extractedprism endpoint-copier \[options\]\n/);
+  assert.match(r.stdout, /\nModes \(the first argument; each has its own --help\):\n {2}endpoint-copier\n/);
+});
+
+Deno.test("--help says how flags are spelled and that a repeated flag's last value wins", () => {
+  const r = parseCommandLine(["--help"], {}, INFO);
+  const text = r.kind === "exit" ? r.stdout.replace(/\s+/g, " ") : "";
+  assert.ok(text.includes("--name=value, --name value, -name=value or -name value"), text);
+  assert.ok(text.includes("A flag given twice: the last one wins."), text);
+  assert.deepEqual(config([ENDPOINTS, "--bind-port=1000", "-bind-port", "2000"]).bindPort, 2000);
 });
 
 Deno.test("--help and --version answer even when other flags are wrong", () => {

@@ -20,6 +20,13 @@ export interface VersionInfo {
   readonly revision?: string;
 }
 
+/** Another mode of the program, chosen by its word as the first argument (`extractedprism endpoint-copier`). */
+export interface CommandMode {
+  readonly name: string;
+  /** One line for `--help`. */
+  readonly summary: string;
+}
+
 /** One command: its name and help text, its flag table, and how raw values become its config. */
 export interface CommandSpec<C> {
   /** As typed, e.g. `extractedprism endpoint-copier`. */
@@ -28,6 +35,8 @@ export interface CommandSpec<C> {
   readonly flags: readonly FlagSpec[];
   /** Validates raw values; throws `ConfigError` with a one-line message. */
   readonly build: (raw: RawValues) => C;
+  /** The other modes, listed in `--help` and named when an unknown word comes first (the caller dispatches them). */
+  readonly modes?: readonly CommandMode[];
 }
 
 /** What argv asks for, before any value is converted. */
@@ -39,8 +48,10 @@ export type ArgvReading =
 /**
  * Reads argv against a flag table into flag-name → text.
  *
+ * @param modes The other modes' words: a first argument that looks like one is reported as an unknown command.
  * @throws {ConfigError} The first mistake, one line: `unknown option '--x'`, `unexpected argument 'x'`,
- *   `option '--bind-port <port>' argument missing`; unless `-h`/`--help` or `-v`/`--version` comes too.
+ *   `unknown command 'x' (modes: a, b)`, `option '--bind-port <port>' argument missing`; unless `-h`/`--help` or
+ *   `-v`/`--version` comes too.
  * @example
  * ```ts
  * import { readArgv } from "./command_line.ts";
@@ -51,7 +62,11 @@ export type ArgvReading =
  * console.assert(readArgv(["--bogus", "-h"], flags).kind === "help");
  * ```
  */
-export function readArgv(argv: readonly string[], flags: readonly FlagSpec[]): ArgvReading {
+export function readArgv(
+  argv: readonly string[],
+  flags: readonly FlagSpec[],
+  modes: readonly string[] = [],
+): ArgvReading {
   const known = new Map(flags.map((f) => [f.name, f]));
   const values: Record<string, string> = {};
   let mistake: string | undefined;
@@ -62,7 +77,8 @@ export function readArgv(argv: readonly string[], flags: readonly FlagSpec[]): A
       break;
     }
     if (arg === "-" || !arg.startsWith("-")) {
-      mistake ??= `unexpected argument '${arg}'`;
+      const command = i === 0 && modes.length > 0 && /^[a-z][a-z0-9-]*$/.test(arg);
+      mistake ??= command ? `unknown command '${arg}' (modes: ${modes.join(", ")})` : `unexpected argument '${arg}'`;
       continue;
     }
     const eq = arg.indexOf("=");
@@ -116,7 +132,7 @@ export function parseCommand<C>(
   env: Readonly<Record<string, string | undefined>>,
   info: VersionInfo,
 ): ParseOutcome<C> {
-  const read = configOutcome(() => readArgv(argv, spec.flags));
+  const read = configOutcome(() => readArgv(argv, spec.flags, spec.modes?.map((m) => m.name)));
   if (read.kind === "exit") return read;
   const r = read.config;
   if (r.kind === "help") return { kind: "exit", code: 0, stdout: renderHelp(spec), stderr: "" };
@@ -160,8 +176,16 @@ function wrap(text: string, indent: string): string[] {
  * console.assert(help.startsWith("Usage: demo [options]\n") && help.includes("[default: 80; env: EP_PORT]"));
  * ```
  */
-export function renderHelp(spec: Pick<CommandSpec<unknown>, "name" | "description" | "flags">): string {
-  const lines = [`Usage: ${spec.name} [options]`, "", ...wrap(spec.description, ""), "", "Options:"];
+export function renderHelp(spec: Pick<CommandSpec<unknown>, "name" | "description" | "flags" | "modes">): string {
+  const lines = [`Usage: ${spec.name} [options]`];
+  for (const m of spec.modes ?? []) lines.push(`       ${spec.name} ${m.name} [options]`);
+  lines.push("", ...wrap(spec.description, ""), "");
+  if (spec.modes !== undefined && spec.modes.length > 0) {
+    lines.push("Modes (the first argument; each has its own --help):");
+    for (const m of spec.modes) lines.push(`  ${m.name}`, ...wrap(m.summary, INDENT));
+    lines.push("");
+  }
+  lines.push("Options:");
   for (const f of spec.flags) {
     lines.push(`  --${f.name} ${f.valueName === "bool" ? `[${f.valueName}]` : `<${f.valueName}>`}`);
     lines.push(...wrap(f.help, INDENT));

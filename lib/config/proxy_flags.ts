@@ -248,6 +248,12 @@ export const PROXY_COMMAND: CommandSpec<ProxyConfig> = {
   description: "Per-node TCP load balancer for the Kubernetes API servers: listens on 127.0.0.1:7445.",
   flags: PROXY_FLAGS,
   build: (raw) => buildProxyConfig(raw),
+  // main.ts dispatches on these words before this parser runs.
+  modes: [{
+    name: "endpoint-copier",
+    summary: "keep the EndpointSlices of selector-less Services (such as a VIP in front of the API servers) equal " +
+      "to those of a source Service, as SUSE's endpoint-copier-operator does",
+  }],
 };
 
 /**
