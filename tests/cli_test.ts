@@ -205,8 +205,22 @@ Deno.test("endpoints: a bad entry, an empty list and a missing flag are refused"
     assert.equal(failure([]), missing);
     assert.equal(failure([], { EP_ENDPOINTS: "" }), missing);
   });
+  await t.step("an empty entry: a trailing comma, two commas in a row", () => {
+    assert.equal(
+      failure(["--endpoints=127.0.0.1:6443,"]),
+      "error: Invalid --endpoints '127.0.0.1:6443,': expected host:port at entry 2 of 2, found nothing",
+    );
+    assert.equal(
+      failure(["--endpoints=127.0.0.1:6443, ,[::1]:6443"]),
+      "error: Invalid --endpoints '127.0.0.1:6443, ,[::1]:6443': expected host:port at entry 2 of 3, found nothing",
+    );
+    assert.equal(
+      failure([], { EP_ENDPOINTS: ",127.0.0.1:6443" }),
+      "error: Invalid --endpoints (from EP_ENDPOINTS) ',127.0.0.1:6443': expected host:port at entry 1 of 2, found nothing",
+    );
+  });
   await t.step("a good list is trimmed, normalised and deduplicated in order", () => {
-    const c = config(["--endpoints=10.0.0.2:6443, [0:0:0:0:0:0:0:1]:6443,,[::1]:6443 ,Example.COM:443,10.0.0.2:6443"]);
+    const c = config(["--endpoints=10.0.0.2:6443, [0:0:0:0:0:0:0:1]:6443,[::1]:6443 ,Example.COM:443,10.0.0.2:6443"]);
     assert.deepEqual(c.endpoints, [
       { host: "10.0.0.2", port: 6443 },
       { host: "::1", port: 6443 },

@@ -140,7 +140,8 @@ export interface ProxyConfig {
 }
 
 /**
- * Parses a comma-separated endpoint list; duplicates are removed, an empty list is refused.
+ * Parses a comma-separated endpoint list; spaces around entries are dropped, duplicates removed. An empty list, and
+ * an empty entry (`a:1,,b:2`, a trailing comma), are refused: an entry lost in an edit should not pass silently.
  *
  * @example
  * ```ts
@@ -149,8 +150,10 @@ export interface ProxyConfig {
  * ```
  */
 export function endpointList(text: string): Endpoint[] {
-  const parts = text.split(",").map((s) => s.trim()).filter((s) => s !== "");
-  if (parts.length === 0) throw new RangeError("expected at least one host:port");
+  const parts = text.split(",").map((s) => s.trim());
+  if (parts.every((s) => s === "")) throw new RangeError("expected at least one host:port");
+  const empty = parts.indexOf("");
+  if (empty >= 0) throw new RangeError(`expected host:port at entry ${empty + 1} of ${parts.length}, found nothing`);
   return dedupeEndpoints(parts.map((p) => parseEndpoint(p)));
 }
 
