@@ -18,20 +18,13 @@ import { readBuildInfo } from "./deploy/build_info.ts";
 import { ProxyApp } from "./lib/app.ts";
 import { sleep } from "./lib/clock.ts";
 import { startDiscovery } from "./lib/discovery/discovery.ts";
-import type { CopierConfig } from "./lib/config/copier_cli.ts";
-import { simpleArgs } from "./lib/config/simple_args.ts";
-import {
-  buildProxyConfig,
-  configOutcome,
-  type LogFormat,
-  type LogLevel,
-  type ParseOutcome,
-  type ProxyConfig,
-  resolveRaw,
-} from "./lib/config/config.ts";
-import { formatDuration } from "./lib/config/duration.ts";
+import type { VersionInfo } from "./lib/config/command_line.ts";
+import type { CopierConfig } from "./lib/config/copier_flags.ts";
+import { describeConfig } from "./lib/config/describe.ts";
+import type { ParseOutcome } from "./lib/config/flags.ts";
+import { parseProxyCommandLine, PROXY_FLAGS, type ProxyConfig } from "./lib/config/proxy_flags.ts";
+import type { LogFormat, LogLevel } from "./lib/config/values.ts";
 import { endpointKey } from "./lib/endpoint.ts";
-import { PROXY_FLAGS } from "./lib/config/flags.ts";
 import { installLastResort } from "./lib/internal_errors.ts";
 
 const log = getLogger(["extractedprism", "main"]);
@@ -54,43 +47,24 @@ async function configureLogging(level: LogLevel, format: LogFormat): Promise<voi
   });
 }
 
+/** The start-up line's fields: the version, both listeners, then every configured value (no secrets: paths only). */
 function effectiveConfig(c: ProxyConfig): Record<string, unknown> {
   return {
     version: denoJson.version,
-    listen: `${c.bindAddress}:${c.bindPort}`,
-    health: `${c.healthBindAddress}:${c.healthPort}`,
-    endpoints: c.endpoints.map(endpointKey).join(","),
-    healthInterval: formatDuration(c.healthIntervalMs),
-    healthTimeout: formatDuration(c.healthTimeoutMs),
-    healthRise: c.healthRise,
-    healthFall: c.healthFall,
-    dialTimeout: formatDuration(c.dialTimeoutMs),
-    hedgeDelay: formatDuration(c.hedgeDelayMs),
-    drainTimeout: formatDuration(c.drainTimeoutMs),
-    healthCheck: c.healthCheck,
-    healthCaFile: c.healthCaFile ?? null,
-    healthTlsServerName: c.healthTlsServerName,
-    healthClientCert: c.healthClientCert ?? null,
-    healthTokenFile: c.healthTokenFile ?? null,
-    upstreamSelection: c.upstreamSelection,
-    closeOnUnhealthy: c.closeOnUnhealthy,
-    maxUpstreams: c.maxUpstreams,
-    enableDiscovery: c.enableDiscovery,
-    kubeconfig: c.kubeconfig ?? null,
-    kubeContext: c.kubeContext ?? null,
-    discoveryTlsServerName: c.discoveryTlsServerName,
-    stateFile: c.stateFile ?? null,
+    listen: endpointKey({ host: c.bindAddress, port: c.bindPort }),
+    health: endpointKey({ host: c.healthBindAddress, port: c.healthPort }),
+    ...describeConfig(c),
   };
 }
 
 async function runProxy(config: ProxyConfig): Promise<number> {
-  const started: { app?: ProxyApp } = {};
+  const app = ProxyApp.start(config);
   const discovery = startDiscovery(config, {
     // Healthy upstreams first: discovery dials API servers directly, never through this proxy.
-    endpoints: () => started.app?.knownEndpoints() ?? config.endpoints,
+    endpoints: () => app.knownEndpoints(),
     ...(clusterIp() !== undefined ? { clusterIp: clusterIp() as string } : {}),
   });
-  const app = started.app = ProxyApp.start(config, { providers: discovery.providers });
+  app.feed(discovery.providers);
   log.info("extractedprism {version} listening on {listen}, health on {health}", effectiveConfig(config));
   const sig = await untilSignal();
   await app.shutdown(`${sig} received`);
@@ -187,24 +161,15 @@ function envOf(flags: readonly { readonly env: string }[]): Record<string, strin
 
 async function main(): Promise<number> {
   const build = readBuildInfo();
-  const info = build === undefined
+  const info: VersionInfo = build === undefined
     ? { version: denoJson.version }
     : { version: denoJson.version, revision: build.revision };
   if (Deno.args[0] === "endpoint-copier") {
-    const { parseCopierCommandLine } = await import("./lib/config/copier_cli.ts");
-    const { COPIER_FLAGS } = await import("./lib/config/copier_flags.ts");
-    const outcome = parseCopierCommandLine(Deno.args.slice(1), envOf(COPIER_FLAGS), info);
-    return execute(outcome.kind === "exit" ? outcome : { kind: "ok", config: outcome.config }, runEndpointCopier);
+    // Loaded only in this mode, like the copier itself.
+    const { COPIER_FLAGS, parseCopierCommandLine } = await import("./lib/config/copier_flags.ts");
+    return execute(parseCopierCommandLine(Deno.args.slice(1), envOf(COPIER_FLAGS), info), runEndpointCopier);
   }
-  const env = envOf(PROXY_FLAGS);
-  const simple = simpleArgs(Deno.args, PROXY_FLAGS);
-  if (simple !== undefined) {
-    // The usual command line, read without commander (see simple_args.ts); same validation, same messages.
-    return execute(configOutcome(() => buildProxyConfig(resolveRaw(PROXY_FLAGS, simple, env))), runProxy);
-  }
-  const { parseCommandLine } = await import("./lib/config/cli.ts");
-  const outcome = parseCommandLine(Deno.args, env, info);
-  return execute(outcome.kind === "exit" ? outcome : { kind: "ok", config: outcome.config }, runProxy);
+  return execute(parseProxyCommandLine(Deno.args, envOf(PROXY_FLAGS), info), runProxy);
 }
 
 if (import.meta.main) Deno.exit(await main());

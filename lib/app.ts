@@ -1,13 +1,13 @@
 /**
- * The running proxy, assembled: pool → health checks → providers → accept loop → relay, plus the health server.
- * `main.ts` builds one from the command line; tests build one in-process with port 0.
+ * The running proxy, assembled: pool → health checks → accept loop → relay, plus the health server; then fed by the
+ * endpoint providers. `main.ts` builds one from the command line; tests build one in-process with port 0.
  *
  * @module
  */
-import { ConfigError, describeError } from "./errors.ts";
+import { describeError } from "./errors.ts";
 import { getLogger } from "@logtape/logtape";
 import { type Clock, systemClock } from "./clock.ts";
-import type { ProxyConfig } from "./config/config.ts";
+import type { ProxyConfig } from "./config/proxy_flags.ts";
 import { type Endpoint, endpointKey } from "./endpoint.ts";
 import { formatDuration } from "./config/duration.ts";
 import { isOwnListener, localAddresses } from "./config/own_listener.ts";
@@ -24,9 +24,8 @@ import { statusHandler } from "./status/server.ts";
 import { ProbeSlots, runChecks } from "./upstream/checker.ts";
 import { Pool } from "./upstream/pool.ts";
 import type { Upstream } from "./upstream/upstream.ts";
-import { type Probe } from "./upstream/probe.ts";
-import { ReadyzProbe } from "./upstream/probe_readyz.ts";
-import { TcpProbe } from "./upstream/probe_tcp.ts";
+import { buildProbe } from "./upstream/build_probe.ts";
+import type { Probe } from "./upstream/probe.ts";
 
 const log = getLogger(["extractedprism", "app"]);
 
@@ -38,108 +37,10 @@ export interface AppDeps {
   readonly probe?: Probe;
   /** How the data path connects to upstreams. @default Deno.connect */
   readonly connect?: DialConnect;
-  /** More endpoint providers, merged with the static `--endpoints`. */
-  readonly providers?: readonly EndpointProvider[];
 }
 
 /** Probes in flight at once across every upstream, so that a huge endpoint set cannot starve the event loop. */
 export const MAX_PROBES_IN_FLIGHT = 16;
-
-/** Where a pod's service-account CA is mounted; the readyz probe verifies with it when no CA is given. */
-export const SERVICE_ACCOUNT_CA = "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt";
-
-function readFlagFile(path: string, flag: string): string {
-  try {
-    return Deno.readTextFileSync(path);
-  } catch (e) {
-    throw new ConfigError(`Cannot read --${flag} '${path}': ${describeError(e)}`);
-  }
-}
-
-/** A CA bundle must hold at least one PEM certificate: an empty or garbled file would fail every probe for good. */
-function checkCaBundle(pem: string, path: string): string {
-  if (!/-----BEGIN CERTIFICATE-----[A-Za-z0-9+/=\s]+-----END CERTIFICATE-----/.test(pem)) {
-    const found = pem.trim() === "" ? "an empty file" : "no PEM certificate";
-    throw new ConfigError(`Cannot use --health-ca-file '${path}': expected PEM certificates, found ${found}`);
-  }
-  return pem;
-}
-
-/**
- * A token source that re-reads the file when its modification time changes. A failure to read it is logged once per
- * change (when it starts, or when its error changes), not on every probe; the last token read stays in use.
- *
- * @example
- * ```ts
- * import { tokenFile } from "./app.ts";
- * const token = tokenFile("/nonexistent/extractedprism-token");
- * console.assert(await token() === undefined);
- * ```
- */
-export function tokenFile(path: string): () => Promise<string | undefined> {
-  let mtime: number | undefined;
-  let token: string | undefined;
-  let failing: string | undefined;
-  return async () => {
-    try {
-      const st = await Deno.stat(path);
-      const m = st.mtime?.getTime() ?? 0;
-      if (token === undefined || m !== mtime) {
-        token = (await Deno.readTextFile(path)).trim();
-        mtime = m;
-      }
-      if (failing !== undefined) log.info("--health-token-file {path} is readable again", { path });
-      failing = undefined;
-    } catch (e) {
-      const error = describeError(e);
-      if (error !== failing) {
-        log.warn("Cannot read --health-token-file {path}: {error}{keeping}", {
-          path,
-          error,
-          keeping: token === undefined ? "" : "; keeping the last token read",
-        });
-      }
-      failing = error;
-    }
-    return token;
-  };
-}
-
-/**
- * Builds the health probe from the configuration, reading its files now so that a wrong path fails at start.
- *
- * @throws {ConfigError} When a file cannot be read, or the CA file holds no certificate.
- */
-export function buildProbe(config: ProxyConfig, serviceAccountCa = SERVICE_ACCOUNT_CA): Probe {
-  if (config.healthCheck === "tcp") return new TcpProbe();
-  let ca: string | undefined;
-  if (config.healthCaFile !== undefined) {
-    ca = checkCaBundle(readFlagFile(config.healthCaFile, "health-ca-file"), config.healthCaFile);
-  } else {
-    try {
-      ca = Deno.readTextFileSync(serviceAccountCa);
-      log.info("Readyz probes verify upstream certificates with the service-account CA as {name}", {
-        name: config.healthTlsServerName,
-      });
-    } catch {
-      log.warn(
-        "No --health-ca-file: readyz probes do not verify upstream certificates. They only decide routing; " +
-          "clients verify their own TLS end to end",
-      );
-    }
-  }
-  return new ReadyzProbe({
-    ...(ca !== undefined ? { ca } : {}),
-    serverName: config.healthTlsServerName,
-    ...(config.healthClientCert !== undefined
-      ? {
-        cert: readFlagFile(config.healthClientCert, "health-client-cert"),
-        key: readFlagFile(config.healthClientKey ?? "", "health-client-key"),
-      }
-      : {}),
-    ...(config.healthTokenFile !== undefined ? { token: tokenFile(config.healthTokenFile) } : {}),
-  });
-}
 
 function listen(hostname: string, port: number, what: string): Deno.TcpListener {
   try {
@@ -184,7 +85,8 @@ export class ProxyApp {
   readonly #clock: Clock;
   readonly #stop = new AbortController();
   readonly #accepting: Promise<void>;
-  readonly #feeding: Promise<void>;
+  /** The endpoint feed started by {@linkcode feed}; nothing to wait for until then. */
+  #feeding: Promise<void> | undefined;
   readonly #health: HttpServer;
   #shuttingDown = false;
   #stopped: Promise<void> | undefined;
@@ -270,10 +172,22 @@ export class ProxyApp {
     pool.update(config.endpoints);
     // The loop never throws (a bug would): reported rather than left as a rejection for shutdown to find.
     this.#accepting = this.loop.run().catch((e) => reportInternalError("the accept loop", e));
-    const providers = [staticProvider(config.endpoints), ...(deps.providers ?? [])];
-    const notSelf = ownListenerFilter({ host: config.bindAddress, port: this.addr.port });
+  }
+
+  /**
+   * Feeds the pool from endpoint providers (discovery, a state file), merged with the static `--endpoints`, until
+   * shutdown. Apart from {@linkcode start} because discovery needs {@linkcode knownEndpoints} to reach the API
+   * servers, and the app needs discovery's providers: the app first, then discovery, then this.
+   *
+   * @throws {Error} When called a second time (the pool has one feed).
+   */
+  feed(providers: readonly EndpointProvider[]): void {
+    if (this.#feeding !== undefined) throw new Error("The endpoint feed is already running");
+    const all = [staticProvider(this.#config.endpoints), ...providers];
+    const notSelf = ownListenerFilter({ host: this.#config.bindAddress, port: this.addr.port });
+    const pool = this.pool;
     this.#feeding = (async () => {
-      for await (const set of mergeProviders(providers, this.#stop.signal)) pool.update(set.filter(notSelf));
+      for await (const set of mergeProviders(all, this.#stop.signal)) pool.update(set.filter(notSelf));
     })().catch((e) => reportInternalError("the endpoint feed", e)); // the merge never throws: a bug
   }
 
@@ -332,7 +246,7 @@ export class ProxyApp {
     // Bounded: a provider that ignores its abort signal must not hold the stop (main bounds discovery the same way).
     const feedTimer = new AbortController();
     const fed = await Promise.race([
-      this.#feeding.then(() => true),
+      (this.#feeding ?? Promise.resolve()).then(() => true),
       this.#clock.sleep(FEED_STOP_MS, feedTimer.signal).then(() => false, () => false),
     ]);
     feedTimer.abort();

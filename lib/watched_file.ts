@@ -15,6 +15,14 @@ const MAX_CREDENTIAL_FILE_BYTES = 1 << 20;
 
 const log = getLogger(["extractedprism", "files"]);
 
+/** What a {@linkcode WatchedFile.poll} found: the last good content, and why the latest read failed if it did. */
+export interface FileState {
+  /** The last content read successfully; `undefined` until one read succeeds. */
+  readonly text: string | undefined;
+  /** The latest read's error, or `undefined` when it succeeded. */
+  readonly error: string | undefined;
+}
+
 /**
  * A file whose content is cached and re-read when it may have changed.
  *
@@ -41,16 +49,17 @@ export class WatchedFile {
   readonly #recheckMs: number;
   readonly #now: () => number;
   #text: string | undefined;
+  #error: string | undefined;
   #checkedAt = -Infinity;
   #warned = false;
-  #reading: Promise<string> | undefined;
+  #refreshing: Promise<void> | undefined;
 
   /**
-   * Reads nothing yet: the first `read` does.
+   * Reads nothing yet: the first `read` or `poll` does.
    *
    * @param path The file.
    * @param what What it is, for messages (`token file`).
-   * @param recheckMs The least time between two reads unless forced.
+   * @param recheckMs The least time between two reads unless forced; 0 reads on every call.
    * @param now A monotonic clock in milliseconds.
    */
   constructor(path: string, what: string, recheckMs: number, now: () => number) {
@@ -61,39 +70,59 @@ export class WatchedFile {
   }
 
   /**
-   * The file's content, read again when `force` is set or `recheckMs` has passed since the last read.
+   * The file's content, read again when `force` is set or `recheckMs` has passed since the last read. A failed
+   * re-read is logged once until a read succeeds again.
    *
    * @throws {Error} `Cannot read token file 'PATH': ...` when the file has never been read successfully.
    */
-  read(force: boolean): Promise<string> {
-    // Callers that read the same file together (a combined certificate and key) share one read.
-    if (this.#reading !== undefined) return this.#reading;
-    const text = this.#text;
-    if (text !== undefined && !force && this.#now() - this.#checkedAt < this.#recheckMs) return Promise.resolve(text);
-    this.#reading = this.#load().finally(() => {
-      this.#reading = undefined;
-    });
-    return this.#reading;
+  async read(force: boolean): Promise<string> {
+    await this.#refreshIfDue(force);
+    if (this.#text === undefined) throw new Error(`Cannot read ${this.what} '${this.path}': ${this.#error}`);
+    if (this.#error !== undefined && !this.#warned) {
+      log.warn("Cannot re-read {what} {path}, keeping the last content: {error}", {
+        what: this.what,
+        path: this.path,
+        error: this.#error,
+      });
+      this.#warned = true;
+    }
+    return this.#text;
   }
 
-  async #load(): Promise<string> {
+  /**
+   * Like {@linkcode read}, but never throws and logs nothing: for a caller with its own warning policy (the readyz
+   * probe's token warns once per new error and keeps probing without a token).
+   *
+   * @example
+   * ```ts
+   * import { WatchedFile } from "./watched_file.ts";
+   * const state = await new WatchedFile("/nonexistent/token", "token file", 0, () => 0).poll();
+   * console.assert(state.text === undefined && state.error !== undefined);
+   * ```
+   */
+  async poll(force = false): Promise<FileState> {
+    await this.#refreshIfDue(force);
+    return { text: this.#text, error: this.#error };
+  }
+
+  #refreshIfDue(force: boolean): Promise<void> {
+    // Callers that read the same file together (a combined certificate and key) share one read.
+    if (this.#refreshing !== undefined) return this.#refreshing;
+    if (this.#text !== undefined && !force && this.#now() - this.#checkedAt < this.#recheckMs) return Promise.resolve();
+    this.#refreshing = this.#refresh().finally(() => {
+      this.#refreshing = undefined;
+    });
+    return this.#refreshing;
+  }
+
+  async #refresh(): Promise<void> {
     this.#checkedAt = this.#now();
     try {
       this.#text = await readRegularFile(this.path, MAX_CREDENTIAL_FILE_BYTES);
+      this.#error = undefined;
       this.#warned = false;
-      return this.#text;
     } catch (e) {
-      const why = errorMessage(e);
-      if (this.#text === undefined) throw new Error(`Cannot read ${this.what} '${this.path}': ${why}`);
-      if (!this.#warned) {
-        log.warn("Cannot re-read {what} {path}, keeping the last content: {error}", {
-          what: this.what,
-          path: this.path,
-          error: why,
-        });
-        this.#warned = true;
-      }
-      return this.#text;
+      this.#error = errorMessage(e);
     }
   }
 }

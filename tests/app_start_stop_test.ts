@@ -68,7 +68,8 @@ Deno.test("a stop is bounded when a provider ignores its abort signal", async ()
       await release.promise;
     },
   };
-  const app = ProxyApp.start(testConfig([echo.endpoint], { drainTimeoutMs: 100 }), { providers: [deaf] });
+  const app = ProxyApp.start(testConfig([echo.endpoint], { drainTimeoutMs: 100 }));
+  app.feed([deaf]);
   try {
     await waitFor(() => started, 5000, "the provider to start");
     // 100 ms of drain plus the 1 s feed bound; the deadline is generous for a loaded machine, and on a stop that
@@ -85,7 +86,8 @@ Deno.test("a discovered endpoint that is the proxy's own listener is skipped wit
   await using echo = new EchoServer();
   const provider = new ManualProvider("discovery");
   const probe = countingProbe();
-  await using app = ProxyApp.start(testConfig([echo.endpoint]), { providers: [provider], probe });
+  await using app = ProxyApp.start(testConfig([echo.endpoint]), { probe });
+  app.feed([provider]);
   const self: Endpoint = { host: "127.0.0.1", port: app.addr.port };
   const other: Endpoint = { host: "127.0.0.2", port: echo.endpoint.port };
   for (let i = 0; i < 3; i++) {
@@ -98,4 +100,21 @@ Deno.test("a discovered endpoint that is the proxy's own listener is skipped wit
   const warnings = cap.messages("warning").filter((m) => m.includes("own listener"));
   assert.equal(warnings.length, 1, warnings.join("\n"));
   assert.match(warnings[0] as string, new RegExp(`127\\.0\\.0\\.1:${app.addr.port}`));
+});
+
+Deno.test("providers come after start: the app knows its endpoints before any feed, takes one feed, ends it", async () => {
+  await using echo = new EchoServer();
+  const probe = countingProbe();
+  const provider = new ManualProvider("discovery");
+  const app = ProxyApp.start(testConfig([echo.endpoint]), { probe });
+  try {
+    // What discovery is handed before it exists: the static endpoints, without a holder for the app.
+    assert.deepEqual(app.knownEndpoints(), [echo.endpoint]);
+    app.feed([provider]);
+    assert.throws(() => app.feed([provider]), /The endpoint feed is already running/);
+    await waitFor(() => provider.started === 1, 5000, "the provider to start");
+  } finally {
+    await withDeadline(app.shutdown(), "the stop", 10_000);
+  }
+  assert.equal(provider.stopped, 1, "the stop ended the fed provider's run");
 });

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { ConfigError } from "../lib/errors.ts";
-import { buildProbe, tokenFile } from "../lib/app.ts";
+import { buildProbe, tokenFile } from "../lib/upstream/build_probe.ts";
 import { LogCapture } from "./support/log_capture.ts";
 import { freePorts, runMain } from "./support/main_process.ts";
 import { testConfig } from "./support/net.ts";

@@ -1,7 +1,5 @@
 import assert from "node:assert/strict";
-import { parseCommandLine } from "../lib/config/cli.ts";
-import type { ProxyConfig } from "../lib/config/config.ts";
-import { PROXY_FLAGS } from "../lib/config/flags.ts";
+import { parseProxyCommandLine as parseCommandLine, PROXY_FLAGS, type ProxyConfig } from "../lib/config/proxy_flags.ts";
 
 type Env = Record<string, string | undefined>;
 
@@ -11,7 +9,7 @@ const ENDPOINTS = "--endpoints=10.0.0.1:6443";
 /** Parses and expects a configuration. */
 function config(argv: readonly string[], env: Env = {}): ProxyConfig {
   const r = parseCommandLine(argv, env, INFO);
-  if (r.kind !== "proxy") assert.fail(`expected a config for ${JSON.stringify(argv)}, got exit ${r.code}: ${r.stderr}`);
+  if (r.kind !== "ok") assert.fail(`expected a config for ${JSON.stringify(argv)}, got exit ${r.code}: ${r.stderr}`);
   return r.config;
 }
 
@@ -207,8 +205,22 @@ Deno.test("endpoints: a bad entry, an empty list and a missing flag are refused"
     assert.equal(failure([]), missing);
     assert.equal(failure([], { EP_ENDPOINTS: "" }), missing);
   });
+  await t.step("an empty entry: a trailing comma, two commas in a row", () => {
+    assert.equal(
+      failure(["--endpoints=127.0.0.1:6443,"]),
+      "error: Invalid --endpoints '127.0.0.1:6443,': expected host:port at entry 2 of 2, found nothing",
+    );
+    assert.equal(
+      failure(["--endpoints=127.0.0.1:6443, ,[::1]:6443"]),
+      "error: Invalid --endpoints '127.0.0.1:6443, ,[::1]:6443': expected host:port at entry 2 of 3, found nothing",
+    );
+    assert.equal(
+      failure([], { EP_ENDPOINTS: ",127.0.0.1:6443" }),
+      "error: Invalid --endpoints (from EP_ENDPOINTS) ',127.0.0.1:6443': expected host:port at entry 1 of 2, found nothing",
+    );
+  });
   await t.step("a good list is trimmed, normalised and deduplicated in order", () => {
-    const c = config(["--endpoints=10.0.0.2:6443, [0:0:0:0:0:0:0:1]:6443,,[::1]:6443 ,Example.COM:443,10.0.0.2:6443"]);
+    const c = config(["--endpoints=10.0.0.2:6443, [0:0:0:0:0:0:0:1]:6443,[::1]:6443 ,Example.COM:443,10.0.0.2:6443"]);
     assert.deepEqual(c.endpoints, [
       { host: "10.0.0.2", port: 6443 },
       { host: "::1", port: 6443 },
@@ -380,11 +392,14 @@ Deno.test("command line mistakes are one line with status 2", async (t) => {
     assert.equal(failure(["--nope", ENDPOINTS]), "error: unknown option '--nope'");
   });
   await t.step("an extra positional argument", () => {
-    assert.equal(failure([ENDPOINTS, "extra"]), "error: too many arguments. Expected 0 arguments but got 1: extra.");
-    assert.equal(
-      failure(["10.0.0.1:6443"]),
-      "error: too many arguments. Expected 0 arguments but got 1: 10.0.0.1:6443.",
-    );
+    assert.equal(failure([ENDPOINTS, "extra"]), "error: unexpected argument 'extra'");
+    assert.equal(failure(["10.0.0.1:6443"]), "error: unexpected argument '10.0.0.1:6443'");
+  });
+  await t.step("an unknown mode word first names the modes", () => {
+    assert.equal(failure(["bogus-mode"]), "error: unknown command 'bogus-mode' (modes: endpoint-copier)");
+    assert.equal(failure(["status", ENDPOINTS]), "error: unknown command 'status' (modes: endpoint-copier)");
+    // Not first, or not a word: a stray argument.
+    assert.equal(failure([ENDPOINTS, "bogus-mode"]), "error: unexpected argument 'bogus-mode'");
   });
   await t.step("a flag without its value", () => {
     assert.equal(failure([ENDPOINTS, "--bind-port"]), "error: option '--bind-port <port>' argument missing");
@@ -605,7 +620,7 @@ Deno.test("every flag falls back to its environment variable", async (t) => {
       const unset = parseCommandLine(baseArgs(f.name), {}, INFO);
       const c = config(baseArgs(f.name), { [f.env]: s.env });
       assert.deepEqual(s.read(c), s.fromEnv);
-      if (unset.kind === "proxy") {
+      if (unset.kind === "ok") {
         assert.notDeepEqual(s.read(unset.config), s.fromEnv, "the sample differs from the default");
       }
     });
@@ -667,7 +682,7 @@ Deno.test("--help lists every flag with its environment variable and default", a
   assert.equal(r.code, 0);
   assert.equal(r.stderr, "");
   assert.ok(r.stdout.startsWith("Usage: extractedprism [options]\n"), r.stdout);
-  // commander wraps long lines: compare with white space folded.
+  // Long help lines wrap: compare with white space folded.
   const text = r.stdout.replace(/\s+/g, " ");
   const starts = PROXY_FLAGS.map((f) => {
     const usage = f.valueName === "bool" ? `--${f.name} [${f.valueName}]` : `--${f.name} <${f.valueName}>`;
@@ -690,6 +705,21 @@ Deno.test("--help lists every flag with its environment variable and default", a
     assert.ok(text.includes(" -v, --version "));
     assert.deepEqual(parseCommandLine(["-h"], {}, INFO), r);
   });
+});
+
+Deno.test("--help lists the modes with their usage", () => {
+  const r = parseCommandLine(["--help"], {}, INFO);
+  assert.ok(r.kind === "exit" && r.code === 0);
+  assert.match(r.stdout, /^Usage: extractedprism \[options\]\n {7}extractedprism endpoint-copier \[options\]\n/);
+  assert.match(r.stdout, /\nModes \(the first argument; each has its own --help\):\n {2}endpoint-copier\n/);
+});
+
+Deno.test("--help says how flags are spelled and that a repeated flag's last value wins", () => {
+  const r = parseCommandLine(["--help"], {}, INFO);
+  const text = r.kind === "exit" ? r.stdout.replace(/\s+/g, " ") : "";
+  assert.ok(text.includes("--name=value, --name value, -name=value or -name value"), text);
+  assert.ok(text.includes("A flag given twice: the last one wins."), text);
+  assert.deepEqual(config([ENDPOINTS, "--bind-port=1000", "-bind-port", "2000"]).bindPort, 2000);
 });
 
 Deno.test("--help and --version answer even when other flags are wrong", () => {

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { ConfigError, escapeControls } from "../lib/errors.ts";
-import { parseCommandLine } from "../lib/config/cli.ts";
+import { describeConfig } from "../lib/config/describe.ts";
+import { parseProxyCommandLine as parseCommandLine, PROXY_FLAGS } from "../lib/config/proxy_flags.ts";
 
 const INFO = { version: "1.2.3" };
 // deno-lint-ignore no-control-regex
@@ -52,4 +53,18 @@ Deno.test("escapeControls escapes C0, DEL, C1 and the Unicode line separators, a
 
 Deno.test("every ConfigError escapes its message", () => {
   assert.equal(new ConfigError("Cannot read --x 'a\nb'").message, "Cannot read --x 'a\\nb'");
+});
+
+Deno.test("the start-up log fields name every flag of the table, written as the flag takes it", () => {
+  const r = parseCommandLine(["--endpoints=127.0.0.1:6443,[::1]:6443", "--drain-timeout=90s"], {}, INFO);
+  if (r.kind !== "ok") assert.fail(r.stderr);
+  const fields = describeConfig(r.config);
+  for (const f of PROXY_FLAGS) {
+    const key = f.name.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
+    assert.ok(Object.hasOwn(fields, key), `--${f.name} is logged as ${key}`);
+  }
+  assert.equal(fields.endpoints, "127.0.0.1:6443,[::1]:6443");
+  assert.equal(fields.drainTimeout, "1m30s");
+  assert.equal(fields.healthCaFile, null);
+  assert.equal(fields.closeOnUnhealthy, true);
 });

@@ -5,9 +5,10 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { ConfigError } from "../lib/errors.ts";
-import { MAX_DURATION_MS, resolveRaw } from "../lib/config/config.ts";
-import { bindAddress, buildCopierConfig, parseCopierCommandLine } from "../lib/config/copier_cli.ts";
-import { COPIER_FLAGS } from "../lib/config/copier_flags.ts";
+import { resolveRaw } from "../lib/config/flags.ts";
+import { MAX_DURATION_MS } from "../lib/config/values.ts";
+import { bindAddress } from "../lib/config/copier_values.ts";
+import { buildCopierConfig, COPIER_FLAGS, parseCopierCommandLine } from "../lib/config/copier_flags.ts";
 import { anyText, check, returnsOr, RUNS } from "./support/properties.ts";
 
 const duration = fc.oneof(

@@ -10,9 +10,7 @@
 import assert from "node:assert/strict";
 import { parse, parseAllDocuments } from "yaml";
 import denoJson from "../deno.json" with { type: "json" };
-import { parseCommandLine } from "../lib/config/cli.ts";
-import type { ProxyConfig } from "../lib/config/config.ts";
-import { PROXY_FLAGS } from "../lib/config/flags.ts";
+import { parseProxyCommandLine as parseCommandLine, PROXY_FLAGS, type ProxyConfig } from "../lib/config/proxy_flags.ts";
 import { loadChart, renderChart, renderedObjects } from "./support/deploy_helm_chart.ts";
 import { validate } from "./support/deploy_json_schema.ts";
 import { REPO_ROOT } from "./support/main_process.ts";
@@ -61,7 +59,7 @@ const EXAMPLE = {
 
 function parseArgs(args: readonly string[]): ProxyConfig {
   const outcome = parseCommandLine(args, {}, { version: denoJson.version });
-  assert.equal(outcome.kind, "proxy", `the program accepts ${JSON.stringify(args)}: ${JSON.stringify(outcome)}`);
+  assert.equal(outcome.kind, "ok", `the program accepts ${JSON.stringify(args)}: ${JSON.stringify(outcome)}`);
   return (outcome as { config: ProxyConfig }).config;
 }
 

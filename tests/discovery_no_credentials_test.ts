@@ -19,7 +19,8 @@ Deno.test("without a kubeconfig or service account a valid state file still coun
     });
     const discovery = startDiscovery(config, { endpoints: () => config.endpoints, serviceAccountDir: dir });
     try {
-      await using app = ProxyApp.start(config, { providers: discovery.providers });
+      await using app = ProxyApp.start(config);
+      app.feed(discovery.providers);
       await waitFor(() => app.pool.get(`127.0.0.1:${known.port}`) !== undefined, 5000, "the state file's endpoint");
       await waitFor(() => app.ready, 5000, "the state file's endpoint to become healthy");
     } finally {

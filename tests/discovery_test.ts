@@ -48,7 +48,8 @@ Deno.test("end to end: discovery adds an API server only it knows, removes it ag
     });
     const discovery = startDiscovery(config, { endpoints: () => config.endpoints, serviceAccountDir: dir });
     try {
-      await using app = ProxyApp.start(config, { providers: discovery.providers });
+      await using app = ProxyApp.start(config);
+      app.feed(discovery.providers);
       const discoveredKey = endpointKey(discovered.endpoint);
       await waitFor(() => app.pool.get(discoveredKey)?.state === "healthy", 10_000, "the discovered upstream");
       // Connections spread over both: the discovered one is used.
@@ -93,7 +94,8 @@ async function servesStaticEndpoints(kubeconfigText: string | undefined): Promis
       ...(kubeconfigText !== undefined ? { kubeconfig: `${dir}/kubeconfig` } : {}),
     });
     const discovery = startDiscovery(config, { endpoints: () => config.endpoints, serviceAccountDir: dir });
-    await using app = ProxyApp.start(config, { providers: discovery.providers });
+    await using app = ProxyApp.start(config);
+    app.feed(discovery.providers);
     await waitFor(() => app.ready);
     await roundTrip(app.addr.port);
     await discovery.close();

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import denoJson from "../deno.json" with { type: "json" };
-import { PROXY_FLAGS } from "../lib/config/flags.ts";
+import { PROXY_FLAGS } from "../lib/config/proxy_flags.ts";
 import { httpStatus } from "./support/http_status.ts";
 import { freePorts, MainProcess, REPO_ROOT, runMain, startCommand } from "./support/main_process.ts";
 import { EchoServer, waitFor } from "./support/net.ts";
@@ -173,7 +173,7 @@ Deno.test("--version prints the version from deno.json", async () => {
 });
 
 Deno.test("--help prints every flag and its variable on stdout", async () => {
-  // With no colour variable set, commander would read NO_COLOR, FORCE_COLOR, CLICOLOR_FORCE: outside the permission set.
+  // Plain text of a fixed width: --help reads no colour or terminal variable (those are outside the permission set).
   const r = await runMain(["--help"]);
   assert.equal(r.code, 0);
   assert.equal(r.stderr, "");

@@ -19,10 +19,8 @@ Deno.test("10,000 discovered endpoints: the pool keeps 64 with the static one, s
   await using logs = await LogCapture.start();
   await using api = new EchoServer();
   const discovery = new ManualProvider("discovery");
-  await using app = ProxyApp.start(
-    testConfig([api.endpoint], { healthIntervalMs: 200, healthTimeoutMs: 100 }),
-    { providers: [discovery] },
-  );
+  await using app = ProxyApp.start(testConfig([api.endpoint], { healthIntervalMs: 200, healthTimeoutMs: 100 }));
+  app.feed([discovery]);
   const port = freePort();
   const discovered = deadEndpoints(10_000, port);
   discovery.push(discovered);

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { PROXY_FLAGS } from "../lib/config/flags.ts";
+import { PROXY_FLAGS } from "../lib/config/proxy_flags.ts";
 
 const README = new URL("../README.md", import.meta.url);
 
@@ -26,7 +26,7 @@ Deno.test("the README's flag table matches the flag table of the program", async
   assert.deepEqual(
     cells(m[1] ?? ""),
     cells(expectedTable()),
-    "regenerate the README flag table from lib/config/flags.ts",
+    "regenerate the README flag table from lib/config/proxy_flags.ts",
   );
 });
 

@@ -6,7 +6,7 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { PROXY_FLAGS } from "../lib/config/flags.ts";
+import { PROXY_FLAGS } from "../lib/config/proxy_flags.ts";
 import { startCommand } from "./support/main_process.ts";
 import { parseEnvFile, parseUnitFile, value, values } from "./support/deploy_unit_file.ts";
 import { EchoServer } from "./support/net.ts";

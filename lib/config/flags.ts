@@ -1,11 +1,14 @@
 /**
- * The flag table: every option of the proxy, once. It feeds the command line, the environment fallbacks, `--help`,
- * and the checks that keep the README, the chart and the systemd example in step with the program.
+ * The generic part of every command line: a flag's spec, where its raw value comes from (command line, then its
+ * `EP_*` variable, then its default), the reader that turns raw values into one-line `ConfigError`s, and the one
+ * outcome type every mode's parser returns. Each mode's table lives in its own file (`proxy_flags.ts`,
+ * `copier_flags.ts`); the argv parser and `--help` are in `command_line.ts`.
  *
  * @module
  */
+import { ConfigError, errorMessage } from "../errors.ts";
 
-/** How a flag's text turns into a value; `parse` throws a `TypeError`/`RangeError` whose message says what is expected. */
+/** One flag: its names, default and help. A mode's table is a list of these, in the order `--help` shows them. */
 export interface FlagSpec {
   /** The long flag without dashes, e.g. `bind-port`. */
   readonly name: string;
@@ -13,13 +16,21 @@ export interface FlagSpec {
   readonly env: string;
   /** The default as the user would type it; `undefined` means required or derived (see `help`). */
   readonly default: string | undefined;
-  /** Placeholder shown in `--help`. */
+  /** Placeholder shown in `--help`; `bool` makes the flag a switch whose value may be left out. */
   readonly valueName: string;
   /** One line for `--help` and the README. */
   readonly help: string;
 }
 
-/** Builds a flag spec whose variable is `EP_` + the name in upper snake case. */
+/**
+ * Builds a flag spec whose variable is `EP_` + the name in upper snake case.
+ *
+ * @example
+ * ```ts
+ * import { flag } from "./flags.ts";
+ * console.assert(flag("bind-port", "7445", "port", "port the proxy listens on").env === "EP_BIND_PORT");
+ * ```
+ */
 export function flag(
   name: string,
   def: string | undefined,
@@ -29,79 +40,134 @@ export function flag(
   return { name, env: `EP_${name.toUpperCase().replaceAll("-", "_")}`, default: def, valueName, help };
 }
 
-/** The proxy's flags, in the order `--help` shows them. */
-export const PROXY_FLAGS: readonly FlagSpec[] = [
-  flag("bind-address", "127.0.0.1", "ip", "address the proxy listens on"),
-  flag("bind-port", "7445", "port", "port the proxy listens on"),
-  flag("health-bind-address", undefined, "ip", "address of the health server (default: --bind-address)"),
-  flag("health-port", "7446", "port", "port of the health server (/healthz, /readyz, /upstreams)"),
-  flag("endpoints", undefined, "list", "required: API servers as comma-separated host:port, IPv6 as [::1]:6443"),
-  flag("health-interval", "1s", "duration", "time between health probes of one upstream (jittered ±20%)"),
-  flag("health-timeout", "500ms", "duration", "timeout of one health probe; must be shorter than --health-interval"),
-  flag("health-rise", "2", "count", "consecutive successful probes that make an upstream healthy"),
-  flag("health-fall", "2", "count", "consecutive failed probes (or client dials) that make an upstream unhealthy"),
-  flag("health-check", "readyz", "kind", "readyz (HTTPS GET /readyz, the API's own verdict) or tcp (connect only)"),
-  flag(
-    "health-ca-file",
-    undefined,
-    "path",
-    "CA bundle to verify upstreams' certificates in readyz probes (default: no verification, logged once)",
-  ),
-  flag(
-    "health-tls-server-name",
-    "kubernetes.default.svc",
-    "name",
-    "name the upstream certificate is verified against in readyz probes",
-  ),
-  flag("health-client-cert", undefined, "path", "client certificate (PEM) for readyz probes, with --health-client-key"),
-  flag("health-client-key", undefined, "path", "client key (PEM) for readyz probes, with --health-client-cert"),
-  flag("health-token-file", undefined, "path", "bearer token file for readyz probes (re-read when it changes)"),
-  flag(
-    "upstream-selection",
-    "latency",
-    "policy",
-    "latency (fastest tier, then least connections), least-connections or round-robin",
-  ),
-  flag(
-    "close-on-unhealthy",
-    "true",
-    "bool",
-    "close the connections of an upstream that turns unhealthy (spread over 1s) while another is healthy",
-  ),
-  flag(
-    "max-upstreams",
-    "64",
-    "count",
-    "most upstreams kept and probed: --endpoints first, then the others by address",
-  ),
-  flag("dial-timeout", "2s", "duration", "whole budget to connect one client to a live upstream, failover included"),
-  flag(
-    "hedge-delay",
-    "100ms",
-    "duration",
-    "start a parallel dial to the next upstream when the first has not connected by then",
-  ),
-  flag(
-    "drain-timeout",
-    "30s",
-    "duration",
-    "how long live connections may finish on shutdown or after their upstream is removed",
-  ),
-  flag("enable-discovery", "true", "bool", "watch the default/kubernetes EndpointSlices for API servers"),
-  flag("kubeconfig", undefined, "path", "kubeconfig for discovery on bare nodes (default: the pod's service account)"),
-  flag("kube-context", undefined, "name", "kubeconfig context to use (default: its current-context)"),
-  flag(
-    "discovery-tls-server-name",
-    "kubernetes.default.svc",
-    "name",
-    "name API server certificates are verified against when discovery dials their IPs",
-  ),
-  flag(
-    "state-file",
-    undefined,
-    "path",
-    "keep the last discovered API servers here (atomic writes) and use them at boot",
-  ),
-  flag("log-level", "info", "level", "debug, info, warn or error"),
-  flag("log-format", "json", "format", "json (one object per line) or text"),
-];
+/** Where a raw value came from, for error messages. */
+export type ValueSource = "cli" | "env" | "default";
+
+/** One raw value with its origin. */
+export interface RawValue {
+  readonly text: string;
+  readonly source: ValueSource;
+}
+
+/** Raw values by flag name. */
+export type RawValues = ReadonlyMap<string, RawValue>;
+
+/**
+ * Picks each flag's raw value: command line, else environment (an empty variable counts as unset), else default.
+ *
+ * @param cli Values given on the command line, by flag name.
+ * @param env The environment (only the flags' `EP_*` names are read).
+ * @example
+ * ```ts
+ * import { flag, resolveRaw } from "./flags.ts";
+ * const flags = [flag("bind-port", "7445", "port", "port"), flag("health-port", "7446", "port", "port")];
+ * const raw = resolveRaw(flags, { "bind-port": "1" }, { EP_HEALTH_PORT: "2" });
+ * console.assert(raw.get("bind-port")?.source === "cli" && raw.get("health-port")?.text === "2");
+ * ```
+ */
+export function resolveRaw(
+  flags: readonly FlagSpec[],
+  cli: Readonly<Record<string, string | undefined>>,
+  env: Readonly<Record<string, string | undefined>>,
+): Map<string, RawValue> {
+  const out = new Map<string, RawValue>();
+  for (const f of flags) {
+    const c = cli[f.name];
+    const e = env[f.env];
+    if (c !== undefined) out.set(f.name, { text: c, source: "cli" });
+    else if (e !== undefined && e !== "") out.set(f.name, { text: e, source: "env" });
+    else if (f.default !== undefined) out.set(f.name, { text: f.default, source: "default" });
+  }
+  return out;
+}
+
+/**
+ * Reads and converts raw values, turning every failure into a one-line `ConfigError` naming flag, value and source.
+ *
+ * @example
+ * ```ts
+ * import { ConfigError } from "../errors.ts";
+ * import { flag, FlagReader, resolveRaw } from "./flags.ts";
+ * const flags = [flag("bind-port", "7445", "port", "port the proxy listens on")];
+ * const r = new FlagReader(flags, resolveRaw(flags, {}, { EP_BIND_PORT: "x" }));
+ * const e = (() => { try { r.get("bind-port", (t) => { throw new RangeError(`not ${t}`); }); } catch (e) { return e; } })();
+ * console.assert(e instanceof ConfigError && e.message === "Invalid --bind-port (from EP_BIND_PORT) 'x': not x");
+ * ```
+ */
+export class FlagReader {
+  readonly #raw: RawValues;
+  readonly #flags: ReadonlyMap<string, FlagSpec>;
+
+  constructor(flags: readonly FlagSpec[], raw: RawValues) {
+    this.#raw = raw;
+    this.#flags = new Map(flags.map((f) => [f.name, f]));
+  }
+
+  /** The raw text of a flag, or `undefined` when unset and without default. */
+  text(name: string): string | undefined {
+    return this.#raw.get(name)?.text;
+  }
+
+  /** Whether the flag was given on the command line or in the environment (not its default). */
+  explicit(name: string): boolean {
+    const source = this.#raw.get(name)?.source;
+    return source !== undefined && source !== "default";
+  }
+
+  /** Converts a flag with `parse`; its error message becomes the reason in the ConfigError. */
+  get<T>(name: string, parse: (text: string) => T): T {
+    const raw = this.#raw.get(name);
+    if (raw === undefined) throw new ConfigError(`Missing ${this.label(name)}: ${this.#flags.get(name)?.help ?? ""}`);
+    try {
+      return parse(raw.text);
+    } catch (e) {
+      throw this.error(name, errorMessage(e));
+    }
+  }
+
+  /** A flag without default: `undefined` when unset, else converted with `parse`. */
+  optional<T>(name: string, parse: (text: string) => T): T | undefined {
+    return this.text(name) === undefined ? undefined : this.get(name, parse);
+  }
+
+  /** A ConfigError about a flag's current value (control characters escaped: the message stays one line). */
+  error(name: string, reason: string): ConfigError {
+    const raw = this.#raw.get(name);
+    return new ConfigError(`Invalid ${this.label(name)} '${raw?.text ?? ""}': ${reason}`);
+  }
+
+  /** `--flag` or `--flag (from EP_FLAG)` depending on where the value came from. */
+  label(name: string): string {
+    const spec = this.#flags.get(name);
+    const raw = this.#raw.get(name);
+    return raw?.source === "env" && spec !== undefined ? `--${name} (from ${spec.env})` : `--${name}`;
+  }
+}
+
+/** The outcome of reading one command's configuration: its config, or an exit with status and text. */
+export type ParseOutcome<C> =
+  | { readonly kind: "ok"; readonly config: C }
+  | { readonly kind: "exit"; readonly code: number; readonly stdout: string; readonly stderr: string };
+
+/**
+ * Runs a config builder: its result, or for a `ConfigError` an exit with status 2 and the one line
+ * `error: <message>`. Other errors are bugs and propagate.
+ *
+ * @example
+ * ```ts
+ * import { ConfigError } from "../errors.ts";
+ * import { configOutcome } from "./flags.ts";
+ * const r = configOutcome(() => {
+ *   throw new ConfigError("Invalid --x 'y': expected z");
+ * });
+ * console.assert(r.kind === "exit" && r.code === 2 && r.stderr === "error: Invalid --x 'y': expected z\n");
+ * ```
+ */
+export function configOutcome<C>(build: () => C): ParseOutcome<C> {
+  try {
+    return { kind: "ok", config: build() };
+  } catch (e) {
+    if (e instanceof ConfigError) return { kind: "exit", code: 2, stdout: "", stderr: `error: ${e.message}\n` };
+    throw e;
+  }
+}

@@ -7,7 +7,7 @@
  */
 import { endpointKey } from "../endpoint.ts";
 import { errorMessage } from "../errors.ts";
-import type { BindAddress } from "../config/copier_cli.ts";
+import type { BindAddress } from "../config/copier_values.ts";
 import { metricsResponse, refuseMethod, textResponse as text } from "../net/http_responses.ts";
 import { type HttpHandler, HttpServer } from "../net/http_server.ts";
 

@@ -8,7 +8,7 @@
 import { ConfigError } from "../errors.ts";
 import { getLogger } from "@logtape/logtape";
 import type { Clock, Random } from "../clock.ts";
-import type { CopierConfig } from "../config/copier_cli.ts";
+import type { CopierConfig } from "../config/copier_flags.ts";
 import { bracketHost, type Endpoint, endpointKey, parseEndpoint } from "../endpoint.ts";
 import { SERVICE_ACCOUNT_DIR } from "../kubernetes/in_cluster.ts";
 import type { KubeTransport } from "../kubernetes/transport.ts";

@@ -6,7 +6,7 @@
  */
 import { errorMessage } from "../errors.ts";
 import { getLogger } from "@logtape/logtape";
-import type { ProxyConfig } from "../config/config.ts";
+import type { ProxyConfig } from "../config/proxy_flags.ts";
 import type { Endpoint } from "../endpoint.ts";
 import { Backoff, sleep } from "../clock.ts";
 import { withFallback } from "./fallback.ts";

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type { CopierConfig } from "../../lib/config/copier_cli.ts";
+import type { CopierConfig } from "../../lib/config/copier_flags.ts";
 import { type CopierDeps, type CopierHandle, runCopier } from "../../lib/copier/run.ts";
 import type { FakeApiServer, KubeObject } from "./fake_apiserver.ts";
 import { SimpleTransport } from "./simple_transport.ts";

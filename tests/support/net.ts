@@ -3,7 +3,7 @@
  *
  * @module
  */
-import type { ProxyConfig } from "../../lib/config/config.ts";
+import type { ProxyConfig } from "../../lib/config/proxy_flags.ts";
 import type { Endpoint } from "../../lib/endpoint.ts";
 import { WAIT_MS, withDeadline } from "./deadline.ts";
 
