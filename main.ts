@@ -4,15 +4,7 @@
  * @module
  */
 import { ConfigError, errorMessage } from "./lib/errors.ts";
-import {
-  configure,
-  dispose,
-  getJsonLinesFormatter,
-  getLogger,
-  getStreamSink,
-  getTextFormatter,
-  type LogLevel as TapeLevel,
-} from "@logtape/logtape";
+import { configureLogging, formatJsonLine, formatTextLine, getLogger, StreamSink } from "./lib/log.ts";
 import denoJson from "./deno.json" with { type: "json" };
 import { readBuildInfo } from "./deploy/build_info.ts";
 import { ProxyApp } from "./lib/app.ts";
@@ -29,22 +21,15 @@ import { installLastResort } from "./lib/internal_errors.ts";
 
 const log = getLogger(["extractedprism", "main"]);
 
-async function configureLogging(level: LogLevel, format: LogFormat): Promise<void> {
-  const tapeLevel: TapeLevel = level === "warn" ? "warning" : level;
-  const formatter = format === "json"
-    ? getJsonLinesFormatter({ categorySeparator: ".", message: "rendered", properties: "flatten" })
-    : getTextFormatter({
-      timestamp: "date-time-tz",
-      category: ".",
-      value: (v) => (typeof v === "string" ? v : Deno.inspect(v)),
-    });
-  await configure({
-    sinks: { stderr: getStreamSink(Deno.stderr.writable, { formatter }) },
-    loggers: [
-      { category: ["extractedprism"], lowestLevel: tapeLevel, sinks: ["stderr"] },
-      { category: ["logtape", "meta"], lowestLevel: "warning", sinks: ["stderr"] },
-    ],
-  });
+/** Routes the program's records to stderr; dispose of the sink to write what is queued. */
+function startLogging(level: LogLevel, format: LogFormat): StreamSink {
+  const sink = new StreamSink(format === "json" ? formatJsonLine : formatTextLine);
+  configureLogging([{
+    category: ["extractedprism"],
+    lowestLevel: level === "warn" ? "warning" : level,
+    sinks: [sink.sink],
+  }]);
+  return sink;
 }
 
 /** The start-up line's fields: the version, both listeners, then every configured value (no secrets: paths only). */
@@ -137,7 +122,7 @@ async function execute<C extends { readonly logLevel: LogLevel; readonly logForm
     if (outcome.stderr) await Deno.stderr.write(new TextEncoder().encode(outcome.stderr));
     return outcome.code;
   }
-  await configureLogging(outcome.config.logLevel, outcome.config.logFormat);
+  const sink = startLogging(outcome.config.logLevel, outcome.config.logFormat);
   // Boot-critical: a bug that escapes every guard is logged with its stack and counted; the proxy serves on.
   installLastResort();
   ignoreSignals();
@@ -151,7 +136,10 @@ async function execute<C extends { readonly logLevel: LogLevel; readonly logForm
     log.fatal("{error}", { error: errorMessage(e) });
     return 1;
   } finally {
-    await dispose();
+    // Bounded: a stderr that is not read (a stuck pipe) must not keep a stopped proxy alive.
+    const timer = new AbortController();
+    await Promise.race([sink.flush(), sleep(1000, timer.signal).catch(() => {})]);
+    timer.abort();
   }
 }
 

@@ -5,7 +5,7 @@
  * @module
  */
 import { describeError } from "./errors.ts";
-import { getLogger } from "@logtape/logtape";
+import { getLogger } from "./log.ts";
 import { type Clock, systemClock } from "./clock.ts";
 import type { ProxyConfig } from "./config/proxy_flags.ts";
 import { type Endpoint, endpointKey } from "./endpoint.ts";

@@ -7,7 +7,7 @@
  * @module
  */
 import { errorMessage } from "./errors.ts";
-import { getLogger } from "@logtape/logtape";
+import { getLogger } from "./log.ts";
 import { readRegularFile } from "./read_file.ts";
 
 /** A token, CA bundle, certificate or key: far smaller in practice. */

@@ -143,15 +143,9 @@ Deno.test("the last-resort handler logs and counts an unhandled rejection and an
     const lib = new URL("lib/", REPO_ROOT).href;
     await Deno.writeTextFile(
       script,
-      `import { configure, getConsoleSink } from "@logtape/logtape";
+      `import { configureLogging, formatTextLine } from "${lib}log.ts";
 import { installLastResort, internalErrorCount } from "${lib}internal_errors.ts";
-await configure({
-  sinks: { console: getConsoleSink() },
-  loggers: [
-    { category: ["extractedprism"], lowestLevel: "error", sinks: ["console"] },
-    { category: ["logtape", "meta"], lowestLevel: "error", sinks: [] },
-  ],
-});
+configureLogging([{ category: ["extractedprism"], lowestLevel: "error", sinks: [(r) => console.error(formatTextLine(r))] }]);
 installLastResort();
 const server = Deno.listen({ hostname: "127.0.0.1", port: 0 });
 Promise.reject(new Error("unhandled boom"));

@@ -4,7 +4,8 @@
  */
 import assert from "node:assert/strict";
 import { httpStatus } from "./support/http_status.ts";
-import { freePorts, MainProcess, runMain } from "./support/main_process.ts";
+import { withDeadline } from "./support/deadline.ts";
+import { freePorts, MainProcess, runMain, startCommand } from "./support/main_process.ts";
 import { EchoServer, waitFor } from "./support/net.ts";
 
 async function statusOf(port: number, path: string): Promise<number> {
@@ -65,4 +66,54 @@ Deno.test("SIGHUP and SIGUSR2 are logged and ignored: the program keeps serving,
   proc.kill("SIGTERM");
   const r = await proc.exited(10_000);
   assert.equal(r.code, 0, r.stderr);
+});
+
+Deno.test("a proxy whose stderr reader went away keeps serving and stops on SIGTERM", async () => {
+  await using upstream = new EchoServer();
+  const [bind, health] = freePorts(2) as [number, number];
+  const start = startCommand();
+  const child = new Deno.Command(start.command, {
+    args: [
+      ...start.args,
+      `--bind-port=${bind}`,
+      `--health-port=${health}`,
+      `--endpoints=127.0.0.1:${upstream.port}`,
+      "--enable-discovery=false",
+      "--health-check=tcp",
+      "--health-interval=100ms",
+      "--health-timeout=50ms",
+      "--health-rise=1",
+    ],
+    cwd: new URL("../", import.meta.url),
+    clearEnv: true,
+    env: {
+      ...start.env,
+      ...Object.fromEntries(
+        ["HOME", "DENO_DIR"].flatMap((n) => Deno.env.get(n) ? [[n, Deno.env.get(n) as string]] : []),
+      ),
+    },
+    stdin: "null",
+    stdout: "null",
+    stderr: "piped",
+  }).spawn();
+  let exited = false;
+  try {
+    // Read the first line, then close the pipe's read end, as `... 2>&1 | head -1` does.
+    const reader = child.stderr.getReader();
+    await withDeadline(reader.read(), "the first log line");
+    await reader.cancel();
+    await waitFor(async () => (await statusOf(health, "/readyz")) === 200, 15_000, "/readyz 200");
+    // More lines go to the broken pipe: an upstream state change, and SIGHUP's warning.
+    child.kill("SIGHUP");
+    assert.equal(await statusOf(health, "/healthz"), 200, "still serving with a broken stderr");
+    child.kill("SIGTERM");
+    const status = await withDeadline(child.status, "the program to exit after SIGTERM", 10_000);
+    exited = true;
+    assert.equal(status.code, 0);
+  } finally {
+    if (!exited) {
+      child.kill("SIGKILL");
+      await child.status;
+    }
+  }
 });

@@ -6,7 +6,7 @@
  * @module
  */
 import { describeError } from "../errors.ts";
-import { getLogger } from "@logtape/logtape";
+import { getLogger } from "../log.ts";
 import { type Clock, jitter, type Random, systemClock } from "../clock.ts";
 import type { KubeTransport } from "../kubernetes/transport.ts";
 import { CopierCaches, type WatchTuning } from "./caches.ts";

@@ -9,7 +9,7 @@
  * @module
  */
 import { describeError } from "../errors.ts";
-import { getLogger } from "@logtape/logtape";
+import { getLogger } from "../log.ts";
 import { type Clock, type Random, systemClock } from "../clock.ts";
 import type { KubeTransport } from "../kubernetes/transport.ts";
 import { MAX_LEASE_BODY_BYTES } from "../kubernetes/read_body.ts";

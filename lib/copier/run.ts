@@ -6,7 +6,7 @@
  * @module
  */
 import { ConfigError } from "../errors.ts";
-import { getLogger } from "@logtape/logtape";
+import { getLogger } from "../log.ts";
 import type { Clock, Random } from "../clock.ts";
 import type { CopierConfig } from "../config/copier_flags.ts";
 import { bracketHost, type Endpoint, endpointKey, parseEndpoint } from "../endpoint.ts";

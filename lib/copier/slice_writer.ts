@@ -7,7 +7,7 @@
  * @module
  */
 import { describeError } from "../errors.ts";
-import { getLogger } from "@logtape/logtape";
+import { getLogger } from "../log.ts";
 import type { Clock } from "../clock.ts";
 import { getObject } from "../kubernetes/api.ts";
 import type { KubeTransport } from "../kubernetes/transport.ts";

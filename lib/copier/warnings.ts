@@ -7,7 +7,7 @@
  * @module
  */
 import { describeError } from "../errors.ts";
-import { getLogger } from "@logtape/logtape";
+import { getLogger } from "../log.ts";
 import { type Clock, systemClock } from "../clock.ts";
 import type { KubeTransport } from "../kubernetes/transport.ts";
 import { KubeApiError, requestJson } from "../kubernetes/api.ts";

@@ -5,7 +5,7 @@
  * @module
  */
 import { errorMessage } from "../errors.ts";
-import { getLogger } from "@logtape/logtape";
+import { getLogger } from "../log.ts";
 import type { ProxyConfig } from "../config/proxy_flags.ts";
 import type { Endpoint } from "../endpoint.ts";
 import { Backoff, sleep } from "../clock.ts";

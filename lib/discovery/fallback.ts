@@ -5,7 +5,7 @@
  * @module
  */
 import { describeError } from "../errors.ts";
-import { getLogger } from "@logtape/logtape";
+import { getLogger } from "../log.ts";
 import type { Endpoint } from "../endpoint.ts";
 import type { EndpointProvider } from "./provider.ts";
 

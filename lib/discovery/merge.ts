@@ -4,7 +4,7 @@
  * @module
  */
 import { describeError } from "../errors.ts";
-import { getLogger } from "@logtape/logtape";
+import { getLogger } from "../log.ts";
 import { dedupeEndpoints, type Endpoint, endpointKey, normaliseIpv6 } from "../endpoint.ts";
 import { guard } from "../internal_errors.ts";
 import type { EndpointProvider } from "./provider.ts";

@@ -10,7 +10,7 @@
  * @module
  */
 import { errorMessage } from "../errors.ts";
-import { getLogger } from "@logtape/logtape";
+import { getLogger } from "../log.ts";
 import { sleep } from "../clock.ts";
 import { type Endpoint, endpointKey } from "../endpoint.ts";
 import { connectTcp } from "../net/connect_tcp.ts";

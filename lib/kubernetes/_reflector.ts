@@ -5,7 +5,7 @@
  */
 import { isRecord, type KubeObject } from "./types.ts";
 import { describeError } from "../errors.ts";
-import { getLogger } from "@logtape/logtape";
+import { getLogger } from "../log.ts";
 import { Backoff, type Clock, jitter, type Random, systemClock } from "../clock.ts";
 import { LogLimit } from "../log_limit.ts";
 import { IdleDeadline, readLines } from "./_watch_stream.ts";

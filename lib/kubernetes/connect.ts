@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { getLogger } from "@logtape/logtape";
+import { getLogger } from "../log.ts";
 import { type Endpoint, endpointKey } from "../endpoint.ts";
 import { type AddressPattern, matchesAddress } from "./_addresses.ts";
 import type { KubeConnection } from "./connection.ts";

@@ -18,7 +18,7 @@
  * @module
  */
 import { errorMessage } from "../errors.ts";
-import { getLogger } from "@logtape/logtape";
+import { getLogger } from "../log.ts";
 import { bracketHost, dedupeEndpoints, type Endpoint, endpointKey } from "../endpoint.ts";
 import { type AddressPattern, isIpLiteral, matchesAddress } from "./_addresses.ts";
 import { ConnectHop, type HopRoute } from "./_connect_hop.ts";

@@ -3,7 +3,7 @@
  *
  * @module
  */
-import type { Logger } from "@logtape/logtape";
+import type { Logger } from "../log.ts";
 import { describeError } from "../errors.ts";
 
 const encoder = new TextEncoder();

@@ -7,7 +7,7 @@
  * @module
  */
 import { describeError } from "../errors.ts";
-import { getLogger } from "@logtape/logtape";
+import { getLogger } from "../log.ts";
 import { sleep } from "../clock.ts";
 import { endpointKey } from "../endpoint.ts";
 import { LogLimit } from "../log_limit.ts";

@@ -10,7 +10,7 @@
  * @module
  */
 import { describeError } from "../errors.ts";
-import { getLogger, type Logger } from "@logtape/logtape";
+import { getLogger, type Logger } from "../log.ts";
 import { AcceptLoop } from "./accept_loop.ts";
 import { Connection } from "./_http_connection.ts";
 import { parseRequestHead, refusal, type RequestHead, responseHead, scanHead } from "./_http_head.ts";

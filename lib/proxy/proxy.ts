@@ -6,7 +6,7 @@
  */
 import { endpointKey } from "../endpoint.ts";
 import { describeError } from "../errors.ts";
-import { getLogger } from "@logtape/logtape";
+import { getLogger } from "../log.ts";
 import type { Clock } from "../clock.ts";
 import type { Pool } from "../upstream/pool.ts";
 import { reportInternalError } from "../internal_errors.ts";

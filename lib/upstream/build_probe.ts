@@ -5,7 +5,7 @@
  * @module
  */
 import { ConfigError, describeError } from "../errors.ts";
-import { getLogger } from "@logtape/logtape";
+import { getLogger } from "../log.ts";
 import { WatchedFile } from "../watched_file.ts";
 import type { Probe } from "./probe.ts";
 import { ReadyzProbe } from "./probe_readyz.ts";

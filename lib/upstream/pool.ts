@@ -3,7 +3,7 @@
  *
  * @module
  */
-import { getLogger } from "@logtape/logtape";
+import { getLogger } from "../log.ts";
 import type { Clock, Random } from "../clock.ts";
 import { type Endpoint, endpointKey } from "../endpoint.ts";
 import { reportInternalError } from "../internal_errors.ts";

@@ -12,7 +12,7 @@
  */
 import type tls from "node:tls";
 import { describeError } from "../errors.ts";
-import { getLogger } from "@logtape/logtape";
+import { getLogger } from "../log.ts";
 import { type Endpoint, endpointKey } from "../endpoint.ts";
 import { type Http1Response, parseResponse } from "./_http1.ts";
 import { abortable, type Probe, type ProbeResult } from "./probe.ts";

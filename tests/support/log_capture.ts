@@ -1,34 +1,29 @@
 /**
- * Captures logtape records for tests that check what a library logs ("one warning", "a debug line").
+ * Captures log records for tests that check what a library logs ("one warning", "a debug line").
  *
  * @module
  */
-import { configure, type LogRecord, reset } from "@logtape/logtape";
+import { configureLogging, type LogRecord, renderMessage, resetLogging } from "../../lib/log.ts";
 
-/** A logtape configuration for one test that records every `extractedprism` record. */
+/** A log configuration for one test that records every `extractedprism` record. */
 export class LogCapture implements AsyncDisposable {
   readonly records: LogRecord[] = [];
   readonly #listeners = new Set<() => void>();
 
   private constructor() {}
 
-  /** Configures logtape to record into a new capture; dispose of it to reset logtape. */
+  /** Routes every record into a new capture; dispose of it to drop the route. */
   static async start(): Promise<LogCapture> {
     const cap = new LogCapture();
-    await configure({
-      reset: true,
-      sinks: {
-        capture: (r: LogRecord) => {
-          cap.records.push(r);
-          for (const l of cap.#listeners) l();
-        },
-      },
-      loggers: [
-        { category: ["extractedprism"], lowestLevel: "trace", sinks: ["capture"] },
-        { category: ["logtape", "meta"], lowestLevel: "error", sinks: [] },
-      ],
-    });
-    return cap;
+    configureLogging([{
+      category: ["extractedprism"],
+      lowestLevel: "trace",
+      sinks: [(r: LogRecord) => {
+        cap.records.push(r);
+        for (const l of cap.#listeners) l();
+      }],
+    }]);
+    return await Promise.resolve(cap);
   }
 
   /** Records at `level` (e.g. `"warning"`), as rendered text. */
@@ -56,12 +51,11 @@ export class LogCapture implements AsyncDisposable {
     });
   }
 
-  async [Symbol.asyncDispose](): Promise<void> {
-    await reset();
+  [Symbol.asyncDispose](): Promise<void> {
+    resetLogging();
+    return Promise.resolve();
   }
 }
 
 /** A record's message with its values filled in. */
-export function render(r: LogRecord): string {
-  return r.message.map((part) => (typeof part === "string" ? part : JSON.stringify(part))).join("");
-}
+export const render: (r: LogRecord) => string = renderMessage;

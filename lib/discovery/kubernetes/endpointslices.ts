@@ -5,7 +5,7 @@
  * @module
  */
 import { isRecord } from "../../kubernetes/types.ts";
-import { getLogger } from "@logtape/logtape";
+import { getLogger } from "../../log.ts";
 import { type Endpoint, endpointKey, isIpv4, normaliseIpv6 } from "../../endpoint.ts";
 import type { LogLimit } from "../../log_limit.ts";
 

@@ -4,7 +4,7 @@
  * @module
  */
 import { type KubeObject } from "../../kubernetes/types.ts";
-import { getLogger } from "@logtape/logtape";
+import { getLogger } from "../../log.ts";
 import { systemClock } from "../../clock.ts";
 import { type Endpoint, endpointKey } from "../../endpoint.ts";
 import { LogLimit } from "../../log_limit.ts";
