@@ -1,5 +1,7 @@
 /**
- * Time and randomness, passed in so that state machines can be tested without sleeping.
+ * Time and randomness, passed in so that state machines can be tested without sleeping. Everything in `lib/` that
+ * waits or measures a span a test could want to control takes a {@linkcode Clock}; `systemClock` is the real one and
+ * the tests' `ManualClock` (tests/support/manual_clock.ts) moves only when told.
  *
  * @module
  */
@@ -10,6 +12,11 @@ export interface Clock {
   now(): number;
   /** Waits `ms`, or rejects with the signal's reason as soon as it aborts. */
   sleep(ms: number, signal?: AbortSignal): Promise<void>;
+  /**
+   * Calls `fn` once after `ms`, unless the returned function is called first. No promise and no signal: the
+   * primitive for code that must not allocate more than a timer (the dials' shared tick).
+   */
+  timeout(ms: number, fn: () => void): () => void;
 }
 
 /** Returns a float in [0, 1). */
@@ -39,8 +46,28 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   });
 }
 
-/** The real clock: `performance.now()` and `setTimeout`. */
-export const systemClock: Clock = { now: () => performance.now(), sleep };
+/**
+ * The real clock: `performance.now()` and `setTimeout`.
+ *
+ * @example
+ * ```ts
+ * import { systemClock } from "./clock.ts";
+ * const start = systemClock.now();
+ * const fired = Promise.withResolvers<void>();
+ * systemClock.timeout(1, fired.resolve);
+ * systemClock.timeout(1, () => console.assert(false, "cancelled"))();
+ * await fired.promise;
+ * console.assert(systemClock.now() >= start);
+ * ```
+ */
+export const systemClock: Clock = {
+  now: () => performance.now(),
+  sleep,
+  timeout: (ms, fn) => {
+    const id = setTimeout(fn, Math.max(0, ms));
+    return () => clearTimeout(id);
+  },
+};
 
 /**
  * Spreads `ms` uniformly over ±`fraction` so that many timers started together do not fire together.

@@ -1,58 +1,101 @@
 /**
- * A clock that moves only when the test says so: `sleep` timers fire in `advance`.
+ * The tests' one fake clock: time moves only in `advance`, which fires the due timers in order of their time, each at
+ * its own time, and lets what they started run before it moves on.
  *
  * @module
  */
 import type { Clock } from "../../lib/clock.ts";
 
+interface Timer {
+  readonly at: number;
+  /** Breaks ties between timers due at the same time: the one set first fires first. */
+  readonly seq: number;
+  readonly fire: () => void;
+}
+
+/** How many rounds of "fire what is due, let it run" one instant may take before the clock calls it a loop. */
+const MAX_ROUNDS = 1000;
+
 /** A manual {@linkcode Clock}. */
 export class ManualClock implements Clock {
-  #now = 0;
-  readonly #timers: { at: number; resolve: () => void }[] = [];
+  #now: number;
+  #seq = 0;
+  readonly #timers = new Set<Timer>();
+
+  /** @param start The time `now()` reads until the first `advance`. */
+  constructor(start = 0) {
+    this.#now = start;
+  }
 
   now(): number {
     return this.#now;
   }
 
+  timeout(ms: number, fn: () => void): () => void {
+    const t: Timer = { at: this.#now + Math.max(0, ms), seq: this.#seq++, fire: fn };
+    this.#timers.add(t);
+    return () => void this.#timers.delete(t);
+  }
+
   sleep(ms: number, signal?: AbortSignal): Promise<void> {
     if (signal?.aborted) return Promise.reject(signal.reason);
     return new Promise((resolve, reject) => {
-      const t = {
-        at: this.#now + Math.max(0, ms),
-        resolve: () => {
-          signal?.removeEventListener("abort", onAbort);
-          resolve();
-        },
-      };
       const onAbort = () => {
-        const i = this.#timers.indexOf(t);
-        if (i >= 0) this.#timers.splice(i, 1);
+        cancel();
         reject(signal?.reason);
       };
+      const cancel = this.timeout(ms, () => {
+        signal?.removeEventListener("abort", onAbort);
+        resolve();
+      });
       signal?.addEventListener("abort", onAbort, { once: true });
-      this.#timers.push(t);
     });
   }
 
-  /** Moves time on in steps of at most `stepMs`, firing due timers and letting their callbacks run after each. */
-  async advance(ms: number, stepMs = 10): Promise<void> {
-    const end = this.#now + ms;
-    // What is already due (or about to sleep) runs at the current time first.
-    await new Promise((r) => setTimeout(r, 0));
-    do {
-      this.#now = Math.min(end, this.#now + stepMs);
-      for (const t of [...this.#timers].sort((a, b) => a.at - b.at)) {
-        if (t.at <= this.#now) {
-          this.#timers.splice(this.#timers.indexOf(t), 1);
-          t.resolve();
-        }
-      }
-      await new Promise((r) => setTimeout(r, 0));
-    } while (this.#now < end);
+  /**
+   * Moves time on by `ms`: jumps from one due timer to the next, fires it at its own time, and lets the code it
+   * wakes run (a macrotask turn, so callbacks, promise chains and ready I/O events run) before the next. Timers due
+   * now run first, so `advance(0)` settles the present.
+   */
+  async advance(ms: number): Promise<void> {
+    const end = this.#now + Math.max(0, ms);
+    for (;;) {
+      await this.#settle();
+      const next = this.#next();
+      if (next === undefined || next.at > end) break;
+      this.#now = next.at;
+    }
+    this.#now = end;
+    await this.#settle();
   }
 
-  /** Timers waiting. */
+  /** Fires every timer due now, including ones the fired code sets for now, and lets what they wake run. */
+  async #settle(): Promise<void> {
+    for (let round = 0;; round++) {
+      await new Promise((r) => setTimeout(r, 0));
+      let fired = false;
+      for (let t = this.#next(); t !== undefined && t.at <= this.#now; t = this.#next()) {
+        this.#timers.delete(t);
+        t.fire();
+        fired = true;
+      }
+      if (!fired) return;
+      if (round >= MAX_ROUNDS) {
+        throw new Error(`ManualClock: timers keep firing at ${this.#now} ms (a zero-delay loop)`);
+      }
+    }
+  }
+
+  #next(): Timer | undefined {
+    let best: Timer | undefined;
+    for (const t of this.#timers) {
+      if (best === undefined || t.at < best.at || (t.at === best.at && t.seq < best.seq)) best = t;
+    }
+    return best;
+  }
+
+  /** Timers waiting (sleeps and timeouts). */
   get pending(): number {
-    return this.#timers.length;
+    return this.#timers.size;
   }
 }
