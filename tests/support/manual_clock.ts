@@ -69,6 +69,20 @@ export class ManualClock implements Clock {
     await this.#settle();
   }
 
+  /**
+   * Advances in steps of `stepMs` until `cond()` holds (checked first, at the present), for what timers drive (health
+   * checks, say); fails once `maxMs` of clock time passed without it. Returns the clock time it held at.
+   */
+  async advanceUntil(cond: () => boolean, what: string, maxMs = 10_000, stepMs = 10): Promise<number> {
+    const end = this.#now + maxMs;
+    await this.#settle();
+    while (!cond()) {
+      if (this.#now >= end) throw new Error(`ManualClock: no ${what} within ${maxMs} ms of clock time`);
+      await this.advance(Math.min(stepMs, end - this.#now));
+    }
+    return this.#now;
+  }
+
   /** Fires every timer due now, including ones the fired code sets for now, and lets what they wake run. */
   async #settle(): Promise<void> {
     for (let round = 0;; round++) {
