@@ -23,8 +23,8 @@ class SwitchProbe implements Probe {
 const SPREAD_MS = 1000;
 
 /**
- * Opens a client connection through the proxy and proves it relays. `held` closes it before the app shuts down (it is
- * declared after the app): a test that fails half-way must not leave the app's drain waiting on a manual clock.
+ * Opens a client connection through the proxy and proves it relays; `held` (declared after the app) closes it before
+ * the app shuts down, also when the test fails half-way.
  */
 async function openThrough(app: ProxyApp, held: DisposableStack): Promise<Deno.TcpConn> {
   const c = held.use(await Deno.connect({ hostname: "127.0.0.1", port: app.addr.port }));
@@ -51,6 +51,7 @@ Deno.test("connections of an upstream that turns unhealthy are closed within the
   probe.set(b.endpoint, { ok: false, reason: "not yet" });
   const clock = new ManualClock();
   await using app = ProxyApp.start(testConfig([a.endpoint, b.endpoint]), { probe, clock });
+  await using _stopped = clock.stopsWith(() => app.shutdown(), "the app to stop");
   using held = new DisposableStack();
   const state = (e: Endpoint) => app.pool.get(endpointKey(e))?.state;
   await clock.advanceUntil(() => state(a.endpoint) === "healthy", "a healthy");
@@ -74,6 +75,7 @@ Deno.test("connections are kept when every upstream looks unhealthy at once, and
   probe.set(b.endpoint, { ok: false, reason: "down" });
   const clock = new ManualClock();
   await using app = ProxyApp.start(testConfig([a.endpoint, b.endpoint]), { probe, clock });
+  await using _stopped = clock.stopsWith(() => app.shutdown(), "the app to stop");
   using held = new DisposableStack();
   const state = (e: Endpoint) => app.pool.get(endpointKey(e))?.state;
   await clock.advanceUntil(() => app.ready, "ready");
@@ -98,6 +100,7 @@ Deno.test("--close-on-unhealthy=false leaves connections alone", async () => {
     probe,
     clock,
   });
+  await using _stopped = clock.stopsWith(() => app.shutdown(), "the app to stop");
   using held = new DisposableStack();
   await clock.advanceUntil(() => app.pool.upstreams().every((u) => u.state === "healthy"), "healthy");
   const conns = await Promise.all([1, 2].map(() => openThrough(app, held)));
@@ -117,6 +120,7 @@ Deno.test("a removed upstream that turns unhealthy is closed at once", async () 
   const probe = new SwitchProbe();
   const clock = new ManualClock();
   await using app = ProxyApp.start(testConfig([a.endpoint], { drainTimeoutMs: 30_000 }), { probe, clock });
+  await using _stopped = clock.stopsWith(() => app.shutdown(), "the app to stop");
   using held = new DisposableStack();
   await clock.advanceUntil(() => app.ready, "ready");
   const c = await openThrough(app, held);

@@ -83,6 +83,26 @@ export class ManualClock implements Clock {
     return this.#now;
   }
 
+  /**
+   * Moves time on in steps of `stepMs` until `p` settles, and returns what it gives; fails once `maxMs` of clock time
+   * passed. For ends that wait on the clock, such as an app's shutdown waiting on its drain deadline.
+   */
+  async advanceUntilSettled<T>(p: Promise<T>, what: string, maxMs = 60_000, stepMs = 100): Promise<T> {
+    let settled = false;
+    const watched = p.finally(() => (settled = true));
+    watched.catch(() => {}); // rethrown by the await below
+    await this.advanceUntil(() => settled, what, maxMs, stepMs);
+    return await watched;
+  }
+
+  /**
+   * A disposable that runs `stop` with the clock moving: declare it after what it stops, so a test that fails half-way
+   * does not hang in a shutdown that waits on this clock.
+   */
+  stopsWith(stop: () => Promise<unknown>, what: string): AsyncDisposable {
+    return { [Symbol.asyncDispose]: async () => void await this.advanceUntilSettled(stop(), what) };
+  }
+
   /** Fires every timer due now, including ones the fired code sets for now, and lets what they wake run. */
   async #settle(): Promise<void> {
     for (let round = 0;; round++) {
