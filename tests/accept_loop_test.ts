@@ -68,14 +68,16 @@ Deno.test("accept errors are all counted but logged at most five times a second,
     },
     close: () => closed.reject(new Deno.errors.BadResource("closed")),
   };
-  const loop = new AcceptLoop(source, (c) => c.close(), { name: "health" });
+  const clock = new ManualClock();
+  const loop = new AcceptLoop(source, (c) => c.close(), { name: "health", clock });
   const running = loop.run();
-  await withDeadline(done.promise, "120 accepts");
+  await clock.advanceUntilSettled(done.promise, "120 accepts", 10_000, 10);
   loop.stop();
   await withDeadline(running, "the loop to stop");
   assert.equal(loop.errors, 60);
+  assert.equal(clock.now(), 600, "each failure backed off 10 ms: the backoff restarts after a success");
   const lines = logs.messages("error").filter((m) => m.includes("Accept failed"));
-  assert.ok(lines.length >= 1 && lines.length <= 20, `${lines.length} lines for 60 failures`);
+  assert.equal(lines.length, 5, "five lines in the one second of clock time the 60 failures took");
   assert.match(lines[0] ?? "", /Accept failed on the \W*health\W* listener \W*127\.0\.0\.1:7/);
 });
 

@@ -58,13 +58,13 @@ export class AcceptLoop {
 
   readonly #name: string;
   readonly #clock: Clock;
-  readonly #logLimit = new LogLimit({ intervalMs: 1000, burst: 5 });
+  readonly #logLimit: LogLimit;
 
   /**
    * @param source The listener.
    * @param handle Takes each accepted connection; must not throw (a throw is reported and that connection closed).
    * @param options `name` says which listener this is in log lines (@default "proxy"); `clock` times the accept
-   * backoff and the self-check (@default systemClock).
+   * backoff, the self-check and the log limit (@default systemClock).
    */
   constructor(
     source: AcceptSource,
@@ -74,7 +74,8 @@ export class AcceptLoop {
     this.#source = source;
     this.#handle = handle;
     this.#name = options.name ?? "proxy";
-    this.#clock = options.clock ?? systemClock;
+    const clock = this.#clock = options.clock ?? systemClock;
+    this.#logLimit = new LogLimit({ intervalMs: 1000, burst: 5, now: () => clock.now() });
   }
 
   /** Whether `run()` is looping. */

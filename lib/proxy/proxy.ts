@@ -27,7 +27,7 @@ export interface ProxyOptions {
   readonly hedgeDelayMs: number;
   /** The dial budget when no candidate is healthy (the health probe timeout). */
   readonly fallbackBudgetMs: number;
-  /** Connection durations, and the dials' budgets and hedges. */
+  /** Connection durations, the dials' budgets and hedges, and the "no upstream" log limit. */
   readonly clock: Clock;
   /** How the proxy connects to upstreams. @default Deno.connect */
   readonly connect?: DialConnect;
@@ -49,7 +49,7 @@ export class Proxy {
   readonly #connect: DialConnect;
   readonly #timer: CoarseTimer;
   readonly #live = new LiveList<Closable>();
-  readonly #noUpstreamLog = new LogLimit({ intervalMs: 1000, burst: 5 });
+  readonly #noUpstreamLog: LogLimit;
   #idle: PromiseWithResolvers<void> | undefined;
   /** Client connections closed because no upstream could be reached. */
   failedDials = 0;
@@ -59,6 +59,7 @@ export class Proxy {
     this.#buffers = relayBuffers();
     this.#connect = opts.connect ?? defaultConnect;
     this.#timer = new CoarseTimer(opts.clock);
+    this.#noUpstreamLog = new LogLimit({ intervalMs: 1000, burst: 5, now: () => opts.clock.now() });
   }
 
   /** Live client connections (dialling included). */
