@@ -50,7 +50,8 @@ export interface Dialed {
  * import { Upstream } from "../upstream/upstream.ts";
  * using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
  * const up = new Upstream({ host: "127.0.0.1", port: listener.addr.port }, { rise: 2, fall: 2 });
- * const r = await dial([up], { budgetMs: 1000, hedgeDelayMs: 100, timer: new CoarseTimer(systemClock), onFailure: () => {},
+ * const timer = new CoarseTimer(systemClock); // one per proxy, shared by its dials
+ * const r = await dial([up], { budgetMs: 1000, hedgeDelayMs: 100, timer, onFailure: () => {},
  *   connect: (e, signal) => Deno.connect({ hostname: e.host, port: e.port, signal }) });
  * console.assert(r?.upstream === up);
  * r?.conn.close();
@@ -68,7 +69,7 @@ export function dial(candidates: readonly Upstream[], opts: DialOptions): Promis
   let pending = 0;
   let done = false;
   let outOfTime = false;
-  const timer = opts.timer;
+  const { timer } = opts;
   let hedge: TimerEntry | undefined;
 
   const finish = (result: Dialed | undefined, winner?: AbortController) => {
