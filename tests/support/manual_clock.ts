@@ -14,7 +14,7 @@ interface Timer {
 }
 
 /** How many rounds of "fire what is due, let it run" one instant may take before the clock calls it a loop. */
-const MAX_ROUNDS = 1000;
+const MAX_ROUNDS = 100;
 
 /** A manual {@linkcode Clock}. */
 export class ManualClock implements Clock {
@@ -103,20 +103,19 @@ export class ManualClock implements Clock {
     return { [Symbol.asyncDispose]: async () => void await this.advanceUntilSettled(stop(), what) };
   }
 
-  /** Fires every timer due now, including ones the fired code sets for now, and lets what they wake run. */
+  /**
+   * Fires every timer due now, and lets what they wake run; timers they set for now fire in the next round, so a
+   * zero-delay loop is caught by the round limit instead of spinning.
+   */
   async #settle(): Promise<void> {
     for (let round = 0;; round++) {
       await new Promise((r) => setTimeout(r, 0));
-      let fired = false;
-      for (let t = this.#next(); t !== undefined && t.at <= this.#now; t = this.#next()) {
-        this.#timers.delete(t);
-        t.fire();
-        fired = true;
-      }
-      if (!fired) return;
+      const due = [...this.#timers].filter((t) => t.at <= this.#now).sort((a, b) => a.at - b.at || a.seq - b.seq);
+      if (due.length === 0) return;
       if (round >= MAX_ROUNDS) {
         throw new Error(`ManualClock: timers keep firing at ${this.#now} ms (a zero-delay loop)`);
       }
+      for (const t of due) if (this.#timers.delete(t)) t.fire(); // skipped if an earlier one cancelled it
     }
   }
 
