@@ -13,11 +13,16 @@ export interface Clock {
   /** Waits `ms`, or rejects with the signal's reason as soon as it aborts. */
   sleep(ms: number, signal?: AbortSignal): Promise<void>;
   /**
-   * Calls `fn` once after `ms`, unless the returned function is called first. No promise and no signal: the
-   * primitive for code that must not allocate more than a timer (the dials' shared tick).
+   * Calls `fn` once after `ms` unless `clearTimer` gets the returned id first. No promise, signal or closure: the
+   * primitive for code that must not allocate more than the timer itself (the dials' shared tick).
    */
-  timeout(ms: number, fn: () => void): () => void;
+  setTimer(ms: number, fn: () => void): TimerId;
+  /** Cancels a timer of this clock; harmless once it fired. */
+  clearTimer(id: TimerId): void;
 }
+
+/** A timer of a {@linkcode Clock}, opaque to everyone but that clock. */
+export type TimerId = unknown;
 
 /** Returns a float in [0, 1). */
 export type Random = () => number;
@@ -54,8 +59,8 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
  * import { systemClock } from "./clock.ts";
  * const start = systemClock.now();
  * const fired = Promise.withResolvers<void>();
- * systemClock.timeout(1, fired.resolve);
- * systemClock.timeout(1, () => console.assert(false, "cancelled"))();
+ * systemClock.setTimer(1, fired.resolve);
+ * systemClock.clearTimer(systemClock.setTimer(1, () => console.assert(false, "cancelled")));
  * await fired.promise;
  * console.assert(systemClock.now() >= start);
  * ```
@@ -63,10 +68,8 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
 export const systemClock: Clock = {
   now: () => performance.now(),
   sleep,
-  timeout: (ms, fn) => {
-    const id = setTimeout(fn, Math.max(0, ms));
-    return () => clearTimeout(id);
-  },
+  setTimer: (ms, fn) => setTimeout(fn, Math.max(0, ms)),
+  clearTimer: (id) => clearTimeout(id as number),
 };
 
 /**

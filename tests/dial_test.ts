@@ -38,7 +38,7 @@ function fakeConnect(
       const abort = () => reject(new DOMException("aborted", "AbortError"));
       signal.addEventListener("abort", abort, { once: true });
       if (b.kind === "hang") return;
-      clock.timeout(b.delayMs ?? 0, () => {
+      clock.setTimer(b.delayMs ?? 0, () => {
         signal.removeEventListener("abort", abort);
         if (b.kind === "refuse") reject(new Deno.errors.ConnectionRefused("Connection refused"));
         else resolve(fakeConn(e.host));
@@ -161,7 +161,7 @@ Deno.test("a connection that completes after another won is closed", async () =>
   const conns: { closed: boolean; host: string }[] = [];
   const connect: DialConnect = (e) =>
     new Promise((resolve) => {
-      clock.timeout(e.host === "127.0.0.1" ? 80 : 10, () => {
+      clock.setTimer(e.host === "127.0.0.1" ? 80 : 10, () => {
         const c = fakeConn(e.host);
         conns.push(c);
         resolve(c);

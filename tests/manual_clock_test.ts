@@ -5,11 +5,11 @@ import { ManualClock } from "./support/manual_clock.ts";
 Deno.test("advance fires due timers in time order, each at its own time, ties in the order they were set", async () => {
   const clock = new ManualClock(1000);
   const fired: [string, number][] = [];
-  clock.timeout(30, () => fired.push(["c", clock.now()]));
-  clock.timeout(10, () => fired.push(["a", clock.now()]));
-  clock.timeout(10, () => fired.push(["b", clock.now()]));
-  clock.timeout(31, () => fired.push(["late", clock.now()]));
-  clock.timeout(20, () => fired.push(["cancelled", clock.now()]))();
+  clock.setTimer(30, () => fired.push(["c", clock.now()]));
+  clock.setTimer(10, () => fired.push(["a", clock.now()]));
+  clock.setTimer(10, () => fired.push(["b", clock.now()]));
+  clock.setTimer(31, () => fired.push(["late", clock.now()]));
+  clock.clearTimer(clock.setTimer(20, () => fired.push(["cancelled", clock.now()])));
   await clock.advance(30);
   assert.deepEqual(fired, [["a", 1010], ["b", 1010], ["c", 1030]]);
   assert.equal(clock.now(), 1030);
@@ -44,7 +44,7 @@ Deno.test("an aborted sleep rejects with the signal's reason and leaves no timer
 Deno.test("advanceUntil stops at the step where the condition holds, and names what never came", async () => {
   const clock = new ManualClock();
   let ready = false;
-  clock.timeout(35, () => (ready = true));
+  clock.setTimer(35, () => (ready = true));
   assert.equal(await clock.advanceUntil(() => ready, "ready"), 40);
   await assert.rejects(clock.advanceUntil(() => false, "the impossible", 50), /no the impossible within 50 ms/);
   assert.equal(clock.now(), 90);
@@ -60,7 +60,7 @@ Deno.test("advanceUntilSettled moves time until the promise settles, and passes 
 
 Deno.test("a timer that keeps setting zero-delay timers is reported instead of hanging the test", async () => {
   const clock = new ManualClock();
-  const again = () => void clock.timeout(0, again);
-  clock.timeout(0, again);
+  const again = () => void clock.setTimer(0, again);
+  clock.setTimer(0, again);
   await assert.rejects(clock.advance(0), /timers keep firing at 0 ms/);
 });

@@ -160,14 +160,14 @@ export class AcceptLoop {
     this.#self = self;
     // Up to timeoutMs to connect, then up to timeoutMs for the loop to see the connection.
     const connecting = new AbortController();
-    const stopConnectTimer = this.#clock.timeout(timeoutMs, () => {
+    const connectTimer = this.#clock.setTimer(timeoutMs, () => {
       connecting.abort(new DOMException(`no connection within ${timeoutMs} ms`, "TimeoutError"));
     });
     const waiting = new AbortController();
     let conn: Deno.TcpConn | undefined;
     try {
       conn = await connectTcp({ hostname, port: addr.port }, connecting.signal);
-      stopConnectTimer();
+      this.#clock.clearTimer(connectTimer);
       ends.resolve({ local: conn.localAddr, remote: conn.remoteAddr });
       const timedOut = this.#clock.sleep(timeoutMs, waiting.signal).then(() => false, () => false);
       return await Promise.race([self.seen.promise.then(() => true), timedOut]);
@@ -175,7 +175,7 @@ export class AcceptLoop {
       log.warn("Liveness self-check could not connect to the listener: {error}", { error: describeError(e) });
       return false;
     } finally {
-      stopConnectTimer();
+      this.#clock.clearTimer(connectTimer);
       waiting.abort();
       ends.resolve(undefined);
       if (this.#self === self) this.#self = undefined;

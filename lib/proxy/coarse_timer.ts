@@ -7,7 +7,7 @@
  *
  * @module
  */
-import type { Clock } from "../clock.ts";
+import type { Clock, TimerId } from "../clock.ts";
 import { reportInternalError } from "../internal_errors.ts";
 import { LiveList, type LiveNode } from "../live_list.ts";
 
@@ -51,9 +51,10 @@ export class CoarseTimer {
   readonly #clock: Clock;
   readonly #tickMs: number;
   readonly #pending = new LiveList<TimerEntry>();
-  /** Cancels the armed tick; `undefined` while none is armed. */
-  #cancelTick: (() => void) | undefined;
-  readonly #onTick = () => this.#tick();
+  /** The armed tick, if any. */
+  #tick: TimerId;
+  #armed = false;
+  readonly #onTick = () => this.#fire();
 
   /**
    * @param clock Where time and the tick come from.
@@ -73,12 +74,18 @@ export class CoarseTimer {
   at(at: number, fn: () => void): TimerEntry {
     const entry = new TimerEntry(this, at, fn);
     entry.node = this.#pending.add(entry);
-    this.#cancelTick ??= this.#clock.timeout(this.#tickMs, this.#onTick);
+    this.#arm();
     return entry;
   }
 
-  #tick(): void {
-    this.#cancelTick = undefined;
+  #arm(): void {
+    if (this.#armed) return;
+    this.#armed = true;
+    this.#tick = this.#clock.setTimer(this.#tickMs, this.#onTick);
+  }
+
+  #fire(): void {
+    this.#armed = false;
     const now = this.#clock.now();
     // Collected first: a call may cancel other entries, or add new ones (they wait for a later tick).
     for (const e of this.#pending.values()) {
@@ -92,15 +99,14 @@ export class CoarseTimer {
         reportInternalError("a timer callback", err); // a timer callback's throw would end the process
       }
     }
-    // A call that added an entry has armed the next tick already.
-    if (this.#pending.size > 0) this.#cancelTick ??= this.#clock.timeout(this.#tickMs, this.#onTick);
+    if (this.#pending.size > 0) this.#arm(); // a no-op if a call that added an entry armed it already
   }
 
   /** @internal Stops the tick when nothing is pending. */
   stopIfIdle(): void {
-    if (this.#pending.size === 0 && this.#cancelTick !== undefined) {
-      this.#cancelTick();
-      this.#cancelTick = undefined;
+    if (this.#pending.size === 0 && this.#armed) {
+      this.#armed = false;
+      this.#clock.clearTimer(this.#tick);
     }
   }
 }

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import type { Clock } from "../../lib/clock.ts";
+import type { Clock, TimerId } from "../../lib/clock.ts";
 
 interface Timer {
   readonly at: number;
@@ -31,20 +31,24 @@ export class ManualClock implements Clock {
     return this.#now;
   }
 
-  timeout(ms: number, fn: () => void): () => void {
+  setTimer(ms: number, fn: () => void): TimerId {
     const t: Timer = { at: this.#now + Math.max(0, ms), seq: this.#seq++, fire: fn };
     this.#timers.add(t);
-    return () => void this.#timers.delete(t);
+    return t;
+  }
+
+  clearTimer(id: TimerId): void {
+    this.#timers.delete(id as Timer);
   }
 
   sleep(ms: number, signal?: AbortSignal): Promise<void> {
     if (signal?.aborted) return Promise.reject(signal.reason);
     return new Promise((resolve, reject) => {
       const onAbort = () => {
-        cancel();
+        this.clearTimer(id);
         reject(signal?.reason);
       };
-      const cancel = this.timeout(ms, () => {
+      const id = this.setTimer(ms, () => {
         signal?.removeEventListener("abort", onAbort);
         resolve();
       });
