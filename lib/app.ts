@@ -136,7 +136,7 @@ export class ProxyApp {
       clock,
       ...(deps.connect ? { connect: deps.connect } : {}),
     });
-    this.loop = new AcceptLoop(listener, (conn) => this.proxy.handle(conn), { name: "proxy" });
+    this.loop = new AcceptLoop(listener, (conn) => this.proxy.handle(conn), { name: "proxy", clock });
     try {
       this.#health = new HttpServer(
         { name: "health", hostname: config.healthBindAddress, port: config.healthPort },

@@ -1,5 +1,7 @@
 /**
- * Time and randomness, passed in so that state machines can be tested without sleeping.
+ * Time and randomness, passed in so that state machines can be tested without sleeping. Everything in `lib/` that
+ * waits or measures a span a test could want to control takes a {@linkcode Clock}; `systemClock` is the real one and
+ * the tests' `ManualClock` (tests/support/manual_clock.ts) moves only when told.
  *
  * @module
  */
@@ -10,7 +12,17 @@ export interface Clock {
   now(): number;
   /** Waits `ms`, or rejects with the signal's reason as soon as it aborts. */
   sleep(ms: number, signal?: AbortSignal): Promise<void>;
+  /**
+   * Calls `fn` once after `ms` unless `clearTimer` gets the returned id first. No promise, signal or closure: the
+   * primitive for code that must not allocate more than the timer itself (the dials' shared tick).
+   */
+  setTimer(ms: number, fn: () => void): TimerId;
+  /** Cancels a timer of this clock; harmless once it fired. */
+  clearTimer(id: TimerId): void;
 }
+
+/** A timer of a {@linkcode Clock}, opaque to everyone but that clock. */
+export type TimerId = unknown;
 
 /** Returns a float in [0, 1). */
 export type Random = () => number;
@@ -39,8 +51,26 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   });
 }
 
-/** The real clock: `performance.now()` and `setTimeout`. */
-export const systemClock: Clock = { now: () => performance.now(), sleep };
+/**
+ * The real clock: `performance.now()` and `setTimeout`.
+ *
+ * @example
+ * ```ts
+ * import { systemClock } from "./clock.ts";
+ * const start = systemClock.now();
+ * const fired = Promise.withResolvers<void>();
+ * systemClock.setTimer(1, fired.resolve);
+ * systemClock.clearTimer(systemClock.setTimer(1, () => console.assert(false, "cancelled")));
+ * await fired.promise;
+ * console.assert(systemClock.now() >= start);
+ * ```
+ */
+export const systemClock: Clock = {
+  now: () => performance.now(),
+  sleep,
+  setTimer: (ms, fn) => setTimeout(fn, Math.max(0, ms)),
+  clearTimer: (id) => clearTimeout(id as number),
+};
 
 /**
  * Spreads `ms` uniformly over ±`fraction` so that many timers started together do not fire together.

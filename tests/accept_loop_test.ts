@@ -3,8 +3,9 @@ import { AcceptLoop, type AcceptSource } from "../lib/net/accept_loop.ts";
 import { waitFor } from "./support/net.ts";
 import { withDeadline } from "./support/deadline.ts";
 import { LogCapture } from "./support/log_capture.ts";
+import { ManualClock } from "./support/manual_clock.ts";
 
-Deno.test("the accept loop survives accept errors such as EMFILE and keeps accepting", async () => {
+Deno.test("the accept loop survives accept errors such as EMFILE, backing off 10, 20, 40 ms, and keeps accepting", async () => {
   using real = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   let failuresLeft = 3;
   const source: AcceptSource = {
@@ -17,12 +18,24 @@ Deno.test("the accept loop survives accept errors such as EMFILE and keeps accep
   };
   const handled: Deno.TcpConn[] = [];
   const got = Promise.withResolvers<void>();
+  const clock = new ManualClock();
   const loop = new AcceptLoop(source, (c) => {
     handled.push(c);
     got.resolve();
-  });
+  }, { clock });
   const running = loop.run();
+  await clock.advance(0);
+  assert.equal(loop.errors, 1);
+  for (const [backoff, errors] of [[10, 2], [20, 3]] as const) {
+    await clock.advance(backoff - 1);
+    assert.equal(loop.errors, errors - 1, `not retried before ${backoff} ms`);
+    await clock.advance(1);
+    assert.equal(loop.errors, errors, `retried after ${backoff} ms`);
+  }
   const client = await Deno.connect({ hostname: "127.0.0.1", port: real.addr.port });
+  await clock.advance(39);
+  assert.equal(handled.length, 0, "not accepted before the 40 ms backoff");
+  await clock.advance(1);
   await withDeadline(got.promise, "the accepted connection");
   assert.equal(loop.errors, 3);
   assert.equal(loop.running, true);
@@ -55,14 +68,16 @@ Deno.test("accept errors are all counted but logged at most five times a second,
     },
     close: () => closed.reject(new Deno.errors.BadResource("closed")),
   };
-  const loop = new AcceptLoop(source, (c) => c.close(), { name: "health" });
+  const clock = new ManualClock();
+  const loop = new AcceptLoop(source, (c) => c.close(), { name: "health", clock });
   const running = loop.run();
-  await withDeadline(done.promise, "120 accepts");
+  await clock.advanceUntilSettled(done.promise, "120 accepts", 10_000, 10);
   loop.stop();
   await withDeadline(running, "the loop to stop");
   assert.equal(loop.errors, 60);
+  assert.equal(clock.now(), 600, "each failure backed off 10 ms: the backoff restarts after a success");
   const lines = logs.messages("error").filter((m) => m.includes("Accept failed"));
-  assert.ok(lines.length >= 1 && lines.length <= 20, `${lines.length} lines for 60 failures`);
+  assert.equal(lines.length, 5, "five lines in the one second of clock time the 60 failures took");
   assert.match(lines[0] ?? "", /Accept failed on the \W*health\W* listener \W*127\.0\.0\.1:7/);
 });
 
@@ -94,11 +109,17 @@ Deno.test("a loop whose accept never returns fails the self-check within its tim
   // A listener that nobody accepts from: the kernel completes the handshake, but the loop never sees it.
   using real = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const stuck = Promise.withResolvers<Deno.TcpConn>();
-  const loop = new AcceptLoop({ addr: real.addr, accept: () => stuck.promise, close: () => {} }, () => {});
+  const clock = new ManualClock();
+  const loop = new AcceptLoop({ addr: real.addr, accept: () => stuck.promise, close: () => {} }, () => {}, { clock });
   const running = loop.run();
-  const start = performance.now();
-  assert.equal(await withDeadline(loop.selfCheck(150), "the self-check"), false);
-  assert.ok(performance.now() - start >= 140);
+  let result: boolean | undefined;
+  const checking = loop.selfCheck(150).then((r) => (result = r));
+  await clock.advance(149);
+  assert.equal(result, undefined, "not given up before its timeout");
+  // The connect (real, to loopback) and the wait for the loop each have up to 150 ms of the clock.
+  assert.equal(await clock.advanceUntilSettled(checking, "the self-check", 151), false);
+  assert.ok(clock.now() >= 150 && clock.now() <= 300, `gave up at ${clock.now()} ms of the clock`);
+  assert.equal(clock.pending, 0, "its timers are cancelled");
   loop.stop();
   stuck.reject(new Deno.errors.BadResource("closed"));
   await withDeadline(running, "the loop to stop");

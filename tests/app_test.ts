@@ -2,6 +2,8 @@ import assert from "node:assert/strict";
 import { ProxyApp } from "../lib/app.ts";
 import { EchoServer, freePort, randomBytes, readAll, testConfig, waitFor, writeAll } from "./support/net.ts";
 import { WAIT_MS, withDeadline } from "./support/deadline.ts";
+import { ManualClock } from "./support/manual_clock.ts";
+import type { Probe } from "../lib/upstream/probe.ts";
 
 async function roundTrip(port: number, payload: Uint8Array): Promise<Uint8Array> {
   const c = await Deno.connect({ hostname: "127.0.0.1", port });
@@ -11,6 +13,26 @@ async function roundTrip(port: number, payload: Uint8Array): Promise<Uint8Array>
   } finally {
     c.close();
   }
+}
+
+/**
+ * A probe that passes at once, for tests on a manual clock: a real probe's I/O racing a probe timeout on a clock the
+ * test moves in jumps would make the health of a live upstream depend on the machine's load.
+ */
+const passing: Probe = { name: "instant", check: () => Promise.resolve({ ok: true, rttMs: 1 }) };
+
+/** Opens a client connection through the proxy and proves it relays; `held` closes it before the app shuts down. */
+async function openThrough(app: ProxyApp, held: DisposableStack): Promise<Deno.TcpConn> {
+  const c = held.use(await Deno.connect({ hostname: "127.0.0.1", port: app.addr.port }));
+  await writeAll(c, new TextEncoder().encode("x"));
+  assert.equal(await withDeadline(c.read(new Uint8Array(1)), "a read"), 1);
+  return c;
+}
+
+/** Proves `c` still relays: one byte there and back. */
+async function stillRelays(c: Deno.TcpConn, why: string): Promise<void> {
+  await writeAll(c, new TextEncoder().encode("y"));
+  assert.equal(await withDeadline(c.read(new Uint8Array(1)), "a read"), 1, why);
 }
 
 function health(app: ProxyApp, path: string): Promise<Response> {
@@ -112,69 +134,67 @@ Deno.test("an upstream that comes back rejoins after the rise threshold", async 
 Deno.test("replacing the upstream set keeps the live connections of upstreams that stay", async () => {
   await using a = new EchoServer();
   await using b = new EchoServer();
-  await using app = ProxyApp.start(testConfig([a.endpoint], { drainTimeoutMs: 200 }));
-  await waitFor(() => app.ready, 5000, "ready");
-  const c = await Deno.connect({ hostname: "127.0.0.1", port: app.addr.port });
-  await writeAll(c, new TextEncoder().encode("one"));
-  const buf = new Uint8Array(16);
-  assert.equal(await withDeadline(c.read(buf), "a read"), 3);
+  const clock = new ManualClock();
+  await using app = ProxyApp.start(testConfig([a.endpoint], { drainTimeoutMs: 200 }), { probe: passing, clock });
+  await using _stopped = clock.stopsWith(() => app.shutdown(), "the app to stop");
+  using held = new DisposableStack();
+  await clock.advanceUntil(() => app.ready, "ready");
+  const c = await openThrough(app, held);
   app.pool.update([a.endpoint, b.endpoint]);
   app.pool.update([b.endpoint, a.endpoint]);
-  await new Promise((r) => setTimeout(r, 300)); // longer than the drain timeout: nothing may close it
-  await writeAll(c, new TextEncoder().encode("two"));
-  assert.equal(await withDeadline(c.read(buf), "a read"), 3);
-  assert.equal(new TextDecoder().decode(buf.subarray(0, 3)), "two");
+  await clock.advance(2 * 200); // twice the drain timeout: nothing may close it
+  await stillRelays(c, "a stayed: its connection is not drained");
   assert.equal(app.pool.get(`127.0.0.1:${a.port}`)?.activeConnections, 1);
-  c.close();
 });
 
 Deno.test("a removed upstream gets no new connections and its live ones close at the drain deadline", async () => {
   await using a = new EchoServer();
   await using b = new EchoServer();
-  await using app = ProxyApp.start(testConfig([a.endpoint], { drainTimeoutMs: 300 }));
-  await waitFor(() => app.ready, 5000, "ready");
-  const c = await Deno.connect({ hostname: "127.0.0.1", port: app.addr.port });
-  await writeAll(c, new TextEncoder().encode("x"));
-  assert.equal(await withDeadline(c.read(new Uint8Array(1)), "a read"), 1);
-  const removedAt = performance.now();
+  const clock = new ManualClock();
+  await using app = ProxyApp.start(testConfig([a.endpoint], { drainTimeoutMs: 300 }), { probe: passing, clock });
+  await using _stopped = clock.stopsWith(() => app.shutdown(), "the app to stop");
+  using held = new DisposableStack();
+  await clock.advanceUntil(() => app.ready, "ready");
+  const c = await openThrough(app, held);
+  const removedAt = clock.now();
   app.pool.update([b.endpoint]);
   assert.equal(app.pool.get(`127.0.0.1:${a.port}`)?.draining, true);
-  await waitFor(() => app.ready, 5000, "b healthy");
+  await clock.advanceUntil(() => app.ready, "b healthy");
   const payload = randomBytes(10);
   assert.deepEqual(await roundTrip(app.addr.port, payload), payload);
   assert.equal(app.pool.get(`127.0.0.1:${b.port}`)?.totalConnections, 1);
   assert.equal(app.pool.get(`127.0.0.1:${a.port}`)?.totalConnections, 1, "no new connection went to the removed one");
-  assert.equal(await withDeadline(c.read(new Uint8Array(1)), "a read"), null, "the drained connection is closed");
-  const waited = performance.now() - removedAt;
-  assert.ok(waited >= 250 && waited < 2000, `closed after ${waited} ms, expected about 300`);
+  await clock.advance(removedAt + 299 - clock.now());
+  await stillRelays(c, "kept until the drain deadline");
+  await clock.advance(1);
+  assert.equal(await withDeadline(c.read(new Uint8Array(1)), "a read"), null, "closed at the drain deadline");
   c.close();
-  assert.equal(app.pool.get(`127.0.0.1:${a.port}`), undefined);
+  await waitFor(() => app.pool.get(`127.0.0.1:${a.port}`) === undefined, 5000, "the drained upstream to go");
 });
 
 Deno.test("a removed upstream that comes back during its drain keeps its connections", async () => {
   await using a = new EchoServer();
   await using b = new EchoServer();
-  await using app = ProxyApp.start(testConfig([a.endpoint], { drainTimeoutMs: 200 }));
-  await waitFor(() => app.ready, 5000, "ready");
-  const c = await Deno.connect({ hostname: "127.0.0.1", port: app.addr.port });
-  await writeAll(c, new TextEncoder().encode("x"));
-  assert.equal(await withDeadline(c.read(new Uint8Array(1)), "a read"), 1);
+  const clock = new ManualClock();
+  await using app = ProxyApp.start(testConfig([a.endpoint], { drainTimeoutMs: 200 }), { probe: passing, clock });
+  await using _stopped = clock.stopsWith(() => app.shutdown(), "the app to stop");
+  using held = new DisposableStack();
+  await clock.advanceUntil(() => app.ready, "ready");
+  const c = await openThrough(app, held);
   app.pool.update([b.endpoint]);
   app.pool.update([a.endpoint, b.endpoint]);
   assert.equal(app.pool.get(`127.0.0.1:${a.port}`)?.draining, false);
-  await new Promise((r) => setTimeout(r, 350)); // past the 200 ms drain deadline: the cancelled drain must not close it
-  await writeAll(c, new TextEncoder().encode("y"));
-  assert.equal(await withDeadline(c.read(new Uint8Array(1)), "a read"), 1);
-  c.close();
+  await clock.advance(2 * 200); // twice the drain timeout: the cancelled drain must not close it
+  await stillRelays(c, "kept: the drain was cancelled");
 });
 
 Deno.test("with no upstream reachable the client is closed at once", async () => {
-  await using app = ProxyApp.start(testConfig([{ host: "127.0.0.1", port: freePort() }]));
-  const c = await Deno.connect({ hostname: "127.0.0.1", port: app.addr.port });
-  const start = performance.now();
+  const clock = new ManualClock();
+  await using app = ProxyApp.start(testConfig([{ host: "127.0.0.1", port: freePort() }]), { clock });
+  await using _stopped = clock.stopsWith(() => app.shutdown(), "the app to stop");
+  using c = await Deno.connect({ hostname: "127.0.0.1", port: app.addr.port });
   assert.equal(await withDeadline(c.read(new Uint8Array(1)), "a read"), null);
-  assert.ok(performance.now() - start < 900, "closed before the dial budget ran out");
-  c.close();
+  assert.equal(clock.now(), 0, "closed with no clock time passing: the refusal, not the dial budget, ended it");
   assert.equal(app.proxy.failedDials, 1);
 });
 
@@ -269,15 +289,21 @@ Deno.test("while no upstream is healthy a blackholed dial costs the probe timeou
       signal.addEventListener("abort", () => reject(new DOMException("aborted", "AbortError")), { once: true })
     );
   const dead = [freePort(), freePort()].map((port) => ({ host: "127.0.0.1", port }));
+  const clock = new ManualClock();
   await using app = ProxyApp.start(
     testConfig(dead, { dialTimeoutMs: 5000, healthTimeoutMs: 200, healthIntervalMs: 1000 }),
-    { connect },
+    { connect, clock },
   );
+  await using _stopped = clock.stopsWith(() => app.shutdown(), "the app to stop");
+  // The probes' own connects are real: refused at once, with no clock time passing.
   await waitFor(() => app.pool.upstreams().every((u) => u.state === "unhealthy"), 5000, "all unhealthy");
-  const c = await Deno.connect({ hostname: "127.0.0.1", port: app.addr.port });
-  const start = performance.now();
-  assert.equal(await withDeadline(c.read(new Uint8Array(1)), "a read"), null);
-  const waited = performance.now() - start;
-  c.close();
-  assert.ok(waited >= 150 && waited < 1500, `closed after ${waited} ms: expected about the 200 ms probe timeout`);
+  using c = await Deno.connect({ hostname: "127.0.0.1", port: app.addr.port });
+  await waitFor(() => app.proxy.active === 1, 5000, "the dial to start");
+  const start = clock.now();
+  await clock.advance(199);
+  assert.equal(app.proxy.failedDials, 0, "still dialling before the probe timeout");
+  await clock.advance(1); // the dials' tick started with this dial: the 200 ms fall back budget ends on it
+  assert.equal(await withDeadline(c.read(new Uint8Array(1)), "a read"), null, "closed at the probe timeout");
+  assert.equal(app.proxy.failedDials, 1);
+  assert.equal(clock.now() - start, 200);
 });

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { WarningReporter } from "../lib/copier/warnings.ts";
 import { LogCapture } from "./support/log_capture.ts";
+import { ManualClock } from "./support/manual_clock.ts";
 import { startWatchEnv } from "./support/watch_env.ts";
 
 const opts = { sanitizeOps: true, sanitizeResources: true };
@@ -10,13 +11,13 @@ const EMPTY = { reason: "EmptySource", message: "the source has no endpoints" };
 Deno.test("a warning is said once, repeated as an Event count, and said anew when it comes back", opts, async (t) => {
   await using logs = await LogCapture.start();
   await using env = await startWatchEnv();
-  let now = 0;
+  const clock = new ManualClock();
   const reporter = new WarningReporter({
     transport: env.transport,
     instance: "node-1_abc",
     repeatIntervalMs: 1000,
-    clock: { now: () => now, sleep: () => Promise.resolve() },
-    wallClock: () => Date.UTC(2026, 0, 1, 0, 0, 0) + now,
+    clock,
+    wallClock: () => Date.UTC(2026, 0, 1, 0, 0, 0) + clock.now(),
   });
   const events = () => env.api.list("events", "default");
 
@@ -33,13 +34,13 @@ Deno.test("a warning is said once, repeated as an Event count, and said anew whe
   });
 
   await t.step("within the repeat interval: nothing", async () => {
-    now = 999;
+    await clock.advance(999);
     assert.equal(await reporter.report(VIP, [EMPTY]), 0);
     assert.equal(events()[0]?.count, 1);
   });
 
   await t.step("after it: the Event's count and lastTimestamp grow", async () => {
-    now = 1000;
+    await clock.advance(1);
     assert.equal(await reporter.report(VIP, [EMPTY]), 1);
     const [e, ...more] = events();
     assert.deepEqual(more, []);
@@ -49,7 +50,7 @@ Deno.test("a warning is said once, repeated as an Event count, and said anew whe
 
   await t.step("an expired Event is written anew", async () => {
     env.api.remove("events", "default", String(events()[0]?.metadata.name));
-    now = 2000;
+    await clock.advance(1000);
     assert.equal(await reporter.report(VIP, [EMPTY]), 1);
     assert.deepEqual(events().map((e) => e.count), [3]);
   });

@@ -1,45 +1,7 @@
 import assert from "node:assert/strict";
-import type { Clock } from "../lib/clock.ts";
 import { WorkQueue } from "../lib/copier/work_queue.ts";
 import { withDeadline } from "./support/deadline.ts";
-
-/** A clock whose sleeps end only when the test advances it. */
-class ManualClock implements Clock {
-  #now = 0;
-  readonly #timers: { at: number; resolve: () => void; reject: (e: unknown) => void; signal?: AbortSignal }[] = [];
-
-  now(): number {
-    return this.#now;
-  }
-
-  sleep(ms: number, signal?: AbortSignal): Promise<void> {
-    if (signal?.aborted) return Promise.reject(signal.reason);
-    return new Promise((resolve, reject) => {
-      const t = { at: this.#now + ms, resolve, reject, ...(signal ? { signal } : {}) };
-      this.#timers.push(t);
-      signal?.addEventListener("abort", () => {
-        this.#timers.splice(this.#timers.indexOf(t), 1);
-        reject(signal.reason);
-      }, { once: true });
-    });
-  }
-
-  /** Moves time on and fires the timers that are due. */
-  async advance(ms: number): Promise<void> {
-    this.#now += ms;
-    for (const t of [...this.#timers]) {
-      if (t.at <= this.#now) {
-        this.#timers.splice(this.#timers.indexOf(t), 1);
-        t.resolve();
-      }
-    }
-    await new Promise((r) => setTimeout(r, 0));
-  }
-
-  get pending(): number {
-    return this.#timers.length;
-  }
-}
+import { ManualClock } from "./support/manual_clock.ts";
 
 Deno.test("a key is queued once and never handed to two workers at once", async () => {
   const q = new WorkQueue();

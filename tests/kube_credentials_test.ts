@@ -5,6 +5,7 @@ import { ExecPlugin } from "../lib/kubernetes/exec_credential.ts";
 import { tempDir } from "./support/kube_client_fixtures.ts";
 import { createTestPki } from "./support/test_pki.ts";
 import { withDeadline } from "./support/deadline.ts";
+import { ManualClock } from "./support/manual_clock.ts";
 
 /** Fails unless process `pid` is gone or a zombie (killed, not yet reaped). */
 async function assertGone(pid: number): Promise<void> {
@@ -19,30 +20,24 @@ const opts = { sanitizeOps: true, sanitizeResources: true };
 const V1 = "client.authentication.k8s.io/v1";
 const signal = () => new AbortController().signal;
 
-/** A manual monotonic clock. */
-function manualClock(start = 0): { now: () => number; advance: (ms: number) => void } {
-  let t = start;
-  return { now: () => t, advance: (ms) => void (t += ms) };
-}
-
 Deno.test("a token file is re-read at once after a 401 and otherwise at most every recheckMs", opts, async (t) => {
   await using dir = await tempDir();
   const file = `${dir.path}/token`;
   await Deno.writeTextFile(file, "first\n");
-  const clock = manualClock();
+  const clock = new ManualClock();
   const creds = createCredentialSource({ origin: "test", auth: { tokenFile: file } }, {
     recheckMs: 5000,
-    monotonicNow: clock.now,
+    monotonicNow: () => clock.now(),
   });
   assert.equal((await creds.current(signal())).token, "first");
 
   await t.step("a rotated file is not re-read before recheckMs", async () => {
     await Deno.writeTextFile(file, "second");
-    clock.advance(4999);
+    await clock.advance(4999);
     assert.equal((await creds.current(signal())).token, "first");
   });
   await t.step("it is re-read once recheckMs has passed", async () => {
-    clock.advance(1);
+    await clock.advance(1);
     assert.equal((await creds.current(signal())).token, "second");
   });
   await t.step("after invalidate() (a 401) it is re-read at once", async () => {
@@ -72,12 +67,12 @@ Deno.test("client certificate files are reloaded when they change, bumping the T
   await using dir = await tempDir();
   const combined = `${dir.path}/kubelet-client-current.pem`;
   await Deno.writeTextFile(combined, pki.client.combined);
-  const clock = manualClock();
+  const clock = new ManualClock();
   const creds = createCredentialSource({
     origin: "test",
     ca: { file: pki.ca.certPath },
     auth: { clientCert: { cert: { file: combined }, key: { file: combined } } },
-  }, { recheckMs: 1000, monotonicNow: clock.now });
+  }, { recheckMs: 1000, monotonicNow: () => clock.now() });
 
   const first = await creds.current(signal());
   await t.step("one combined PEM file yields the certificate and the key", () => {
@@ -87,7 +82,7 @@ Deno.test("client certificate files are reloaded when they change, bumping the T
     assert.equal(first.token, undefined);
   });
   await t.step("unchanged files keep the version", async () => {
-    clock.advance(1000);
+    await clock.advance(1000);
     assert.equal((await creds.current(signal())).tls.version, first.tls.version);
   });
   await t.step("a rotated file is picked up after recheckMs with a new version", async () => {
@@ -95,7 +90,7 @@ Deno.test("client certificate files are reloaded when they change, bumping the T
     await Deno.writeTextFile(combined, next.combined);
     const before = await creds.current(signal());
     assert.equal(before.tls.version, first.tls.version, "not before recheckMs");
-    clock.advance(1000);
+    await clock.advance(1000);
     const after = await creds.current(signal());
     assert.equal(after.tls.certPem?.trim(), next.cert.trim());
     assert.notEqual(after.tls.version, first.tls.version);

@@ -9,6 +9,7 @@ import { readLines } from "../lib/kubernetes/_watch_stream.ts";
 import { listWatch, listWatchDeltas, type ListWatchSnapshot } from "../lib/kubernetes/list_watch.ts";
 import type { KubeRequest, KubeTransport } from "../lib/kubernetes/transport.ts";
 import { withDeadline } from "./support/deadline.ts";
+import { ManualClock } from "./support/manual_clock.ts";
 import { waitFor } from "./support/net.ts";
 import { checkAsync, RUNS } from "./support/properties.ts";
 
@@ -51,13 +52,6 @@ class OneWatch implements KubeTransport {
   close(): void {}
 }
 
-/** Time stands still: the reflector's backoff after the stream waits until the test stops it. */
-const frozen = {
-  now: () => 0,
-  sleep: (_ms: number, signal?: AbortSignal) =>
-    new Promise<void>((_, reject) => signal?.addEventListener("abort", () => reject(signal.reason), { once: true })),
-};
-
 /**
  * Runs list+watch over `body` until the watch ends or fails, and returns the retry reason; with `names`, also waits
  * until the consumer holds a snapshot of exactly those object names (nothing changes after the retry: the reflector
@@ -69,7 +63,7 @@ async function watchOnce(body: readonly Uint8Array[], names?: readonly string[])
   const it = listWatch({
     transport: new OneWatch(body),
     path: "/apis/discovery.k8s.io/v1/namespaces/default/endpointslices",
-    clock: frozen,
+    clock: new ManualClock(), // never advanced: time stands still
     random: () => 0.5,
     onRetry: (r) => retried.resolve(r.reason),
   }, ctrl.signal);

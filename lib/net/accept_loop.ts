@@ -8,7 +8,7 @@
  */
 import { describeError } from "../errors.ts";
 import { getLogger } from "../log.ts";
-import { sleep } from "../clock.ts";
+import { type Clock, systemClock } from "../clock.ts";
 import { endpointKey } from "../endpoint.ts";
 import { LogLimit } from "../log_limit.ts";
 import { guard, reportInternalError } from "../internal_errors.ts";
@@ -60,23 +60,27 @@ export class AcceptLoop {
   accepted = 0;
 
   readonly #name: string;
-  readonly #logLimit = new LogLimit({ intervalMs: 1000, burst: 5 });
+  readonly #clock: Clock;
+  readonly #logLimit: LogLimit;
 
   /**
    * Makes a loop over `source`; it accepts once `run()` is called.
    *
    * @param source The listener.
    * @param handle Takes each accepted connection; must not throw (a throw is reported and that connection closed).
-   * @param options `name` says which listener this is in log lines. @default "tcp"
+   * @param options `name` says which listener this is in log lines (@default "tcp"); `clock` times the accept
+   * backoff, the self-check and the log limit (@default systemClock).
    */
   constructor(
     source: AcceptSource,
     handle: (conn: Deno.TcpConn) => void,
-    options: { readonly name?: string } = {},
+    options: { readonly name?: string; readonly clock?: Clock } = {},
   ) {
     this.#source = source;
     this.#handle = handle;
     this.#name = options.name ?? "tcp";
+    const clock = this.#clock = options.clock ?? systemClock;
+    this.#logLimit = new LogLimit({ intervalMs: 1000, burst: 5, now: () => clock.now() });
   }
 
   /** Whether `run()` is looping. */
@@ -107,7 +111,7 @@ export class AcceptLoop {
               { listener: this.#name, address: listenerText(this.#source.addr), delayMs: backoff, error, suppressed },
             );
           }
-          await sleep(backoff, this.#stopped.signal).catch(() => {}); // stop() cuts the backoff short
+          await this.#clock.sleep(backoff, this.#stopped.signal).catch(() => {}); // stop() cuts the backoff short
           continue;
         }
         backoff = 0;
@@ -159,19 +163,25 @@ export class AcceptLoop {
     const ends = Promise.withResolvers<{ local: Deno.NetAddr; remote: Deno.NetAddr } | undefined>();
     const self: SelfCheck = { ends: ends.promise, seen: Promise.withResolvers<void>() };
     this.#self = self;
-    const signal = AbortSignal.timeout(timeoutMs);
+    // Up to timeoutMs to connect, then up to timeoutMs for the loop to see the connection.
+    const connecting = new AbortController();
+    const connectTimer = this.#clock.setTimer(timeoutMs, () => {
+      connecting.abort(new DOMException(`no connection within ${timeoutMs} ms`, "TimeoutError"));
+    });
+    const waiting = new AbortController();
     let conn: Deno.TcpConn | undefined;
-    let timer: ReturnType<typeof setTimeout> | undefined;
     try {
-      conn = await connectTcp({ hostname, port: addr.port }, signal);
+      conn = await connectTcp({ hostname, port: addr.port }, connecting.signal);
+      this.#clock.clearTimer(connectTimer);
       ends.resolve({ local: conn.localAddr, remote: conn.remoteAddr });
-      const timedOut = new Promise<boolean>((r) => (timer = setTimeout(() => r(false), timeoutMs)));
+      const timedOut = this.#clock.sleep(timeoutMs, waiting.signal).then(() => false, () => false);
       return await Promise.race([self.seen.promise.then(() => true), timedOut]);
     } catch (e) {
       log.warn("Liveness self-check could not connect to the listener: {error}", { error: describeError(e) });
       return false;
     } finally {
-      clearTimeout(timer);
+      this.#clock.clearTimer(connectTimer);
+      waiting.abort();
       ends.resolve(undefined);
       if (this.#self === self) this.#self = undefined;
       conn?.close();

@@ -1,11 +1,13 @@
 /**
- * One interval timer for the deadlines of every pending dial (its budget and its hedge), instead of two
- * `setTimeout`s per client connection. In Deno 2.9 each `setTimeout` builds a Node-compat `Timeout` object; per
- * connection those were about 2 of the 21 young-generation collections per 1,000 connections (`--trace-gc`). A
- * deadline fires at its time or up to one tick later, which is nothing against budgets of hundreds of milliseconds.
+ * One ticking timer for the deadlines of every pending dial (its budget and its hedge), instead of two timers per
+ * client connection. In Deno 2.9 each `setTimeout` builds a Node-compat `Timeout` object; per connection those were
+ * about 2 of the 21 young-generation collections per 1,000 connections (`--trace-gc`). A deadline fires at its time
+ * or up to one tick later, which is nothing against budgets of hundreds of milliseconds. The tick is a
+ * {@linkcode Clock} timeout, so a test's manual clock drives dial budgets and hedges.
  *
  * @module
  */
+import type { Clock, TimerId } from "../clock.ts";
 import { reportInternalError } from "../internal_errors.ts";
 import { LiveList, type LiveNode } from "../live_list.ts";
 
@@ -33,47 +35,58 @@ export class TimerEntry {
 }
 
 /**
- * Calls functions at given times, checked by one interval timer that runs only while a call is pending.
+ * Calls functions at given times, checked on a tick of the clock that runs only while a call is pending.
  *
  * @example
  * ```ts
+ * import { systemClock } from "../clock.ts";
  * import { CoarseTimer } from "./coarse_timer.ts";
- * const timer = new CoarseTimer(5);
+ * const timer = new CoarseTimer(systemClock, 5);
  * const fired = Promise.withResolvers<void>();
  * timer.at(timer.now() + 10, () => fired.resolve());
- * await fired.promise; // the interval stops by itself: nothing is pending
+ * await fired.promise; // the tick stops by itself: nothing is pending
  * ```
  */
 export class CoarseTimer {
+  readonly #clock: Clock;
   readonly #tickMs: number;
-  readonly #now: () => number;
   readonly #pending = new LiveList<TimerEntry>();
-  #interval: ReturnType<typeof setInterval> | undefined;
+  /** The armed tick, if any. */
+  #tick: TimerId;
+  #armed = false;
+  readonly #onTick = () => this.#fire();
 
   /**
+   * @param clock Where time and the tick come from.
    * @param tickMs How often pending calls are checked: their resolution.
-   * @param now The clock, in milliseconds.
    */
-  constructor(tickMs = 10, now: () => number = () => performance.now()) {
+  constructor(clock: Clock, tickMs = 10) {
+    this.#clock = clock;
     this.#tickMs = tickMs;
-    this.#now = now;
   }
 
   /** The clock the times are measured on. */
   now(): number {
-    return this.#now();
+    return this.#clock.now();
   }
 
   /** Calls `fn` once, at `at` or up to one tick later, unless the entry is cancelled first. */
   at(at: number, fn: () => void): TimerEntry {
     const entry = new TimerEntry(this, at, fn);
     entry.node = this.#pending.add(entry);
-    this.#interval ??= setInterval(() => this.#tick(), this.#tickMs);
+    this.#arm();
     return entry;
   }
 
-  #tick(): void {
-    const now = this.#now();
+  #arm(): void {
+    if (this.#armed) return;
+    this.#armed = true;
+    this.#tick = this.#clock.setTimer(this.#tickMs, this.#onTick);
+  }
+
+  #fire(): void {
+    this.#armed = false;
+    const now = this.#clock.now();
     // Collected first: a call may cancel other entries, or add new ones (they wait for a later tick).
     for (const e of this.#pending.values()) {
       if (e.at > now || e.node === undefined) continue;
@@ -83,20 +96,17 @@ export class CoarseTimer {
       try {
         fn();
       } catch (err) {
-        reportInternalError("a timer callback", err); // an interval's throw would end the process
+        reportInternalError("a timer callback", err); // a timer callback's throw would end the process
       }
     }
-    this.stopIfIdle();
+    if (this.#pending.size > 0) this.#arm(); // a no-op if a call that added an entry armed it already
   }
 
-  /** @internal Stops the interval when nothing is pending. */
+  /** @internal Stops the tick when nothing is pending. */
   stopIfIdle(): void {
-    if (this.#pending.size === 0 && this.#interval !== undefined) {
-      clearInterval(this.#interval);
-      this.#interval = undefined;
+    if (this.#pending.size === 0 && this.#armed) {
+      this.#armed = false;
+      this.#clock.clearTimer(this.#tick);
     }
   }
 }
-
-/** The timer dials use unless they are given another. */
-export const dialTimer: CoarseTimer = new CoarseTimer();

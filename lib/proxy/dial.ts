@@ -9,7 +9,7 @@ import { describeError } from "../errors.ts";
 import type { Endpoint } from "../endpoint.ts";
 import { reportInternalError } from "../internal_errors.ts";
 import type { Upstream } from "../upstream/upstream.ts";
-import { type CoarseTimer, dialTimer, type TimerEntry } from "./coarse_timer.ts";
+import type { CoarseTimer, TimerEntry } from "./coarse_timer.ts";
 
 /** The reason given to dials that lost or ran out of time. */
 const CANCELLED = new DOMException("dial cancelled", "AbortError");
@@ -24,8 +24,8 @@ export interface DialOptions {
   /** Time before starting the next candidate in parallel; at least this, or 3 × the upstream's last RTT. */
   readonly hedgeDelayMs: number;
   readonly connect: DialConnect;
-  /** The budget's and the hedge's timer. @default one shared by all dials */
-  readonly timer?: CoarseTimer;
+  /** The budget's and the hedge's timer, shared by every dial of a proxy. */
+  readonly timer: CoarseTimer;
   /** A candidate failed (refused, unreachable, or still pending when the budget ran out). */
   readonly onFailure: (upstream: Upstream, reason: string) => void;
 }
@@ -45,10 +45,13 @@ export interface Dialed {
  * @example
  * ```ts
  * import { dial } from "./dial.ts";
+ * import { CoarseTimer } from "./coarse_timer.ts";
+ * import { systemClock } from "../clock.ts";
  * import { Upstream } from "../upstream/upstream.ts";
  * using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
  * const up = new Upstream({ host: "127.0.0.1", port: listener.addr.port }, { rise: 2, fall: 2 });
- * const r = await dial([up], { budgetMs: 1000, hedgeDelayMs: 100, onFailure: () => {},
+ * const timer = new CoarseTimer(systemClock); // one per proxy, shared by its dials
+ * const r = await dial([up], { budgetMs: 1000, hedgeDelayMs: 100, timer, onFailure: () => {},
  *   connect: (e, signal) => Deno.connect({ hostname: e.host, port: e.port, signal }) });
  * console.assert(r?.upstream === up);
  * r?.conn.close();
@@ -66,7 +69,7 @@ export function dial(candidates: readonly Upstream[], opts: DialOptions): Promis
   let pending = 0;
   let done = false;
   let outOfTime = false;
-  const timer = opts.timer ?? dialTimer;
+  const { timer } = opts;
   let hedge: TimerEntry | undefined;
 
   const finish = (result: Dialed | undefined, winner?: AbortController) => {

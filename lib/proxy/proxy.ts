@@ -13,6 +13,7 @@ import { reportInternalError } from "../internal_errors.ts";
 import { LiveList, type LiveNode } from "../live_list.ts";
 import { LogLimit } from "../log_limit.ts";
 import type { Closable, Upstream } from "../upstream/upstream.ts";
+import { CoarseTimer } from "./coarse_timer.ts";
 import { dial, type DialConnect } from "./dial.ts";
 import { isNormalEnd, type RelayBuffers, relayBuffers, startRelay } from "./relay.ts";
 import { connectTcp } from "../net/connect_tcp.ts";
@@ -26,6 +27,7 @@ export interface ProxyOptions {
   readonly hedgeDelayMs: number;
   /** The dial budget when no candidate is healthy (the health probe timeout). */
   readonly fallbackBudgetMs: number;
+  /** Connection durations, the dials' budgets and hedges, and the "no upstream" log limit. */
   readonly clock: Clock;
   /** How the proxy connects to upstreams. @default Deno.connect */
   readonly connect?: DialConnect;
@@ -45,8 +47,9 @@ export class Proxy {
   readonly #opts: ProxyOptions;
   readonly #buffers: RelayBuffers;
   readonly #connect: DialConnect;
+  readonly #timer: CoarseTimer;
   readonly #live = new LiveList<Closable>();
-  readonly #noUpstreamLog = new LogLimit({ intervalMs: 1000, burst: 5 });
+  readonly #noUpstreamLog: LogLimit;
   #idle: PromiseWithResolvers<void> | undefined;
   /** Client connections closed because no upstream could be reached. */
   failedDials = 0;
@@ -55,6 +58,8 @@ export class Proxy {
     this.#opts = opts;
     this.#buffers = relayBuffers();
     this.#connect = opts.connect ?? defaultConnect;
+    this.#timer = new CoarseTimer(opts.clock);
+    this.#noUpstreamLog = new LogLimit({ intervalMs: 1000, burst: 5, now: () => opts.clock.now() });
   }
 
   /** Live client connections (dialling included). */
@@ -90,6 +95,7 @@ export class Proxy {
       budgetMs: anyHealthy ? this.#opts.dialTimeoutMs : Math.min(this.#opts.dialTimeoutMs, this.#opts.fallbackBudgetMs),
       hedgeDelayMs: this.#opts.hedgeDelayMs,
       connect: this.#connect,
+      timer: this.#timer,
       onFailure: (up, reason) => {
         const change = up.recordFailure(reason);
         if (change) pool.stateChanged(change);
