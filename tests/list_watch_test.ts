@@ -14,6 +14,7 @@ import { LogCapture } from "./support/log_capture.ts";
 import { waitFor } from "./support/net.ts";
 import { queryOf, startWatchEnv, type WatchEnv } from "./support/watch_env.ts";
 import { withDeadline } from "./support/deadline.ts";
+import { ManualClock } from "./support/manual_clock.ts";
 
 const PATH = "/apis/discovery.k8s.io/v1/namespaces/default/endpointslices";
 const SELECTOR = "kubernetes.io/service-name=kubernetes";
@@ -254,11 +255,7 @@ Deno.test("in delta mode, changes wait coalesced per object for a busy consumer"
   };
   const ended = Promise.withResolvers<void>();
   // Time stands still: after the stream ends, the reflector waits in its backoff until the test stops it.
-  const frozen = {
-    now: () => 0,
-    sleep: (_ms: number, signal?: AbortSignal) =>
-      new Promise<void>((_, reject) => signal?.addEventListener("abort", () => reject(signal.reason), { once: true })),
-  };
+  const frozen = new ManualClock(); // never advanced
   const ctrl = new AbortController();
   const it = listWatchDeltas({ transport, path: PATH, clock: frozen, onRetry: () => ended.resolve() }, ctrl.signal);
   try {

@@ -132,7 +132,7 @@ async function foldDeltasOnce(body: readonly Uint8Array[], slow: boolean, expect
   const it = listWatchDeltas({
     transport: new OneWatch(body),
     path: "/apis/discovery.k8s.io/v1/namespaces/default/endpointslices",
-    clock: frozen,
+    clock: new ManualClock(), // never advanced: time stands still
     random: () => 0.5,
     onRetry: () => retried.resolve(),
   }, ctrl.signal);
