@@ -56,13 +56,14 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { systemClock } from "./clock.ts";
  * const start = systemClock.now();
  * const fired = Promise.withResolvers<void>();
  * systemClock.setTimer(1, fired.resolve);
- * systemClock.clearTimer(systemClock.setTimer(1, () => console.assert(false, "cancelled")));
+ * systemClock.clearTimer(systemClock.setTimer(1, () => assert(false, "cancelled")));
  * await fired.promise;
- * console.assert(systemClock.now() >= start);
+ * assert(systemClock.now() >= start);
  * ```
  */
 export const systemClock: Clock = {
@@ -77,9 +78,10 @@ export const systemClock: Clock = {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { jitter } from "./clock.ts";
  * const v = jitter(1000, 0.2, Math.random);
- * console.assert(v >= 800 && v <= 1200);
+ * assert(v >= 800 && v <= 1200);
  * ```
  */
 export function jitter(ms: number, fraction: number, random: Random): number {

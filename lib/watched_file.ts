@@ -95,9 +95,10 @@ export class WatchedFile {
    *
    * @example
    * ```ts
+   * import assert from "node:assert/strict";
    * import { WatchedFile } from "./watched_file.ts";
    * const state = await new WatchedFile("/nonexistent/token", "token file", 0, () => 0).poll();
-   * console.assert(state.text === undefined && state.error !== undefined);
+   * assert(state.text === undefined && state.error !== undefined);
    * ```
    */
   async poll(force = false): Promise<FileState> {

@@ -54,12 +54,13 @@ export type ArgvReading =
  *   `-v`/`--version` comes too.
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { readArgv } from "./command_line.ts";
  * import { flag } from "./flags.ts";
  * const flags = [flag("leader-elect", "false", "bool", "elect"), flag("kubeconfig", undefined, "path", "file")];
  * const r = readArgv(["-kubeconfig", "/k", "--leader-elect", "--kubeconfig=/last"], flags);
- * console.assert(r.kind === "values" && r.values["kubeconfig"] === "/last" && r.values["leader-elect"] === "true");
- * console.assert(readArgv(["--bogus", "-h"], flags).kind === "help");
+ * assert(r.kind === "values" && r.values["kubeconfig"] === "/last" && r.values["leader-elect"] === "true");
+ * assert(readArgv(["--bogus", "-h"], flags).kind === "help");
  * ```
  */
 export function readArgv(
@@ -111,6 +112,7 @@ export function readArgv(
  * @param env Environment variables (only the flags' `EP_*` names are read).
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { parseCommand } from "./command_line.ts";
  * import { flag } from "./flags.ts";
  * import { port } from "./values.ts";
@@ -121,9 +123,9 @@ export function readArgv(
  *   build: (raw: ReadonlyMap<string, { text: string }>) => port(raw.get("port")?.text ?? ""),
  * };
  * const ok = parseCommand(spec, ["-port", "8080"], {}, { version: "1.0.0" });
- * console.assert(ok.kind === "ok" && ok.config === 8080);
+ * assert(ok.kind === "ok" && ok.config === 8080);
  * const bad = parseCommand(spec, ["--prot=1"], {}, { version: "1.0.0" });
- * console.assert(bad.kind === "exit" && bad.code === 2 && bad.stderr === "error: unknown option '--prot=1'\n");
+ * assert(bad.kind === "exit" && bad.code === 2 && bad.stderr === "error: unknown option '--prot=1'\n");
  * ```
  */
 export function parseCommand<C>(
@@ -170,10 +172,11 @@ function wrap(text: string, indent: string): string[] {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { renderHelp } from "./command_line.ts";
  * import { flag } from "./flags.ts";
  * const help = renderHelp({ name: "demo", description: "A demo.", flags: [flag("port", "80", "port", "port to use")] });
- * console.assert(help.startsWith("Usage: demo [options]\n") && help.includes("[default: 80; env: EP_PORT]"));
+ * assert(help.startsWith("Usage: demo [options]\n") && help.includes("[default: 80; env: EP_PORT]"));
  * ```
  */
 export function renderHelp(spec: Pick<CommandSpec<unknown>, "name" | "description" | "flags" | "modes">): string {

@@ -146,10 +146,11 @@ function zapLevel(text: string): LogLevel {
  * @throws {ConfigError} On the first invalid or inconsistent value.
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { resolveRaw } from "./flags.ts";
  * import { buildCopierConfig, COPIER_FLAGS } from "./copier_flags.ts";
  * const c = buildCopierConfig(resolveRaw(COPIER_FLAGS, { "zap-log-level": "2" }, {}));
- * console.assert(c.logLevel === "debug" && !c.leaderElect);
+ * assert(c.logLevel === "debug" && !c.leaderElect);
  * ```
  */
 export function buildCopierConfig(raw: RawValues): CopierConfig {
@@ -228,9 +229,10 @@ export const COPIER_COMMAND: CommandSpec<CopierConfig> = {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { parseCopierCommandLine } from "./copier_flags.ts";
  * const r = parseCopierCommandLine(["--leader-elect"], {}, { version: "0.0.0" });
- * console.assert(r.kind === "ok" && r.config.leaderElect && r.config.managedTarget.name === "kubernetes-vip");
+ * assert(r.kind === "ok" && r.config.leaderElect && r.config.managedTarget.name === "kubernetes-vip");
  * ```
  */
 export function parseCopierCommandLine(

@@ -31,8 +31,9 @@ const DNS1123_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { serviceName } from "./copier_values.ts";
- * console.assert(serviceName("kubernetes-vip") === "kubernetes-vip");
+ * assert(serviceName("kubernetes-vip") === "kubernetes-vip");
  * ```
  */
 export function serviceName(text: string): string {
@@ -47,8 +48,9 @@ export function serviceName(text: string): string {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { namespaceName } from "./copier_values.ts";
- * console.assert(namespaceName("kube-system") === "kube-system");
+ * assert(namespaceName("kube-system") === "kube-system");
  * ```
  */
 export function namespaceName(text: string): string {
@@ -63,8 +65,9 @@ export function namespaceName(text: string): string {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { objectName } from "./copier_values.ts";
- * console.assert(objectName("f668ae63.endpoint-copier-operator") !== "");
+ * assert(objectName("f668ae63.endpoint-copier-operator") !== "");
  * ```
  */
 export function objectName(text: string): string {
@@ -80,9 +83,10 @@ export function objectName(text: string): string {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { bindAddress } from "./copier_values.ts";
- * console.assert(bindAddress(":8081")?.port === 8081 && bindAddress(":8081")?.host === "");
- * console.assert(bindAddress("0") === undefined);
+ * assert(bindAddress(":8081")?.port === 8081 && bindAddress(":8081")?.host === "");
+ * assert(bindAddress("0") === undefined);
  * ```
  */
 export function bindAddress(text: string): BindAddress | undefined {

@@ -32,9 +32,10 @@ function field(v: unknown): ConfigField {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { describeConfig } from "./describe.ts";
  * const d = describeConfig({ drainTimeoutMs: 30_000, endpoints: [{ host: "::1", port: 6443 }], kubeconfig: undefined });
- * console.assert(d.drainTimeout === "30s" && d.endpoints === "[::1]:6443" && d.kubeconfig === null);
+ * assert(d.drainTimeout === "30s" && d.endpoints === "[::1]:6443" && d.kubeconfig === null);
  * ```
  */
 export function describeConfig(config: object): Record<string, ConfigField> {

@@ -30,9 +30,10 @@ const PART = /(\d+)?(?:\.(\d+))?(ns|us|\u00b5s|\u03bcs|ms|s|m|h)/y;
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { parseDuration } from "./duration.ts";
- * console.assert(parseDuration("1m30s") === 90_000);
- * console.assert(parseDuration("1.001s") === parseDuration("1001ms"));
+ * assert(parseDuration("1m30s") === 90_000);
+ * assert(parseDuration("1.001s") === parseDuration("1001ms"));
  * ```
  */
 export function parseDuration(text: string): number {
@@ -63,9 +64,10 @@ export function parseDuration(text: string): number {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { formatDuration } from "./duration.ts";
- * console.assert(formatDuration(1500) === "1.5s");
- * console.assert(formatDuration(250) === "250ms");
+ * assert(formatDuration(1500) === "1.5s");
+ * assert(formatDuration(250) === "250ms");
  * ```
  */
 export function formatDuration(ms: number): string {

@@ -27,8 +27,9 @@ export interface FlagSpec {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { flag } from "./flags.ts";
- * console.assert(flag("bind-port", "7445", "port", "port the proxy listens on").env === "EP_BIND_PORT");
+ * assert(flag("bind-port", "7445", "port", "port the proxy listens on").env === "EP_BIND_PORT");
  * ```
  */
 export function flag(
@@ -59,10 +60,11 @@ export type RawValues = ReadonlyMap<string, RawValue>;
  * @param env The environment (only the flags' `EP_*` names are read).
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { flag, resolveRaw } from "./flags.ts";
  * const flags = [flag("bind-port", "7445", "port", "port"), flag("health-port", "7446", "port", "port")];
  * const raw = resolveRaw(flags, { "bind-port": "1" }, { EP_HEALTH_PORT: "2" });
- * console.assert(raw.get("bind-port")?.source === "cli" && raw.get("health-port")?.text === "2");
+ * assert(raw.get("bind-port")?.source === "cli" && raw.get("health-port")?.text === "2");
  * ```
  */
 export function resolveRaw(
@@ -86,12 +88,13 @@ export function resolveRaw(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { ConfigError } from "../errors.ts";
  * import { flag, FlagReader, resolveRaw } from "./flags.ts";
  * const flags = [flag("bind-port", "7445", "port", "port the proxy listens on")];
  * const r = new FlagReader(flags, resolveRaw(flags, {}, { EP_BIND_PORT: "x" }));
  * const e = (() => { try { r.get("bind-port", (t) => { throw new RangeError(`not ${t}`); }); } catch (e) { return e; } })();
- * console.assert(e instanceof ConfigError && e.message === "Invalid --bind-port (from EP_BIND_PORT) 'x': not x");
+ * assert(e instanceof ConfigError && e.message === "Invalid --bind-port (from EP_BIND_PORT) 'x': not x");
  * ```
  */
 export class FlagReader {
@@ -155,12 +158,13 @@ export type ParseOutcome<C> =
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { ConfigError } from "../errors.ts";
  * import { configOutcome } from "./flags.ts";
  * const r = configOutcome(() => {
  *   throw new ConfigError("Invalid --x 'y': expected z");
  * });
- * console.assert(r.kind === "exit" && r.code === 2 && r.stderr === "error: Invalid --x 'y': expected z\n");
+ * assert(r.kind === "exit" && r.code === 2 && r.stderr === "error: Invalid --x 'y': expected z\n");
  * ```
  */
 export function configOutcome<C>(build: () => C): ParseOutcome<C> {

@@ -21,8 +21,9 @@ export interface Listener {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { localAddresses } from "./own_listener.ts";
- * console.assert(Array.isArray(localAddresses()));
+ * assert(Array.isArray(localAddresses()));
  * ```
  */
 export function localAddresses(): string[] {
@@ -40,10 +41,11 @@ export function localAddresses(): string[] {
  * @param local The node's addresses, asked for only when the bind address is a wildcard.
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { isOwnListener } from "./own_listener.ts";
  * const l = { host: "0.0.0.0", port: 7445 };
- * console.assert(isOwnListener({ host: "127.0.0.1", port: 7445 }, l, () => []));
- * console.assert(!isOwnListener({ host: "127.0.0.1", port: 6443 }, l, () => []));
+ * assert(isOwnListener({ host: "127.0.0.1", port: 7445 }, l, () => []));
+ * assert(!isOwnListener({ host: "127.0.0.1", port: 6443 }, l, () => []));
  * ```
  */
 export function isOwnListener(e: Endpoint, listener: Listener, local: () => readonly string[]): boolean {

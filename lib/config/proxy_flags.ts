@@ -145,8 +145,9 @@ export interface ProxyConfig {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { endpointList } from "./proxy_flags.ts";
- * console.assert(endpointList("10.0.0.1:6443, 10.0.0.1:6443,[::1]:6443").length === 2);
+ * assert(endpointList("10.0.0.1:6443, 10.0.0.1:6443,[::1]:6443").length === 2);
  * ```
  */
 export function endpointList(text: string): Endpoint[] {
@@ -164,10 +165,11 @@ export function endpointList(text: string): Endpoint[] {
  * @throws {ConfigError} On the first invalid or inconsistent value.
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { resolveRaw } from "./flags.ts";
  * import { buildProxyConfig, PROXY_FLAGS } from "./proxy_flags.ts";
  * const c = buildProxyConfig(resolveRaw(PROXY_FLAGS, { endpoints: "10.0.0.1:6443" }, { EP_HEALTH_RISE: "3" }));
- * console.assert(c.healthRise === 3 && c.healthIntervalMs === 1000);
+ * assert(c.healthRise === 3 && c.healthIntervalMs === 1000);
  * ```
  */
 export function buildProxyConfig(raw: RawValues, local: () => readonly string[] = localAddresses): ProxyConfig {
@@ -268,9 +270,10 @@ export const PROXY_COMMAND: CommandSpec<ProxyConfig> = {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { parseProxyCommandLine } from "./proxy_flags.ts";
  * const r = parseProxyCommandLine(["--endpoints=10.0.0.1:6443"], {}, { version: "0.0.0" });
- * console.assert(r.kind === "ok" && r.config.bindPort === 7445);
+ * assert(r.kind === "ok" && r.config.bindPort === 7445);
  * ```
  */
 export function parseProxyCommandLine(

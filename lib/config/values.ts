@@ -24,8 +24,9 @@ export const MAX_DURATION_MS = 2 ** 31 - 1;
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { positiveDuration } from "./values.ts";
- * console.assert(positiveDuration("1.5s") === 1500);
+ * assert(positiveDuration("1.5s") === 1500);
  * ```
  */
 export function positiveDuration(text: string): number {
@@ -42,8 +43,9 @@ export function positiveDuration(text: string): number {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { port } from "./values.ts";
- * console.assert(port("6443") === 6443);
+ * assert(port("6443") === 6443);
  * ```
  */
 export function port(text: string): number {
@@ -57,8 +59,9 @@ export function port(text: string): number {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { count } from "./values.ts";
- * console.assert(count(1, 100)("7") === 7);
+ * assert(count(1, 100)("7") === 7);
  * ```
  */
 export function count(min: number, max: number): (text: string) => number {
@@ -88,8 +91,9 @@ const BOOL_WORDS: Readonly<Record<string, boolean>> = {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { isBoolWord } from "./values.ts";
- * console.assert(isBoolWord("False") && !isBoolWord("extra"));
+ * assert(isBoolWord("False") && !isBoolWord("extra"));
  * ```
  */
 export function isBoolWord(text: string): boolean {
@@ -101,8 +105,9 @@ export function isBoolWord(text: string): boolean {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { bool } from "./values.ts";
- * console.assert(bool("T") && !bool("no"));
+ * assert(bool("T") && !bool("no"));
  * ```
  */
 export function bool(text: string): boolean {
@@ -117,8 +122,9 @@ export function bool(text: string): boolean {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { oneOf } from "./values.ts";
- * console.assert(oneOf("json", "text")("Text") === "text");
+ * assert(oneOf("json", "text")("Text") === "text");
  * ```
  */
 export function oneOf<T extends string>(...allowed: T[]): (text: string) => T {
@@ -139,8 +145,9 @@ export const logFormat: (text: string) => LogFormat = oneOf<LogFormat>("json", "
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { listenAddress } from "./values.ts";
- * console.assert(listenAddress("[0:0:0:0:0:0:0:1]") === "::1");
+ * assert(listenAddress("[0:0:0:0:0:0:0:1]") === "::1");
  * ```
  */
 export function listenAddress(text: string): string {
@@ -160,8 +167,9 @@ export function listenAddress(text: string): string {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { path } from "./values.ts";
- * console.assert(path("/a dir/f.pem") === "/a dir/f.pem");
+ * assert(path("/a dir/f.pem") === "/a dir/f.pem");
  * ```
  */
 export function path(text: string): string {
@@ -174,8 +182,9 @@ export function path(text: string): string {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { serverName } from "./values.ts";
- * console.assert(serverName("Kubernetes") === "kubernetes");
+ * assert(serverName("Kubernetes") === "kubernetes");
  * ```
  */
 export function serverName(text: string): string {

@@ -22,9 +22,10 @@ export interface ProbeSource {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { probeHandler } from "./http.ts";
  * const handler = probeHandler({ notReadyReason: () => "caches are not synced" });
- * console.assert((await handler(new Request("http://localhost/readyz"))).status === 503);
+ * assert((await handler(new Request("http://localhost/readyz"))).status === 503);
  * ```
  */
 export function probeHandler(source: ProbeSource): (req: Request) => Response {
@@ -45,9 +46,10 @@ export function probeHandler(source: ProbeSource): (req: Request) => Response {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { metricsHandler } from "./http.ts";
  * const res = metricsHandler(() => "up 1\n")(new Request("http://localhost/metrics"));
- * console.assert(res.status === 200);
+ * assert(res.status === 200);
  * ```
  */
 export function metricsHandler(render: () => string): (req: Request) => Response {
@@ -67,10 +69,11 @@ export function metricsHandler(render: () => string): (req: Request) => Response
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { probeHandler, serveHttp } from "./http.ts";
  * const server = serveHttp({ host: "127.0.0.1", port: 0 }, "probes", probeHandler({ notReadyReason: () => undefined }));
  * const res = await fetch(`http://127.0.0.1:${server.addr.port}/healthz`, { headers: { connection: "close" } });
- * console.assert(res.status === 200 && (await res.text()) === "ok\n");
+ * assert(res.status === 200 && (await res.text()) === "ok\n");
  * await server.shutdown();
  * ```
  *

@@ -201,9 +201,10 @@ export async function runCopier(config: CopierConfig, deps: CopierDeps = {}): Pr
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { inClusterApiServer } from "./run.ts";
- * console.assert(inClusterApiServer("fd00::1", "6443")?.host === "fd00::1");
- * console.assert(inClusterApiServer(undefined, undefined) === undefined);
+ * assert(inClusterApiServer("fd00::1", "6443")?.host === "fd00::1");
+ * assert(inClusterApiServer(undefined, undefined) === undefined);
  * ```
  */
 export function inClusterApiServer(host: string | undefined, port: string | undefined): Endpoint | undefined {

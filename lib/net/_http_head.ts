@@ -45,11 +45,12 @@ export type HeadScan =
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { scanHead } from "./_http_head.ts";
  * const scan = scanHead("\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\nGET", 8192);
- * console.assert(scan.kind === "head" && scan.head === "GET / HTTP/1.1\r\nHost: a" && scan.rest === "GET");
- * console.assert(scanHead("GET / HTTP/1.1\r\n", 8192).kind === "more");
- * console.assert(scanHead("x".repeat(20), 16).kind === "too large");
+ * assert(scan.kind === "head" && scan.head === "GET / HTTP/1.1\r\nHost: a" && scan.rest === "GET");
+ * assert(scanHead("GET / HTTP/1.1\r\n", 8192).kind === "more");
+ * assert(scanHead("x".repeat(20), 16).kind === "too large");
  * ```
  */
 export function scanHead(buffered: string, maxHeadBytes: number): HeadScan {
@@ -78,10 +79,11 @@ export interface RequestHead {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { parseRequestHead } from "./_http_head.ts";
  * const parsed = parseRequestHead("HEAD /readyz HTTP/1.1\r\nHost: a");
- * console.assert(typeof parsed !== "number" && parsed.request.method === "GET" && parsed.head && !parsed.close);
- * console.assert(parseRequestHead("GET / HTTP/2.0") === 505);
+ * assert(typeof parsed !== "number" && parsed.request.method === "GET" && parsed.head && !parsed.close);
+ * assert(parseRequestHead("GET / HTTP/2.0") === 505);
  * ```
  */
 export function parseRequestHead(head: string): RequestHead | number {
@@ -156,9 +158,10 @@ function toRequest(p: ParsedHead): RequestHead | number {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { responseHead } from "./_http_head.ts";
  * const head = responseHead(200, new Headers({ "content-type": "text/plain" }), { bodyLength: 3, close: true });
- * console.assert(head.startsWith("HTTP/1.1 200 OK\r\n") && head.endsWith("content-length: 3\r\nconnection: close\r\n\r\n"));
+ * assert(head.startsWith("HTTP/1.1 200 OK\r\n") && head.endsWith("content-length: 3\r\nconnection: close\r\n\r\n"));
  * ```
  */
 export function responseHead(
@@ -179,8 +182,9 @@ export function responseHead(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { refusal } from "./_http_head.ts";
- * console.assert(refusal(400).endsWith("connection: close\r\n\r\nbad request\n"));
+ * assert(refusal(400).endsWith("connection: close\r\n\r\nbad request\n"));
  * ```
  */
 export function refusal(status: number, body = REASONS[status]?.toLowerCase() ?? "error"): string {

@@ -37,11 +37,12 @@ interface SelfCheck {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { AcceptLoop } from "./accept_loop.ts";
  * const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
  * const loop = new AcceptLoop(listener, (conn) => conn.close());
  * const running = loop.run();
- * console.assert(await loop.selfCheck(1000));
+ * assert(await loop.selfCheck(1000));
  * loop.stop();
  * await running;
  * ```

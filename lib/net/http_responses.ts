@@ -13,9 +13,10 @@ const TEXT = { "content-type": "text/plain; charset=utf-8", "cache-control": "no
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { textResponse } from "./http_responses.ts";
  * const res = textResponse(503, "no healthy upstream", false);
- * console.assert(res.status === 503 && (await res.text()) === "no healthy upstream\n");
+ * assert(res.status === 503 && (await res.text()) === "no healthy upstream\n");
  * ```
  */
 export function textResponse(status: number, body: string, head: boolean, headers: HeadersInit = {}): Response {
@@ -27,9 +28,10 @@ export function textResponse(status: number, body: string, head: boolean, header
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { refuseMethod } from "./http_responses.ts";
- * console.assert(refuseMethod(new Request("http://localhost/", { method: "POST" }))?.status === 405);
- * console.assert(refuseMethod(new Request("http://localhost/")) === undefined);
+ * assert(refuseMethod(new Request("http://localhost/", { method: "POST" }))?.status === 405);
+ * assert(refuseMethod(new Request("http://localhost/")) === undefined);
  * ```
  */
 export function refuseMethod(req: Request): Response | undefined {
@@ -42,8 +44,9 @@ export function refuseMethod(req: Request): Response | undefined {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { metricsResponse } from "./http_responses.ts";
- * console.assert(metricsResponse("up 1\n", false).headers.get("content-type")?.startsWith("text/plain; version=0.0.4"));
+ * assert(metricsResponse("up 1\n", false).headers.get("content-type")?.startsWith("text/plain; version=0.0.4"));
  * ```
  */
 export function metricsResponse(body: string, head: boolean): Response {

@@ -76,10 +76,11 @@ function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { HttpServer } from "./http_server.ts";
  * const server = new HttpServer({ hostname: "127.0.0.1", port: 0 }, () => Promise.resolve(new Response("ok\n")));
  * const res = await fetch(`http://127.0.0.1:${server.addr.port}/`, { headers: { connection: "close" } });
- * console.assert((await res.text()) === "ok\n");
+ * assert((await res.text()) === "ok\n");
  * await server.shutdown();
  * ```
  */

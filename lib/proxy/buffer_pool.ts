@@ -11,11 +11,12 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { BufferPool } from "./buffer_pool.ts";
  * const pool = new BufferPool(4 * 1024, 4);
  * const b = pool.take();
  * pool.give(b);
- * console.assert(pool.take() === b);
+ * assert(pool.take() === b);
  * ```
  */
 export class BufferPool {

@@ -44,6 +44,7 @@ export interface Dialed {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { dial } from "./dial.ts";
  * import { CoarseTimer } from "./coarse_timer.ts";
  * import { systemClock } from "../clock.ts";
@@ -53,7 +54,7 @@ export interface Dialed {
  * const timer = new CoarseTimer(systemClock); // one per proxy, shared by its dials
  * const r = await dial([up], { budgetMs: 1000, hedgeDelayMs: 100, timer, onFailure: () => {},
  *   connect: (e, signal) => Deno.connect({ hostname: e.host, port: e.port, signal }) });
- * console.assert(r?.upstream === up);
+ * assert(r?.upstream === up);
  * r?.conn.close();
  * (await listener.accept()).close();
  * ```

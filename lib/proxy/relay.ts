@@ -22,8 +22,9 @@ export type RelayBuffers = readonly BufferPool[];
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { relayBuffers } from "./relay.ts";
- * console.assert(relayBuffers().map((pool) => pool.size / 1024).join() === "4,32,256");
+ * assert(relayBuffers().map((pool) => pool.size / 1024).join() === "4,32,256");
  * ```
  */
 export function relayBuffers(): RelayBuffers {
@@ -160,9 +161,10 @@ class Relay implements RelayHandle {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { isNormalEnd } from "./relay.ts";
- * console.assert(isNormalEnd(undefined) && isNormalEnd(new Deno.errors.ConnectionReset("reset")));
- * console.assert(!isNormalEnd(new Error("a bug")));
+ * assert(isNormalEnd(undefined) && isNormalEnd(new Deno.errors.ConnectionReset("reset")));
+ * assert(!isNormalEnd(new Error("a bug")));
  * ```
  */
 export function isNormalEnd(e: unknown): boolean {

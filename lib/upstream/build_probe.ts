@@ -50,9 +50,10 @@ function checkCaBundle(pem: string, path: string): string {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { tokenFile } from "./build_probe.ts";
  * const token = tokenFile("/nonexistent/extractedprism-token");
- * console.assert(await token() === undefined);
+ * assert(await token() === undefined);
  * ```
  */
 export function tokenFile(path: string): () => Promise<string | undefined> {
@@ -81,6 +82,7 @@ export function tokenFile(path: string): () => Promise<string | undefined> {
  * @throws {ConfigError} When a file cannot be read, or the CA file holds no certificate.
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { buildProbe } from "./build_probe.ts";
  * const probe = buildProbe({
  *   healthCheck: "tcp",
@@ -90,7 +92,7 @@ export function tokenFile(path: string): () => Promise<string | undefined> {
  *   healthClientKey: undefined,
  *   healthTokenFile: undefined,
  * });
- * console.assert(probe.name === "tcp");
+ * assert(probe.name === "tcp");
  * ```
  */
 export function buildProbe(config: ProbeConfig, serviceAccountCa: string = SERVICE_ACCOUNT_CA): Probe {

@@ -19,14 +19,16 @@ export const PROBE_GRACE_MS = 100;
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { ProbeSlots } from "./checker.ts";
  * const slots = new ProbeSlots(1);
  * const release = await slots.acquire();
  * const second = slots.acquire();
- * console.assert(slots.inFlight === 1 && slots.waiting === 1);
+ * assert.equal(slots.inFlight, 1);
+ * assert.equal(slots.waiting, 1);
  * release();
  * (await second)();
- * console.assert(slots.inFlight === 0);
+ * assert.equal(slots.inFlight, 0);
  * ```
  */
 export class ProbeSlots {
@@ -105,6 +107,7 @@ export interface CheckerOptions {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { runChecks } from "./checker.ts";
  * import { Upstream } from "./upstream.ts";
  * import { systemClock } from "../clock.ts";
@@ -114,7 +117,7 @@ export interface CheckerOptions {
  * const done = runChecks(up, { probe, intervalMs: 1000, timeoutMs: 100, clock: systemClock, random: Math.random,
  *   onChange: () => ctrl.abort() }, ctrl.signal);
  * await done;
- * console.assert(up.state === "healthy");
+ * assert(up.state === "healthy");
  * ```
  */
 export async function runChecks(upstream: Upstream, opts: CheckerOptions, signal: AbortSignal): Promise<void> {

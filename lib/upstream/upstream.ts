@@ -56,10 +56,11 @@ export interface UpstreamSnapshot {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { Upstream } from "./upstream.ts";
  * const u = new Upstream({ host: "10.0.0.1", port: 6443 }, { rise: 2, fall: 2 });
  * u.recordSuccess(1.2, 0);
- * console.assert(u.state === "healthy");
+ * assert(u.state === "healthy");
  * ```
  */
 export class Upstream {
