@@ -169,6 +169,7 @@ Deno.test("a bad value is one line naming the flag, the value and what is expect
   assert.equal(failure(["--leader-elect=maybe"]), "error: Invalid --leader-elect 'maybe': expected 'true' or 'false'");
   assert.equal(failure(["--webhook-port=9443"]), "error: unknown option '--webhook-port=9443'");
   assert.equal(failure(["extra"]), "error: unexpected argument 'extra'");
+  assert.equal(failure(["--kube-context= "]), "error: Invalid --kube-context ' ': expected a context name");
 });
 
 Deno.test("bind addresses take Go's forms", () => {

@@ -14,9 +14,10 @@ import {
   type ServiceName,
   serviceName,
 } from "./copier_values.ts";
-import { flag, FlagReader, type FlagSpec, type ParseOutcome, type RawValues } from "./flags.ts";
+import { flag, FlagReader, type FlagSpec, type ParseOutcome, type RawValues, SHARED_FLAGS } from "./flags.ts";
 import {
   bool,
+  contextName,
   type LogFormat,
   logFormat,
   type LogLevel,
@@ -79,10 +80,10 @@ export const COPIER_FLAGS: readonly FlagSpec[] = [
   flag("health-probe-bind-address", ":8081", "address", "address of /healthz and /readyz; 0 turns them off"),
   flag("metrics-bind-address", ":8080", "address", "address of the Prometheus /metrics; 0 turns it off"),
   flag("kubeconfig", undefined, "path", "kubeconfig to use (default: the pod's service account)"),
-  flag("kube-context", undefined, "name", "kubeconfig context to use (default: its current-context)"),
+  SHARED_FLAGS.kubeContext,
   flag("resync-period", "60s", "duration", "time between full resyncs of every target (jittered ±10%)"),
-  flag("log-level", "info", "level", "debug, info, warn or error"),
-  flag("log-format", "json", "format", "json (one object per line) or text"),
+  SHARED_FLAGS.logLevel,
+  SHARED_FLAGS.logFormat,
   flag("apiserver-port", "6443", "port", "accepted for compatibility with endpoint-copier-operator; unused"),
   flag("apiserver-protocol", "TCP", "protocol", "accepted for compatibility with endpoint-copier-operator; unused"),
   flag("zap-devel", "false", "bool", "accepted for compatibility with endpoint-copier-operator; unused"),
@@ -200,7 +201,7 @@ export function buildCopierConfig(raw: RawValues): CopierConfig {
     healthProbeBindAddress: probe,
     metricsBindAddress: metrics,
     kubeconfig: r.optional("kubeconfig", path),
-    kubeContext: r.optional("kube-context", (t) => t.trim()),
+    kubeContext: r.optional("kube-context", contextName),
     resyncPeriodMs: r.get("resync-period", positiveDuration),
     logLevel: !r.explicit("log-level") && zapLog !== undefined ? zapLog : r.get("log-level", logLevel),
     logFormat: !r.explicit("log-format") && zapEncoder !== undefined

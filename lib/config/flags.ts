@@ -41,6 +41,17 @@ export function flag(
   return { name, env: `EP_${name.toUpperCase().replaceAll("-", "_")}`, default: def, valueName, help };
 }
 
+/** The flags every mode has, in the same words: which kubeconfig context, and how to log. */
+export const SHARED_FLAGS: {
+  readonly kubeContext: FlagSpec;
+  readonly logLevel: FlagSpec;
+  readonly logFormat: FlagSpec;
+} = {
+  kubeContext: flag("kube-context", undefined, "name", "kubeconfig context to use (default: its current-context)"),
+  logLevel: flag("log-level", "info", "level", "debug, info, warn or error"),
+  logFormat: flag("log-format", "json", "format", "json (one object per line) or text"),
+};
+
 /** Where a raw value came from, for error messages. */
 export type ValueSource = "cli" | "env" | "default";
 

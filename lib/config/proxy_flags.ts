@@ -7,10 +7,11 @@
  */
 import { dedupeEndpoints, type Endpoint, endpointKey, parseEndpoint } from "../endpoint.ts";
 import { type CommandSpec, parseCommand, type VersionInfo } from "./command_line.ts";
-import { flag, FlagReader, type FlagSpec, type ParseOutcome, type RawValues } from "./flags.ts";
+import { flag, FlagReader, type FlagSpec, type ParseOutcome, type RawValues, SHARED_FLAGS } from "./flags.ts";
 import { isOwnListener, localAddresses } from "./own_listener.ts";
 import {
   bool,
+  contextName,
   count,
   listenAddress,
   type LogFormat,
@@ -84,7 +85,7 @@ export const PROXY_FLAGS: readonly FlagSpec[] = [
   ),
   flag("enable-discovery", "true", "bool", "watch the default/kubernetes EndpointSlices for API servers"),
   flag("kubeconfig", undefined, "path", "kubeconfig for discovery on bare nodes (default: the pod's service account)"),
-  flag("kube-context", undefined, "name", "kubeconfig context to use (default: its current-context)"),
+  SHARED_FLAGS.kubeContext,
   flag(
     "discovery-tls-server-name",
     "kubernetes.default.svc",
@@ -97,8 +98,8 @@ export const PROXY_FLAGS: readonly FlagSpec[] = [
     "path",
     "keep the last discovered API servers here (atomic writes) and use them at boot",
   ),
-  flag("log-level", "info", "level", "debug, info, warn or error"),
-  flag("log-format", "json", "format", "json (one object per line) or text"),
+  SHARED_FLAGS.logLevel,
+  SHARED_FLAGS.logFormat,
 ];
 
 /** Which health probe decides an upstream's state. */
@@ -236,10 +237,7 @@ export function buildProxyConfig(raw: RawValues, local: () => readonly string[] 
     drainTimeoutMs: r.get("drain-timeout", positiveDuration),
     enableDiscovery: r.get("enable-discovery", bool),
     kubeconfig: r.optional("kubeconfig", path),
-    kubeContext: r.optional("kube-context", (t) => {
-      if (t.trim() === "") throw new RangeError("expected a context name");
-      return t.trim();
-    }),
+    kubeContext: r.optional("kube-context", contextName),
     discoveryTlsServerName: r.get("discovery-tls-server-name", serverName),
     stateFile: r.optional("state-file", path),
     logLevel: r.get("log-level", logLevel),

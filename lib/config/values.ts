@@ -178,6 +178,22 @@ export function path(text: string): string {
 }
 
 /**
+ * Parses a kubeconfig context name (any non-empty text; surrounding blanks dropped).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { contextName } from "./values.ts";
+ * assert(contextName(" admin@prod ") === "admin@prod");
+ * assert.throws(() => contextName(" "), RangeError);
+ * ```
+ */
+export function contextName(text: string): string {
+  if (text.trim() === "") throw new RangeError("expected a context name");
+  return text.trim();
+}
+
+/**
  * Parses a TLS server name (a DNS name or an IP address).
  *
  * @example
