@@ -3,8 +3,9 @@
  *
  * @module
  */
+import { formatJsonLine, formatTextLine, StreamSink } from "./lib/log_output.ts";
 import { ConfigError, errorMessage } from "./lib/errors.ts";
-import { configureLogging, formatJsonLine, formatTextLine, getLogger, StreamSink } from "./lib/log.ts";
+import { configureLogging, getLogger } from "./lib/log.ts";
 import denoJson from "./deno.json" with { type: "json" };
 import { readBuildInfo } from "./deploy/build_info.ts";
 import { ProxyApp } from "./lib/app.ts";
