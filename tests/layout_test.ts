@@ -1,0 +1,80 @@
+/**
+ * The tree tells the truth: every import inside `lib/` follows the rooms' one-way arrows (README "Where things are"),
+ * no file of `lib/` imports `main.ts` or reads `Deno.args`/`Deno.env`, and npm packages are used only where named.
+ */
+import assert from "node:assert/strict";
+
+const LIB = new URL("../lib/", import.meta.url);
+
+/** Which rooms a room may import (besides itself). */
+const ALLOWED: Readonly<Record<string, readonly string[]>> = {
+  foundation: [],
+  net: ["foundation"],
+  config: ["foundation"],
+  kubernetes: ["foundation", "net"],
+  upstream: ["foundation", "net"],
+  proxy: ["foundation", "net", "upstream"],
+  status: ["foundation", "net", "upstream"],
+  discovery: ["foundation", "net", "kubernetes", "config"],
+  copier: ["foundation", "net", "kubernetes", "config"],
+  app: ["foundation", "net", "config", "discovery", "upstream", "proxy", "status"],
+};
+
+/**
+ * Packages and Node modules, and the rooms that may load them: YAML for kubeconfigs; `node:tls` for a readyz probe
+ * that has no CA or needs a client certificate (loaded on use only: the program otherwise stays off Node's layer).
+ */
+const PACKAGES: Readonly<Record<string, readonly string[]>> = { yaml: ["kubernetes"], "node:tls": ["upstream"] };
+
+function roomOf(path: string): string {
+  const rel = path.slice(LIB.pathname.length).split("/");
+  if (rel.length === 1) return rel[0] === "app.ts" ? "app" : "foundation";
+  return rel[0] as string;
+}
+
+async function libFiles(dir: URL = LIB): Promise<string[]> {
+  const out: string[] = [];
+  for await (const e of Deno.readDir(dir)) {
+    const url = new URL(e.isDirectory ? `${e.name}/` : e.name, dir);
+    if (e.isDirectory) out.push(...await libFiles(url));
+    else if (e.name.endsWith(".ts")) out.push(url.pathname);
+  }
+  return out.sort();
+}
+
+/** The file's code without its comments (doc examples import freely). */
+function code(text: string): string {
+  return text.replace(/\/\*[\s\S]*?\*\//g, "").replace(/^\s*\/\/.*$/gm, "");
+}
+
+Deno.test("every import inside lib/ follows the rooms' arrows", async () => {
+  const wrong: string[] = [];
+  const files = await libFiles();
+  assert.ok(files.length > 50, `found ${files.length} files`);
+  for (const file of files) {
+    const from = roomOf(file);
+    assert.ok(from in ALLOWED, `a room the layout does not know: ${from} (${file})`);
+    for (const m of code(await Deno.readTextFile(file)).matchAll(/(?:from|import)\s*\(?\s*"([^"]+)"/g)) {
+      const spec = m[1] as string;
+      const where = file.slice(LIB.pathname.length);
+      if (!spec.startsWith(".")) {
+        if (!(PACKAGES[spec] ?? []).includes(from)) wrong.push(`${where} loads the package ${spec}`);
+      } else {
+        const target = new URL(spec, `file://${file}`).pathname;
+        if (!target.startsWith(LIB.pathname)) wrong.push(`${where} imports ${spec}, outside lib/`);
+        else if (roomOf(target) !== from && !(ALLOWED[from] ?? []).includes(roomOf(target))) {
+          wrong.push(`${where} (${from}) imports ${spec} (${roomOf(target)})`);
+        }
+      }
+    }
+  }
+  assert.deepEqual(wrong, []);
+});
+
+Deno.test("no file of lib/ reads Deno.args or Deno.env", async () => {
+  const wrong: string[] = [];
+  for (const file of await libFiles()) {
+    if (/Deno\.(args|env)\b/.test(code(await Deno.readTextFile(file)))) wrong.push(file.slice(LIB.pathname.length));
+  }
+  assert.deepEqual(wrong, []);
+});
