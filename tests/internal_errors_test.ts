@@ -147,7 +147,8 @@ Deno.test("the last-resort handler logs and counts an unhandled rejection and an
     const lib = new URL("lib/", REPO_ROOT).href;
     await Deno.writeTextFile(
       script,
-      `import { configureLogging, formatTextLine } from "${lib}log.ts";
+      `import { configureLogging } from "${lib}log.ts";
+import { formatTextLine } from "${lib}log_output.ts";
 import { installLastResort, internalErrorCount } from "${lib}internal_errors.ts";
 configureLogging([{ category: ["extractedprism"], lowestLevel: "error", sinks: [(r) => console.error(formatTextLine(r))] }]);
 installLastResort();
