@@ -78,7 +78,8 @@ export function dial(candidates: readonly Upstream[], opts: DialOptions): Promis
     done = true;
     hedge?.cancel();
     budget.cancel();
-    // Only the losers, with a shared reason: a DOMException per connection is a measurable share of the CPU under new connections.
+    // Only the losers, with a shared reason: a DOMException per connection is a measurable share of the CPU under
+    // new connections.
     for (const a of attempts) if (a !== winner) a.abort(CANCELLED);
     resolve(result);
   };
