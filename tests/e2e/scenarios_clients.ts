@@ -132,8 +132,8 @@ export async function kubectlThroughProxy(plane: ControlPlane): Promise<void> {
   ]);
   try {
     const name = `e2e-${crypto.randomUUID().slice(0, 8)}`;
-    // The watch is live once it printed the initial list (there is always kube-root-ca.crt... in 1.20 there is not:
-    // create one object first and wait for it, then the one the step checks).
+    // A watch prints the existing objects before it watches: seeing a first new object proves it is live, so the
+    // time measured for the second is the watch's own.
     const first = `${name}-first`;
     await kubectl(plane, kc, ["create", "configmap", first, "-n", "default", "--from-literal=k=v"]);
     await watch.waitFor(() => watch.stderrLines.includes(`configmap/${first}`), 30_000, `configmap/${first}`);
