@@ -126,7 +126,10 @@ export class ProxyRun implements AsyncDisposable {
     return pollUntil(async () => {
       const ups = await this.upstreams();
       return test(ups) ? { at: Date.now(), upstreams: ups } : undefined;
-    }, { timeoutMs, what });
+    }, { timeoutMs, what }).catch((e) => {
+      const tail = this.process.stderrLines.slice(-10).join("\n");
+      throw new Error(`${e instanceof Error ? e.message : String(e)}; the program's last log lines:\n${tail}`);
+    });
   }
 
   /** Waits until `address` is in `state`; returns when it was seen. */
