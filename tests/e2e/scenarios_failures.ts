@@ -1,15 +1,15 @@
 /**
  * Scenarios where one real kube-apiserver fails while clients send requests through the proxy: SIGKILL (a crash),
  * SIGSTOP (a frozen process whose kernel still accepts connections) and SIGTERM (graceful shutdown: `/readyz` 503
- * while it still serves for `--shutdown-delay-duration`). Each restores the API server at its end.
+ * while it still serves for `--shutdown-delay-duration`). Each restores the API server at its end, also when it fails,
+ * so that the next scenario starts with all three.
  *
  * @module
  */
 import assert from "node:assert/strict";
 import type { ControlPlane, KubeApiServer, RequestResult } from "./control_plane.ts";
-import { ProxyRun } from "./proxy.ts";
+import { pollUntil, ProxyRun } from "./proxy.ts";
 import { ALL_ENDPOINTS, e2eReport, kubectl, proxyKubeconfig } from "./scenarios_clients.ts";
-import { pollUntil } from "./proxy.ts";
 
 const INTERVAL_MS = 500;
 const TIMEOUT_MS = 400;
@@ -73,43 +73,44 @@ export async function apiServerKilled(plane: ControlPlane): Promise<void> {
     extraFlags: [`--health-ca-file=${plane.pki.caPath}`],
   });
   const victim = await busiest(plane, proxy);
-  const ip = victim.address.split(":")[0] ?? "";
-  let detectedAt = 0;
-  const { results, at } = await loadAround(plane, 40, async () => {
-    victim.signal("SIGKILL");
-    detectedAt = await proxy.waitState(victim.address, "unhealthy", 15_000);
-  });
-  const failed = results.filter((r) => !r.ok);
-  const lastFailEnd = failed.reduce((t, r) => Math.max(t, r.end), at);
-  e2eReport(
-    "kube-apiserver SIGKILL under load",
-    `${summary(results)}; marked unhealthy after ${detectedAt - at} ms; ` +
-      `clients recovered ${lastFailEnd - at} ms after the kill`,
-  );
-  // Requests that had started before the kill may have been on it; later ones meet a refused dial and fail over.
-  const lateFailures = failed.filter((r) => r.start > at + 200);
-  assert.deepEqual(lateFailures, [], "no request started 200 ms after the kill fails");
-  assert(failed.length <= 3, `at most the requests in flight fail: ${summary(results)}`);
-  assert(detectedAt - at <= (FALL + 1) * INTERVAL_MS * 1.2 + TIMEOUT_MS + 2000, "marked down within fall probes");
+  try {
+    const ip = victim.address.split(":")[0] ?? "";
+    let detectedAt = 0;
+    const { results, at } = await loadAround(plane, 40, async () => {
+      victim.signal("SIGKILL");
+      detectedAt = await proxy.waitState(victim.address, "unhealthy", 15_000);
+    });
+    const failed = results.filter((r) => !r.ok);
+    const lastFailEnd = failed.reduce((t, r) => Math.max(t, r.end), at);
+    e2eReport(
+      "kube-apiserver SIGKILL under load",
+      `${summary(results)}; marked unhealthy after ${detectedAt - at} ms; ` +
+        `clients recovered ${lastFailEnd - at} ms after the kill`,
+    );
+    // Requests that had started before the kill may have been on it; later ones meet a refused dial and fail over.
+    const lateFailures = failed.filter((r) => r.start > at + 200);
+    assert.deepEqual(lateFailures, [], "no request started 200 ms after the kill fails");
+    assert(failed.length <= 3, `at most the requests in flight fail: ${summary(results)}`);
+    assert(detectedAt - at <= (FALL + 1) * INTERVAL_MS * 1.2 + TIMEOUT_MS + 2000, "marked down within fall probes");
 
-  // The reconciler of the survivors drops the dead instance once its lease (15 s TTL) expires.
-  const kc = await proxyKubeconfig(plane);
-  const t0 = Date.now();
-  await pollUntil(async () => {
-    const out = await kubectl(plane, kc, [
-      "get",
-      "endpoints",
-      "kubernetes",
-      "-n",
-      "default",
-      "-o",
-      "jsonpath={.subsets[*].addresses[*].ip}",
-    ]);
-    return out.split(/\s+/).includes(ip) ? undefined : true;
-  }, { timeoutMs: 60_000, everyMs: 500, what: `${ip} to leave default/kubernetes` });
-  e2eReport("kube-apiserver SIGKILL: its address leaves default/kubernetes", `${Date.now() - at} ms after the kill`);
-  assert(Date.now() - t0 >= 0);
-  await restore(plane, victim);
+    // The reconciler of the survivors drops the dead instance once its lease (15 s TTL) expires.
+    const kc = await proxyKubeconfig(plane);
+    await pollUntil(async () => {
+      const out = await kubectl(plane, kc, [
+        "get",
+        "endpoints",
+        "kubernetes",
+        "-n",
+        "default",
+        "-o",
+        "jsonpath={.subsets[*].addresses[*].ip}",
+      ]);
+      return out.split(/\s+/).includes(ip) ? undefined : true;
+    }, { timeoutMs: 60_000, everyMs: 500, what: `${ip} to leave default/kubernetes` });
+    e2eReport("kube-apiserver SIGKILL: its address leaves default/kubernetes", `${Date.now() - at} ms after the kill`);
+  } finally {
+    await restore(plane, victim);
+  }
 }
 
 /**
@@ -160,16 +161,19 @@ export async function apiServerGracefulShutdown(plane: ControlPlane): Promise<vo
     extraFlags: [`--health-ca-file=${plane.pki.caPath}`],
   });
   const victim = await busiest(plane, proxy);
-  let detectedAt = 0;
-  const { results, at } = await loadAround(plane, 40, async () => {
-    victim.signal("SIGTERM");
-    detectedAt = await proxy.waitState(victim.address, "unhealthy", 15_000);
-  });
-  e2eReport(
-    "kube-apiserver SIGTERM (graceful) under load",
-    `${summary(results)}; out of rotation after ${detectedAt - at} ms`,
-  );
-  assert.deepEqual(results.filter((r) => !r.ok), [], "no client request fails on a graceful shutdown");
-  assert(detectedAt - at < 5000, "out of rotation before the shutdown delay ends");
-  await restore(plane, victim);
+  try {
+    let detectedAt = 0;
+    const { results, at } = await loadAround(plane, 40, async () => {
+      victim.signal("SIGTERM");
+      detectedAt = await proxy.waitState(victim.address, "unhealthy", 15_000);
+    });
+    e2eReport(
+      "kube-apiserver SIGTERM (graceful) under load",
+      `${summary(results)}; out of rotation after ${detectedAt - at} ms`,
+    );
+    assert.deepEqual(results.filter((r) => !r.ok), [], "no client request fails on a graceful shutdown");
+    assert(detectedAt - at < 5000, "out of rotation before the shutdown delay ends");
+  } finally {
+    await restore(plane, victim);
+  }
 }
