@@ -21,6 +21,7 @@ import {
   staticEndpointsServe,
 } from "./e2e/scenarios_clients.ts";
 import { apiServerFrozen, apiServerGracefulShutdown, apiServerKilled } from "./e2e/scenarios_failures.ts";
+import { discoveryAgainstV1 } from "./e2e/scenarios_v1.ts";
 
 const tools = await checkNetTools();
 const found = findFixtures();
@@ -40,6 +41,11 @@ Deno.test({
       // discovery.k8s.io/v1 and gets 404 until the fallback of issue 13 item 2 is in lib/.
       ignore: true,
       fn: () => discoversApiServers(plane),
+    });
+    await t.step({
+      name: "v1 API server: discovery lists and watches real discovery.k8s.io/v1 slices changed by server-side apply",
+      ignore: found.fixtures.v1Apiserver === undefined,
+      fn: () => discoveryAgainstV1(plane),
     });
     await t.step(
       "all three as static endpoints: probed healthy, requests through the proxy succeed",

@@ -120,11 +120,88 @@ fi
 etcd_bin="$(command -v etcd || true)"
 [ -x "$etcd_bin" ] || die "etcd-server is installed but no etcd on PATH"
 
+# The v1 API server (discovery.k8s.io/v1, coordination.k8s.io/v1), from sid's k8s.io library packages: our Go glue
+# in tests/e2e/v1server/, built in GOPATH mode from the unpacked .debs with sid's Go. apt works on a private state
+# directory under the cache (its own sources list and package lists), so nothing of sid reaches the system's apt.
+# Optional: when any step fails the manifest names no V1_APISERVER and the suite skips the scenarios that need it.
+build_v1() {
+  local here sid apt_opts pkgs key dir work root goroot gopath start
+  here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+  sid="$cache_root/sid-apt"
+  mkdir -p "$sid/lists/partial" "$sid/cache/archives/partial"
+  cat >"$sid/sid.sources" <<'SRC'
+Types: deb
+URIs: http://deb.debian.org/debian
+Suites: sid
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+SRC
+  apt_opts=(-o "Dir::Etc::SourceList=$sid/sid.sources" -o Dir::Etc::SourceParts=/dev/null
+    -o "Dir::State::Lists=$sid/lists" -o "Dir::Cache=$sid/cache" -o Dir::State::status=/dev/null
+    -o APT::Architecture=amd64)
+  if [ -z "$(find "$sid/lists" -name '*_Packages*' -mmin -1440 2>/dev/null | head -n1)" ]; then
+    log "apt-get update (sid, private lists in $sid)"
+    apt-get "${apt_opts[@]}" update -qq >&2 || return 1
+  fi
+  # Every package the libraries need, with its version: the key changes when any of them does.
+  pkgs="$(apt-cache "${apt_opts[@]}" depends --recurse --no-recommends --no-suggests --no-conflicts --no-breaks \
+    --no-replaces --no-enhances golang-k8s-apiserver-dev golang-k8s-component-base-dev golang-github-spf13-pflag-dev \
+    2>/dev/null | grep -E '^golang-' | grep -vE '^golang-(go|any|src|doc)$' | sort -u)"
+  pkgs="$(printf '%s\nkube-openapi\n' "$pkgs" | while read -r p; do
+    printf '%s=%s\n' "$p" "$(apt-cache "${apt_opts[@]}" policy "$p" | awk '/Candidate:/ {print $2}')"
+  done)"
+  [ -n "$pkgs" ] || return 1
+  key="v1-apiserver_$( { printf '%s\n' "$pkgs"; cat "$here"/v1server/*.go; } | sha256sum | cut -c1-16)"
+  dir="$cache_root/$key"
+  if [ -x "$dir/e2e-v1-apiserver" ]; then
+    log "v1 API server cached in $dir"
+    echo "$dir/e2e-v1-apiserver"
+    return 0
+  fi
+  start=$(date +%s)
+  # Fixed paths (not a fresh temp dir): Go's build cache keys on them, so a rebuild after a change of the glue or of
+  # one package recompiles only what changed.
+  work="$cache_root/sid-work"
+  root="$work/root"
+  rm -rf "$work"
+  mkdir -p "$work/debs" "$root"
+  log "downloading $(wc -l <<<"$pkgs") sid packages for the v1 API server"
+  # shellcheck disable=SC2086
+  (cd "$work/debs" && apt-get "${apt_opts[@]}" download -qq $pkgs >&2) || { rm -rf "$work"; return 1; }
+  for d in "$work"/debs/*.deb; do dpkg-deb -x "$d" "$root"; done
+  goroot="$(find "$root/usr/lib" -maxdepth 1 -name 'go-1.*' | sort -V | tail -n1)"
+  [ -x "$goroot/bin/go" ] || { log "no Go toolchain among the sid packages"; rm -rf "$work"; return 1; }
+  gopath="$work/gopath"
+  mkdir -p "$gopath/src/e2ev1server/openapi"
+  cp "$here"/v1server/*.go "$gopath/src/e2ev1server/"
+  : >"$work/header.txt"
+  local goenv=(env "GOROOT=$goroot" "PATH=$goroot/bin:$PATH" "GOPATH=$gopath:$root/usr/share/gocode" GO111MODULE=off
+    GOFLAGS= GOTOOLCHAIN=local CGO_ENABLED=0 "GOCACHE=$cache_root/sid-gocache")
+  # Server-side apply needs the OpenAPI models of the served types.
+  nice -n 10 "${goenv[@]}" "$root/usr/bin/openapi-gen" --output-dir "$gopath/src/e2ev1server/openapi" \
+    --output-pkg e2ev1server/openapi --output-file zz_generated.openapi.go --report-filename /dev/null \
+    --go-header-file "$work/header.txt" k8s.io/apimachinery/pkg/apis/meta/v1 k8s.io/apimachinery/pkg/runtime \
+    k8s.io/apimachinery/pkg/version k8s.io/apimachinery/pkg/api/resource k8s.io/apimachinery/pkg/util/intstr \
+    k8s.io/api/core/v1 k8s.io/api/discovery/v1 k8s.io/api/coordination/v1 >&2 || { rm -rf "$work"; return 1; }
+  nice -n 10 "${goenv[@]}" "$goroot/bin/go" build -trimpath -o "$work/e2e-v1-apiserver" e2ev1server >&2 ||
+    { rm -rf "$work"; return 1; }
+  mkdir -p "$dir"
+  install -m 0755 "$work/e2e-v1-apiserver" "$dir/e2e-v1-apiserver"
+  rm -rf "$work"
+  log "v1 API server built in $(($(date +%s) - start)) s, cached in $dir"
+  echo "$dir/e2e-v1-apiserver"
+}
+v1_bin=""
+if [ "${EP_E2E_NO_V1:-}" = "" ]; then
+  v1_bin="$(build_v1)" || { log "the v1 API server could not be built (see above); its scenarios will be skipped"; v1_bin=""; }
+fi
+
 manifest="$cache_root/fixtures.env"
 {
   echo "KUBE_APISERVER=$api_dir/kube-apiserver"
   echo "KUBECTL=$kubectl_dir/kubectl"
   echo "ETCD=$etcd_bin"
+  if [ -n "$v1_bin" ]; then echo "V1_APISERVER=$v1_bin"; fi
 } >"$manifest.tmp"
 mv "$manifest.tmp" "$manifest"
 log "manifest: $manifest (EXTRACTEDPRISM_E2E_FIXTURES=$manifest runs tests/e2e_test.ts)"

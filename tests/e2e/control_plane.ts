@@ -17,6 +17,8 @@ export type { RequestResult } from "./support/client.ts";
 /** The proxy's ports inside the node namespace. */
 export const PROXY_PORT = 7445;
 export const HEALTH_PORT = 7446;
+/** The v1 API server's port, in the etcd namespace. */
+export const V1_PORT = 6443;
 /** How long one kube-apiserver may take from exec to `/readyz` 200 on a loaded 2-core machine. */
 const API_START_MS = 180_000;
 
@@ -178,6 +180,55 @@ export class ControlPlane implements AsyncDisposable {
     return proc;
   }
 
+  /**
+   * Starts the v1 API server (discovery.k8s.io/v1, coordination.k8s.io/v1) in the etcd namespace on
+   * {@linkcode V1_PORT}, on the same etcd under a prefix of its own, and waits until it serves EndpointSlices.
+   *
+   * @throws {Error} When the fixtures have none, or it does not answer within 120 s.
+   */
+  async startV1Server(): Promise<HelperProcess> {
+    const bin = this.fixtures.v1Apiserver;
+    if (bin === undefined) throw new Error("Cannot start the v1 API server: the fixtures manifest names none");
+    const cmd = this.net.exec(this.net.etcdNs, bin, [
+      `--etcd-servers=http://${ETCD_ADDRESS}:${ETCD_PORT}`,
+      "--etcd-prefix=/registry-e2e-v1",
+      `--bind-address=${ETCD_ADDRESS}`,
+      `--secure-port=${V1_PORT}`,
+      `--tls-cert-file=${this.pki.servingCertPath}`,
+      `--tls-private-key-file=${this.pki.servingKeyPath}`,
+    ]);
+    const proc = new HelperProcess({ label: "v1 API server", ...cmd, commands: false });
+    this.#others.push(proc);
+    const deadline = performance.now() + 120_000;
+    let last = "no answer yet";
+    for (;;) {
+      if (proc.status !== undefined) {
+        throw new Error(
+          `The v1 API server exited (code ${proc.status.code}):\n${proc.stderrLines.slice(-15).join("\n")}`,
+        );
+      }
+      try {
+        const r = await this.get({
+          host: ETCD_ADDRESS,
+          port: V1_PORT,
+          path: "/apis/discovery.k8s.io/v1/namespaces/default/endpointslices",
+        });
+        if (r.status === 200) return proc;
+        last = `HTTP ${r.status}: ${r.body.slice(0, 200)}`;
+      } catch (e) {
+        last = e instanceof Error ? e.message : String(e);
+      }
+      if (performance.now() > deadline) {
+        throw new Error(
+          `Timed out after 120000 ms waiting for the v1 API server (${last}):\n${
+            proc.stderrLines.slice(-15).join("\n")
+          }`,
+        );
+      }
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  }
+
   /** Spawns a process in the node namespace (kept for teardown). */
   spawnInNode(label: string, command: string, args: readonly string[], commands = false, cwd?: URL): HelperProcess {
     const cmd = this.net.exec(this.net.nodeNs, command, args);
@@ -200,7 +251,16 @@ export class ControlPlane implements AsyncDisposable {
 
   /** One request from the node namespace: straight to `host:port`, or through the proxy by default. */
   get(
-    opts: { host?: string; port?: number; path?: string; auth?: boolean; timeoutMs?: number } = {},
+    opts: {
+      host?: string;
+      port?: number;
+      path?: string;
+      auth?: boolean;
+      timeoutMs?: number;
+      method?: string;
+      body?: string;
+      contentType?: string;
+    } = {},
   ): Promise<{ status: number; body: string }> {
     return this.client.request("get", { ...opts }, (opts.timeoutMs ?? 5000) + 5000);
   }

@@ -14,6 +14,8 @@ export interface Fixtures {
   readonly kubeApiserver: string;
   readonly etcd: string;
   readonly kubectl: string;
+  /** The v1 API server (discovery.k8s.io/v1, coordination.k8s.io/v1) from sid's libraries, when it could be built. */
+  readonly v1Apiserver?: string;
 }
 
 /** The fixtures, or why the suite cannot run. */
@@ -54,8 +56,11 @@ export function findFixtures(): FixturesFound {
     }
     paths[key] = path;
   }
-  return {
-    ok: true,
-    fixtures: { kubeApiserver: paths.KUBE_APISERVER ?? "", etcd: paths.ETCD ?? "", kubectl: paths.KUBECTL ?? "" },
+  const fixtures: Fixtures = {
+    kubeApiserver: paths.KUBE_APISERVER ?? "",
+    etcd: paths.ETCD ?? "",
+    kubectl: paths.KUBECTL ?? "",
   };
+  const v1 = found.get("V1_APISERVER");
+  return { ok: true, fixtures: v1 === undefined ? fixtures : { ...fixtures, v1Apiserver: v1 } };
 }

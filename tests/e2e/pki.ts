@@ -1,13 +1,13 @@
 /**
  * The e2e control plane's PKI, on top of the shared test PKI's cluster CA: a kube-apiserver serving certificate that
  * names the three API server IPs and the `kubernetes*` DNS names (as kubeadm's does, without 127.0.0.1: clients of
- * the node-local proxy must use `tls-server-name`), a service-account signing key, an admin client certificate
+ * the node-local proxy must use `tls-server-name`; the etcd namespace's address too, where the v1 API server runs), a service-account signing key, an admin client certificate
  * (group `system:masters`), a static bearer token for the load client, and kubeconfigs.
  *
  * @module
  */
 import { type ClientCertificate, createTestPki, SERVER_DNS_NAMES, type TestPki } from "../support/test_pki.ts";
-import { API_ADDRESSES } from "./net.ts";
+import { API_ADDRESSES, ETCD_ADDRESS } from "./net.ts";
 
 /** The name every client verifies API server certificates against. */
 export const SERVER_NAME = "kubernetes.default.svc";
@@ -38,7 +38,8 @@ export async function createE2ePki(): Promise<E2ePki> {
     const dir = base.dir;
     const servingKeyPath = `${dir}/apiserver.key`;
     const servingCertPath = `${dir}/apiserver.crt`;
-    const san = [...SERVER_DNS_NAMES.map((n) => `DNS:${n}`), ...API_ADDRESSES.map((a) => `IP:${a}`)].join(",");
+    const san = [...SERVER_DNS_NAMES.map((n) => `DNS:${n}`), ...[...API_ADDRESSES, ETCD_ADDRESS].map((a) => `IP:${a}`)]
+      .join(",");
     await Deno.writeTextFile(
       `${dir}/apiserver.ext`,
       `subjectAltName=${san}\nextendedKeyUsage=serverAuth\nbasicConstraints=critical,CA:FALSE\n` +

@@ -6,7 +6,8 @@
  *
  * Commands:
  * - `{"op":"upstreams"}`: the proxy's `/upstreams` JSON.
- * - `{"op":"get","host":H,"port":P,"path":X,"auth":bool}`: one request; `{status, body}` (body cut at 4 KiB).
+ * - `{"op":"get","host":H,"port":P,"path":X,"auth":bool,"method":M,"body":B,"contentType":C}`: one request (GET
+ *   unless `method` says otherwise); `{status, body}` (body cut at 4 KiB).
  * - `{"op":"load","count":N,"spacingMs":S,"timeoutMs":T}`: N requests through the proxy to
  *   `/api/v1/namespaces/default`, one every S ms (each may overlap the next); one result per request.
  *
@@ -35,6 +36,7 @@ async function request(
   path: string,
   auth: boolean,
   timeoutMs: number,
+  send: { method: string; body: string; contentType: string } = { method: "GET", body: "", contentType: "" },
 ): Promise<{ status: number; body: string }> {
   const signal = AbortSignal.timeout(timeoutMs);
   const tcp = await Deno.connect({ hostname: host, port, signal });
@@ -47,9 +49,13 @@ async function request(
   signal.addEventListener("abort", onAbort, { once: true });
   try {
     conn = await Deno.startTls(tcp, { hostname: serverName ?? "kubernetes.default.svc", caCerts: [caCert] });
-    const head = `GET ${path} HTTP/1.1\r\nHost: ${serverName}\r\nUser-Agent: extractedprism-e2e\r\n` +
-      `Accept: application/json\r\n${auth ? `Authorization: Bearer ${token}\r\n` : ""}Connection: close\r\n\r\n`;
+    const body = new TextEncoder().encode(send.body);
+    const head = `${send.method} ${path} HTTP/1.1\r\nHost: ${serverName}\r\nUser-Agent: extractedprism-e2e\r\n` +
+      `Accept: application/json\r\n${auth ? `Authorization: Bearer ${token}\r\n` : ""}` +
+      (send.method === "GET" ? "" : `Content-Type: ${send.contentType}\r\nContent-Length: ${body.length}\r\n`) +
+      "Connection: close\r\n\r\n";
     await conn.write(new TextEncoder().encode(head));
+    for (let off = 0; off < body.length;) off += await conn.write(body.subarray(off));
     const chunks: Uint8Array[] = [];
     const buf = new Uint8Array(16384);
     for (;;) {
@@ -112,7 +118,13 @@ async function handle(cmd: Command): Promise<unknown> {
     case "get": {
       const host = String(cmd.host ?? "127.0.0.1");
       const port = num(cmd, "port", Number(proxyPort));
-      return await request(host, port, String(cmd.path ?? "/readyz"), cmd.auth !== false, num(cmd, "timeoutMs", 5000));
+      const send = {
+        method: String(cmd.method ?? "GET"),
+        body: String(cmd.body ?? ""),
+        contentType: String(cmd.contentType ?? "application/json"),
+      };
+      const path = String(cmd.path ?? "/readyz");
+      return await request(host, port, path, cmd.auth !== false, num(cmd, "timeoutMs", 5000), send);
     }
     case "load":
       return {

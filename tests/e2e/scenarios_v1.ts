@@ -1,0 +1,75 @@
+/**
+ * Scenarios against the v1 API server (k8s.io/apiserver's generic server from sid's libraries, serving
+ * discovery.k8s.io/v1): discovery through a real watch, and slices changed by server-side apply.
+ *
+ * @module
+ */
+import assert from "node:assert/strict";
+import { type ControlPlane, V1_PORT } from "./control_plane.ts";
+import { API_ADDRESSES, API_PORT, ETCD_ADDRESS } from "./net.ts";
+import { ProxyRun } from "./proxy.ts";
+import { ALL_ENDPOINTS, e2eReport } from "./scenarios_clients.ts";
+
+const SLICE_PATH = "/apis/discovery.k8s.io/v1/namespaces/default/endpointslices/kubernetes";
+
+/** Applies `default/kubernetes`'s slice listing `addresses` with server-side apply, as field manager `e2e`. */
+async function applySlice(plane: ControlPlane, addresses: readonly string[]): Promise<void> {
+  const slice = {
+    apiVersion: "discovery.k8s.io/v1",
+    kind: "EndpointSlice",
+    metadata: { name: "kubernetes", namespace: "default", labels: { "kubernetes.io/service-name": "kubernetes" } },
+    addressType: "IPv4",
+    endpoints: addresses.map((a) => ({ addresses: [a], conditions: { ready: true } })),
+    ports: [{ name: "https", port: API_PORT, protocol: "TCP" }],
+  };
+  const r = await plane.get({
+    host: ETCD_ADDRESS,
+    port: V1_PORT,
+    method: "PATCH",
+    path: `${SLICE_PATH}?fieldManager=e2e&force=true`,
+    contentType: "application/apply-patch+yaml",
+    body: JSON.stringify(slice),
+  });
+  if (r.status !== 200 && r.status !== 201) throw new Error(`Cannot apply the slice: HTTP ${r.status}: ${r.body}`);
+  const stored = JSON.parse(r.body) as { metadata?: { managedFields?: { manager?: string; operation?: string }[] } };
+  assert(
+    stored.metadata?.managedFields?.some((f) => f.manager === "e2e" && f.operation === "Apply"),
+    "the real structured-merge-diff recorded the apply",
+  );
+}
+
+/**
+ * One static endpoint and a kubeconfig for the v1 API server: discovery lists and watches the real
+ * discovery.k8s.io/v1 slice; an endpoint added by server-side apply joins the pool, one removed leaves it.
+ */
+export async function discoveryAgainstV1(plane: ControlPlane): Promise<void> {
+  await plane.startV1Server();
+  const [a1, a2, a3] = API_ADDRESSES as [string, string, string];
+  await applySlice(plane, [a1, a2]);
+  const kubeconfig = await plane.pki.kubeconfig("v1", `https://${ETCD_ADDRESS}:${V1_PORT}`);
+  await using proxy = await ProxyRun.start(plane, {
+    endpoints: [ALL_ENDPOINTS[0] ?? ""],
+    expectHealthy: 2,
+    extraFlags: ["--enable-discovery=true", `--kubeconfig=${kubeconfig}`, `--health-ca-file=${plane.pki.caPath}`],
+  });
+  const key = (a: string) => `${a}:${API_PORT}`;
+  let t0 = Date.now();
+  await applySlice(plane, [a1, a2, a3]);
+  const added = await proxy.waitUpstreams((ups) => ups.some((u) => u.address === key(a3)), 10_000, `${a3} added`);
+  const addMs = added.at - t0;
+  await proxy.waitState(key(a3), "healthy", 10_000);
+  t0 = Date.now();
+  await applySlice(plane, [a2, a3]);
+  const removed = await proxy.waitUpstreams(
+    (ups) => !ups.some((u) => u.address === key(a1) && !u.draining),
+    10_000,
+    `${a1} removed`,
+  );
+  const removeMs = removed.at - t0;
+  e2eReport(
+    "v1 discovery: slice change by server-side apply routed",
+    `added in ${addMs} ms, removed in ${removeMs} ms`,
+  );
+  assert(addMs <= 2000, `an added endpoint joins within 2 s: took ${addMs} ms`);
+  assert(removeMs <= 2000, `a removed endpoint leaves within 2 s: took ${removeMs} ms`);
+}
