@@ -147,9 +147,9 @@ SRC
   pkgs="$(apt-cache "${apt_opts[@]}" depends --recurse --no-recommends --no-suggests --no-conflicts --no-breaks \
     --no-replaces --no-enhances golang-k8s-apiserver-dev golang-k8s-component-base-dev golang-github-spf13-pflag-dev \
     2>/dev/null | grep -E '^golang-' | grep -vE '^golang-(go|any|src|doc)$' | sort -u)"
-  pkgs="$(printf '%s\nkube-openapi\n' "$pkgs" | while read -r p; do
-    printf '%s=%s\n' "$p" "$(apt-cache "${apt_opts[@]}" policy "$p" | awk '/Candidate:/ {print $2}')"
-  done)"
+  # shellcheck disable=SC2086
+  pkgs="$(apt-cache "${apt_opts[@]}" policy $pkgs kube-openapi |
+    awk '/^[^ ].*:$/ {name = substr($1, 1, length($1) - 1)} /Candidate:/ {print name "=" $2}')"
   [ -n "$pkgs" ] || return 1
   key="v1-apiserver_$( { printf '%s\n' "$pkgs"; cat "$here"/v1server/*.go; } | sha256sum | cut -c1-16)"
   dir="$cache_root/$key"

@@ -41,7 +41,7 @@ export function findFixtures(): FixturesFound {
   }
   const found = new Map<string, string>();
   for (const line of text.split("\n")) {
-    const m = /^([A-Z_]+)=(.+)$/.exec(line.trim());
+    const m = /^([A-Z][A-Z0-9_]*)=(.+)$/.exec(line.trim());
     if (m !== null) found.set(m[1] as string, m[2] as string);
   }
   const paths: Record<string, string> = {};

@@ -3,7 +3,7 @@
 // (the real handlers, storage over etcd, watch cache, resourceVersions, 410 after compaction, server-side apply with
 // structured-merge-diff). Built from Debian's k8s.io library packages in GOPATH mode by tests/e2e/build_fixtures.sh.
 //
-// No authentication, no authorization, no admission, no validation, no controllers: the test writes
+// No authentication, an allow-all authorizer, no admission, no validation, no controllers: the test writes
 // default/kubernetes's slices itself. Flags: the generic server's --etcd-servers, --bind-address, --secure-port,
 // --tls-cert-file, --tls-private-key-file (and the rest of their option sets).
 package main
@@ -21,6 +21,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/runtime/serializer"
 	"k8s.io/apimachinery/pkg/util/validation/field"
+	"k8s.io/apiserver/pkg/authorization/authorizerfactory"
 	"k8s.io/apiserver/pkg/endpoints/openapi"
 	"k8s.io/apiserver/pkg/registry/generic"
 	genericregistry "k8s.io/apiserver/pkg/registry/generic/registry"
@@ -105,6 +106,8 @@ func main() {
 	cfg.OpenAPIV3Config.Info.Title = "e2e-v1-apiserver"
 	must(secure.ApplyTo(&cfg.SecureServing, &cfg.LoopbackClientConfig))
 	must(etcd.ApplyTo(&cfg.Config))
+	// Apply may create an object, and the handler asks an authorizer first; everything is allowed here.
+	cfg.Authorization.Authorizer = authorizerfactory.NewAlwaysAllowAuthorizer()
 	getter := cfg.RESTOptionsGetter
 
 	srv, err := cfg.Complete().New("e2e-v1-apiserver", genericapiserver.NewEmptyDelegate())
