@@ -67,18 +67,20 @@ type strategy struct {
 	names.NameGenerator
 }
 
-func (strategy) NamespaceScoped() bool                                           { return true }
-func (strategy) PrepareForCreate(context.Context, runtime.Object)                {}
-func (strategy) Validate(context.Context, runtime.Object) field.ErrorList        { return nil }
-func (strategy) WarningsOnCreate(context.Context, runtime.Object) []string       { return nil }
-func (strategy) Canonicalize(runtime.Object)                                     {}
-func (strategy) AllowCreateOnUpdate() bool                                       { return false }
+func (strategy) NamespaceScoped() bool                                            { return true }
+func (strategy) PrepareForCreate(context.Context, runtime.Object)                 {}
+func (strategy) Validate(context.Context, runtime.Object) field.ErrorList         { return nil }
+func (strategy) WarningsOnCreate(context.Context, runtime.Object) []string        { return nil }
+func (strategy) Canonicalize(runtime.Object)                                      {}
+func (strategy) AllowCreateOnUpdate() bool                                        { return false }
 func (strategy) PrepareForUpdate(context.Context, runtime.Object, runtime.Object) {}
 func (strategy) ValidateUpdate(context.Context, runtime.Object, runtime.Object) field.ErrorList {
 	return nil
 }
-func (strategy) WarningsOnUpdate(context.Context, runtime.Object, runtime.Object) []string { return nil }
-func (strategy) AllowUnconditionalUpdate() bool                                           { return true }
+func (strategy) WarningsOnUpdate(context.Context, runtime.Object, runtime.Object) []string {
+	return nil
+}
+func (strategy) AllowUnconditionalUpdate() bool { return true }
 
 type resource struct {
 	gv       schema.GroupVersion
