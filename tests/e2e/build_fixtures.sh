@@ -3,12 +3,14 @@
 #   - kube-apiserver v1.20.2 from bookworm's `kubernetes` source package (the full upstream tree with vendor/),
 #   - etcd from bookworm's `etcd-server`,
 #   - kubectl 1.20 from bookworm's `kubernetes-client`, unpacked (not installed: /usr/bin/kubectl may belong to
-#     another package on this machine).
+#     another package on this machine),
+#   - optionally, the v1 API server: our Go glue in tests/e2e/v1server/ on sid's k8s.io library packages (see build_v1).
 # Each binary is cached under $EP_E2E_CACHE (default /var/cache/extractedprism-e2e) in a directory named after its
-# inputs (source package version + Go version), so only the first run on a machine pays the build.
-# Writes the manifest $cache_root/fixtures.env (`KEY=PATH` lines: KUBE_APISERVER, ETCD, KUBECTL) and prints it on
-# stdout; everything else goes to stderr.
-# Needs root (apt). Exit 0: all binaries present; anything else: the suite cannot run, the reason is on stderr.
+# inputs (package versions, and a hash of our Go files), so only the first run on a machine pays the build.
+# Writes the manifest $cache_root/fixtures.env (`KEY=PATH` lines: KUBE_APISERVER, ETCD, KUBECTL, and V1_APISERVER when
+# it could be built) and prints it on stdout; everything else goes to stderr.
+# Needs root (apt). Exit 0: the required binaries are present; anything else: the suite cannot run, the reason is on
+# stderr. EP_E2E_NO_V1=1 leaves the v1 API server out.
 set -euo pipefail
 
 cache_root="${EP_E2E_CACHE:-/var/cache/extractedprism-e2e}"
