@@ -142,18 +142,6 @@ export class ProxyRun implements AsyncDisposable {
     return r.at;
   }
 
-  /** The program's JSON log records so far (lines that do not parse are left out). */
-  logRecords(from = 0): Record<string, unknown>[] {
-    const out: Record<string, unknown>[] = [];
-    for (const line of this.process.stderrLines.slice(from)) {
-      try {
-        const rec = JSON.parse(line);
-        if (typeof rec === "object" && rec !== null) out.push(rec);
-      } catch { /* not JSON */ }
-    }
-    return out;
-  }
-
   /** The log lines (raw) containing `text`. */
   logLines(text: string): string[] {
     return this.process.stderrLines.filter((l) => l.includes(text));

@@ -177,10 +177,6 @@ export async function readyzProbing(plane: ControlPlane): Promise<void> {
       15_000,
       "every upstream unhealthy with an unrelated CA",
     );
-    const results = await plane.load({ count: 3, spacingMs: 50, timeoutMs: 5000 });
-    // With no healthy upstream the proxy still tries them (a probe might be wrong), so the requests may succeed:
-    // what matters is that the probes did not count a certificate of another CA as healthy.
-    assert.deepEqual(results.length, 3);
   }
 }
 
