@@ -21,7 +21,7 @@ import {
   staticEndpointsServe,
 } from "./e2e/scenarios_clients.ts";
 import { apiServerFrozen, apiServerGracefulShutdown, apiServerKilled } from "./e2e/scenarios_failures.ts";
-import { discoveryAgainstV1 } from "./e2e/scenarios_v1.ts";
+import { discoveryAgainstV1, v1WatchGone } from "./e2e/scenarios_v1.ts";
 
 const tools = await checkNetTools();
 const found = findFixtures();
@@ -46,6 +46,11 @@ Deno.test({
       name: "v1 API server: discovery lists and watches real discovery.k8s.io/v1 slices changed by server-side apply",
       ignore: found.fixtures.v1Apiserver === undefined,
       fn: () => discoveryAgainstV1(plane),
+    });
+    await t.step({
+      name: "v1 API server restarted while etcd moved on: the watch gets 410, discovery relists and keeps routing",
+      ignore: found.fixtures.v1Apiserver === undefined,
+      fn: () => v1WatchGone(plane),
     });
     await t.step(
       "all three as static endpoints: probed healthy, requests through the proxy succeed",

@@ -80,6 +80,7 @@ export class ControlPlane implements AsyncDisposable {
   readonly #etcd: HelperProcess;
   readonly #dataDir: string;
   readonly #others: HelperProcess[] = [];
+  #v1: HelperProcess | undefined;
 
   private constructor(net: E2eNet, pki: E2ePki, fixtures: Fixtures, etcd: HelperProcess, dataDir: string) {
     this.net = net;
@@ -199,6 +200,7 @@ export class ControlPlane implements AsyncDisposable {
     ]);
     const proc = new HelperProcess({ label: "v1 API server", ...cmd, commands: false });
     this.#others.push(proc);
+    this.#v1 = proc;
     const deadline = performance.now() + 120_000;
     let last = "no answer yet";
     for (;;) {
@@ -227,6 +229,11 @@ export class ControlPlane implements AsyncDisposable {
       }
       await new Promise((r) => setTimeout(r, 250));
     }
+  }
+
+  /** The v1 API server last started, if any. */
+  get v1Server(): HelperProcess | undefined {
+    return this.#v1;
   }
 
   /** Spawns a process in the node namespace (kept for teardown). */

@@ -74,3 +74,47 @@ export async function discoveryAgainstV1(plane: ControlPlane): Promise<void> {
   assert(addMs <= 1000, `an added endpoint joins within 1 s: took ${addMs} ms`);
   assert(removeMs <= 1000, `a removed endpoint leaves within 1 s: took ${removeMs} ms`);
 }
+
+/**
+ * The v1 API server is killed while discovery watches it, etcd moves on (writes through a kube-apiserver on the same
+ * etcd), and a fresh v1 server starts: the watch from the old resourceVersion is answered 410 by the new watch cache,
+ * discovery relists, and a later slice change is routed as before.
+ */
+export async function v1WatchGone(plane: ControlPlane): Promise<void> {
+  if (plane.v1Server === undefined || plane.v1Server.status !== undefined) await plane.startV1Server();
+  const [a1, a2, a3] = API_ADDRESSES as [string, string, string];
+  await applySlice(plane, [a1, a2]);
+  const kubeconfig = await plane.pki.kubeconfig("v1-gone", `https://${ETCD_ADDRESS}:${V1_PORT}`);
+  await using proxy = await ProxyRun.start(plane, {
+    endpoints: [ALL_ENDPOINTS[0] ?? ""],
+    expectHealthy: 2,
+    extraFlags: ["--enable-discovery=true", `--kubeconfig=${kubeconfig}`, `--health-ca-file=${plane.pki.caPath}`],
+  });
+  const v1 = plane.v1Server;
+  assert(v1 !== undefined);
+  v1.kill("SIGKILL");
+  await v1.stop(5000);
+  for (let i = 0; i < 5; i++) {
+    const r = await plane.get({
+      host: a1,
+      port: API_PORT,
+      method: "POST",
+      path: "/api/v1/namespaces/default/configmaps",
+      contentType: "application/json",
+      body: JSON.stringify({ apiVersion: "v1", kind: "ConfigMap", metadata: { generateName: "e2e-rv-" } }),
+    });
+    assert.equal(r.status, 201, `a write through ${a1} moves etcd on: ${r.body.slice(0, 200)}`);
+  }
+  const mark = proxy.process.stderrLines.length;
+  await plane.startV1Server();
+  await proxy.process.waitFor(
+    () => proxy.process.stderrLines.slice(mark).some((l) => l.includes("Relisting") && l.includes("410")),
+    30_000,
+    "a relist after 410 Gone",
+  );
+  const t0 = Date.now();
+  await applySlice(plane, [a1, a2, a3]);
+  const added = await proxy.waitUpstreams((ups) => ups.some((u) => u.address === `${a3}:${API_PORT}`), 10_000, "a3");
+  e2eReport("v1 discovery after 410 Gone and a relist: slice change routed", `in ${added.at - t0} ms`);
+  assert(added.at - t0 <= 1000, `routed within 1 s after the relist: took ${added.at - t0} ms`);
+}
