@@ -4,7 +4,7 @@ import { parseProxyCommandLine as parseCommandLine, PROXY_FLAGS, type ProxyConfi
 type Env = Record<string, string | undefined>;
 
 const INFO = { version: "1.2.3" };
-const ENDPOINTS = "--endpoints=10.0.0.1:6443";
+const ENDPOINTS = "--endpoints=127.0.0.1:6443";
 
 /** Parses and expects a configuration. */
 function config(argv: readonly string[], env: Env = {}): ProxyConfig {
@@ -32,7 +32,7 @@ const DEFAULTS: ProxyConfig = {
   bindPort: 7445,
   healthBindAddress: "127.0.0.1",
   healthPort: 7446,
-  endpoints: [{ host: "10.0.0.1", port: 6443 }],
+  endpoints: [{ host: "127.0.0.1", port: 6443 }],
   healthIntervalMs: 1000,
   healthTimeoutMs: 500,
   healthCheck: "readyz",
@@ -182,17 +182,17 @@ Deno.test("every duration flag refuses zero, negative, garbage and over-long val
 Deno.test("endpoints: a bad entry, an empty list and a missing flag are refused", async (t) => {
   await t.step("a bad entry names the list and the entry", () => {
     assert.equal(
-      failure(["--endpoints=10.0.0.1"]),
-      "error: Invalid --endpoints '10.0.0.1': Cannot parse endpoint '10.0.0.1': expected 'host:port'",
+      failure(["--endpoints=127.0.0.1"]),
+      "error: Invalid --endpoints '127.0.0.1': Cannot parse endpoint '127.0.0.1': expected 'host:port'",
     );
     assert.equal(
-      failure(["--endpoints=10.0.0.1:6443,::1:6443"]),
-      "error: Invalid --endpoints '10.0.0.1:6443,::1:6443': Cannot parse endpoint '::1:6443': " +
+      failure(["--endpoints=127.0.0.1:6443,::1:6443"]),
+      "error: Invalid --endpoints '127.0.0.1:6443,::1:6443': Cannot parse endpoint '::1:6443': " +
         "an IPv6 address must be in brackets, as '[::1]:6443'",
     );
     assert.equal(
-      failure(["--endpoints=10.0.0.1:0"]),
-      "error: Invalid --endpoints '10.0.0.1:0': Cannot parse endpoint '10.0.0.1:0': port '0' is not a number from 1 to 65535",
+      failure(["--endpoints=127.0.0.1:0"]),
+      "error: Invalid --endpoints '127.0.0.1:0': Cannot parse endpoint '127.0.0.1:0': port '0' is not a number from 1 to 65535",
     );
   });
   await t.step("an empty list", () => {
@@ -220,9 +220,9 @@ Deno.test("endpoints: a bad entry, an empty list and a missing flag are refused"
     );
   });
   await t.step("a good list is trimmed, normalised and deduplicated in order", () => {
-    const c = config(["--endpoints=10.0.0.2:6443, [0:0:0:0:0:0:0:1]:6443,[::1]:6443 ,Example.COM:443,10.0.0.2:6443"]);
+    const c = config(["--endpoints=127.0.0.2:6443, [0:0:0:0:0:0:0:1]:6443,[::1]:6443 ,Example.COM:443,127.0.0.2:6443"]);
     assert.deepEqual(c.endpoints, [
-      { host: "10.0.0.2", port: 6443 },
+      { host: "127.0.0.2", port: 6443 },
       { host: "::1", port: 6443 },
       { host: "example.com", port: 443 },
     ]);
@@ -330,7 +330,7 @@ Deno.test("TLS server names must be DNS names or IP addresses", () => {
   }
   const c = config([ENDPOINTS, "--health-tls-server-name=Kubernetes"]);
   assert.equal(c.healthTlsServerName, "kubernetes");
-  assert.equal(config([ENDPOINTS, "--discovery-tls-server-name=10.0.0.1"]).discoveryTlsServerName, "10.0.0.1");
+  assert.equal(config([ENDPOINTS, "--discovery-tls-server-name=127.0.0.1"]).discoveryTlsServerName, "127.0.0.1");
 });
 
 Deno.test("a probe client certificate and key come as a pair", () => {
@@ -393,7 +393,7 @@ Deno.test("command line mistakes are one line with status 2", async (t) => {
   });
   await t.step("an extra positional argument", () => {
     assert.equal(failure([ENDPOINTS, "extra"]), "error: unexpected argument 'extra'");
-    assert.equal(failure(["10.0.0.1:6443"]), "error: unexpected argument '10.0.0.1:6443'");
+    assert.equal(failure(["127.0.0.1:6443"]), "error: unexpected argument '127.0.0.1:6443'");
   });
   await t.step("an unknown mode word first names the modes", () => {
     assert.equal(failure(["bogus-mode"]), "error: unknown command 'bogus-mode' (modes: endpoint-copier)");
@@ -500,11 +500,11 @@ const SAMPLES: Readonly<Record<string, Sample>> = {
   },
   "health-tls-server-name": {
     env: "API.Example.com",
-    cli: "10.0.0.1",
+    cli: "127.0.0.1",
     bad: "a_b",
     read: (c) => c.healthTlsServerName,
     fromEnv: "api.example.com",
-    fromCli: "10.0.0.1",
+    fromCli: "127.0.0.1",
   },
   "health-client-cert": {
     env: "/etc/probe/env.crt",

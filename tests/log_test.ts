@@ -9,11 +9,11 @@ Deno.test("a logger made before configuration writes once routes exist, by categ
     early.info("dropped while nothing is configured");
     configureLogging([{ category: ["extractedprism"], lowestLevel: "info", sinks: [(r) => seen.push(r)] }]);
     early.debug("below the level");
-    early.info("Upstream {upstream} added", { upstream: "10.0.0.1:6443" });
+    early.info("Upstream {upstream} added", { upstream: "127.0.0.1:6443" });
     early.warn("a warning");
     other.error("not under the route");
     assert.deepEqual(seen.map((r) => [r.level, renderMessage(r)]), [
-      ["info", "Upstream 10.0.0.1:6443 added"],
+      ["info", "Upstream 127.0.0.1:6443 added"],
       ["warning", "a warning"],
     ]);
     assert.equal(early.isEnabledFor("debug"), false);
