@@ -1,58 +1,30 @@
 import assert from "node:assert/strict";
-import { freePorts, REPO_ROOT, startCommand } from "./support/main_process.ts";
+import { freePorts, LimitedProgram } from "./support/main_process.ts";
 import { CopierEnv, service } from "./support/copier_env.ts";
 import { endpointSlice } from "./support/fake_apiserver.ts";
 import { tempDir } from "./support/kube_client_fixtures.ts";
 import { waitFor } from "./support/net.ts";
-import { withDeadline } from "./support/deadline.ts";
 import { probeHandler, serveHttp } from "../lib/copier/http.ts";
 
 const hasPrlimit = new Deno.Command("prlimit", { args: ["--version"], stdout: "null", stderr: "null" }).outputSync()
   .success;
 
-/** The real program in endpoint-copier mode, started as the start task does under `prlimit`, its stderr collected. */
-class CopierProgram {
+/** The real program in endpoint-copier mode on free ports, under `prlimit`. */
+class CopierProgram extends LimitedProgram {
   readonly probe: number;
   readonly metrics: number;
-  log = "";
-  exited = false;
-  readonly #child: Deno.ChildProcess;
-  readonly #reading: Promise<void>;
 
   constructor(kubeconfig: string, nofile: number) {
-    [this.probe, this.metrics] = freePorts(2) as [number, number];
-    const start = startCommand();
-    const child = this.#child = new Deno.Command("prlimit", {
-      args: [
-        `--nofile=${nofile}:${nofile}`,
-        start.command,
-        ...start.args,
-        "endpoint-copier",
-        `--kubeconfig=${kubeconfig}`,
-        `--health-probe-bind-address=127.0.0.1:${this.probe}`,
-        `--metrics-bind-address=127.0.0.1:${this.metrics}`,
-        "--log-level=warn",
-      ],
-      cwd: REPO_ROOT,
-      env: start.env,
-      stdin: "null",
-      stdout: "null",
-      stderr: "piped",
-    }).spawn();
-    child.status.then(() => this.exited = true);
-    this.#reading = (async () => {
-      for await (const chunk of child.stderr.pipeThrough(new TextDecoderStream())) this.log += chunk;
-    })();
-  }
-
-  /** Sends SIGTERM (unless it exited already) and returns the exit code once stderr has ended. */
-  async stop(): Promise<number> {
-    try {
-      this.#child.kill("SIGTERM");
-    } catch { /* it exited already: the status says how */ }
-    const { code } = await withDeadline(this.#child.status, "the copier to exit on SIGTERM");
-    await withDeadline(this.#reading, "the end of the copier's stderr");
-    return code;
+    const [probe, metrics] = freePorts(2) as [number, number];
+    super([
+      "endpoint-copier",
+      `--kubeconfig=${kubeconfig}`,
+      `--health-probe-bind-address=127.0.0.1:${probe}`,
+      `--metrics-bind-address=127.0.0.1:${metrics}`,
+      "--log-level=warn",
+    ], nofile);
+    this.probe = probe;
+    this.metrics = metrics;
   }
 }
 

@@ -1,7 +1,6 @@
 import assert from "node:assert/strict";
-import { freePorts, REPO_ROOT, startCommand } from "./support/main_process.ts";
+import { freePorts, LimitedProgram } from "./support/main_process.ts";
 import { EchoServer, waitFor } from "./support/net.ts";
-import { withDeadline } from "./support/deadline.ts";
 
 const hasPrlimit = new Deno.Command("prlimit", { args: ["--version"], stdout: "null", stderr: "null" }).outputSync()
   .success;
@@ -61,49 +60,23 @@ async function relays(port: number): Promise<boolean> {
   }
 }
 
-/** The real program, started as the start task does (under `prlimit` when `nofile` is given), its stderr collected. */
-class Program {
+/** The real program on free ports with one upstream (under `prlimit` when `nofile` is given). */
+class Program extends LimitedProgram {
   readonly bind: number;
   readonly health: number;
-  log = "";
-  exited = false;
-  readonly #child: Deno.ChildProcess;
-  readonly #reading: Promise<void>;
 
   constructor(upstreamPort: number, nofile?: number) {
-    [this.bind, this.health] = freePorts(2) as [number, number];
-    const start = startCommand();
-    const args = [
-      ...start.args,
+    const [bind, health] = freePorts(2) as [number, number];
+    super([
       `--endpoints=127.0.0.1:${upstreamPort}`,
-      `--bind-port=${this.bind}`,
-      `--health-port=${this.health}`,
+      `--bind-port=${bind}`,
+      `--health-port=${health}`,
       "--health-check=tcp",
       "--enable-discovery=false",
       "--log-level=warn",
-    ];
-    const child = this.#child = new Deno.Command(nofile === undefined ? start.command : "prlimit", {
-      args: nofile === undefined ? args : [`--nofile=${nofile}:${nofile}`, start.command, ...args],
-      cwd: REPO_ROOT,
-      env: start.env,
-      stdout: "null",
-      stderr: "piped",
-    }).spawn();
-    child.status.then(() => this.exited = true);
-    // Collected as it comes, so that a test can wait for a log line.
-    this.#reading = (async () => {
-      for await (const chunk of child.stderr.pipeThrough(new TextDecoderStream())) this.log += chunk;
-    })();
-  }
-
-  /** Sends SIGTERM (unless it exited already) and returns the exit code once stderr has ended. */
-  async stop(): Promise<number> {
-    try {
-      this.#child.kill("SIGTERM");
-    } catch { /* it exited already: the status says how */ }
-    const { code } = await withDeadline(this.#child.status, "the program to exit on SIGTERM");
-    await withDeadline(this.#reading, "the end of the program's stderr");
-    return code;
+    ], nofile);
+    this.bind = bind;
+    this.health = health;
   }
 }
 

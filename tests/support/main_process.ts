@@ -5,6 +5,7 @@
  * @module
  */
 import denoJson from "../../deno.json" with { type: "json" };
+import { withDeadline } from "./deadline.ts";
 
 /** The repository root (where `deno.json` and `main.ts` live), found from this file's place in it. */
 export const REPO_ROOT: URL = new URL("../../", import.meta.url);
@@ -196,4 +197,43 @@ export function freePorts(n: number): number[] {
   const ports = listeners.map((l) => l.addr.port);
   for (const l of listeners) l.close();
   return ports;
+}
+
+/**
+ * The real program, started as the start task does (under `prlimit` when `nofile` is given), its stderr collected
+ * in `log` as it comes, so that a test can wait for a line.
+ */
+export class LimitedProgram {
+  log = "";
+  exited = false;
+  readonly #child: Deno.ChildProcess;
+  readonly #reading: Promise<void>;
+
+  /** @param args The program's arguments (after `main.ts`). */
+  constructor(args: readonly string[], nofile?: number) {
+    const start = startCommand();
+    const all = [...start.args, ...args];
+    const child = this.#child = new Deno.Command(nofile === undefined ? start.command : "prlimit", {
+      args: nofile === undefined ? all : [`--nofile=${nofile}:${nofile}`, start.command, ...all],
+      cwd: REPO_ROOT,
+      env: start.env,
+      stdin: "null",
+      stdout: "null",
+      stderr: "piped",
+    }).spawn();
+    child.status.then(() => this.exited = true);
+    this.#reading = (async () => {
+      for await (const chunk of child.stderr.pipeThrough(new TextDecoderStream())) this.log += chunk;
+    })();
+  }
+
+  /** Sends SIGTERM (unless it exited already) and returns the exit code once stderr has ended. */
+  async stop(): Promise<number> {
+    try {
+      this.#child.kill("SIGTERM");
+    } catch { /* it exited already: the status says how */ }
+    const { code } = await withDeadline(this.#child.status, "the program to exit on SIGTERM");
+    await withDeadline(this.#reading, "the end of the program's stderr");
+    return code;
+  }
 }
