@@ -57,8 +57,11 @@ export class Reflector<T extends KubeObject> {
     this.#logLimit = new LogLimit({ intervalMs: 10_000, burst: 10, now: () => this.#clock.now() });
   }
 
-  /** Runs until `signal` aborts; never rejects. */
-  async run(signal: AbortSignal): Promise<void> {
+  /**
+   * Runs until `signal` aborts; never rejects. With `stopWhenNotServed`, a LIST answered 404 ends the run early and
+   * its error is the result.
+   */
+  async run(signal: AbortSignal): Promise<KubeApiError | undefined> {
     let needList = true;
     let goneInARow = 0;
     while (!signal.aborted) {
@@ -78,7 +81,12 @@ export class Reflector<T extends KubeObject> {
         if (healthy) this.#backoff.reset();
         reason = "the watch stream ended";
       } catch (e) {
-        if (signal.aborted) return;
+        if (signal.aborted) return undefined;
+        if (e instanceof KubeApiError && e.status === 404) {
+          if (phase === "list" && this.#o.stopWhenNotServed) return e;
+          // The collection is no longer served (the API server was upgraded under the watch): only a LIST can tell.
+          needList = true;
+        }
         if (e instanceof GoneError) {
           needList = true;
           // Relist at once, unless the fresh list's own watch was also Gone: then back off like any failure.
@@ -106,9 +114,10 @@ export class Reflector<T extends KubeObject> {
       try {
         await this.#clock.sleep(delayMs, signal);
       } catch {
-        return;
+        return undefined;
       }
     }
+    return undefined;
   }
 
   #query(extra: Record<string, string>): string {

@@ -1,7 +1,7 @@
 /**
  * A generic list+watch loop (a small reflector) over a `KubeTransport`: LIST (paginated), then WATCH from the
  * list's resourceVersion, and a cache keyed by namespace/name. It never gives up: every failure is retried with
- * backoff, and a 410 Gone (as a status or as an event) forces a relist. Two ways to consume it: {@linkcode listWatch}
+ * backoff (unless told to stop on a collection the server does not serve), and a 410 Gone (as a status or as an event) forces a relist. Two ways to consume it: {@linkcode listWatch}
  * yields whole-cache snapshots (right for one small set, such as the EndpointSlices of one Service);
  * {@linkcode listWatchDeltas} yields what changed (right for a large set, such as every Service of a cluster).
  *
@@ -132,10 +132,16 @@ async function* drive<T extends KubeObject, E>(
   // would leave a reaction on that promise per wait: a leak of about 330 bytes per endpoint change (found by the soak).
   stop.signal.addEventListener("abort", () => wake.resolve(), { once: true });
   const reflector = new Reflector(options, sink(() => wake.resolve()));
-  const running = reflector.run(stop.signal);
+  let notServed: Error | undefined;
+  const running = reflector.run(stop.signal).then((e) => {
+    notServed = e;
+    wake.resolve();
+  });
   try {
     while (!stop.signal.aborted) {
+      // What was taken before the collection turned out not to be served still goes out; then the error.
       const next = take();
+      if (next === undefined && notServed !== undefined) throw notServed;
       if (next === undefined) {
         await wake.promise;
         wake = Promise.withResolvers<void>();

@@ -80,4 +80,10 @@ export interface ListWatchOptions<T extends KubeObject> {
   readonly maxListBodyBytes?: number;
   /** Called before every backoff sleep. */
   readonly onRetry?: (retry: ListWatchRetry) => void;
+  /**
+   * When a LIST is answered 404 (the API server does not serve the collection: an API version it lacks), end the
+   * iteration by throwing that `KubeApiError` instead of retrying, so that the caller can ask API discovery
+   * and pick another version. @default {false} (a 404 is retried like any failure)
+   */
+  readonly stopWhenNotServed?: boolean;
 }

@@ -56,6 +56,9 @@ export async function discoversApiServers(plane: ControlPlane): Promise<void> {
   );
   e2eReport("discovery finds the API servers from one static endpoint", `${Date.now() - t0} ms`);
   assert.deepEqual(upstreams.map((u) => u.address).sort(), [...ALL_ENDPOINTS].sort());
+  // 1.20 serves EndpointSlices only as discovery.k8s.io/v1beta1: one line says so, and nothing is retried.
+  assert.equal(proxy.logLines("Reading EndpointSlices as discovery.k8s.io/v1beta1").length, 1);
+  assert.deepEqual(proxy.logLines("Retrying the"), [], "no list or watch was retried");
 }
 
 /** With all three as static endpoints, every one is probed healthy and requests through the proxy succeed. */

@@ -5,12 +5,15 @@
  */
 import { type KubeObject } from "../../kubernetes/types.ts";
 import { getLogger } from "../../log.ts";
-import { systemClock } from "../../clock.ts";
+import { Backoff, type Clock, systemClock } from "../../clock.ts";
 import { type Endpoint, endpointKey } from "../../endpoint.ts";
+import { describeError } from "../../errors.ts";
 import { LogLimit } from "../../log_limit.ts";
 import type { EndpointProvider } from "../provider.ts";
 import { endpointsFromSlices } from "./endpointslices.ts";
-import { listWatch, type ListWatchOptions } from "../../kubernetes/list_watch.ts";
+import { KubeApiError } from "../../kubernetes/api.ts";
+import { servedVersions } from "../../kubernetes/api_discovery.ts";
+import { listWatch, type ListWatchOptions, type ListWatchSnapshot } from "../../kubernetes/list_watch.ts";
 
 const log = getLogger(["extractedprism", "discovery", "kubernetes"]);
 
@@ -18,6 +21,10 @@ const log = getLogger(["extractedprism", "discovery", "kubernetes"]);
 const QUIET_LOOK_MS = 25;
 /** Sets let through at once before the interval applies. */
 const BURST = 3;
+/** The API group of EndpointSlices. */
+const GROUP = "discovery.k8s.io";
+/** The versions of EndpointSlices read, most preferred first: `v1` from Kubernetes 1.21, `v1beta1` from 1.17 to 1.24. */
+const SLICE_VERSIONS: readonly string[] = ["v1", "v1beta1"];
 
 /** Options of {@linkcode kubernetesProvider}; the tunables are those of {@linkcode ListWatchOptions}. */
 export interface KubernetesProviderOptions
@@ -73,7 +80,6 @@ export function kubernetesProvider(options: KubernetesProviderOptions): Endpoint
     ...tunables
   } = options;
   const clock = tunables.clock ?? systemClock;
-  const path = `/apis/discovery.k8s.io/v1/namespaces/${encodeURIComponent(namespace)}/endpointslices`;
   return {
     name: "kubernetes",
     async *run(signal: AbortSignal) {
@@ -101,12 +107,17 @@ export function kubernetesProvider(options: KubernetesProviderOptions): Endpoint
         log.info("Discovered {count} API server endpoints: {endpoints}", { count: set.length, endpoints: key });
         return set;
       };
-      const snapshots = listWatch({
-        ...tunables,
-        transport,
-        path,
-        labelSelector: `kubernetes.io/service-name=${service}`,
-      }, signal);
+      const snapshots = sliceSnapshots(
+        {
+          ...tunables,
+          transport,
+          path: "",
+          labelSelector: `kubernetes.io/service-name=${service}`,
+        },
+        namespace,
+        clock,
+        signal,
+      );
       // A token bucket: BURST sets at once, then one per interval. listWatch keeps only the latest snapshot while
       // this waits, so the next look takes the latest state: a flood becomes one set per interval and its last
       // change is delayed by at most the interval, while a lone change goes through at once.
@@ -139,4 +150,60 @@ export function kubernetesProvider(options: KubernetesProviderOptions): Endpoint
       }
     },
   };
+}
+
+/**
+ * The snapshots of `listWatch` over the served version of EndpointSlices: `v1` first; when a LIST is answered 404,
+ * API discovery names the versions served and the loop goes on with another one (one log line), or asks again after
+ * a backoff. A cluster in the middle of an upgrade serves `v1` on some API servers and not on others: after a 404 the
+ * other version is taken, since it is the one every server of that cluster serves.
+ */
+async function* sliceSnapshots(
+  options: ListWatchOptions<KubeObject>,
+  namespace: string,
+  clock: Clock,
+  signal: AbortSignal,
+): AsyncGenerator<ListWatchSnapshot<KubeObject>, void, undefined> {
+  const backoff = new Backoff(options.backoffBaseMs ?? 1000, options.backoffMaxMs ?? 30_000, options.random);
+  let version = SLICE_VERSIONS[0] ?? "v1";
+  while (!signal.aborted) {
+    const path = `/apis/${GROUP}/${version}/namespaces/${encodeURIComponent(namespace)}/endpointslices`;
+    let reason: string;
+    try {
+      yield* listWatch({ ...options, path, stopWhenNotServed: true }, signal);
+      return;
+    } catch (e) {
+      if (!(e instanceof KubeApiError)) throw e;
+      reason = e.message;
+    }
+    let served: string[] = [];
+    try {
+      served = await servedVersions(options.transport, GROUP, { signal, clock });
+      reason += served.length === 0 ? `; ${GROUP} is not served at all` : `; served: ${served.join(", ")}`;
+    } catch (e) {
+      if (signal.aborted) return;
+      reason += `; ${describeError(e)}`;
+    }
+    const next = SLICE_VERSIONS.find((v) => v !== version && served.includes(v));
+    if (next !== undefined) {
+      log.info("Reading EndpointSlices as {group}/{version}: the API server does not serve {group}/{failed}", {
+        group: GROUP,
+        version: next,
+        failed: version,
+        served: served.join(","),
+      });
+      version = next;
+      continue;
+    }
+    const delayMs = backoff.next();
+    log.warn("Cannot discover API servers: {reason}; asking again in {delayMs} ms", {
+      reason,
+      delayMs: Math.round(delayMs),
+    });
+    try {
+      await clock.sleep(delayMs, signal);
+    } catch {
+      return;
+    }
+  }
 }
