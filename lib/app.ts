@@ -20,6 +20,7 @@ import type { DialConnect } from "./proxy/dial.ts";
 import { Proxy } from "./proxy/proxy.ts";
 import { renderProxyMetrics } from "./status/metrics.ts";
 import { HttpServer } from "./net/http_server.ts";
+import { listenShared, type SharedListener } from "./net/listen_shared.ts";
 import { statusHandler } from "./status/server.ts";
 import { ProbeSlots, runChecks } from "./upstream/checker.ts";
 import { Pool } from "./upstream/pool.ts";
@@ -42,12 +43,29 @@ export interface AppDeps {
 /** Probes in flight at once across every upstream, so that a huge endpoint set cannot starve the event loop. */
 export const MAX_PROBES_IN_FLIGHT = 16;
 
+/**
+ * Binds a listener that a next instance may share (the hand-over of an upgrade), and says when this instance is that
+ * next one, or when the runtime cannot share the port.
+ */
 function listen(hostname: string, port: number, what: string): Deno.TcpListener {
+  const at = endpointKey({ host: hostname, port });
+  let bound: SharedListener;
   try {
-    return Deno.listen({ hostname, port, transport: "tcp" });
+    bound = listenShared(hostname, port);
   } catch (e) {
-    throw new Error(`Cannot listen on ${endpointKey({ host: hostname, port })} (${what}): ${describeError(e)}`);
+    throw new Error(`Cannot listen on ${at} (${what}): ${describeError(e)}`);
   }
+  if (bound.shared) {
+    log.info("Sharing {address} with another instance that listens there (SO_REUSEPORT): a hand-over", {
+      address: at,
+    });
+  }
+  if (bound.exclusive) {
+    log.warn("Listening on {address} without SO_REUSEPORT (Deno runs without --unstable-net): no zero-gap hand-over", {
+      address: at,
+    });
+  }
+  return bound.listener;
 }
 
 /** How long a stop waits for the endpoint feed to end. */
@@ -138,11 +156,13 @@ export class ProxyApp {
     });
     this.loop = new AcceptLoop(listener, (conn) => this.proxy.handle(conn), { name: "proxy", clock });
     try {
+      const listener = listen(config.healthBindAddress, config.healthPort, "--health-bind-address/--health-port");
       this.#health = new HttpServer(
-        { name: "health", hostname: config.healthBindAddress, port: config.healthPort },
+        { name: "health", hostname: config.healthBindAddress, port: config.healthPort, listener },
         statusHandler({
           live: () => this.loop.selfCheck(1000),
           ready: () => this.ready,
+          shuttingDown: () => this.#shuttingDown,
           upstreams: () => this.pool.snapshot(),
           metrics: () =>
             renderProxyMetrics({
@@ -164,8 +184,7 @@ export class ProxyApp {
       );
     } catch (e) {
       this.loop.stop();
-      const at = endpointKey({ host: config.healthBindAddress, port: config.healthPort });
-      throw new Error(`Cannot listen on ${at} (--health-bind-address/--health-port): ${describeError(e)}`);
+      throw e;
     }
     this.healthAddr = this.#health.addr;
     // The static endpoints before the first accept, so that no early client finds an empty pool.
@@ -224,13 +243,16 @@ export class ProxyApp {
 
   async #shutdown(reason: string): Promise<void> {
     this.#shuttingDown = true;
-    log.info("{reason}: not ready, closing the listener, draining {connections} connections for up to {drain}", {
-      reason,
+    log.info("{reason}: not ready, closing the health and proxy listeners", { reason });
+    // The health port first: kubelet's next probes reach the instance that takes over (the ports are shared), not
+    // this one, which is going. Then the proxy port: new connections go to that instance, and live ones drain here.
+    await this.#health.stopListening();
+    this.loop.stop();
+    await this.#accepting;
+    log.info("Listeners closed; draining {connections} connections for up to {drain}", {
       connections: this.proxy.active,
       drain: formatDuration(this.#config.drainTimeoutMs),
     });
-    this.loop.stop();
-    await this.#accepting;
     const timer = new AbortController();
     const drained = await Promise.race([
       this.proxy.idle().then(() => true),

@@ -301,6 +301,15 @@ export class HttpServer {
    * Stops accepting, lets the requests being answered finish (within the response timeout), closes idle and
    * unfinished connections, and resolves once every connection is closed. Idempotent.
    */
+  /**
+   * Stops accepting: the listener closes (another instance sharing the port takes every new connection), while the
+   * connections already open are still served until {@linkcode shutdown}.
+   */
+  async stopListening(): Promise<void> {
+    this.#loop.stop();
+    await this.#running;
+  }
+
   shutdown(): Promise<void> {
     this.#stopped ??= this.#shutdown();
     return this.#stopped;

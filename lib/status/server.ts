@@ -13,6 +13,8 @@ export interface StatusSource {
   live(): Promise<boolean>;
   /** Whether the proxy should get traffic now. */
   ready(): boolean;
+  /** Whether a stop has begun (then `/readyz` says so rather than blaming the upstreams). @default never */
+  shuttingDown?(): boolean;
   /** Every upstream's state. */
   upstreams(): UpstreamSnapshot[];
   /** The Prometheus exposition text. */
@@ -50,6 +52,7 @@ export function statusHandler(source: StatusSource): (req: Request) => Promise<R
       case "/healthz":
         return (await source.live()) ? text(200, "ok", head) : text(503, "listener is not accepting", head);
       case "/readyz":
+        if (source.shuttingDown?.()) return text(503, "shutting down", head);
         return source.ready() ? text(200, "ok", head) : text(503, "no healthy upstream", head);
       case "/metrics":
         return metricsResponse(source.metrics(), head);

@@ -1,0 +1,110 @@
+/**
+ * The hand-over of an upgrade, in one process: a second instance started with the very same ports shares them
+ * (`SO_REUSEPORT`), and when the first stops, its health port goes first, then its proxy port, while its live
+ * connections drain. The same with two real processes and a client loop is in the fault suite (`upgrade` steps).
+ */
+import assert from "node:assert/strict";
+import { ProxyApp } from "../lib/app.ts";
+import { listenShared } from "../lib/net/listen_shared.ts";
+import { WAIT_MS, withDeadline } from "./support/deadline.ts";
+import { LogCapture } from "./support/log_capture.ts";
+import { EchoServer, freePort, testConfig, waitFor, writeAll } from "./support/net.ts";
+
+async function readyz(port: number): Promise<string> {
+  const res = await fetch(`http://127.0.0.1:${port}/readyz`, {
+    headers: { connection: "close" },
+    signal: AbortSignal.timeout(WAIT_MS),
+  });
+  return `${res.status} ${(await res.text()).trim()}`;
+}
+
+/** One connection through the port: a byte there and back. */
+async function relayOnce(port: number): Promise<void> {
+  using c = await Deno.connect({ hostname: "127.0.0.1", port });
+  await writeAll(c, new Uint8Array([7]));
+  const buf = new Uint8Array(1);
+  assert.equal(await withDeadline(c.read(buf), "the echo"), 1);
+}
+
+Deno.test("a second instance on the same ports shares them, and takes over when the first stops", async () => {
+  await using logs = await LogCapture.start();
+  await using echo = new EchoServer();
+  const config = testConfig([echo.endpoint], {
+    bindPort: freePort(),
+    healthPort: freePort(),
+    drainTimeoutMs: 10_000,
+    logLevel: "info",
+  });
+  const first = ProxyApp.start(config);
+  let firstStopped: Promise<void> | undefined;
+  try {
+    await waitFor(() => first.ready, 5000, "the first instance ready");
+    // A live connection on the first instance, opened before the second exists, so it is the first's.
+    const held = await Deno.connect({ hostname: "127.0.0.1", port: config.bindPort });
+    let open = true;
+    const release = () => {
+      if (open) held.close();
+      open = false;
+    };
+    try {
+      await writeAll(held, new Uint8Array([1]));
+      assert.equal(await withDeadline(held.read(new Uint8Array(1)), "the held echo"), 1);
+      await using second = ProxyApp.start(config);
+      assert.equal(
+        logs.messages("info").filter((m) => m.startsWith("Sharing 127.0.0.1:") && m.includes("a hand-over")).length,
+        2,
+        "both ports are shared, and the log says so",
+      );
+      await waitFor(() => second.ready, 5000, "the second instance ready");
+      firstStopped = first.shutdown("SIGTERM");
+      await logs.waitFor((r) => String(r.message[0]).startsWith("Listeners closed; draining"));
+      assert.equal(first.proxy.active, 1, "the held connection drains on the first instance");
+      // While the first drains, every probe and every new connection reaches the second: the first's health port
+      // closed before anything else, and its proxy port right after.
+      for (let i = 0; i < 20; i++) assert.equal(await readyz(config.healthPort), "200 ok", `probe ${i}`);
+      for (let i = 0; i < 20; i++) await relayOnce(config.bindPort);
+      assert.equal(first.proxy.active, 1, "no new connection reached the draining instance");
+      // The live connection is drained, not cut.
+      await writeAll(held, new Uint8Array([2]));
+      assert.equal(await withDeadline(held.read(new Uint8Array(1)), "the held echo while draining"), 1);
+      release();
+      await withDeadline(firstStopped, "the first instance to stop once its connection closed");
+      assert.equal(await readyz(config.healthPort), "200 ok", "the second instance serves on alone");
+      await relayOnce(config.bindPort);
+    } finally {
+      release();
+    }
+  } finally {
+    await first.shutdown();
+  }
+});
+
+Deno.test("a port held by a socket that does not share it is still 'address in use'", () => {
+  using plain = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  assert.throws(() => listenShared("127.0.0.1", plain.addr.port), Deno.errors.AddrInUse);
+  const config = testConfig([{ host: "127.0.0.1", port: 1 }], { bindPort: plain.addr.port });
+  assert.throws(() => ProxyApp.start(config), /Cannot listen on 127\.0\.0\.1:\d+ \(--bind-address\/--bind-port\)/);
+});
+
+Deno.test("readyz says 'shutting down' to a probe that arrives during the stop", async () => {
+  await using echo = new EchoServer();
+  const app = ProxyApp.start(testConfig([echo.endpoint], { drainTimeoutMs: 10_000 }));
+  await waitFor(() => app.ready, 5000, "ready");
+  // A keep-alive connection opened before the stop still gets its answers; a new one would find the port closed.
+  using c = await Deno.connect({ hostname: "127.0.0.1", port: app.healthAddr.port });
+  using held = await Deno.connect({ hostname: "127.0.0.1", port: app.addr.port });
+  await writeAll(held, new Uint8Array([1]));
+  await withDeadline(held.read(new Uint8Array(1)), "the held echo");
+  const stopped = app.shutdown();
+  await waitFor(() => !app.ready, 5000, "the stop to begin");
+  await writeAll(c, new TextEncoder().encode("GET /readyz HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n"));
+  const buf = new Uint8Array(512);
+  let text = "";
+  for (let n; (n = await withDeadline(c.read(buf), "the answer")) !== null;) {
+    text += new TextDecoder().decode(buf.subarray(0, n));
+  }
+  assert.match(text, /^HTTP\/1\.1 503 /);
+  assert.match(text, /shutting down\n$/);
+  held.close();
+  await withDeadline(stopped, "the stop");
+});
