@@ -17,6 +17,7 @@ import {
 } from "./faults/scenarios_connections.ts";
 import { allDownThenOneBack, upstreamBlackholed, upstreamResets } from "./faults/scenarios_dial.ts";
 import { healthzOnNodeAddress, readyzFails, upstreamFlaps } from "./faults/scenarios_health.ts";
+import { handOver } from "./faults/scenarios_upgrade.ts";
 
 const tools = await checkPrerequisites();
 if (!tools.ok) reportLine(`FAULT suite skipped: ${tools.reason}`);
@@ -56,6 +57,14 @@ Deno.test({
     await t.step(
       "with every upstream down clients fail fast, and traffic resumes as soon as one returns",
       () => allDownThenOneBack(lab),
+    );
+    await t.step(
+      "upgrade: a second process takes over the shared ports, the first drains; no client fails with tcp_migrate_req=1",
+      () => handOver(lab, true),
+    );
+    await t.step(
+      "upgrade without tcp_migrate_req: the same hand-over, the failures in the old accept queue counted",
+      () => handOver(lab, false),
     );
   },
 });

@@ -88,3 +88,47 @@ Deno.test("beyond --max-upstreams the pool keeps pinned endpoints first, then th
   assert.equal(logs.messages("info").filter((m) => m.includes("fits --max-upstreams")).length, 1);
   p.close();
 });
+
+Deno.test("a first verdict of 'unhealthy' takes an upstream out but spares its connections; a proven one that falls is cut", async () => {
+  const { pool: p, clock } = pool({ random: () => 0, closeSpreadMs: 1000 });
+  p.update([ep("127.0.0.1"), ep("127.0.0.2"), ep("127.0.0.3")]);
+  const [a, b, c] = p.upstreams();
+  assert.ok(a && b && c);
+  // a: connections opened while it was unknown (a new process routes before its first verdict), then its first probe
+  // times out. b turns healthy afterwards, which would close every unhealthy upstream's connections.
+  const early = new FakeConn();
+  a.track(early);
+  const first = a.recordFailure("readyz probe: timeout");
+  assert.ok(first && first.from === "unknown" && first.to === "unhealthy");
+  p.stateChanged(first);
+  const bUp = b.recordSuccess(1, clock.now());
+  assert.ok(bUp);
+  p.stateChanged(bUp);
+  await clock.advance(2000);
+  assert.equal(early.closed, false, "a connection from before the first verdict stays");
+  assert.equal(a.state, "unhealthy", "but the upstream is out of rotation");
+  // c: proven healthy, then falls: its connections are cut, as ever.
+  const cUp = c.recordSuccess(1, clock.now());
+  assert.ok(cUp);
+  p.stateChanged(cUp);
+  const onC = new FakeConn();
+  c.track(onC);
+  c.recordFailure("x");
+  const fell = c.recordFailure("x");
+  assert.ok(fell && fell.from === "healthy");
+  p.stateChanged(fell);
+  await clock.advance(1000);
+  assert.equal(onC.closed, true, "a proven upstream that falls has its connections closed");
+  // a recovers, then falls like any proven upstream: now its connections go.
+  a.recordSuccess(1, clock.now());
+  const aUp = a.recordSuccess(1, clock.now());
+  assert.ok(aUp);
+  p.stateChanged(aUp);
+  a.recordFailure("x");
+  const aFell = a.recordFailure("x");
+  assert.ok(aFell);
+  p.stateChanged(aFell);
+  await clock.advance(1000);
+  assert.equal(early.closed, true);
+  p.close();
+});

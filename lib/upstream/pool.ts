@@ -52,6 +52,8 @@ export class Pool {
   readonly #drains = new Map<string, AbortController>();
   readonly #lifecycle = new AbortController();
   readonly #closing = new Set<string>();
+  /** Upstreams whose first verdict was "unhealthy": their connections from before that verdict are spared. */
+  readonly #unproven = new Set<string>();
   readonly #pinned: ReadonlySet<string>;
   #turn = 0;
   #closed = false;
@@ -145,6 +147,7 @@ export class Pool {
     this.#checks.delete(up.key);
     this.#drains.get(up.key)?.abort();
     this.#drains.delete(up.key);
+    this.#unproven.delete(up.key);
   }
 
   /** Called by the data path when a connection of `up` ended: a drained upstream goes once it is empty. */
@@ -189,7 +192,12 @@ export class Pool {
     logStateChange(change);
     if (this.#closed || this.#opts.closeOnUnhealthy === false) return;
     const up = change.upstream;
-    if (change.to === "unhealthy" && up.activeConnections > 0) {
+    // An upstream whose very first verdict is "unhealthy" leaves the rotation at once, but the connections opened to it
+    // before any verdict stay: a first probe can be slow (a cold TLS stack, a busy new process beside the old one in a
+    // hand-over), and a live connection proves the upstream reachable. Only a proven upstream that falls is cut.
+    if (change.from === "unknown" && change.to === "unhealthy") this.#unproven.add(up.key);
+    else if (change.to === "healthy") this.#unproven.delete(up.key);
+    if (change.to === "unhealthy" && up.activeConnections > 0 && !this.#unproven.has(up.key)) {
       if (up.draining) {
         const n = up.closeAll();
         log.info("Upstream {upstream} is draining and unhealthy; closed {connections} connections at once", {
@@ -205,7 +213,9 @@ export class Pool {
       }
     } else if (change.to === "healthy" && !up.draining) {
       for (const other of this.#ups.values()) {
-        if (other.state === "unhealthy" && other.activeConnections > 0) this.#closeSpread(other);
+        if (other.state === "unhealthy" && other.activeConnections > 0 && !this.#unproven.has(other.key)) {
+          this.#closeSpread(other);
+        }
       }
     }
   }

@@ -52,6 +52,11 @@ export interface ProxyRunOptions {
   readonly bindAddress?: string;
   /** How many healthy upstreams to wait for before the scenario starts. @default the number of endpoints */
   readonly expectUpstreams?: number;
+  /**
+   * Where readiness is read: `/upstreams` (answered by whichever instance holds the shared health port), or this
+   * process's own log of state changes (for a second instance beside a first one). @default "upstreams"
+   */
+  readonly readyFrom?: "upstreams" | "log";
 }
 
 /** Polls `get` every `everyMs` until it returns a value; fails after `timeoutMs` naming `what`. */
@@ -109,6 +114,15 @@ export class ProxyRun implements AsyncDisposable {
     const process = new HelperProcess({ label: "the program", ...cmd, cwd: REPO_ROOT, commands: false });
     const run = new ProxyRun(options, process, client);
     try {
+      const expected = options.expectUpstreams ?? endpoints.length;
+      if (options.readyFrom === "log") {
+        await pollUntil(() => {
+          if (process.status !== undefined) throw new Error(`it exited with code ${process.status.code}`);
+          const healthy = new Set(run.stateChanges().filter((c) => c.to === "healthy").map((c) => c.upstream));
+          return Promise.resolve(healthy.size >= expected ? healthy : undefined);
+        }, { timeoutMs: 20_000, what: "every upstream to be logged healthy" });
+        return run;
+      }
       await pollUntil(async () => {
         let ups: UpstreamView[];
         try {
@@ -117,7 +131,6 @@ export class ProxyRun implements AsyncDisposable {
           if (process.status !== undefined) throw e;
           return undefined; // the health port may not listen yet
         }
-        const expected = options.expectUpstreams ?? endpoints.length;
         return ups.length === expected && ups.every((u) => u.state === "healthy") ? ups : undefined;
       }, { timeoutMs: 20_000, what: "every upstream to be healthy" });
     } catch (e) {
