@@ -91,16 +91,14 @@ function assertProxyPod(spec: Obj, opts: { serviceAccount: boolean; dnsPolicy: s
   assert.deepEqual(c["resources"], { requests: { cpu: "10m", memory: "32Mi" }, limits: { memory: "64Mi" } });
 
   const config = parseArgs(c["args"] as string[]);
-  const ports = new Map((c["ports"] as Obj[]).map((p) => [p["name"], p["containerPort"]]));
-  assert.equal(ports.get("proxy"), config.bindPort);
-  assert.equal(ports.get("health"), config.healthPort);
-  assert.equal(config.bindPort, 7445);
-  assert.equal(config.healthPort, 7446);
+  // On a hostNetwork pod every container port is defaulted to a hostPort, and the scheduler would keep the upgrade's
+  // surge pod off a node whose old pod holds it: no ports are declared.
+  assert.equal(c["ports"], undefined, "no container ports (they would be hostPorts)");
   const probeHost = config.healthBindAddress === "0.0.0.0" ? "127.0.0.1" : config.healthBindAddress;
   for (const [probe, path] of [["livenessProbe", "/healthz"], ["readinessProbe", "/readyz"]] as const) {
     assert.deepEqual(
       get(c, probe, "httpGet"),
-      { host: probeHost, path, port: "health" },
+      { host: probeHost, path, port: config.healthPort },
       `${probe} on the health port`,
     );
   }
@@ -198,6 +196,9 @@ Deno.test("the chart renders the DaemonSet, its RBAC and NOTES as asked", async 
     const ds = find(objects, "DaemonSet");
     assert.equal(get(ds, "metadata", "namespace"), "kube-system");
     assert.equal(get(ds, "spec", "updateStrategy", "type"), "RollingUpdate");
+    // The zero-gap upgrade: the new pod beside the old one, the old one stopped only after the new one was ready.
+    assert.deepEqual(get(ds, "spec", "updateStrategy", "rollingUpdate"), { maxSurge: 1, maxUnavailable: 0 });
+    assert.ok((get(ds, "spec", "minReadySeconds") as number) >= 5, "minReadySeconds covers the new process's bind");
     const spec = get(ds, "spec", "template", "spec") as Obj;
     assert.deepEqual(spec["tolerations"], [{ operator: "Exists" }], "every taint is tolerated");
     const config = assertProxyPod(spec, { serviceAccount: true, dnsPolicy: "Default" });
@@ -249,7 +250,12 @@ Deno.test("the chart renders the DaemonSet, its RBAC and NOTES as asked", async 
     assert.equal(spec["initContainers"], undefined);
     assert.equal(get(spec, "containers", 0, "readinessProbe", "httpGet", "host"), "127.0.0.1", "wildcard → loopback");
     assert.equal(objects.filter((o) => o["kind"] === "ClusterRole").length, 0, "no RBAC without discovery");
-    assert.equal(get(find(objects, "PodMonitor"), "spec", "podMetricsEndpoints", 0, "port"), "health");
+    const endpoint = get(find(objects, "PodMonitor"), "spec", "podMetricsEndpoints", 0) as Obj;
+    assert.equal(endpoint["port"], undefined, "the pod declares no ports to name");
+    const rewrites = (endpoint["relabelings"] as Obj[]).filter((r) => r["targetLabel"] === "__address__");
+    const health = get(find(objects, "DaemonSet"), "spec", "template", "spec", "containers", 0, "readinessProbe");
+    const port = (health as Obj)["httpGet"] as Obj;
+    assert.deepEqual(rewrites.map((r) => r["replacement"]), [`$1:${port["port"]}`, `[$1]:${port["port"]}`]);
   });
 
   await t.step("missing required values and a PodMonitor on loopback fail with a clear message", () => {

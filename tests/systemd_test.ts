@@ -110,15 +110,18 @@ Deno.test("the environment example sets or shows every flag of the program, a sh
 });
 
 /** The unit with its programs replaced by stand-ins that exist, in a temporary directory, for systemd-analyze. */
-async function verifiableUnit(): Promise<{ dir: string; path: string }> {
+async function verifiableUnit(
+  text = unitText,
+  name = "extractedprism.service",
+): Promise<{ dir: string; path: string }> {
   const dir = await Deno.makeTempDir({ prefix: "ep_unit_" });
   const standIn = `${dir}/stand-in`;
   await Deno.writeTextFile(standIn, "#!/bin/sh\n");
   await Deno.chmod(standIn, 0o755);
-  const path = `${dir}/extractedprism.service`;
+  const path = `${dir}/${name}`;
   await Deno.writeTextFile(
     path,
-    unitText.replaceAll("/usr/local/bin/extractedprism", standIn).replaceAll(
+    text.replaceAll("/usr/local/bin/extractedprism", standIn).replaceAll(
       "/usr/local/lib/extractedprism/wait-ready",
       standIn,
     ),
@@ -150,6 +153,34 @@ Deno.test({
       const m = /Overall exposure level for \S+: (\d+\.\d+) /.exec(security.stdout + security.stderr);
       assert.ok(m, security.stdout + security.stderr);
       assert.ok(Number(m[1]) <= 2, `exposure ${m[1]} is at most 2.0 (systemd calls up to 3.9 "OK")`);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+const templateText = await Deno.readTextFile(new URL("extractedprism@.service", DIR));
+
+Deno.test("the blue/green template is the unit itself, with its own header and description, under one user", () => {
+  const body = (text: string) =>
+    text.split("\n").filter((l) => !l.startsWith("#") && !l.startsWith("Description=")).join("\n");
+  assert.equal(body(templateText), body(unitText), "every setting but the Description is the unit's");
+  const template = parseUnitFile(templateText);
+  assert.match(value(template, "Unit", "Description") ?? "", /%i/);
+  // SO_REUSEPORT shares a port only between sockets of one user: @blue, @green and the plain unit must run as one.
+  assert.equal(value(unit, "Service", "User"), "extractedprism");
+  assert.equal(value(template, "Service", "User"), "extractedprism");
+});
+
+Deno.test({
+  name: "systemd-analyze verifies an instance of the template without a warning",
+  ignore: !hasSystemdAnalyze,
+  async fn() {
+    const { dir, path } = await verifiableUnit(templateText, "extractedprism@blue.service");
+    try {
+      const verify = await analyze(["verify", path], dir);
+      assert.equal(verify.code, 0, verify.stderr);
+      assert.equal(verify.stderr, "", "no unknown key, bad value or missing program");
     } finally {
       await Deno.remove(dir, { recursive: true });
     }
