@@ -28,6 +28,7 @@ async function setMigrateReq(lab: FaultLab, on: boolean): Promise<void> {
  * connections on the old instance are drained, not cut: each still answers after the SIGTERM.
  */
 export async function handOver(lab: FaultLab, migrate: boolean): Promise<void> {
+  await lab.clearFaults();
   await setMigrateReq(lab, migrate);
   const old = await lab.startProxy(PROBES);
   let oldStopped = false;
