@@ -1,0 +1,164 @@
+/**
+ * A real client's watch across an API server crash: `@kubernetes/client-node`'s informer in the node namespace,
+ * through the proxy, watching ConfigMaps; the kube-apiserver that carries its watch is killed with SIGKILL while the
+ * same client sends requests. The informer must resume through another API server and see what was created after
+ * the kill; only requests in flight on the killed server may fail.
+ *
+ * @module
+ */
+import assert from "node:assert/strict";
+import type { HelperEvent, HelperProcess } from "../faults/helper_process.ts";
+import type { ControlPlane, RequestResult } from "./control_plane.ts";
+import { ProxyRun, type UpstreamView } from "./proxy.ts";
+import { ALL_ENDPOINTS, e2eReport, kubectl, proxyKubeconfig } from "./scenarios_clients.ts";
+
+const REPO_ROOT = new URL("../../", import.meta.url);
+/** How long the informer program waits after an informer error before it starts it again. */
+const RESTART_MS = 500;
+/** `/upstreams` also tells the relayed connections open now: the informer's watch is the one that stays open. */
+type UpstreamLive = UpstreamView & { readonly activeConnections: number };
+/** The client's requests around the kill: one every 50 ms for 5 s. */
+const REQUESTS = { count: 100, spacingMs: 50, timeoutMs: 5000 };
+/**
+ * How long the informer may take from the kill to delivering an object created after it: its watch ends at the kill
+ * (the proxy closes the client side when the upstream's side closes), the program restarts the informer after
+ * `RESTART_MS`, the proxy fails a dial to the dead server over at once (refused), and a list plus a watch through a
+ * survivor take well under a second; 3 s of margin for a loaded 2-core machine.
+ */
+const RESUME_BOUND_MS = RESTART_MS + 3000;
+
+function clock(): number {
+  return performance.timeOrigin + performance.now();
+}
+
+function live(ups: readonly UpstreamView[]): UpstreamLive[] {
+  return ups as UpstreamLive[];
+}
+
+function informerSaw(p: HelperProcess, kind: string, name: string, timeoutMs: number): Promise<HelperEvent> {
+  return p.waitForEvent(
+    (e) => e.event === "informer" && e.kind === kind && e.name === name,
+    timeoutMs,
+    `the informer's ${kind} of configmap ${name}`,
+  );
+}
+
+/**
+ * The informer lists (an object created by kubectl before it started), watches (an object created by client-node
+ * after its list), then the API server under its watch is SIGKILLed while client-node reads through the proxy: the
+ * informer sees an object created after the kill within {@linkcode RESUME_BOUND_MS}, its watch is then carried by
+ * another API server, and at most the requests in flight on the killed one fail. The killed server is restarted.
+ */
+export async function informerResumesAfterKill(plane: ControlPlane): Promise<void> {
+  await using proxy = await ProxyRun.start(plane, {
+    endpoints: ALL_ENDPOINTS,
+    extraFlags: [`--health-ca-file=${plane.pki.caPath}`],
+  });
+  const kc = await proxyKubeconfig(plane);
+  const ns = `e2e-informer-${crypto.randomUUID().slice(0, 8)}`;
+  // No controller manager runs, so a deleted namespace would stay Terminating: it is left in the suite's own etcd.
+  await kubectl(plane, kc, ["create", "namespace", ns]);
+  await kubectl(plane, kc, ["create", "configmap", "listed", "-n", ns, "--from-literal=k=v"]);
+  const informer = plane.spawnInNode(
+    "client-node informer",
+    Deno.execPath(),
+    [
+      "run",
+      "-q",
+      "--frozen",
+      "--allow-net",
+      "--allow-read",
+      "--allow-env",
+      new URL("./support/informer_client.ts", import.meta.url).pathname,
+      kc,
+      ns,
+      String(RESTART_MS),
+    ],
+    true,
+    REPO_ROOT,
+  );
+  try {
+    await informerSaw(informer, "add", "listed", 60_000);
+    // Created after the list was seen, so only the watch can deliver it.
+    await informer.request("create", { name: "watched" }, 15_000);
+    await informerSaw(informer, "add", "watched", 10_000);
+    // The list's and the create's connections close after their answer; the watch's stays.
+    const { upstreams } = await proxy.waitUpstreams(
+      (ups) => live(ups).reduce((n, u) => n + u.activeConnections, 0) === 1,
+      10_000,
+      "the informer's watch as the only open connection",
+    );
+    const carrier = live(upstreams).find((u) => u.activeConnections === 1);
+    const victim = plane.apis.find((a) => a.address === carrier?.address);
+    assert(victim !== undefined, `an API server behind the watch's upstream ${carrier?.address}`);
+    try {
+      const mark = informer.events.length;
+      const requests = informer.request<{ results: RequestResult[] }>(
+        "requests",
+        REQUESTS,
+        REQUESTS.count * REQUESTS.spacingMs + REQUESTS.timeoutMs * 2 + 20_000,
+      );
+      let at = 0;
+      try {
+        await informer.waitFor(
+          () => informer.events.slice(mark).filter((e) => e.event === "progress").length >= 20,
+          30_000,
+          "20 finished requests",
+        );
+        at = clock();
+        victim.signal("SIGKILL");
+        const created = await informer.request<{ at: number }>("create", { name: "after-kill" }, 15_000);
+        const seen = await informerSaw(informer, "add", "after-kill", 30_000);
+        const resumeMs = Math.round(Number(seen.at) - at);
+        const after = informer.events.slice(mark).filter((e) => e.event === "informer" && Number(e.at) >= at);
+        const errors = after.filter((e) => e.kind === "error");
+        const reconnect = after.find((e) => e.kind === "connect");
+        const since = (e: HelperEvent | undefined) => e === undefined ? "-" : `${Math.round(Number(e.at) - at)} ms`;
+        const ended = errors.length === 0
+          ? "the watch ended without an error"
+          : `the watch ended after ${since(errors[0])} (${
+            [...new Set(errors.map((e) => String(e.error)))].join("; ")
+          }` +
+            `; restarted ${RESTART_MS} ms later)`;
+        e2eReport(
+          "client-node informer: watch resumed after SIGKILL of its API server",
+          `object created ${Math.round(created.at - at)} ms after the kill seen after ${resumeMs} ms; ${ended}; ` +
+            `reconnected after ${since(reconnect)}`,
+        );
+        assert(resumeMs <= RESUME_BOUND_MS, `the informer resumed within ${RESUME_BOUND_MS} ms: took ${resumeMs} ms`);
+      } finally {
+        const { results } = await requests;
+        const failed = results.filter((r) => !r.ok);
+        if (at !== 0) {
+          const reasons = [...new Set(failed.map((r) => r.error ?? `HTTP ${r.status}`))].slice(0, 3).join("; ");
+          e2eReport(
+            "client-node requests during SIGKILL of an API server",
+            `${failed.length}/${results.length} failed${reasons === "" ? "" : ` (${reasons})`}`,
+          );
+          assert.deepEqual(
+            failed.filter((r) => r.start > at + 200),
+            [],
+            "no request started 200 ms after the kill fails",
+          );
+          assert(failed.length <= 2, `at most the requests in flight on it fail: ${failed.length} failed`);
+        }
+      }
+      // The watch is open again, on a survivor.
+      const now = await proxy.waitUpstreams(
+        (ups) => live(ups).reduce((n, u) => n + u.activeConnections, 0) === 1,
+        10_000,
+        "the informer's watch as the only open connection again",
+      );
+      const carrierNow = live(now.upstreams).find((u) => u.activeConnections === 1);
+      assert.notDeepEqual(carrierNow?.address, victim.address, "the watch is carried by another API server");
+      assert.deepEqual(informer.events.filter((e) => e.kind === "delete"), [], "no object vanished from the cache");
+    } finally {
+      await victim.stop(15_000);
+      victim.start();
+      await plane.waitReady(victim.index);
+    }
+  } finally {
+    informer.kill("SIGTERM");
+    await informer.stop(5000);
+  }
+}
