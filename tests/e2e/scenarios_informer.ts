@@ -69,23 +69,34 @@ async function createCounted(informer: HelperProcess, name: string): Promise<Req
   throw new Error(`Cannot create configmap ${name} in 5 tries: ${failed.map((r) => r.error).join("; ")}`);
 }
 
-/** Spawns the informer program in the node namespace on namespace `ns`. */
+const INFORMER = new URL("./support/informer_client.ts", import.meta.url).pathname;
+
+/**
+ * Caches the informer program's npm packages (client-node) from the host namespace: the node namespace reaches no
+ * registry, so on a clean machine the program could not fetch them there.
+ */
+async function installInformer(): Promise<void> {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["install", "-q", "--frozen", "--entrypoint", INFORMER],
+    cwd: REPO_ROOT,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+    signal: AbortSignal.timeout(180_000),
+  }).output();
+  if (!out.success) {
+    const err = new TextDecoder().decode(out.stderr).trim().split("\n").slice(0, 3).join(" ");
+    throw new Error(`Cannot cache the informer's npm packages: 'deno install' exited with ${out.code}: ${err}`);
+  }
+}
+
+/** Spawns the informer program in the node namespace on namespace `ns` (its packages cached: it fetches nothing). */
 function startInformer(plane: ControlPlane, kubeconfig: string, ns: string): HelperProcess {
+  const args = ["run", "-q", "--frozen", "--cached-only", "--allow-net", "--allow-read", "--allow-env"];
   return plane.spawnInNode(
     "client-node informer",
     Deno.execPath(),
-    [
-      "run",
-      "-q",
-      "--frozen",
-      "--allow-net",
-      "--allow-read",
-      "--allow-env",
-      new URL("./support/informer_client.ts", import.meta.url).pathname,
-      kubeconfig,
-      ns,
-      String(RESTART_MS),
-    ],
+    [...args, INFORMER, kubeconfig, ns, String(RESTART_MS)],
     true,
     REPO_ROOT,
   );
@@ -166,6 +177,7 @@ export async function informerResumesAfterKill(plane: ControlPlane): Promise<voi
   // No controller manager runs, so a deleted namespace would stay Terminating: it is left in the suite's own etcd.
   await kubectl(plane, kc, ["create", "namespace", ns]);
   await kubectl(plane, kc, ["create", "configmap", "listed", "-n", ns, "--from-literal=k=v"]);
+  await installInformer();
   const informer = startInformer(plane, kc, ns);
   try {
     await informerSaw(informer, "add", "listed", 60_000);
