@@ -21,7 +21,7 @@ import {
   staticEndpointsServe,
 } from "./e2e/scenarios_clients.ts";
 import { apiServerFrozen, apiServerGracefulShutdown, apiServerKilled } from "./e2e/scenarios_failures.ts";
-import { informerResumesAfterKill } from "./e2e/scenarios_informer.ts";
+import { cacheNpmPackages, informerResumesAfterKill } from "./e2e/scenarios_informer.ts";
 import { discoveryAgainstV1, v1WatchGone } from "./e2e/scenarios_v1.ts";
 
 const tools = await checkNetTools();
@@ -35,6 +35,7 @@ Deno.test({
   ignore: skip !== "",
   async fn(t) {
     if (!found.ok) return;
+    await cacheNpmPackages();
     await using plane = await ControlPlane.create(tools, found.fixtures);
     await t.step({
       name: "one static endpoint and a kubeconfig: discovery finds all three API servers",

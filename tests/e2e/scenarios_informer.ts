@@ -72,12 +72,16 @@ async function createCounted(informer: HelperProcess, name: string): Promise<Req
 const INFORMER = new URL("./support/informer_client.ts", import.meta.url).pathname;
 
 /**
- * Caches the informer program's npm packages (client-node) from the host namespace: the node namespace reaches no
- * registry, so on a clean machine the program could not fetch them there.
+ * Caches every npm package of deno.json (client-node, and yaml, which the program loads for a kubeconfig) from the
+ * host namespace. The node namespace reaches no registry: on a clean machine a program started there could not fetch
+ * them (`Failed caching npm package …: dns error`), and Deno fetches the lock's whole npm set for any one package.
+ * Call it once before the first program starts in a namespace.
+ *
+ * @throws {Error} When `deno install` fails (with its first lines).
  */
-async function installInformer(): Promise<void> {
+export async function cacheNpmPackages(): Promise<void> {
   const out = await new Deno.Command(Deno.execPath(), {
-    args: ["install", "-q", "--frozen", "--entrypoint", INFORMER],
+    args: ["install", "-q", "--frozen"],
     cwd: REPO_ROOT,
     stdin: "null",
     stdout: "piped",
@@ -86,11 +90,14 @@ async function installInformer(): Promise<void> {
   }).output();
   if (!out.success) {
     const err = new TextDecoder().decode(out.stderr).trim().split("\n").slice(0, 3).join(" ");
-    throw new Error(`Cannot cache the informer's npm packages: 'deno install' exited with ${out.code}: ${err}`);
+    throw new Error(`Cannot cache the npm packages of deno.json: 'deno install' exited with ${out.code}: ${err}`);
   }
 }
 
-/** Spawns the informer program in the node namespace on namespace `ns` (its packages cached: it fetches nothing). */
+/**
+ * Spawns the informer program in the node namespace on namespace `ns`; it fetches nothing there
+ * ({@linkcode cacheNpmPackages} first).
+ */
 function startInformer(plane: ControlPlane, kubeconfig: string, ns: string): HelperProcess {
   const args = ["run", "-q", "--frozen", "--cached-only", "--allow-net", "--allow-read", "--allow-env"];
   return plane.spawnInNode(
@@ -177,7 +184,6 @@ export async function informerResumesAfterKill(plane: ControlPlane): Promise<voi
   // No controller manager runs, so a deleted namespace would stay Terminating: it is left in the suite's own etcd.
   await kubectl(plane, kc, ["create", "namespace", ns]);
   await kubectl(plane, kc, ["create", "configmap", "listed", "-n", ns, "--from-literal=k=v"]);
-  await installInformer();
   const informer = startInformer(plane, kc, ns);
   try {
     await informerSaw(informer, "add", "listed", 60_000);
