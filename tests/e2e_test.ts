@@ -21,6 +21,7 @@ import {
   staticEndpointsServe,
 } from "./e2e/scenarios_clients.ts";
 import { apiServerFrozen, apiServerGracefulShutdown, apiServerKilled } from "./e2e/scenarios_failures.ts";
+import { cacheNpmPackages, informerResumesAfterKill } from "./e2e/scenarios_informer.ts";
 import { discoveryAgainstV1, v1WatchGone } from "./e2e/scenarios_v1.ts";
 
 const asked = Deno.env.get(FIXTURES_ENV) !== undefined;
@@ -38,6 +39,7 @@ if (asked) {
     ignore: skip !== "",
     async fn(t) {
       if (!found.ok) return;
+      await cacheNpmPackages();
       await using plane = await ControlPlane.create(tools, found.fixtures);
       await t.step(
         "one static endpoint and a kubeconfig: discovery finds all three API servers (1.20: discovery.k8s.io/v1beta1)",
@@ -60,6 +62,10 @@ if (asked) {
       await t.step(
         "kubectl 1.20 through 127.0.0.1:7445 with tls-server-name: list, create, watch",
         () => kubectlThroughProxy(plane),
+      );
+      await t.step(
+        "client-node informer through 127.0.0.1:7445: SIGKILL of the API server under its watch, the watch resumes",
+        () => informerResumesAfterKill(plane),
       );
       await t.step(
         "readyz probes: healthy with the cluster CA, with no CA (one warning), unhealthy with an unrelated CA",
