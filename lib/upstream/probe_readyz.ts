@@ -17,6 +17,7 @@ import { type Endpoint, endpointKey } from "../endpoint.ts";
 import { type Http1Response, parseResponse } from "./_http1.ts";
 import { abortable, type Probe, type ProbeResult } from "./probe.ts";
 import { connectTcp } from "../net/connect_tcp.ts";
+import { warmTls } from "./_tls_warmup.ts";
 
 const log = getLogger(["extractedprism", "probe"]);
 
@@ -288,7 +289,14 @@ export class ReadyzProbe implements Probe {
     }
   }
 
-  #open(endpoint: Endpoint, signal: AbortSignal): Promise<ProbeConn> {
+  /** Initialises TLS off the event loop (see `_tls_warmup.ts`); the check loops await it before the first probe. */
+  prepare(): Promise<void> {
+    return warmTls();
+  }
+
+  async #open(endpoint: Endpoint, signal: AbortSignal): Promise<ProbeConn> {
+    // Already done when the check loop awaited prepare(); a caller that did not waits here, within its timeout.
+    await abortable(warmTls(), signal);
     return this.#denoCa !== undefined
       ? DenoProbeConn.open(endpoint, this.#denoCa, this.#serverName, signal)
       : NodeProbeConn.open(endpoint, this.#tls, signal);
