@@ -7,7 +7,8 @@
  *   1 ms `setInterval` while it runs), its duration, the same for the second probe, the RSS (anonymous and
  *   file-backed) and heap it adds, and whether `node:tls` was loaded.
  * - `proxy`: the real program (`deno task start`'s command) probing one upstream with each path, plus
- *   `--health-check=tcp`: VmRSS, RssAnon and RssFile 2 s after its upstream turned healthy.
+ *   `--health-check=tcp`: VmRSS, RssAnon and RssFile 2 s after its upstream turned healthy. The kubeconfig path runs
+ *   with discovery on (towards a closed loopback port), the others with discovery off.
  *
  * The upstream is `tests/support/_readyz_tls_server.ts` in its own process, so its work is not counted. Not part of
  * the tests; loopback only; bounded.
@@ -15,6 +16,7 @@
  * ```sh
  * deno run -A bench/probe_tls.ts                         # 5 rounds of both, interleaved; medians (max)
  * deno run -A bench/probe_tls.ts --rounds=9 --only=probe
+ * deno run -A bench/probe_tls.ts --only=proxy --repo=/tmp/before   # the program of another checkout (before/after)
  * ```
  *
  * @module
@@ -75,16 +77,17 @@ async function proxyFlags(kind: ProxyKind, pki: TestPki): Promise<string[]> {
     case "deno-tls (CA)":
       return [`--health-ca-file=${pki.ca.certPath}`];
     case "deno-tls (kubeconfig CA)": {
+      // Discovery on (the kubeconfig is read only then), towards a closed loopback port: it retries with backoff.
       const path = `${pki.dir}/bench.kubeconfig`;
       await Deno.writeTextFile(
         path,
-        `clusters: [{name: c, cluster: {server: "https://127.0.0.1:6443", certificate-authority: ca.crt}}]
+        `clusters: [{name: c, cluster: {server: "https://127.0.0.1:${freePort()}", certificate-authority: ca.crt}}]
 users: [{name: u, user: {}}]
 contexts: [{name: x, context: {cluster: c, user: u}}]
 current-context: x
 `,
       );
-      return [`--kubeconfig=${path}`];
+      return ["--enable-discovery=true", `--kubeconfig=${path}`];
     }
     case "node:tls (client cert)":
       return [
@@ -105,20 +108,21 @@ function freePort(): number {
 }
 
 /** Starts the program probing `port`, waits until the upstream is healthy, then 2 s; returns its memory. */
-async function proxyOnce(kind: ProxyKind, port: number, pki: TestPki): Promise<Memory> {
+async function proxyOnce(kind: ProxyKind, port: number, pki: TestPki, repo: URL): Promise<Memory> {
   const start = startCommand();
   const health = freePort();
+  const flags = await proxyFlags(kind, pki);
   const child = new Deno.Command(start.command, {
     args: [
       ...start.args,
       `--endpoints=127.0.0.1:${port}`,
       `--bind-port=${freePort()}`,
       `--health-port=${health}`,
-      "--enable-discovery=false",
       "--log-level=error",
-      ...await proxyFlags(kind, pki),
+      ...flags,
+      ...(flags.includes("--enable-discovery=true") ? [] : ["--enable-discovery=false"]),
     ],
-    cwd: new URL("../", import.meta.url),
+    cwd: repo,
     env: start.env,
     stdout: "null",
     stderr: "null",
@@ -141,13 +145,13 @@ async function proxyOnce(kind: ProxyKind, port: number, pki: TestPki): Promise<M
   }
 }
 
-async function proxySection(rounds: number, port: number, pki: TestPki): Promise<void> {
+async function proxySection(rounds: number, port: number, pki: TestPki, repo: URL): Promise<void> {
   const results = new Map<ProxyKind, Memory[]>(PROXY_KINDS.map((k) => [k, []]));
   for (let round = 0; round < rounds; round++) {
-    for (const kind of PROXY_KINDS) results.get(kind)!.push(await proxyOnce(kind, port, pki));
+    for (const kind of PROXY_KINDS) results.get(kind)!.push(await proxyOnce(kind, port, pki, repo));
   }
   console.log(
-    `\nThe program, idle 2 s after its upstream turned healthy; ${rounds} runs each, interleaved; ` +
+    `\nThe program (${repo.pathname}), idle 2 s after its upstream turned healthy; ${rounds} runs each, interleaved; ` +
       `${loadAverage()}; medians (max)`,
   );
   console.log("| probe | VmRSS (MiB) | RssAnon (MiB) | RssFile (MiB) |");
@@ -172,5 +176,9 @@ if (import.meta.main) {
   await using pki = await createTestPki();
   await using server = await startReadyzServer(pki);
   if (only.includes("probe")) await probeSection(rounds, server.port, pki);
-  if (only.includes("proxy")) await proxySection(rounds, server.port, pki);
+  const repoArg = Deno.args.find((a) => a.startsWith("--repo="))?.slice(7);
+  const repo = repoArg === undefined
+    ? new URL("../", import.meta.url)
+    : new URL(`file://${Deno.realPathSync(repoArg)}/`);
+  if (only.includes("proxy")) await proxySection(rounds, server.port, pki, repo);
 }

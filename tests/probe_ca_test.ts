@@ -151,16 +151,17 @@ Deno.test("the readyz probe's CA sources, in order", async (t) => {
   });
 });
 
-Deno.test("the program's readyz probe verifies with the --kubeconfig's cluster CA", async (t) => {
+Deno.test("the program's readyz probe verifies with the cluster CA of discovery's --kubeconfig", async (t) => {
   await using pki = await createTestPki();
   await using server = readyzServer(pki);
   const run = async (ca: string, want: "healthy" | "unhealthy") => {
     const path = await kubeconfig(pki.dir, `app-${want}`, { data: ca });
-    // Discovery off: the kubeconfig still names the cluster whose CA signs the API servers' certificates.
+    // The kubeconfig of discovery (main.ts starts discovery itself; the app only reads the CA).
     await using app = ProxyApp.start(testConfig([server.endpoint], {
       healthCheck: "readyz",
       healthIntervalMs: 500,
       healthTimeoutMs: 400,
+      enableDiscovery: true,
       kubeconfig: path,
     }));
     await waitFor(() => app.pool.upstreams()[0]?.state === want, 10_000, `the upstream ${want}`);
@@ -171,5 +172,16 @@ Deno.test("the program's readyz probe verifies with the --kubeconfig's cluster C
   });
   await t.step("an unrelated CA: unhealthy, with the certificate error", async () => {
     assert.match(await run(pki.otherCa.cert, "unhealthy") ?? "", /certificate|issuer/i);
+  });
+  await t.step("with discovery off the kubeconfig is not read: no CA, no verification", async () => {
+    const path = await kubeconfig(pki.dir, "app-off", { data: pki.otherCa.cert });
+    await using app = ProxyApp.start(testConfig([server.endpoint], {
+      healthCheck: "readyz",
+      healthIntervalMs: 500,
+      healthTimeoutMs: 400,
+      enableDiscovery: false,
+      kubeconfig: path,
+    }));
+    await waitFor(() => app.pool.upstreams()[0]?.state === "healthy", 10_000, "the upstream healthy");
   });
 });
