@@ -50,14 +50,16 @@ async function probeSection(rounds: number, port: number, pki: TestPki): Promise
   }
   console.log(`\nFirst probe, ${rounds} fresh processes per path, interleaved; ${loadAverage()}; medians (max)`);
   console.log(
-    "| path | event loop held, first probe (ms) | first probe (ms) | held, second probe (ms) | RSS added (MiB) | " +
+    "| path | event loop held, first probe (ms) | main thread CPU, first probe (ms) | first probe (ms) | " +
+      "held, second probe (ms) | RSS added (MiB) | " +
       "of which anonymous | file-backed | heap added (MiB) | node:tls loaded | ok |",
   );
-  console.log("|---|---:|---:|---:|---:|---:|---:|---:|---|---|");
+  console.log("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|");
   for (const [path, s] of results) {
     const added = (k: keyof Memory) => s.map((x) => mib(x.after[k] - x.before[k]));
     console.log(
-      `| ${path} | ${fmt(s.map((x) => x.firstLagMs))} | ${fmt(s.map((x) => x.firstProbeMs))} | ` +
+      `| ${path} | ${fmt(s.map((x) => x.firstLagMs))} | ${fmt(s.map((x) => x.firstMainCpuMs))} | ` +
+        `${fmt(s.map((x) => x.firstProbeMs))} | ` +
         `${fmt(s.map((x) => x.secondLagMs))} | ${fmt(added("rss"))} | ${fmt(added("anon"))} | ${
           fmt(added("file"))
         } | ` +

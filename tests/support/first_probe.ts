@@ -39,6 +39,11 @@ export interface ProbeSample {
   readonly ok: boolean;
   /** Longest gap between two 1 ms ticks during the first probe, minus the 1 ms period. */
   readonly firstLagMs: number;
+  /**
+   * CPU time of the main thread (the event loop's) during the first probe: unlike the gap, the machine's load does not
+   * add to it.
+   */
+  readonly firstMainCpuMs: number;
   readonly firstProbeMs: number;
   /** The same for the second probe (the connection is kept alive: a request, no handshake). */
   readonly secondLagMs: number;
@@ -60,8 +65,16 @@ export function memory(pid: number | "self" = "self"): Memory {
   };
 }
 
-/** Runs `f` while a 1 ms interval ticks; returns `f`'s value and the longest gap between ticks minus the period. */
-async function withLagMonitor<T>(f: () => Promise<T>): Promise<{ value: T; lagMs: number; ms: number }> {
+/** CPU time the main thread (the event loop's, whose id is the process id) has used, in milliseconds. */
+function mainThreadCpuMs(): number {
+  return Number(Deno.readTextFileSync(`/proc/self/task/${Deno.pid}/schedstat`).split(" ")[0]) / 1e6;
+}
+
+/**
+ * Runs `f` while a 1 ms interval ticks; returns `f`'s value, the longest gap between ticks minus the period, and the
+ * main thread's CPU time meanwhile.
+ */
+async function withLagMonitor<T>(f: () => Promise<T>): Promise<{ value: T; lagMs: number; cpuMs: number; ms: number }> {
   let last = performance.now();
   let worst = 0;
   const timer = setInterval(() => {
@@ -73,12 +86,14 @@ async function withLagMonitor<T>(f: () => Promise<T>): Promise<{ value: T; lagMs
     // A few ticks first, so that the monitor's own start is not counted.
     await new Promise((r) => setTimeout(r, 20));
     worst = 0;
+    const cpu0 = mainThreadCpuMs();
     const t0 = performance.now();
     const value = await f();
     const ms = performance.now() - t0;
+    const cpuMs = mainThreadCpuMs() - cpu0;
     // The gap that ends with the probe is seen by the next tick.
     await new Promise((r) => setTimeout(r, 5));
-    return { value, lagMs: worst, ms };
+    return { value, lagMs: worst, cpuMs, ms };
   } finally {
     clearInterval(timer);
   }
@@ -143,6 +158,7 @@ export async function sampleFirstProbe(path: ProbePath, port: number, pkiDir: st
   return {
     ok: first.value.ok && second.value.ok,
     firstLagMs: first.lagMs,
+    firstMainCpuMs: first.cpuMs,
     firstProbeMs: first.ms,
     secondLagMs: second.lagMs,
     before,
