@@ -9,12 +9,14 @@
  * - `proxy`: the real program (`deno task start`'s command) probing one upstream with each path, plus
  *   `--health-check=tcp`: VmRSS, RssAnon and RssFile 2 s after its upstream turned healthy. The kubeconfig path runs
  *   with discovery on (towards a closed loopback port), the others with discovery off.
+ * - `startup`: the real program again: from its spawn to the first HTTPS response relayed through it (connect →
+ *   request, looped every millisecond), with a CA, without one, and with `--health-check=tcp`.
  *
  * The upstream is `tests/support/_readyz_tls_server.ts` in its own process, so its work is not counted. Not part of
  * the tests; loopback only; bounded.
  *
  * ```sh
- * deno run -A bench/probe_tls.ts                         # 5 rounds of both, interleaved; medians (max)
+ * deno run -A bench/probe_tls.ts                         # 5 rounds of each section, interleaved; medians (max)
  * deno run -A bench/probe_tls.ts --rounds=9 --only=probe
  * deno run -A bench/probe_tls.ts --only=proxy --repo=/tmp/before   # the program of another checkout (before/after)
  * ```
@@ -167,6 +169,83 @@ async function proxySection(rounds: number, port: number, pki: TestPki, repo: UR
   }
 }
 
+/** One HTTPS `GET /readyz` through the proxy on `port`, verified as `kubernetes.default.svc`; true on a 200. */
+async function requestThrough(port: number, ca: string): Promise<boolean> {
+  let conn: Deno.Conn | undefined;
+  const timer = setTimeout(() => conn?.close(), 2000);
+  try {
+    conn = await Deno.connect({ hostname: "127.0.0.1", port });
+    conn = await Deno.startTls(conn as Deno.TcpConn, { hostname: "kubernetes.default.svc", caCerts: [ca] });
+    await conn.write(new TextEncoder().encode("GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"));
+    const buf = new Uint8Array(4096);
+    const n = await conn.read(buf);
+    return n !== null && new TextDecoder().decode(buf.subarray(0, n)).startsWith("HTTP/1.1 200");
+  } catch {
+    return false;
+  } finally {
+    clearTimeout(timer);
+    try {
+      conn?.close();
+    } catch { /* closed */ }
+  }
+}
+
+/** Milliseconds from spawning the program to the first response relayed through it (connect → request, looped). */
+async function startupOnce(kind: ProxyKind, port: number, pki: TestPki, repo: URL): Promise<number> {
+  const start = startCommand();
+  const bind = freePort();
+  const flags = await proxyFlags(kind, pki);
+  const t0 = performance.now();
+  const child = new Deno.Command(start.command, {
+    args: [
+      ...start.args,
+      `--endpoints=127.0.0.1:${port}`,
+      `--bind-port=${bind}`,
+      `--health-port=${freePort()}`,
+      "--log-level=error",
+      ...flags,
+      ...(flags.includes("--enable-discovery=true") ? [] : ["--enable-discovery=false"]),
+    ],
+    cwd: repo,
+    env: start.env,
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  try {
+    while (performance.now() - t0 < 15_000) {
+      if (await requestThrough(bind, pki.ca.cert)) return performance.now() - t0;
+      await new Promise((r) => setTimeout(r, 1));
+    }
+    throw new Error(`The program (${kind}) relayed no response within 15 s`);
+  } finally {
+    child.kill();
+    await child.status;
+  }
+}
+
+async function startupSection(rounds: number, port: number, pki: TestPki, repo: URL): Promise<void> {
+  const kinds = ["deno-tls (CA)", "node:tls (no CA)", "tcp"] as const;
+  const results = new Map<ProxyKind, number[]>(kinds.map((k) => [k, []]));
+  // This process's own first TLS connection is made before any timing.
+  await requestThrough(port, pki.ca.cert);
+  for (let round = 0; round <= rounds; round++) {
+    for (const kind of kinds) {
+      const ms = await startupOnce(kind, port, pki, repo);
+      if (round > 0) results.get(kind)!.push(ms);
+    }
+  }
+  console.log(
+    `\nThe program (${repo.pathname}): start → first relayed HTTPS response; ${rounds} runs each after one ` +
+      `uncounted, interleaved; ${loadAverage()}; medians (max)`,
+  );
+  console.log("| probe | start → first relayed response (ms) | runs (ms) |");
+  console.log("|---|---:|---|");
+  for (const [kind, ms] of results) {
+    const label = kind === "tcp" ? "--health-check=tcp" : `readyz, ${kind}`;
+    console.log(`| ${label} | ${fmt(ms)} | ${ms.map((x) => x.toFixed(0)).join(", ")} |`);
+  }
+}
+
 function loadAverage(): string {
   return `load average ${Deno.readTextFileSync("/proc/loadavg").split(" ").slice(0, 3).join(" ")} (2 cores)`;
 }
@@ -174,7 +253,7 @@ function loadAverage(): string {
 if (import.meta.main) {
   const rounds = Number(Deno.args.find((a) => a.startsWith("--rounds="))?.slice(9) ?? "5");
   if (!Number.isInteger(rounds) || rounds < 1 || rounds > 50) throw new Error("--rounds: expected 1 to 50");
-  const only = (Deno.args.find((a) => a.startsWith("--only="))?.slice(7) ?? "probe,proxy").split(",");
+  const only = (Deno.args.find((a) => a.startsWith("--only="))?.slice(7) ?? "probe,proxy,startup").split(",");
   await using pki = await createTestPki();
   await using server = await startReadyzServer(pki);
   if (only.includes("probe")) await probeSection(rounds, server.port, pki);
@@ -183,4 +262,5 @@ if (import.meta.main) {
     ? new URL("../", import.meta.url)
     : new URL(`file://${Deno.realPathSync(repoArg)}/`);
   if (only.includes("proxy")) await proxySection(rounds, server.port, pki, repo);
+  if (only.includes("startup")) await startupSection(rounds, server.port, pki, repo);
 }
