@@ -12,6 +12,7 @@ import { type Endpoint, endpointKey } from "./endpoint.ts";
 import { formatDuration } from "./config/duration.ts";
 import { isOwnListener, localAddresses } from "./config/own_listener.ts";
 import { internalErrorCount, reportInternalError } from "./internal_errors.ts";
+import { readKubeconfigCa } from "./discovery/kubeconfig_ca.ts";
 import { mergeProviders } from "./discovery/merge.ts";
 import type { EndpointProvider } from "./discovery/provider.ts";
 import { staticProvider } from "./discovery/static.ts";
@@ -25,7 +26,7 @@ import { statusHandler } from "./status/server.ts";
 import { ProbeSlots, runChecks } from "./upstream/checker.ts";
 import { Pool } from "./upstream/pool.ts";
 import type { Upstream } from "./upstream/upstream.ts";
-import { buildProbe } from "./upstream/build_probe.ts";
+import { buildProbe, type CaSources } from "./upstream/build_probe.ts";
 import type { Probe } from "./upstream/probe.ts";
 
 const log = getLogger(["extractedprism", "app"]);
@@ -90,6 +91,17 @@ function ownListenerFilter(listener: { host: string; port: number }): (e: Endpoi
   };
 }
 
+/**
+ * The kubeconfig discovery uses (`--kubeconfig`, discovery on) gives the readyz probe its cluster CA when
+ * `--health-ca-file` is not given, so that a bare node needs neither that flag nor Node's TLS module. With discovery
+ * off it is not read: its YAML parser would cost more memory (about 5 MiB) than Node's TLS module saves.
+ */
+function probeCaSources(config: ProxyConfig): CaSources {
+  const path = config.kubeconfig;
+  if (path === undefined || !config.enableDiscovery) return {};
+  return { kubeconfigCa: () => readKubeconfigCa(path, config.kubeContext) };
+}
+
 /** A started proxy. */
 export class ProxyApp {
   readonly pool: Pool;
@@ -112,7 +124,7 @@ export class ProxyApp {
   private constructor(config: ProxyConfig, deps: AppDeps) {
     this.#config = config;
     const clock = this.#clock = deps.clock ?? systemClock;
-    const probe = deps.probe ?? buildProbe(config);
+    const probe = deps.probe ?? buildProbe(config, probeCaSources(config));
     const slots = new ProbeSlots(MAX_PROBES_IN_FLIGHT);
     // Both listeners are bound before anything runs: a failed bind leaves no probe, timer or socket behind.
     const listener = listen(config.bindAddress, config.bindPort, "--bind-address/--bind-port");

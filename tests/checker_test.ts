@@ -126,3 +126,33 @@ Deno.test("probe slots refuse a bad limit and drop a waiter whose signal aborts"
   release();
   assert.equal(slots.inFlight, 0, "a release counts once");
 });
+
+Deno.test("the check loop waits for the probe's preparation outside the probe timeout", async () => {
+  const clock = new ManualClock();
+  const prepared = Promise.withResolvers<void>();
+  let prepares = 0;
+  // As the readyz probe does: a check that comes first waits for the preparation itself, within its own timeout.
+  const probe: Probe = {
+    name: "late",
+    prepare: () => (prepares++, prepared.promise),
+    check: async (_e, signal) => {
+      await new Promise<void>((resolve, reject) => {
+        signal.addEventListener("abort", () => reject(signal.reason), { once: true });
+        prepared.promise.then(resolve);
+      });
+      return OK;
+    },
+  };
+  const a = start(probe, clock, undefined, 1);
+  const b = start(probe, clock, undefined, 2);
+  await clock.advance(TIMEOUT + PROBE_GRACE_MS + INTERVAL);
+  assert.equal(a.up.state, "unknown", "no probe result while the preparation runs");
+  assert.equal(b.up.consecutiveFailures, 0);
+  prepared.resolve();
+  await clock.advance(0);
+  assert.equal(a.up.state, "healthy");
+  assert.equal(b.up.state, "healthy");
+  assert.equal(prepares, 2, "each loop waited for it");
+  await a.stop();
+  await b.stop();
+});

@@ -3,6 +3,8 @@
  * no file of `lib/` imports `main.ts` or reads `Deno.args`/`Deno.env`, and npm packages are used only where named.
  */
 import assert from "node:assert/strict";
+import { sampleInChild, startReadyzServer } from "./support/first_probe.ts";
+import { createTestPki } from "./support/test_pki.ts";
 
 const LIB = new URL("../lib/", import.meta.url);
 
@@ -22,7 +24,8 @@ const ALLOWED: Readonly<Record<string, readonly string[]>> = {
 
 /**
  * Packages and Node modules, and the rooms that may load them: YAML for kubeconfigs; `node:tls` for a readyz probe
- * that has no CA or needs a client certificate (loaded on use only: the program otherwise stays off Node's layer).
+ * that has no CA or needs a client certificate (loaded on use only: the program otherwise stays off Node's layer; the
+ * last tests below hold it to that).
  */
 const PACKAGES: Readonly<Record<string, readonly string[]>> = { yaml: ["kubernetes"], "node:tls": ["upstream"] };
 
@@ -77,4 +80,26 @@ Deno.test("no file of lib/ reads Deno.args or Deno.env", async () => {
     if (/Deno\.(args|env)\b/.test(code(await Deno.readTextFile(file)))) wrong.push(file.slice(LIB.pathname.length));
   }
   assert.deepEqual(wrong, []);
+});
+
+Deno.test("node:tls is loaded on use only: lib/ names it in type imports and dynamic imports alone", async () => {
+  const wrong: string[] = [];
+  for (const file of await libFiles()) {
+    for (const m of code(await Deno.readTextFile(file)).matchAll(/^\s*import\s+(?!type\b)[^;]*?from\s*"node:tls"/gm)) {
+      wrong.push(`${file.slice(LIB.pathname.length)}: ${m[0].trim()}`);
+    }
+  }
+  assert.deepEqual(wrong, []);
+});
+
+Deno.test("a readyz probe with a CA (the flag's or the kubeconfig's) never loads node:tls", async () => {
+  await using pki = await createTestPki();
+  await using server = await startReadyzServer(pki);
+  for (const path of ["deno-tls (CA)", "deno-tls (kubeconfig CA)"] as const) {
+    const s = await sampleInChild(path, server.port, pki);
+    assert.deepEqual({ ok: s.ok, nodeTlsLoaded: s.nodeTlsLoaded }, { ok: true, nodeTlsLoaded: false }, path);
+  }
+  // The detector itself: without a CA the probe needs node:tls, and the same check sees it loaded.
+  const s = await sampleInChild("node:tls (no CA)", server.port, pki);
+  assert.deepEqual({ ok: s.ok, nodeTlsLoaded: s.nodeTlsLoaded }, { ok: true, nodeTlsLoaded: true });
 });

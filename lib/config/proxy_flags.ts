@@ -41,7 +41,8 @@ export const PROXY_FLAGS: readonly FlagSpec[] = [
     "health-ca-file",
     undefined,
     "path",
-    "CA bundle to verify upstreams' certificates in readyz probes (default: no verification, logged once)",
+    "CA bundle to verify upstreams' certificates in readyz probes (default: the cluster CA of discovery's " +
+      "--kubeconfig, else the service-account CA, else no verification, logged once)",
   ),
   flag(
     "health-tls-server-name",

@@ -1,19 +1,22 @@
 /**
  * The health probe the configuration asks for: TCP connect, or HTTPS `GET /readyz` with its CA bundle, client
- * certificate and bearer token read from files. The files are read at start, so a wrong path fails at once.
+ * certificate and bearer token read from files. The flags' files are read at start, so a wrong path fails at once; the
+ * CA is `--health-ca-file`, else the kubeconfig's cluster CA, else the service-account CA.
  *
  * @module
  */
 import { ConfigError, describeError } from "../errors.ts";
 import { getLogger } from "../log.ts";
 import { WatchedFile } from "../watched_file.ts";
-import type { Probe } from "./probe.ts";
-import { ReadyzProbe } from "./probe_readyz.ts";
+import { sleep } from "../clock.ts";
+import type { Endpoint } from "../endpoint.ts";
+import { abortable, type Probe, type ProbeResult } from "./probe.ts";
+import { ReadyzProbe, type ReadyzProbeOptions } from "./probe_readyz.ts";
 import { TcpProbe } from "./probe_tcp.ts";
 
 const log = getLogger(["extractedprism", "probe"]);
 
-/** Where a pod's service-account CA is mounted; the readyz probe verifies with it when no CA is given. */
+/** Where a pod's service-account CA is mounted; the readyz probe verifies with it when no other CA is found. */
 export const SERVICE_ACCOUNT_CA = "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt";
 
 /** The part of the proxy's configuration that chooses and equips the probe (the `--health-*` flags). */
@@ -34,9 +37,13 @@ function readFlagFile(path: string, flag: string): string {
   }
 }
 
+function hasCertificate(pem: string): boolean {
+  return /-----BEGIN CERTIFICATE-----[A-Za-z0-9+/=\s]+-----END CERTIFICATE-----/.test(pem);
+}
+
 /** A CA bundle must hold at least one PEM certificate: an empty or garbled file would fail every probe for good. */
 function checkCaBundle(pem: string, path: string): string {
-  if (!/-----BEGIN CERTIFICATE-----[A-Za-z0-9+/=\s]+-----END CERTIFICATE-----/.test(pem)) {
+  if (!hasCertificate(pem)) {
     const found = pem.trim() === "" ? "an empty file" : "no PEM certificate";
     throw new ConfigError(`Cannot use --health-ca-file '${path}': expected PEM certificates, found ${found}`);
   }
@@ -75,10 +82,31 @@ export function tokenFile(path: string): () => Promise<string | undefined> {
   };
 }
 
+/** The kubeconfig's cluster CA as PEM text with where it came from, or why there is none. */
+export type KubeconfigCa =
+  | { readonly ca: string; readonly origin: string }
+  | { readonly ca?: undefined; readonly reason: string };
+
+/** Where the readyz probe finds a CA when `--health-ca-file` is not given, in this order. */
+export interface CaSources {
+  /**
+   * The cluster CA of the kubeconfig discovery uses (`--kubeconfig`): read once, at start, without holding up the
+   * listener (it loads the YAML parser); the first probe waits for it, outside its timeout.
+   */
+  readonly kubeconfigCa?: () => Promise<KubeconfigCa>;
+  /** How long the probe waits for the kubeconfig's CA before it goes on with the next source. @default {5000} */
+  readonly kubeconfigCaWaitMs?: number;
+  /** The service-account CA file, read if it exists. @default {SERVICE_ACCOUNT_CA} */
+  readonly serviceAccountCa?: string;
+}
+
 /**
  * Builds the health probe from the configuration, reading its files now so that a wrong path fails at start.
  *
- * @param serviceAccountCa The CA used when `--health-ca-file` is not given, if it can be read.
+ * The readyz probe's CA: `--health-ca-file`; else the cluster CA of the kubeconfig (when `sources.kubeconfigCa` is
+ * given); else the service-account CA; else none, and the probe does not verify (one warning). With a CA and no client
+ * certificate the probe uses Deno's TLS; `node:tls` is loaded only without a CA or for a client certificate.
+ *
  * @throws {ConfigError} When a file cannot be read, or the CA file holds no certificate.
  * @example
  * ```ts
@@ -95,26 +123,12 @@ export function tokenFile(path: string): () => Promise<string | undefined> {
  * assert(probe.name === "tcp");
  * ```
  */
-export function buildProbe(config: ProbeConfig, serviceAccountCa: string = SERVICE_ACCOUNT_CA): Probe {
+export function buildProbe(config: ProbeConfig, sources: CaSources = {}): Probe {
   if (config.healthCheck === "tcp") return new TcpProbe();
-  let ca: string | undefined;
-  if (config.healthCaFile !== undefined) {
-    ca = checkCaBundle(readFlagFile(config.healthCaFile, "health-ca-file"), config.healthCaFile);
-  } else {
-    try {
-      ca = Deno.readTextFileSync(serviceAccountCa);
-      log.info("Readyz probes verify upstream certificates with the service-account CA as {name}", {
-        name: config.healthTlsServerName,
-      });
-    } catch {
-      log.warn(
-        "No --health-ca-file: readyz probes do not verify upstream certificates. They only decide routing; " +
-          "clients verify their own TLS end to end",
-      );
-    }
-  }
-  return new ReadyzProbe({
-    ...(ca !== undefined ? { ca } : {}),
+  const flagCa = config.healthCaFile === undefined
+    ? undefined
+    : checkCaBundle(readFlagFile(config.healthCaFile, "health-ca-file"), config.healthCaFile);
+  const rest: ReadyzProbeOptions = {
     serverName: config.healthTlsServerName,
     ...(config.healthClientCert !== undefined
       ? {
@@ -123,5 +137,87 @@ export function buildProbe(config: ProbeConfig, serviceAccountCa: string = SERVI
       }
       : {}),
     ...(config.healthTokenFile !== undefined ? { token: tokenFile(config.healthTokenFile) } : {}),
-  });
+  };
+  const serviceAccountCa = sources.serviceAccountCa ?? SERVICE_ACCOUNT_CA;
+  if (flagCa !== undefined) return new ReadyzProbe({ ...rest, ca: flagCa });
+  const kubeconfigCa = sources.kubeconfigCa;
+  if (kubeconfigCa === undefined) return new ReadyzProbe({ ...rest, ...fallbackCa(serviceAccountCa, config) });
+  return new LateProbe((async () => {
+    const found = await withinWait(kubeconfigCa(), sources.kubeconfigCaWaitMs ?? 5000);
+    if (found.ca !== undefined && hasCertificate(found.ca)) {
+      log.info("Readyz probes verify upstream certificates with {origin} as {name}", {
+        origin: found.origin,
+        name: config.healthTlsServerName,
+      });
+      return new ReadyzProbe({ ...rest, ca: found.ca });
+    }
+    // Info: the next source decides, and only a probe left without any CA warns.
+    log.info("Readyz probes cannot use the kubeconfig's cluster CA: {reason}", {
+      reason: found.ca === undefined ? found.reason : `${found.origin} holds no PEM certificate`,
+    });
+    return new ReadyzProbe({ ...rest, ...fallbackCa(serviceAccountCa, config) });
+  })());
+}
+
+/** The service-account CA if it can be read; else none, said once. */
+function fallbackCa(path: string, config: ProbeConfig): { ca?: string } {
+  try {
+    const ca = Deno.readTextFileSync(path);
+    log.info("Readyz probes verify upstream certificates with the service-account CA as {name}", {
+      name: config.healthTlsServerName,
+    });
+    return { ca };
+  } catch {
+    log.warn(
+      "No --health-ca-file: readyz probes do not verify upstream certificates. They only decide routing; " +
+        "clients verify their own TLS end to end",
+    );
+    return {};
+  }
+}
+
+/** A source that has not answered within `waitMs` (a stuck file system) is passed over. */
+async function withinWait(found: Promise<KubeconfigCa>, waitMs: number): Promise<KubeconfigCa> {
+  const timer = new AbortController();
+  try {
+    return await Promise.race([
+      found.catch((e): KubeconfigCa => ({ reason: describeError(e) })),
+      sleep(waitMs, timer.signal).then(
+        (): KubeconfigCa => ({ reason: `not read within ${waitMs} ms` }),
+      ),
+    ]);
+  } finally {
+    timer.abort();
+  }
+}
+
+/**
+ * A probe whose CA is still being found: every check waits for it (within its own timeout), and the check loops wait
+ * in {@linkcode Probe.prepare}, outside it.
+ */
+class LateProbe implements Probe {
+  readonly name = "readyz";
+  readonly #ready: Promise<ReadyzProbe>;
+  #probe: ReadyzProbe | undefined;
+
+  constructor(ready: Promise<ReadyzProbe>) {
+    this.#ready = ready.then((p) => (this.#probe = p));
+  }
+
+  async prepare(): Promise<void> {
+    await (await this.#ready).prepare();
+  }
+
+  async check(endpoint: Endpoint, signal: AbortSignal): Promise<ProbeResult> {
+    try {
+      const probe = this.#probe ?? await abortable(this.#ready, signal);
+      return await probe.check(endpoint, signal);
+    } catch (e) {
+      return { ok: false, reason: signal.aborted ? "timeout" : describeError(e) };
+    }
+  }
+
+  release(endpoint: Endpoint): void {
+    this.#probe?.release(endpoint);
+  }
 }

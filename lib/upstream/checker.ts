@@ -8,7 +8,7 @@
  */
 import { describeError } from "../errors.ts";
 import { type Clock, jitter, type Random } from "../clock.ts";
-import { type Probe, type ProbeResult } from "./probe.ts";
+import { abortable, type Probe, type ProbeResult } from "./probe.ts";
 import type { StateChange, Upstream } from "./upstream.ts";
 
 /** How long past `timeoutMs` the loop waits for a probe that ignores its signal before it counts it as timed out. */
@@ -133,6 +133,10 @@ export async function runChecks(upstream: Upstream, opts: CheckerOptions, signal
 const LATE: unique symbol = Symbol("late");
 
 async function loop(upstream: Upstream, opts: CheckerOptions, signal: AbortSignal): Promise<void> {
+  // The upstream stays unknown meanwhile (clients are still relayed to it): a CA still being read or TLS still
+  // initialising must not count against the first probe's timeout and mark it unhealthy.
+  const prepare = opts.probe.prepare?.();
+  if (prepare !== undefined) await abortable(prepare.catch(() => {}), signal);
   // A probe that outlived its deadline: no new probe of this upstream starts until it settles, so a probe bug can
   // leave at most one pending probe per upstream. Each interval meanwhile counts as a timeout.
   let stuck: { settled: boolean } | undefined;

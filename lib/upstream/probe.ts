@@ -18,6 +18,11 @@ export interface Probe {
   check(endpoint: Endpoint, signal: AbortSignal): Promise<ProbeResult>;
   /** Frees what the probe keeps for an endpoint (a kept-alive connection) once it is no longer probed. */
   release?(endpoint: Endpoint): void;
+  /**
+   * One-time work before the first check (finding the CA, initialising TLS off the event loop), awaited by every check
+   * loop before its first probe, outside the probe timeout. The same promise for every caller; never rejects.
+   */
+  prepare?(): Promise<void>;
 }
 
 /**

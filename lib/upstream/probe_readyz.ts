@@ -14,9 +14,10 @@ import type tls from "node:tls";
 import { describeError } from "../errors.ts";
 import { getLogger } from "../log.ts";
 import { type Endpoint, endpointKey } from "../endpoint.ts";
-import { type Http1Response, parseResponse } from "./_http1.ts";
+import type { Http1Response } from "./_http1.ts";
 import { abortable, type Probe, type ProbeResult } from "./probe.ts";
-import { connectTcp } from "../net/connect_tcp.ts";
+import { DenoProbeConn, type ProbeConn } from "./_probe_conn.ts";
+import { warmTls } from "./_tls_warmup.ts";
 
 const log = getLogger(["extractedprism", "probe"]);
 
@@ -30,170 +31,6 @@ export interface ReadyzProbeOptions {
   readonly key?: string;
   /** Returns the bearer token for the next probe (e.g. re-read from a file), or undefined. */
   readonly token?: () => Promise<string | undefined>;
-}
-
-/** One kept-alive HTTPS connection that carries probe requests. */
-interface ProbeConn {
-  readonly usable: boolean;
-  request(head: string, signal: AbortSignal): Promise<Http1Response>;
-  close(): void;
-}
-
-/**
- * Deno's own TLS, used when a CA is given and no client certificate: `Deno.startTls` on a TCP connection to the IP,
- * with the certificate verified against the server name. It avoids loading Node's TLS module (about 6 MiB of RSS and
- * a slower first probe).
- */
-class DenoProbeConn implements ProbeConn {
-  readonly #conn: Deno.TlsConn;
-  readonly #buf = new Uint8Array(16 * 1024);
-  readonly #decoder = new TextDecoder("latin1");
-  #closed = false;
-
-  private constructor(conn: Deno.TlsConn) {
-    this.#conn = conn;
-  }
-
-  static async open(endpoint: Endpoint, ca: string, serverName: string, signal: AbortSignal): Promise<DenoProbeConn> {
-    const tcp = await connectTcp({ hostname: endpoint.host, port: endpoint.port }, signal);
-    // `startTls` consumes the TCP connection: from then on only closing the TLS connection cancels a pending
-    // handshake (a frozen server completes TCP handshakes from its backlog but never answers TLS).
-    let tls: Deno.TlsConn | undefined;
-    const close = () => {
-      try {
-        (tls ?? tcp).close();
-      } catch { /* consumed or closed */ }
-    };
-    signal.addEventListener("abort", close, { once: true });
-    try {
-      if (signal.aborted) throw signal.reason;
-      tls = await Deno.startTls(tcp, { hostname: serverName, caCerts: [ca], alpnProtocols: ["http/1.1"] });
-      if (signal.aborted) throw signal.reason;
-      await tls.handshake();
-      return new DenoProbeConn(tls);
-    } catch (e) {
-      close();
-      throw signal.aborted ? signal.reason : e;
-    } finally {
-      signal.removeEventListener("abort", close);
-    }
-  }
-
-  get usable(): boolean {
-    return !this.#closed;
-  }
-
-  async request(head: string, signal: AbortSignal): Promise<Http1Response> {
-    const onAbort = () => this.close();
-    signal.addEventListener("abort", onAbort, { once: true });
-    try {
-      const bytes = new TextEncoder().encode(head);
-      for (let off = 0; off < bytes.length;) off += await this.#conn.write(bytes.subarray(off));
-      let data = "";
-      for (;;) {
-        const n = await this.#conn.read(this.#buf);
-        if (n !== null) data += this.#decoder.decode(this.#buf.subarray(0, n));
-        const r = parseResponse(data, n === null);
-        if (r.kind === "done") return r.response;
-        if (r.kind === "error") throw new Error(r.message);
-      }
-    } catch (e) {
-      this.close();
-      throw signal.aborted ? signal.reason : e;
-    } finally {
-      signal.removeEventListener("abort", onAbort);
-    }
-  }
-
-  close(): void {
-    if (this.#closed) return;
-    this.#closed = true;
-    try {
-      this.#conn.close();
-    } catch { /* closed */ }
-  }
-}
-
-/** Node's TLS: needed to skip verification (no CA) or to present a client certificate. */
-class NodeProbeConn implements ProbeConn {
-  readonly #socket: tls.TLSSocket;
-  #data = "";
-  #ended = false;
-  #error: Error | undefined;
-  #wake: (() => void) | undefined;
-
-  private constructor(socket: tls.TLSSocket) {
-    this.#socket = socket;
-    socket.setEncoding("latin1");
-    socket.on("data", (d: string) => {
-      this.#data += d;
-      this.#wake?.();
-    });
-    socket.on("end", () => {
-      this.#ended = true;
-      this.#wake?.();
-    });
-    socket.on("close", () => {
-      this.#ended = true;
-      this.#wake?.();
-    });
-    socket.on("error", (e: Error) => {
-      this.#error ??= e;
-      this.#wake?.();
-    });
-  }
-
-  static async open(endpoint: Endpoint, opts: tls.ConnectionOptions, signal: AbortSignal): Promise<NodeProbeConn> {
-    // Loaded on first use, so that start-up does not wait for Node's TLS module.
-    const { connect } = await import("node:tls");
-    return new Promise((resolve, reject) => {
-      const socket = connect({ ...opts, host: endpoint.host, port: endpoint.port });
-      const onAbort = () => {
-        socket.destroy();
-        reject(signal.reason);
-      };
-      if (signal.aborted) return onAbort();
-      signal.addEventListener("abort", onAbort, { once: true });
-      socket.once("secureConnect", () => {
-        signal.removeEventListener("abort", onAbort);
-        resolve(new NodeProbeConn(socket));
-      });
-      socket.once("error", (e: Error) => {
-        signal.removeEventListener("abort", onAbort);
-        socket.destroy();
-        reject(e);
-      });
-    });
-  }
-
-  get usable(): boolean {
-    return !this.#ended && this.#error === undefined && !this.#socket.destroyed;
-  }
-
-  async request(head: string, signal: AbortSignal): Promise<Http1Response> {
-    this.#data = "";
-    this.#socket.write(head);
-    for (;;) {
-      if (this.#error) throw this.#error;
-      const r = parseResponse(this.#data, this.#ended);
-      if (r.kind === "done") return r.response;
-      if (r.kind === "error") throw new Error(r.message);
-      if (signal.aborted) throw signal.reason;
-      await new Promise<void>((resolve) => {
-        const onAbort = () => resolve();
-        signal.addEventListener("abort", onAbort, { once: true });
-        this.#wake = () => {
-          signal.removeEventListener("abort", onAbort);
-          resolve();
-        };
-      });
-      this.#wake = undefined;
-    }
-  }
-
-  close(): void {
-    this.#socket.destroy();
-  }
 }
 
 /**
@@ -288,10 +125,17 @@ export class ReadyzProbe implements Probe {
     }
   }
 
-  #open(endpoint: Endpoint, signal: AbortSignal): Promise<ProbeConn> {
+  /** Initialises TLS off the event loop (see `_tls_warmup.ts`); the check loops await it before the first probe. */
+  prepare(): Promise<void> {
+    return warmTls();
+  }
+
+  async #open(endpoint: Endpoint, signal: AbortSignal): Promise<ProbeConn> {
+    // Already done when the check loop awaited prepare(); a caller that did not waits here, within its timeout.
+    await abortable(warmTls(), signal);
     return this.#denoCa !== undefined
       ? DenoProbeConn.open(endpoint, this.#denoCa, this.#serverName, signal)
-      : NodeProbeConn.open(endpoint, this.#tls, signal);
+      : (await import("./_probe_conn_node.ts")).NodeProbeConn.open(endpoint, this.#tls, signal);
   }
 
   /** Closes the kept-alive connection of an endpoint (when it leaves the pool, or after an error). */
