@@ -22,6 +22,7 @@ import {
 } from "./e2e/scenarios_clients.ts";
 import { apiServerFrozen, apiServerGracefulShutdown, apiServerKilled } from "./e2e/scenarios_failures.ts";
 import { discoveryAgainstV1, v1WatchGone } from "./e2e/scenarios_v1.ts";
+import { parityWithKube120, parityWithV1 } from "./e2e/scenarios_parity.ts";
 
 const tools = await checkNetTools();
 const found = findFixtures();
@@ -51,6 +52,15 @@ Deno.test({
       name: "v1 API server restarted while etcd moved on: the watch gets 410, discovery relists and keeps routing",
       ignore: found.fixtures.v1Apiserver === undefined,
       fn: () => v1WatchGone(plane),
+    });
+    await t.step(
+      "the fake API server answers the probe script as kube-apiserver 1.20 does",
+      () => parityWithKube120(plane),
+    );
+    await t.step({
+      name: "the fake API server answers the probe script as the v1 API server does",
+      ignore: found.fixtures.v1Apiserver === undefined,
+      fn: () => parityWithV1(plane),
     });
     await t.step(
       "all three as static endpoints: probed healthy, requests through the proxy succeed",

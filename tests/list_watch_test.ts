@@ -276,8 +276,31 @@ Deno.test("in delta mode, changes wait coalesced per object for a busy consumer"
   }
 });
 
-Deno.test("a 410 Gone on the watch request forces a relist that picks up what was missed", async () => {
+Deno.test("a 410 ERROR event answering the resumed watch forces a relist that picks up what was missed", async () => {
+  // What real API servers do: the watch cache accepts the watch (200) and sends one ERROR event with a 410 Status.
   await using env = await startWatchEnv();
+  env.api.upsert(slice("a", "127.0.0.1"));
+  await using h = new Harness(env);
+  await h.until("a");
+  await env.api.waitForOpenWatches(1);
+  env.api.silence(true);
+  env.api.upsert(slice("b", "127.0.0.2"));
+  env.api.expireHistory();
+  const since = env.api.requests.length;
+  env.api.dropStreams();
+  await h.until("a,b", "relisted");
+  const resumed = await env.api.waitForRequest(isWatch, 5000, { since });
+  assert.equal(resumed.status, 200);
+  const relist = await env.api.waitForRequest(isList, 5000, { since: resumed.index });
+  assert.ok(relist.index > resumed.index);
+  assert.deepEqual(h.retries.map((r) => r.phase), ["watch"]);
+  const next = await env.api.waitForRequest((r) => isWatch(r) && r.index > relist.index, 5000, { since });
+  assert.equal(queryOf(next.path).get("resourceVersion"), env.api.resourceVersion);
+});
+
+Deno.test("a 410 Gone on the watch request forces a relist that picks up what was missed", async () => {
+  // An HTTP 410 to the watch request itself is a fault no real server sends, but the client handles it too.
+  await using env = await startWatchEnv({ faultExpiredWatchAsHttp410: true });
   env.api.upsert(slice("a", "127.0.0.1"));
   await using h = new Harness(env);
   await h.until("a");

@@ -149,12 +149,31 @@ export class ObjectStore {
     return this.#insert(type, namespace, obj, ctx.manager, "Update");
   }
 
-  /** PUT: replaces an object; 404 if absent, 409 `Conflict` on a stale `metadata.resourceVersion`. */
+  /**
+   * PUT: replaces an object; 409 `Conflict` on a stale `metadata.resourceVersion`. When absent: created if the type
+   * allows create on update (as kube-apiserver does for Leases, Services, Events, whatever resourceVersion the body
+   * names), else 404.
+   */
   update(type: ResourceType, namespace: string, name: string, body: Json, ctx: WriteContext): KubeObject {
-    const old = this.#existing(type, namespace, name);
+    return this.updateOrCreate(type, namespace, name, body, ctx).object;
+  }
+
+  /** {@linkcode update}, saying whether it created the object (the server answers 201 then). */
+  updateOrCreate(
+    type: ResourceType,
+    namespace: string,
+    name: string,
+    body: Json,
+    ctx: WriteContext,
+  ): { object: KubeObject; created: boolean } {
     const next = checkBody(type, body, { namespace, name });
-    checkPreconditions(type, old, next.metadata);
-    return this.#replace(type, old, next, ctx.manager);
+    const old = this.#objects.get(key(type, namespace, name));
+    if (old === undefined && type.createOnUpdate) {
+      return { object: this.#insert(type, namespace, next, ctx.manager, "Update"), created: true };
+    }
+    const existing = this.#existing(type, namespace, name);
+    checkPreconditions(type, existing, next.metadata);
+    return { object: this.#replace(type, existing, next, ctx.manager), created: false };
   }
 
   /** PATCH `application/merge-patch+json` (also used for strategic merge patch, without its list semantics). */
@@ -193,12 +212,12 @@ export class ObjectStore {
     const appliedPaths = new Map(leafPaths(applied, { skipStatus }).map((p) => [pathKey(p), p]));
     const entries = readManagers(old);
     const mine = takeEntry(entries, ctx.manager, "Apply", type);
-    const conflicts: { manager: string; path: string[] }[] = [];
+    const conflicts: { manager: string; apiVersion: string; path: string[] }[] = [];
     for (const entry of entries) {
       if (entry === mine) continue;
       for (const [k, p] of appliedPaths) {
         if (entry.paths.has(k) && canonical(getPath(old, p)) !== canonical(getPath(applied, p))) {
-          conflicts.push({ manager: entry.manager, path: p });
+          conflicts.push({ manager: entry.manager, apiVersion: entry.apiVersion, path: p });
           if (ctx.force) entry.paths.delete(k);
         }
       }
@@ -229,10 +248,11 @@ export class ObjectStore {
     const old = this.#existing(type, namespace, name);
     const meta = old.metadata;
     if (preconditions.uid !== undefined && preconditions.uid !== meta.uid) {
-      throw preconditionFailed(type, name, "UID", preconditions.uid, meta.uid);
+      throw deletePreconditionFailed(type, name, "UID", preconditions.uid, meta.uid, "deleted and then recreated");
     }
     if (preconditions.resourceVersion !== undefined && preconditions.resourceVersion !== meta.resourceVersion) {
-      throw preconditionFailed(type, name, "ResourceVersion", preconditions.resourceVersion, meta.resourceVersion);
+      const rv = meta.resourceVersion;
+      throw deletePreconditionFailed(type, name, "ResourceVersion", preconditions.resourceVersion, rv, "modified");
     }
     this.#objects.delete(key(type, namespace, name));
     const gone = structuredClone(old);
@@ -283,7 +303,7 @@ export class ObjectStore {
         namespace,
         uid: crypto.randomUUID(),
         resourceVersion: "",
-        generation: 1,
+        ...(type.hasGeneration ? { generation: 1 } : {}),
         creationTimestamp: nowSeconds(),
       },
     };
@@ -333,12 +353,15 @@ export class ObjectStore {
     const meta = next.metadata;
     for (const f of ["uid", "creationTimestamp", "namespace", "name"]) meta[f] = old.metadata[f] ?? null;
     meta.resourceVersion = old.metadata.resourceVersion ?? "";
-    meta.generation = old.metadata.generation ?? 1;
+    if (type.hasGeneration) meta.generation = old.metadata.generation ?? 1;
+    else delete meta.generation;
     next.apiVersion = old.apiVersion;
     next.kind = old.kind;
     validateObject(type, next, old);
     if (canonical(withoutVolatile(next)) === canonical(withoutVolatile(old))) return structuredClone(old);
-    if (canonical(specLike(next)) !== canonical(specLike(old))) meta.generation = Number(meta.generation) + 1;
+    if (type.hasGeneration && canonical(specLike(next)) !== canonical(specLike(old))) {
+      meta.generation = Number(meta.generation) + 1;
+    }
     this.#objects.set(key(type, String(meta.namespace), String(meta.name)), next);
     return this.#commit(type, "MODIFIED", next, old);
   }
@@ -420,6 +443,25 @@ function preconditionFailed(type: ResourceType, name: string, what: string, want
   ));
 }
 
+/** kube-apiserver's `rest.BeforeDelete` conflict: the group-qualified Kind (not the resource) names the object. */
+function deletePreconditionFailed(
+  type: ResourceType,
+  name: string,
+  what: string,
+  want: string,
+  got: Json | undefined,
+  hint: string,
+): ApiError {
+  const qualifiedKind = type.group === "" ? type.kind : `${type.kind}.${type.group}`;
+  return new ApiError(failureStatus(
+    409,
+    "Conflict",
+    `Operation cannot be fulfilled on ${qualifiedKind} "${name}": the ${what} in the precondition (${want}) does not ` +
+      `match the ${what} in record (${got ?? ""}). The object might have been ${hint}`,
+    { name, group: type.group, kind: type.kind },
+  ));
+}
+
 function notFoundOr(code: number, reason: string, type: ResourceType, name: string, what: string): ApiError {
   return new ApiError(failureStatus(code, reason, `${qualifiedResource(type)} "${name}" ${what}`, {
     name,
@@ -428,10 +470,14 @@ function notFoundOr(code: number, reason: string, type: ResourceType, name: stri
   }));
 }
 
-function applyConflict(type: ResourceType, conflicts: { manager: string; path: string[] }[]): ApiError {
+function applyConflict(
+  type: ResourceType,
+  conflicts: { manager: string; apiVersion: string; path: string[] }[],
+): ApiError {
   const causes = conflicts.map((c) => ({
     reason: "FieldManagerConflict",
-    message: `conflict with "${c.manager}" using ${apiVersionOf(type)}`,
+    // structured-merge-diff names the manager's apiVersion only when it differs from the request's.
+    message: `conflict with "${c.manager}"${c.apiVersion === apiVersionOf(type) ? "" : ` using ${c.apiVersion}`}`,
     field: "." + c.path.join("."),
   }));
   const list = causes.map((c) => `${c.message}: ${c.field}`).join("\n- ");
@@ -462,14 +508,25 @@ function takeEntry(entries: ManagerEntry[], manager: string, operation: "Apply" 
 }
 
 function writeManagers(entries: ManagerEntry[]): Json {
-  return entries.filter((e) => e.paths.size > 0).map((e) => ({
-    manager: e.manager,
-    operation: e.operation,
-    apiVersion: e.apiVersion,
-    time: e.time,
-    fieldsType: "FieldsV1",
-    fieldsV1: toFieldsV1(e.paths.values()),
-  }));
+  return entries.filter((e) => e.paths.size > 0).map((e) => {
+    const fieldsV1 = toFieldsV1(e.paths.values());
+    // An update (not an apply) also owns the labels/annotations map itself: structured-merge-diff writes "." there.
+    const meta = fieldsV1["f:metadata"];
+    if (e.operation === "Update" && isObject(meta)) {
+      for (const f of ["f:labels", "f:annotations"]) {
+        const map = meta[f];
+        if (isObject(map)) meta[f] = { ".": {}, ...map };
+      }
+    }
+    return {
+      manager: e.manager,
+      operation: e.operation,
+      apiVersion: e.apiVersion,
+      time: e.time,
+      fieldsType: "FieldsV1",
+      fieldsV1,
+    };
+  });
 }
 
 /** The object without what changes on every write: resourceVersion and managedFields timestamps. */

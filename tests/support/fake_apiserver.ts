@@ -70,9 +70,10 @@ import {
   unauthorizedStatus,
 } from "./_fake_api_auth.ts";
 import { isObject, type Json, type JsonObject } from "./_fake_api_fields.ts";
+import { Discovery } from "./_fake_api_discovery.ts";
 import { findType, parseResourcePath, type ResourceType } from "./_fake_api_resources.ts";
 
-import { ApiError, badRequest, failureStatus, statusForCode } from "./_fake_api_status.ts";
+import { ApiError, badRequest, failureStatus, type KubeStatus, statusForCode } from "./_fake_api_status.ts";
 import { type KubeObject, ObjectStore } from "./_fake_api_store.ts";
 import { parseBool, parseJson, readBody, verbOf } from "./_fake_api_http.ts";
 import { ListPager } from "./_fake_api_list.ts";
@@ -105,6 +106,17 @@ export interface FakeApiServerOptions {
   readonly anonymousHealth?: boolean;
   /** Objects stored before the server starts (each one bumps the resourceVersion). */
   readonly objects?: readonly JsonObject[];
+  /**
+   * Group versions not to serve, as `group/version` (e.g. `["discovery.k8s.io/v1"]`, as kube-apiserver 1.20): their
+   * paths answer 404 and discovery leaves them out. @default {[]}
+   */
+  readonly unservedGroupVersions?: Iterable<string>;
+  /**
+   * Fault (no real server does this): a watch from a resourceVersion older than the history is answered with an HTTP
+   * 410 Status instead of a 200 stream whose one event is an `ERROR` carrying the 410 Status (what the real watch
+   * cache sends). Keeps the client's HTTP-410 path covered. @default {false}
+   */
+  readonly faultExpiredWatchAsHttp410?: boolean;
 }
 
 /** One request, as logged when its status was sent (for a watch: when the stream started). */
@@ -167,6 +179,8 @@ export class FakeApiServer implements AsyncDisposable {
   readonly #anonymousHealth: boolean;
   readonly #failures: { remaining: number; status: number; match: (r: RequestInfo) => boolean }[] = [];
   readonly #pager: ListPager;
+  readonly #discovery: Discovery;
+  readonly #expiredWatchAsHttp410: boolean;
   readonly #changeListeners = new Set<() => void>();
   #port = 0;
   #closed = false;
@@ -180,6 +194,8 @@ export class FakeApiServer implements AsyncDisposable {
     this.#anonymousHealth = options.anonymousHealth ?? true;
     this.#store = new ObjectStore(options.historySize === undefined ? {} : { historySize: options.historySize });
     this.#pager = new ListPager(this.#store);
+    this.#discovery = new Discovery(options.unservedGroupVersions ?? []);
+    this.#expiredWatchAsHttp410 = options.faultExpiredWatchAsHttp410 ?? false;
     for (const obj of options.objects ?? []) this.#store.upsert(obj);
     this.#store.subscribe((e) => {
       for (const w of this.#watches) w.deliver(e);
@@ -444,8 +460,15 @@ export class FakeApiServer implements AsyncDisposable {
   async #resource(req: IncomingMessage, res: ServerResponse, url: URL, identity: Identity): Promise<void> {
     const method = req.method ?? "GET";
     const target = parseResourcePath(url.pathname);
-    if (target === undefined) {
-      throw new ApiError(failureStatus(404, "NotFound", "the server could not find the requested resource"));
+    if (target === undefined || !this.#discovery.serves(target.type)) {
+      req.resume();
+      const doc = method === "GET" ? this.#discovery.document(url.pathname, `127.0.0.1:${this.#port}`) : undefined;
+      if (doc !== undefined) return this.#send(req, res, 200, doc, identity);
+      // A served group's handler answers a JSON Status; anything else falls through to the mux's plain-text 404.
+      if (!this.#discovery.underKnownGroup(url.pathname)) {
+        return this.#send(req, res, 404, "404 page not found", identity);
+      }
+      throw new ApiError(failureStatus(404, "NotFound", "the server could not find the requested resource", {}));
     }
     const { type, namespace, name } = target;
     const q = url.searchParams;
@@ -486,8 +509,8 @@ export class FakeApiServer implements AsyncDisposable {
       case "create":
         return this.#send(req, res, 201, this.#store.create(type, ns, parseJson(body, req), { manager }), identity);
       case "update": {
-        const obj = this.#store.update(type, ns, nm, parseJson(body, req), { manager });
-        return this.#send(req, res, 200, obj, identity);
+        const out = this.#store.updateOrCreate(type, ns, nm, parseJson(body, req), { manager });
+        return this.#send(req, res, out.created ? 201 : 200, out.object, identity);
       }
       case "patch":
         return this.#patch(req, res, type, { namespace: ns, name: nm, body, q, identity });
@@ -576,17 +599,36 @@ export class FakeApiServer implements AsyncDisposable {
     identity: Identity,
   ): void {
     // Synchronous from here to start(): no write can slip between the backlog and the subscription.
-    const { spec, backlog } = prepareWatch(this.#store, type, namespace, q, this.#bookmarkIntervalMs);
+    let prepared: ReturnType<typeof prepareWatch>;
+    let expired: KubeStatus | undefined;
+    try {
+      prepared = prepareWatch(this.#store, type, namespace, q, this.#bookmarkIntervalMs);
+    } catch (e) {
+      // The watch cache accepts the request and sends the 410 as the stream's only event (an HTTP 410 is a fault).
+      if (!(e instanceof ApiError) || e.status.code !== 410 || this.#expiredWatchAsHttp410) throw e;
+      expired = e.status;
+      prepared = prepareWatch(this.#store, type, namespace, withoutResourceVersion(q), this.#bookmarkIntervalMs);
+    }
+    const { spec, backlog } = prepared;
     if (res.destroyed || res.socket === null || res.socket.destroyed) return;
     const w = new WatchStream(res, spec, (closed) => this.#watchClosed(closed));
     this.#watches.add(w);
     this.#log(req, 200, identity, true);
-    w.start({ "audit-id": crypto.randomUUID() }, backlog);
+    w.start({ "audit-id": crypto.randomUUID() }, expired === undefined ? backlog : []);
+    if (expired !== undefined) w.sendError(expired);
   }
 
   #watchClosed(w: WatchStream): void {
     if (this.#watches.delete(w)) this.#notify();
   }
+}
+
+/** The query with `resourceVersion` set to `0`: only to build a stream that sends nothing but its ERROR event. */
+function withoutResourceVersion(q: URLSearchParams): URLSearchParams {
+  const out = new URLSearchParams(q);
+  out.set("resourceVersion", "0");
+  out.delete("sendInitialEvents");
+  return out;
 }
 
 function typeOf(name: string): ResourceType {
