@@ -11,7 +11,13 @@
  */
 import assert from "node:assert/strict";
 import { isDeepStrictEqual } from "node:util";
-import { differences, PARITY_NAMESPACE, type ProbeAnswer, type ProbeProfile } from "../support/api_parity.ts";
+import {
+  BOOKMARK_WATCH_S,
+  differences,
+  PARITY_NAMESPACE,
+  type ProbeAnswer,
+  type ProbeProfile,
+} from "../support/api_parity.ts";
 import { runProbesOnFake } from "../support/api_parity_fake.ts";
 import { type ControlPlane, V1_PORT } from "./control_plane.ts";
 import { API_ADDRESSES, API_PORT, ETCD_ADDRESS } from "./net.ts";
@@ -30,7 +36,7 @@ async function runOnReal(plane: ControlPlane, profile: ProbeProfile, baseUrl: st
     baseUrl,
     plane.pki.caPath,
     ...(token === undefined ? [] : [token]),
-  ], 90_000);
+  ], 90_000 + BOOKMARK_WATCH_S * 1000);
   if (!out.success) {
     throw new Error(`Cannot run the parity probes against ${baseUrl}: ${new TextDecoder().decode(out.stderr).trim()}`);
   }

@@ -309,6 +309,7 @@ export class ObjectStore {
     };
     validateObject(type, next);
     const paths = leafPaths(next, { skipStatus: type.hasStatusSubresource });
+    withDefaults(type, next); // written by the server, owned by no manager
     const entry: ManagerEntry = {
       manager,
       operation: op,
@@ -357,6 +358,7 @@ export class ObjectStore {
     else delete meta.generation;
     next.apiVersion = old.apiVersion;
     next.kind = old.kind;
+    withDefaults(type, next);
     validateObject(type, next, old);
     if (canonical(withoutVolatile(next)) === canonical(withoutVolatile(old))) return structuredClone(old);
     if (type.hasGeneration && canonical(specLike(next)) !== canonical(specLike(old))) {
@@ -384,6 +386,11 @@ export class ObjectStore {
     for (const listener of [...this.#listeners]) listener(event);
     return structuredClone(obj);
   }
+}
+
+/** Fields the real server always writes: a core Event's `eventTime` (a MicroTime without omitempty) as null. */
+function withDefaults(type: ResourceType, obj: KubeObject): void {
+  if (type.group === "" && type.kind === "Event" && !("eventTime" in obj)) obj.eventTime = null;
 }
 
 function key(type: ResourceType, namespace: string, name: string): string {

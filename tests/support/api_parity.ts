@@ -74,7 +74,7 @@ export function fetchTransport(baseUrl: string, options: { caCert: string; token
       method: r.method,
       headers,
       client,
-      signal: AbortSignal.timeout(20_000),
+      signal: AbortSignal.timeout((BOOKMARK_WATCH_S + 15) * 1000),
     };
     if (r.body !== undefined) init.body = r.body;
     const res = await fetch(`${baseUrl}${r.path}`, init);
@@ -262,13 +262,6 @@ export async function runProbes(send: ProbeTransport, profile: ProbeProfile): Pr
   });
   // kube-apiserver 1.20 in the suite is younger than its 5 min etcd compaction: it replays from 1 instead.
   if (profile === "v1") {
-    // The initial events end with a BOOKMARK (a watch list; 1.20 predates it). Periodic bookmarks come about once a
-    // minute on a real server: none within the bookmark probe's few seconds, on either side.
-    await probe("WATCH Leases with sendInitialEvents", {
-      method: "GET",
-      path: `${LEASES}?watch=1&sendInitialEvents=true&resourceVersionMatch=NotOlderThan&allowWatchBookmarks=true` +
-        "&fieldSelector=metadata.name%3Dl2&timeoutSeconds=1",
-    });
     await probe("WATCH Leases from a too-old resourceVersion", {
       method: "GET",
       path: `${LEASES}?watch=1&resourceVersion=1&timeoutSeconds=1`,
@@ -291,8 +284,56 @@ export async function runProbes(send: ProbeTransport, profile: ProbeProfile): Pr
   });
   await probe("DELETE a missing Lease", { method: "DELETE", path: `${LEASES}/l3` });
 
+  if (profile === "kube120") await coreProbes(probe);
   if (profile === "v1") await sliceProbes(probe);
   return answers;
+}
+
+/** The core group as the copier uses it: Services read, Events written (the v1 server serves no core group). */
+async function coreProbes(probe: (name: string, r: ProbeRequest) => Promise<ProbeResponse>): Promise<void> {
+  const services = `/api/v1/namespaces/${PARITY_NAMESPACE}/services`;
+  const events = `/api/v1/namespaces/${PARITY_NAMESPACE}/events`;
+  await probe("GET a missing Service", { method: "GET", path: `${services}/missing` });
+  await probe("LIST Services in a namespace without any", { method: "GET", path: services });
+  const at = "2026-01-01T00:00:00Z";
+  await probe("POST an Event as the copier writes it", {
+    method: "POST",
+    path: events,
+    contentType: "application/json",
+    body: JSON.stringify({
+      apiVersion: "v1",
+      kind: "Event",
+      metadata: { name: "svc.1", namespace: PARITY_NAMESPACE },
+      involvedObject: {
+        apiVersion: "v1",
+        kind: "Service",
+        name: "svc",
+        namespace: PARITY_NAMESPACE,
+        uid: "11111111-1111-1111-1111-111111111111",
+      },
+      reason: "ParityWarning",
+      message: "a warning",
+      type: "Warning",
+      source: { component: "extractedprism-endpoint-copier" },
+      reportingComponent: "extractedprism-endpoint-copier",
+      reportingInstance: "parity",
+      firstTimestamp: at,
+      lastTimestamp: at,
+      count: 1,
+    }),
+  });
+  await probe("merge patch of the Event's count", {
+    method: "PATCH",
+    path: `${events}/svc.1`,
+    contentType: "application/merge-patch+json",
+    body: JSON.stringify({ count: 2, lastTimestamp: at, message: "a warning" }),
+  });
+  await probe("merge patch of a missing Event", {
+    method: "PATCH",
+    path: `${events}/missing`,
+    contentType: "application/merge-patch+json",
+    body: JSON.stringify({ count: 2 }),
+  });
 }
 
 async function sliceProbes(probe: (name: string, r: ProbeRequest) => Promise<ProbeResponse>): Promise<void> {
