@@ -2,25 +2,35 @@
  * A faithful in-process fake of the Kubernetes API server for tests: real HTTPS (the {@linkcode TestPki}), real
  * authentication (client certificate verified against the CA, or a bearer token), a tiny RBAC table, one
  * cluster-wide resourceVersion, LIST with selectors and pagination, WATCH with history, 410 and bookmarks, and the
- * write verbs with their preconditions. Responses follow the real API's JSON shapes.
+ * write verbs with their preconditions. Responses follow the real API's JSON shapes; tests/support/api_parity.ts
+ * compares them with kube-apiserver 1.20's and a current k8s.io/apiserver's answers (tests/api_parity_test.ts with
+ * recorded answers, the e2e suite live).
  *
  * ## Served
  * - Types (all namespaced; the cluster-wide collection, e.g. `/api/v1/services`, serves LIST and WATCH):
  *   `discovery.k8s.io/v1` `endpointslices`, `v1` `services`, `coordination.k8s.io/v1` `leases`, `v1` `events`,
- *   `events.k8s.io/v1` `events` (stored apart from core events). Every namespace exists.
+ *   `events.k8s.io/v1` `events` (stored apart from core events). Every namespace exists. `unservedGroupVersions`
+ *   takes group versions away (kube-apiserver 1.20 has no `discovery.k8s.io/v1`).
+ * - API discovery: `/api`, `/api/v1`, `/apis`, `/apis/GROUP`, `/apis/GROUP/VERSION` (`deletecollection` is listed,
+ *   as the real servers list it, but answered 405). An unserved path under a known group is a JSON 404 `NotFound`
+ *   with empty `details`; anywhere else the plain-text `404 page not found`.
  * - GET one; LIST (`labelSelector`: `k=v`, `k==v`, `k!=v`, `k`, `!k`, `k in (a,b)`, `k notin (a,b)`;
  *   `fieldSelector` on `metadata.name` / `metadata.namespace`; `limit` + opaque `continue`, a consistent snapshot;
- *   `metadata.resourceVersion`; items carry no `kind`/`apiVersion`, as on the real server).
+ *   `metadata.resourceVersion`; items carry no `kind`/`apiVersion`, as when a real server lists from etcd).
  * - WATCH (`watch=1|true`): `resourceVersion` unset or `0` sends the current objects as ADDED first; `N` sends the
- *   changes after N from a bounded history, or answers HTTP 410 `Expired` when N is older than the history;
- *   `allowWatchBookmarks=true` sends a `BOOKMARK` (only `kind`, `apiVersion`, `metadata.resourceVersion`) every
- *   `bookmarkIntervalMs`; `timeoutSeconds` ends the response cleanly; `sendInitialEvents=true` (with
+ *   changes after N from a bounded history; when N is older than the history, the stream's one event is an `ERROR`
+ *   with a 410 `Expired` Status, as from the real watch cache (`faultExpiredWatchAsHttp410` answers HTTP 410
+ *   instead); `allowWatchBookmarks=true` sends a `BOOKMARK` (only `kind`, `apiVersion`,
+ *   `metadata.resourceVersion`) every `bookmarkIntervalMs` (a test knob: the real servers in the e2e suite sent none
+ *   on a quiet 200 s watch); `timeoutSeconds` ends the response cleanly; `sendInitialEvents=true` (with
  *   `resourceVersionMatch=NotOlderThan`) ends the initial events with the `k8s.io/initial-events-end` bookmark.
- * - POST (201; 409 `AlreadyExists`), PUT (409 `Conflict` on a stale `metadata.resourceVersion`; 404 if absent),
+ * - POST (201; 409 `AlreadyExists`), PUT (409 `Conflict` on a stale `metadata.resourceVersion`; if absent: 201 for
+ *   Leases, Services, Events, which kube-apiserver creates on update, 404 for EndpointSlices),
  *   PATCH `application/merge-patch+json` (also `strategic-merge-patch+json`, with merge-patch semantics) and
  *   `application/apply-patch+yaml` (`fieldManager` required, else 422; `force=true`; creates if absent (201); per-
  *   field ownership in `metadata.managedFields`; 409 on a conflict with another manager without force), DELETE
  *   (200 with a `Success` `Status`; 404; `preconditions` in the body). A write that changes nothing is not stored.
+ *   `metadata.generation` is kept for EndpointSlices only, as kube-apiserver's strategies do.
  * - Validation: names, labels, EndpointSlice shape (loopback addresses ARE allowed, unlike the real server), Lease
  *   `spec.acquireTime`/`renewTime` MicroTime with exactly six fractional digits (else 400, as the real server).
  * - `/healthz`, `/livez`, `/readyz` (status from {@linkcode FakeApiServer.readyz}), `/version`: anonymous by default.
