@@ -359,7 +359,9 @@ async function sliceProbes(probe: (name: string, r: ProbeRequest) => Promise<Pro
   });
   await probe("LIST EndpointSlices cluster-wide, limit 1", {
     method: "GET",
-    path: `/apis/discovery.k8s.io/v1/endpointslices?limit=1&labelSelector=kubernetes.io%2Fservice-name`,
+    // Only this script's slices (others, e.g. default/kubernetes, may exist): both of them, one page each.
+    path:
+      `/apis/discovery.k8s.io/v1/endpointslices?limit=1&labelSelector=kubernetes.io%2Fservice-name%20in%20%28parity%2Cother%29`,
   });
   await probe("WATCH EndpointSlices from the create", {
     method: "GET",
