@@ -26,6 +26,8 @@ export interface ProbeRequest {
   readonly path: string;
   readonly contentType?: string;
   readonly body?: string;
+  /** Sent as someone else: `anonymous` (a user with no rights), `stranger` (a bearer token nobody issued). */
+  readonly as?: "anonymous" | "stranger";
 }
 
 /** Sends one request. */
@@ -47,14 +49,23 @@ const SLICES = `/apis/discovery.k8s.io/v1/namespaces/${PARITY_NAMESPACE}/endpoin
 export const BOOKMARK_WATCH_S = 5;
 const MICRO = "2026-01-01T00:00:00.000000Z";
 
-/** A fetch-based transport: `baseUrl` (`https://host:port`), the CA to verify it with, an optional bearer token. */
-export function fetchTransport(baseUrl: string, options: { caCert: string; token?: string }): ProbeTransport & {
-  close(): void;
-} {
+/**
+ * A fetch-based transport: `baseUrl` (`https://host:port`), the CA to verify it with, an optional bearer token, and
+ * the token that stands for `system:anonymous` (none: no credentials, as a real server's anonymous user).
+ */
+export function fetchTransport(
+  baseUrl: string,
+  options: { caCert: string; token?: string; anonymousToken?: string },
+): ProbeTransport & { close(): void } {
   const client = Deno.createHttpClient({ caCerts: [options.caCert] });
   const send = async (r: ProbeRequest): Promise<ProbeResponse> => {
     const headers: Record<string, string> = { accept: "application/json", "user-agent": "extractedprism-parity" };
-    if (options.token !== undefined) headers.authorization = `Bearer ${options.token}`;
+    const token = r.as === "stranger"
+      ? "not-a-token-anyone-issued"
+      : r.as === "anonymous"
+      ? options.anonymousToken
+      : options.token;
+    if (token !== undefined) headers.authorization = `Bearer ${token}`;
     if (r.contentType !== undefined) headers["content-type"] = r.contentType;
     const init: RequestInit & { client: Deno.HttpClient } = {
       method: r.method,
@@ -279,6 +290,11 @@ export async function runProbes(send: ProbeTransport, profile: ProbeProfile): Pr
 async function coreProbes(probe: (name: string, r: ProbeRequest) => Promise<ProbeResponse>): Promise<void> {
   const services = `/api/v1/namespaces/${PARITY_NAMESPACE}/services`;
   const events = `/api/v1/namespaces/${PARITY_NAMESPACE}/events`;
+  // Authentication and RBAC (the v1 server has neither): a token nobody issued, a user without rights.
+  await probe("LIST Leases with a token nobody issued", { method: "GET", path: LEASES, as: "stranger" });
+  await probe("LIST Leases without rights", { method: "GET", path: LEASES, as: "anonymous" });
+  await probe("GET a Lease without rights", { method: "GET", path: `${LEASES}/l1`, as: "anonymous" });
+  await probe("LIST Services without rights", { method: "GET", path: services, as: "anonymous" });
   await probe("GET a missing Service", { method: "GET", path: `${services}/missing` });
   await probe("LIST Services in a namespace without any", { method: "GET", path: services });
   const at = "2026-01-01T00:00:00Z";
