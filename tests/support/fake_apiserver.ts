@@ -43,11 +43,16 @@
  * an identity with no entry may do everything; one with entries but no matching grant gets 403 `Forbidden`.
  *
  * ## Test controls
- * `upsert(obj)`, `remove(type, ns, name)`, `get`, `list`, `resourceVersion`, `expireHistory()`,
- * `sendGoneEvent(reason?)`, `dropStreams()`, `dropMidEvent()`, `sendGarbage(text?)`, `silence(on)`,
- * `failNext(n, status, { match }?)`, `tokens`, `tokenUsers`, `rbac`, `readyz`, `requests`, `openWatches`,
- * `waitForRequest(predicate, timeoutMs?, { since }?)`, `waitForOpenWatches(n, timeoutMs?)`, `close()` /
- * `[Symbol.asyncDispose]` (ends every stream, closes every connection).
+ * State, as a real cluster could reach it: `upsert(obj)`, `remove(type, ns, name)`, `get`, `list`,
+ * `resourceVersion`, `expireHistory()` (a compaction), `tokens`, `tokenUsers`, `rbac`, `readyz`, `requests`,
+ * `openWatches`, `waitForRequest(predicate, timeoutMs?, { since }?)`, `waitForOpenWatches(n, timeoutMs?)`,
+ * `close()` / `[Symbol.asyncDispose]` (ends every stream, closes every connection).
+ *
+ * ## Faults (what only a fake can do on demand; the parity probes do not cover them)
+ * `sendGoneEvent(reason?)` (a 410 ERROR event on every open watch), `dropStreams()`, `dropMidEvent()`,
+ * `sendGarbage(text?)`, `silence(on)`, `failNext(n, status, { match }?)` (a bare Status for any code, with
+ * `Retry-After` for 429/503), the option `faultExpiredWatchAsHttp410`, and the timing knob `bookmarkIntervalMs`
+ * (real servers on etcd 3.4 sent no bookmark at all on a quiet watch).
  *
  * @example
  * ```ts
