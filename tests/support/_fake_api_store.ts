@@ -24,7 +24,7 @@ import {
   toFieldsV1,
 } from "./_fake_api_fields.ts";
 import { apiVersionOf, findType, qualifiedResource, type ResourceType } from "./_fake_api_resources.ts";
-import { ApiError, badRequest, failureStatus } from "./_fake_api_status.ts";
+import { ApiError, badRequest, failureStatus, invalid } from "./_fake_api_status.ts";
 import { validateObject } from "./_fake_api_validate.ts";
 
 /** An object as stored: `apiVersion`, `kind`, `metadata` and whatever else its type has. */
@@ -199,7 +199,10 @@ export class ObjectStore {
   ): { object: KubeObject; created: boolean } {
     if (!isObject(body)) badRequest("the body of the request was in an unknown format - expected an object");
     if (typeof body.apiVersion !== "string" || typeof body.kind !== "string" || body.kind === "") {
-      badRequest(`Object 'Kind' is missing in '${JSON.stringify(body)}'`);
+      // Go's GroupVersionKind.String() of what the body named.
+      const av = typeof body.apiVersion === "string" ? body.apiVersion : "";
+      const kind = typeof body.kind === "string" ? body.kind : "";
+      badRequest(`invalid object type: ${av.includes("/") ? av : `/${av}`}, Kind=${kind}`);
     }
     const applied = checkBody(type, body, { namespace, name });
     if (applied.metadata.managedFields !== undefined) badRequest("metadata.managedFields must be nil");
@@ -207,22 +210,31 @@ export class ObjectStore {
     if (old === undefined) {
       return { object: this.#insert(type, namespace, applied, ctx.manager, "Apply"), created: true };
     }
+    const uid = applied.metadata.uid;
+    if (typeof uid === "string" && uid !== "" && uid !== old.metadata.uid) {
+      // Apply merges metadata.uid like any field: a different one is an update of an immutable field, not a conflict.
+      invalid(
+        { kindName: type.kind, group: type.group, name },
+        "metadata.uid",
+        `Invalid value: "${uid}": field is immutable`,
+      );
+    }
     checkPreconditions(type, old, applied.metadata);
     const skipStatus = type.hasStatusSubresource;
     const appliedPaths = new Map(leafPaths(applied, { skipStatus }).map((p) => [pathKey(p), p]));
     const entries = readManagers(old);
     const mine = takeEntry(entries, ctx.manager, "Apply", type);
-    const conflicts: { manager: string; apiVersion: string; path: string[] }[] = [];
+    const conflicts: { manager: string; operation: string; apiVersion: string; path: string[] }[] = [];
     for (const entry of entries) {
       if (entry === mine) continue;
       for (const [k, p] of appliedPaths) {
         if (entry.paths.has(k) && canonical(getPath(old, p)) !== canonical(getPath(applied, p))) {
-          conflicts.push({ manager: entry.manager, apiVersion: entry.apiVersion, path: p });
+          conflicts.push({ manager: entry.manager, operation: entry.operation, apiVersion: entry.apiVersion, path: p });
           if (ctx.force) entry.paths.delete(k);
         }
       }
     }
-    if (conflicts.length > 0 && !ctx.force) throw applyConflict(type, conflicts);
+    if (conflicts.length > 0 && !ctx.force) throw applyConflict(conflicts);
     const next = structuredClone(old);
     for (const p of appliedPaths.values()) {
       const v = getPath(applied, p) ?? null;
@@ -477,19 +489,34 @@ function notFoundOr(code: number, reason: string, type: ResourceType, name: stri
   }));
 }
 
-function applyConflict(
-  type: ResourceType,
-  conflicts: { manager: string; apiVersion: string; path: string[] }[],
-): ApiError {
-  const causes = conflicts.map((c) => ({
+/** kube-apiserver's apply conflict (managedfields' `NewConflictError`): per manager, sorted, paths in order. */
+function applyConflict(conflicts: { manager: string; operation: string; apiVersion: string; path: string[] }[]) {
+  // An Update owner is named with the apiVersion it wrote (`printManager`); an Apply owner by name only.
+  const who = (c: (typeof conflicts)[number]) =>
+    c.operation === "Update" ? `"${c.manager}" using ${c.apiVersion}` : `"${c.manager}"`;
+  const field = (c: (typeof conflicts)[number]) => "." + c.path.join(".");
+  const sorted = [...conflicts].sort((a, b) =>
+    a.manager.localeCompare(b.manager) || a.operation.localeCompare(b.operation) ||
+    field(a).localeCompare(field(b))
+  );
+  const causes = sorted.map((c) => ({
     reason: "FieldManagerConflict",
-    // structured-merge-diff names the manager's apiVersion only when it differs from the request's.
-    message: `conflict with "${c.manager}"${c.apiVersion === apiVersionOf(type) ? "" : ` using ${c.apiVersion}`}`,
-    field: "." + c.path.join("."),
+    message: `conflict with ${who(c)}`,
+    field: field(c),
   }));
-  const list = causes.map((c) => `${c.message}: ${c.field}`).join("\n- ");
-  const n = conflicts.length;
-  const message = n === 1 ? `Apply failed with 1 conflict: ${list}` : `Apply failed with ${n} conflicts: \n- ${list}`;
+  let message: string;
+  if (sorted.length === 1) {
+    message = `Apply failed with 1 conflict: ${causes[0]?.message}: ${causes[0]?.field}`;
+  } else {
+    const lines: string[] = [];
+    let last = "";
+    for (const c of sorted) {
+      if (who(c) !== last) lines.push(`conflicts with ${who(c)}:`);
+      last = who(c);
+      lines.push(`- ${field(c)}`);
+    }
+    message = `Apply failed with ${sorted.length} conflicts: ${lines.join("\n")}`;
+  }
   return new ApiError(failureStatus(409, "Conflict", message, { causes }));
 }
 

@@ -357,6 +357,15 @@ async function sliceProbes(probe: (name: string, r: ProbeRequest) => Promise<Pro
     apply("parity-b", false, slice("s1", ["10.0.0.2"], labels)),
   );
   await probe("apply: another manager forces it", apply("parity-b", true, slice("s1", ["10.0.0.2"], labels)));
+  await probe("apply: a different metadata.uid", {
+    method: "PATCH",
+    path: `${SLICES}/s1?fieldManager=parity-b&force=true`,
+    contentType: "application/apply-patch+yaml",
+    body: JSON.stringify({
+      ...JSON.parse(slice("s1", ["10.0.0.2"], labels)),
+      metadata: { name: "s1", uid: "00000000-0000-0000-0000-000000000000" },
+    }),
+  });
   await probe("apply: without fieldManager", {
     method: "PATCH",
     path: `${SLICES}/s1`,
@@ -388,5 +397,11 @@ async function sliceProbes(probe: (name: string, r: ProbeRequest) => Promise<Pro
     path: `${SLICES}/s2`,
     contentType: "application/merge-patch+json",
     body: JSON.stringify({ metadata: { labels: { extra: "x" } } }),
+  });
+  await probe("apply: a third manager conflicts with an Update owner on two fields", {
+    method: "PATCH",
+    path: `${SLICES}/s2?fieldManager=parity-c`,
+    contentType: "application/apply-patch+yaml",
+    body: slice("s2", ["10.0.0.9"], { "kubernetes.io/service-name": "third" }),
   });
 }
