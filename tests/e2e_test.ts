@@ -23,6 +23,7 @@ import {
 import { apiServerFrozen, apiServerGracefulShutdown, apiServerKilled } from "./e2e/scenarios_failures.ts";
 import { cacheNpmPackages, informerResumesAfterKill } from "./e2e/scenarios_informer.ts";
 import { discoveryAgainstV1, v1WatchGone } from "./e2e/scenarios_v1.ts";
+import { parityWithKube120, parityWithV1 } from "./e2e/scenarios_parity.ts";
 
 const asked = Deno.env.get(FIXTURES_ENV) !== undefined;
 const tools = await checkNetTools();
@@ -54,6 +55,15 @@ if (asked) {
         name: "v1 API server restarted while etcd moved on: the watch gets 410, discovery relists and keeps routing",
         ignore: found.fixtures.v1Apiserver === undefined,
         fn: () => v1WatchGone(plane),
+      });
+      await t.step(
+        "the fake API server answers the probe script as kube-apiserver 1.20 does",
+        () => parityWithKube120(plane),
+      );
+      await t.step({
+        name: "the fake API server answers the probe script as the v1 API server does",
+        ignore: found.fixtures.v1Apiserver === undefined,
+        fn: () => parityWithV1(plane),
       });
       await t.step(
         "all three as static endpoints: probed healthy, requests through the proxy succeed",

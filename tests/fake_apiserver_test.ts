@@ -308,9 +308,32 @@ test("watch without a resourceVersion starts with the current objects as ADDED",
   await env.api.waitForRequest((r) => r.watch && r.status === 200);
 });
 
-test("watch from a resourceVersion older than the history answers HTTP 410 Expired", async () => {
+test("watch from a resourceVersion older than the history answers 200 and one ERROR event with a 410 Status", async () => {
   await using env = await setup();
   const { api } = env;
+  api.upsert(endpointSlice("one", ["127.0.0.1"], 6443));
+  const old = Number(api.resourceVersion);
+  api.upsert(endpointSlice("one", ["127.0.0.2"], 6443));
+  api.expireHistory();
+  const res = await fetch(`${api.url}${SLICES}?watch=true&resourceVersion=${old}`, {
+    client: env.client,
+    headers: { authorization: `Bearer ${TOKEN}` },
+  });
+  assert.equal(res.status, 200);
+  const lines = (await res.text()).split("\n").filter((l) => l !== "");
+  assert.equal(lines.length, 1, "one event, then the stream ends");
+  const event = JSON.parse(lines[0] ?? "");
+  assert.equal(event.type, "ERROR");
+  assert.equal(event.object.code, 410);
+  assert.equal(event.object.reason, "Expired");
+  assert.match(event.object.message, /^too old resource version: \d+ \(\d+\)$/);
+});
+
+test("faultExpiredWatchAsHttp410: the too-old watch is answered with an HTTP 410 Status instead", async () => {
+  await using pki = await createTestPki();
+  await using api = await startFakeApiServer({ pki, tokens: [TOKEN], faultExpiredWatchAsHttp410: true });
+  using client = Deno.createHttpClient({ caCerts: [pki.ca.cert] });
+  const env = { pki, api, client, [Symbol.asyncDispose]: async () => {} };
   api.upsert(endpointSlice("one", ["127.0.0.1"], 6443));
   const old = Number(api.resourceVersion);
   api.upsert(endpointSlice("one", ["127.0.0.2"], 6443));
@@ -330,7 +353,12 @@ test("watch from a resourceVersion older than the history answers HTTP 410 Expir
 
 test("a bounded history expires the oldest resourceVersions by itself", async () => {
   await using pki = await createTestPki();
-  await using api = await startFakeApiServer({ pki, tokens: [TOKEN], historySize: 2 });
+  await using api = await startFakeApiServer({
+    pki,
+    tokens: [TOKEN],
+    historySize: 2,
+    faultExpiredWatchAsHttp410: true,
+  });
   using client = Deno.createHttpClient({ caCerts: [pki.ca.cert] });
   const start = Number(api.resourceVersion);
   for (let i = 1; i <= 3; i++) api.upsert(endpointSlice("one", [`127.0.0.${i}`], 6443));

@@ -181,7 +181,7 @@ export class Reflector<T extends KubeObject> {
   async #watch(signal: AbortSignal, onFirstEvent: () => void): Promise<boolean> {
     const ctrl = new AbortController();
     const deadline = new IdleDeadline(this.#clock, this.#idleMs, () => ctrl.abort());
-    const timeoutSeconds = Math.max(1, Math.round(jitter(this.#o.watchTimeoutSeconds ?? 300, 0.2, this.#random)));
+    const timeoutSeconds = Math.max(1, Math.round(jitter(this.#o.watchTimeoutSeconds ?? 120, 0.2, this.#random)));
     const path = this.#query({
       watch: "1",
       allowWatchBookmarks: "true",

@@ -69,10 +69,12 @@ export interface ListWatchOptions<T extends KubeObject> {
   readonly backoffBaseMs?: number;
   /** Largest backoff cap. @default {30000} */
   readonly backoffMaxMs?: number;
-  /** A watch with no bytes (no event, no bookmark) for this long is dropped; above the server's bookmark cadence
-   * (about a minute). Also bounds a LIST request. @default {180000} */
+  /** A watch with no bytes (no event, no bookmark) for this long is dropped: keep it above the jittered
+   * `watchTimeoutSeconds`, as a quiet watch may see no bookmark at all before the server ends it (kube-apiserver
+   * 1.20, or any on an etcd without progress notifications). Also bounds a LIST request. @default {180000} */
   readonly idleTimeoutMs?: number;
-  /** Server-side watch timeout, jittered ±20 % per watch. @default {300} */
+  /** Server-side watch timeout, jittered ±20 % per watch (at most 144 s by default: below the idle deadline).
+   * @default {120} */
   readonly watchTimeoutSeconds?: number;
   /** Page size of a LIST. @default {500} */
   readonly pageLimit?: number;

@@ -15,6 +15,10 @@ export interface ResourceType {
   readonly listKind: string;
   /** Whether writes to the main resource keep the stored `status` (the type has a status subresource). */
   readonly hasStatusSubresource: boolean;
+  /** Whether the server keeps `metadata.generation` (kube-apiserver's strategy sets it for EndpointSlices only). */
+  readonly hasGeneration: boolean;
+  /** Whether PUT of an absent object creates it (the type strategy's `AllowCreateOnUpdate`). */
+  readonly createOnUpdate: boolean;
 }
 
 /** Every type the fake serves. All are namespaced. */
@@ -26,6 +30,8 @@ export const RESOURCE_TYPES: readonly ResourceType[] = [
     kind: "EndpointSlice",
     listKind: "EndpointSliceList",
     hasStatusSubresource: false,
+    hasGeneration: true,
+    createOnUpdate: false,
   },
   {
     resource: "services",
@@ -34,6 +40,8 @@ export const RESOURCE_TYPES: readonly ResourceType[] = [
     kind: "Service",
     listKind: "ServiceList",
     hasStatusSubresource: true,
+    hasGeneration: false,
+    createOnUpdate: true,
   },
   {
     resource: "leases",
@@ -42,8 +50,19 @@ export const RESOURCE_TYPES: readonly ResourceType[] = [
     kind: "Lease",
     listKind: "LeaseList",
     hasStatusSubresource: false,
+    hasGeneration: false,
+    createOnUpdate: true,
   },
-  { resource: "events", group: "", version: "v1", kind: "Event", listKind: "EventList", hasStatusSubresource: false },
+  {
+    resource: "events",
+    group: "",
+    version: "v1",
+    kind: "Event",
+    listKind: "EventList",
+    hasStatusSubresource: false,
+    hasGeneration: false,
+    createOnUpdate: true,
+  },
   {
     resource: "events",
     group: "events.k8s.io",
@@ -51,6 +70,8 @@ export const RESOURCE_TYPES: readonly ResourceType[] = [
     kind: "Event",
     listKind: "EventList",
     hasStatusSubresource: false,
+    hasGeneration: false,
+    createOnUpdate: true,
   },
 ];
 

@@ -71,7 +71,11 @@ export function failureStatus(code: number, reason: string, message: string, det
     reason,
     code,
   };
-  if (details !== undefined) status.details = details;
+  if (details !== undefined) {
+    // StatusDetails' fields are omitempty: the core group's "" is left out on the wire.
+    const { group, ...rest } = details;
+    status.details = group === undefined || group === "" ? rest : { ...rest, group };
+  }
   return status;
 }
 

@@ -24,7 +24,7 @@ import {
   toFieldsV1,
 } from "./_fake_api_fields.ts";
 import { apiVersionOf, findType, qualifiedResource, type ResourceType } from "./_fake_api_resources.ts";
-import { ApiError, badRequest, failureStatus } from "./_fake_api_status.ts";
+import { ApiError, badRequest, failureStatus, invalid } from "./_fake_api_status.ts";
 import { validateObject } from "./_fake_api_validate.ts";
 
 /** An object as stored: `apiVersion`, `kind`, `metadata` and whatever else its type has. */
@@ -149,12 +149,31 @@ export class ObjectStore {
     return this.#insert(type, namespace, obj, ctx.manager, "Update");
   }
 
-  /** PUT: replaces an object; 404 if absent, 409 `Conflict` on a stale `metadata.resourceVersion`. */
+  /**
+   * PUT: replaces an object; 409 `Conflict` on a stale `metadata.resourceVersion`. When absent: created if the type
+   * allows create on update (as kube-apiserver does for Leases, Services, Events, whatever resourceVersion the body
+   * names), else 404.
+   */
   update(type: ResourceType, namespace: string, name: string, body: Json, ctx: WriteContext): KubeObject {
-    const old = this.#existing(type, namespace, name);
+    return this.updateOrCreate(type, namespace, name, body, ctx).object;
+  }
+
+  /** {@linkcode update}, saying whether it created the object (the server answers 201 then). */
+  updateOrCreate(
+    type: ResourceType,
+    namespace: string,
+    name: string,
+    body: Json,
+    ctx: WriteContext,
+  ): { object: KubeObject; created: boolean } {
     const next = checkBody(type, body, { namespace, name });
-    checkPreconditions(type, old, next.metadata);
-    return this.#replace(type, old, next, ctx.manager);
+    const old = this.#objects.get(key(type, namespace, name));
+    if (old === undefined && type.createOnUpdate) {
+      return { object: this.#insert(type, namespace, next, ctx.manager, "Update"), created: true };
+    }
+    const existing = this.#existing(type, namespace, name);
+    checkPreconditions(type, existing, next.metadata);
+    return { object: this.#replace(type, existing, next, ctx.manager), created: false };
   }
 
   /** PATCH `application/merge-patch+json` (also used for strategic merge patch, without its list semantics). */
@@ -180,7 +199,10 @@ export class ObjectStore {
   ): { object: KubeObject; created: boolean } {
     if (!isObject(body)) badRequest("the body of the request was in an unknown format - expected an object");
     if (typeof body.apiVersion !== "string" || typeof body.kind !== "string" || body.kind === "") {
-      badRequest(`Object 'Kind' is missing in '${JSON.stringify(body)}'`);
+      // Go's GroupVersionKind.String() of what the body named.
+      const av = typeof body.apiVersion === "string" ? body.apiVersion : "";
+      const kind = typeof body.kind === "string" ? body.kind : "";
+      badRequest(`invalid object type: ${av.includes("/") ? av : `/${av}`}, Kind=${kind}`);
     }
     const applied = checkBody(type, body, { namespace, name });
     if (applied.metadata.managedFields !== undefined) badRequest("metadata.managedFields must be nil");
@@ -188,22 +210,31 @@ export class ObjectStore {
     if (old === undefined) {
       return { object: this.#insert(type, namespace, applied, ctx.manager, "Apply"), created: true };
     }
+    const uid = applied.metadata.uid;
+    if (typeof uid === "string" && uid !== "" && uid !== old.metadata.uid) {
+      // Apply merges metadata.uid like any field: a different one is an update of an immutable field, not a conflict.
+      invalid(
+        { kindName: type.kind, group: type.group, name },
+        "metadata.uid",
+        `Invalid value: "${uid}": field is immutable`,
+      );
+    }
     checkPreconditions(type, old, applied.metadata);
     const skipStatus = type.hasStatusSubresource;
     const appliedPaths = new Map(leafPaths(applied, { skipStatus }).map((p) => [pathKey(p), p]));
     const entries = readManagers(old);
     const mine = takeEntry(entries, ctx.manager, "Apply", type);
-    const conflicts: { manager: string; path: string[] }[] = [];
+    const conflicts: { manager: string; operation: string; apiVersion: string; path: string[] }[] = [];
     for (const entry of entries) {
       if (entry === mine) continue;
       for (const [k, p] of appliedPaths) {
         if (entry.paths.has(k) && canonical(getPath(old, p)) !== canonical(getPath(applied, p))) {
-          conflicts.push({ manager: entry.manager, path: p });
+          conflicts.push({ manager: entry.manager, operation: entry.operation, apiVersion: entry.apiVersion, path: p });
           if (ctx.force) entry.paths.delete(k);
         }
       }
     }
-    if (conflicts.length > 0 && !ctx.force) throw applyConflict(type, conflicts);
+    if (conflicts.length > 0 && !ctx.force) throw applyConflict(conflicts);
     const next = structuredClone(old);
     for (const p of appliedPaths.values()) {
       const v = getPath(applied, p) ?? null;
@@ -229,10 +260,11 @@ export class ObjectStore {
     const old = this.#existing(type, namespace, name);
     const meta = old.metadata;
     if (preconditions.uid !== undefined && preconditions.uid !== meta.uid) {
-      throw preconditionFailed(type, name, "UID", preconditions.uid, meta.uid);
+      throw deletePreconditionFailed(type, name, "UID", preconditions.uid, meta.uid, "deleted and then recreated");
     }
     if (preconditions.resourceVersion !== undefined && preconditions.resourceVersion !== meta.resourceVersion) {
-      throw preconditionFailed(type, name, "ResourceVersion", preconditions.resourceVersion, meta.resourceVersion);
+      const rv = meta.resourceVersion;
+      throw deletePreconditionFailed(type, name, "ResourceVersion", preconditions.resourceVersion, rv, "modified");
     }
     this.#objects.delete(key(type, namespace, name));
     const gone = structuredClone(old);
@@ -283,12 +315,13 @@ export class ObjectStore {
         namespace,
         uid: crypto.randomUUID(),
         resourceVersion: "",
-        generation: 1,
+        ...(type.hasGeneration ? { generation: 1 } : {}),
         creationTimestamp: nowSeconds(),
       },
     };
     validateObject(type, next);
     const paths = leafPaths(next, { skipStatus: type.hasStatusSubresource });
+    withDefaults(type, next); // written by the server, owned by no manager
     const entry: ManagerEntry = {
       manager,
       operation: op,
@@ -333,12 +366,16 @@ export class ObjectStore {
     const meta = next.metadata;
     for (const f of ["uid", "creationTimestamp", "namespace", "name"]) meta[f] = old.metadata[f] ?? null;
     meta.resourceVersion = old.metadata.resourceVersion ?? "";
-    meta.generation = old.metadata.generation ?? 1;
+    if (type.hasGeneration) meta.generation = old.metadata.generation ?? 1;
+    else delete meta.generation;
     next.apiVersion = old.apiVersion;
     next.kind = old.kind;
+    withDefaults(type, next);
     validateObject(type, next, old);
     if (canonical(withoutVolatile(next)) === canonical(withoutVolatile(old))) return structuredClone(old);
-    if (canonical(specLike(next)) !== canonical(specLike(old))) meta.generation = Number(meta.generation) + 1;
+    if (type.hasGeneration && canonical(specLike(next)) !== canonical(specLike(old))) {
+      meta.generation = Number(meta.generation) + 1;
+    }
     this.#objects.set(key(type, String(meta.namespace), String(meta.name)), next);
     return this.#commit(type, "MODIFIED", next, old);
   }
@@ -361,6 +398,11 @@ export class ObjectStore {
     for (const listener of [...this.#listeners]) listener(event);
     return structuredClone(obj);
   }
+}
+
+/** Fields the real server always writes: a core Event's `eventTime` (a MicroTime without omitempty) as null. */
+function withDefaults(type: ResourceType, obj: KubeObject): void {
+  if (type.group === "" && type.kind === "Event" && !("eventTime" in obj)) obj.eventTime = null;
 }
 
 function key(type: ResourceType, namespace: string, name: string): string {
@@ -420,6 +462,25 @@ function preconditionFailed(type: ResourceType, name: string, what: string, want
   ));
 }
 
+/** kube-apiserver's `rest.BeforeDelete` conflict: the group-qualified Kind (not the resource) names the object. */
+function deletePreconditionFailed(
+  type: ResourceType,
+  name: string,
+  what: string,
+  want: string,
+  got: Json | undefined,
+  hint: string,
+): ApiError {
+  const qualifiedKind = type.group === "" ? type.kind : `${type.kind}.${type.group}`;
+  return new ApiError(failureStatus(
+    409,
+    "Conflict",
+    `Operation cannot be fulfilled on ${qualifiedKind} "${name}": the ${what} in the precondition (${want}) does not ` +
+      `match the ${what} in record (${got ?? ""}). The object might have been ${hint}`,
+    { name, group: type.group, kind: type.kind },
+  ));
+}
+
 function notFoundOr(code: number, reason: string, type: ResourceType, name: string, what: string): ApiError {
   return new ApiError(failureStatus(code, reason, `${qualifiedResource(type)} "${name}" ${what}`, {
     name,
@@ -428,15 +489,34 @@ function notFoundOr(code: number, reason: string, type: ResourceType, name: stri
   }));
 }
 
-function applyConflict(type: ResourceType, conflicts: { manager: string; path: string[] }[]): ApiError {
-  const causes = conflicts.map((c) => ({
+/** kube-apiserver's apply conflict (managedfields' `NewConflictError`): per manager, sorted, paths in order. */
+function applyConflict(conflicts: { manager: string; operation: string; apiVersion: string; path: string[] }[]) {
+  // An Update owner is named with the apiVersion it wrote (`printManager`); an Apply owner by name only.
+  const who = (c: (typeof conflicts)[number]) =>
+    c.operation === "Update" ? `"${c.manager}" using ${c.apiVersion}` : `"${c.manager}"`;
+  const field = (c: (typeof conflicts)[number]) => "." + c.path.join(".");
+  const sorted = [...conflicts].sort((a, b) =>
+    a.manager.localeCompare(b.manager) || a.operation.localeCompare(b.operation) ||
+    field(a).localeCompare(field(b))
+  );
+  const causes = sorted.map((c) => ({
     reason: "FieldManagerConflict",
-    message: `conflict with "${c.manager}" using ${apiVersionOf(type)}`,
-    field: "." + c.path.join("."),
+    message: `conflict with ${who(c)}`,
+    field: field(c),
   }));
-  const list = causes.map((c) => `${c.message}: ${c.field}`).join("\n- ");
-  const n = conflicts.length;
-  const message = n === 1 ? `Apply failed with 1 conflict: ${list}` : `Apply failed with ${n} conflicts: \n- ${list}`;
+  let message: string;
+  if (sorted.length === 1) {
+    message = `Apply failed with 1 conflict: ${causes[0]?.message}: ${causes[0]?.field}`;
+  } else {
+    const lines: string[] = [];
+    let last = "";
+    for (const c of sorted) {
+      if (who(c) !== last) lines.push(`conflicts with ${who(c)}:`);
+      last = who(c);
+      lines.push(`- ${field(c)}`);
+    }
+    message = `Apply failed with ${sorted.length} conflicts: ${lines.join("\n")}`;
+  }
   return new ApiError(failureStatus(409, "Conflict", message, { causes }));
 }
 
@@ -462,14 +542,25 @@ function takeEntry(entries: ManagerEntry[], manager: string, operation: "Apply" 
 }
 
 function writeManagers(entries: ManagerEntry[]): Json {
-  return entries.filter((e) => e.paths.size > 0).map((e) => ({
-    manager: e.manager,
-    operation: e.operation,
-    apiVersion: e.apiVersion,
-    time: e.time,
-    fieldsType: "FieldsV1",
-    fieldsV1: toFieldsV1(e.paths.values()),
-  }));
+  return entries.filter((e) => e.paths.size > 0).map((e) => {
+    const fieldsV1 = toFieldsV1(e.paths.values());
+    // An update (not an apply) also owns the labels/annotations map itself: structured-merge-diff writes "." there.
+    const meta = fieldsV1["f:metadata"];
+    if (e.operation === "Update" && isObject(meta)) {
+      for (const f of ["f:labels", "f:annotations"]) {
+        const map = meta[f];
+        if (isObject(map)) meta[f] = { ".": {}, ...map };
+      }
+    }
+    return {
+      manager: e.manager,
+      operation: e.operation,
+      apiVersion: e.apiVersion,
+      time: e.time,
+      fieldsType: "FieldsV1",
+      fieldsV1,
+    };
+  });
 }
 
 /** The object without what changes on every write: resourceVersion and managedFields timestamps. */

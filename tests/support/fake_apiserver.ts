@@ -2,25 +2,35 @@
  * A faithful in-process fake of the Kubernetes API server for tests: real HTTPS (the {@linkcode TestPki}), real
  * authentication (client certificate verified against the CA, or a bearer token), a tiny RBAC table, one
  * cluster-wide resourceVersion, LIST with selectors and pagination, WATCH with history, 410 and bookmarks, and the
- * write verbs with their preconditions. Responses follow the real API's JSON shapes.
+ * write verbs with their preconditions. Responses follow the real API's JSON shapes; tests/support/api_parity.ts
+ * compares them with kube-apiserver 1.20's and a current k8s.io/apiserver's answers (tests/api_parity_test.ts with
+ * recorded answers, the e2e suite live).
  *
  * ## Served
  * - Types (all namespaced; the cluster-wide collection, e.g. `/api/v1/services`, serves LIST and WATCH):
  *   `discovery.k8s.io/v1` `endpointslices`, `v1` `services`, `coordination.k8s.io/v1` `leases`, `v1` `events`,
- *   `events.k8s.io/v1` `events` (stored apart from core events). Every namespace exists.
+ *   `events.k8s.io/v1` `events` (stored apart from core events). Every namespace exists. `unservedGroupVersions`
+ *   takes group versions away (kube-apiserver 1.20 has no `discovery.k8s.io/v1`).
+ * - API discovery: `/api`, `/api/v1`, `/apis`, `/apis/GROUP`, `/apis/GROUP/VERSION` (`deletecollection` is listed,
+ *   as the real servers list it, but answered 405). An unserved path under a known group is a JSON 404 `NotFound`
+ *   with empty `details`; anywhere else the plain-text `404 page not found`.
  * - GET one; LIST (`labelSelector`: `k=v`, `k==v`, `k!=v`, `k`, `!k`, `k in (a,b)`, `k notin (a,b)`;
  *   `fieldSelector` on `metadata.name` / `metadata.namespace`; `limit` + opaque `continue`, a consistent snapshot;
- *   `metadata.resourceVersion`; items carry no `kind`/`apiVersion`, as on the real server).
+ *   `metadata.resourceVersion`; items carry no `kind`/`apiVersion`, as when a real server lists from etcd).
  * - WATCH (`watch=1|true`): `resourceVersion` unset or `0` sends the current objects as ADDED first; `N` sends the
- *   changes after N from a bounded history, or answers HTTP 410 `Expired` when N is older than the history;
- *   `allowWatchBookmarks=true` sends a `BOOKMARK` (only `kind`, `apiVersion`, `metadata.resourceVersion`) every
- *   `bookmarkIntervalMs`; `timeoutSeconds` ends the response cleanly; `sendInitialEvents=true` (with
+ *   changes after N from a bounded history; when N is older than the history, the stream's one event is an `ERROR`
+ *   with a 410 `Expired` Status, as from the real watch cache (`faultExpiredWatchAsHttp410` answers HTTP 410
+ *   instead); `allowWatchBookmarks=true` sends a `BOOKMARK` (only `kind`, `apiVersion`,
+ *   `metadata.resourceVersion`) every `bookmarkIntervalMs` (a test knob: the real servers in the e2e suite sent none
+ *   on a quiet 200 s watch); `timeoutSeconds` ends the response cleanly; `sendInitialEvents=true` (with
  *   `resourceVersionMatch=NotOlderThan`) ends the initial events with the `k8s.io/initial-events-end` bookmark.
- * - POST (201; 409 `AlreadyExists`), PUT (409 `Conflict` on a stale `metadata.resourceVersion`; 404 if absent),
+ * - POST (201; 409 `AlreadyExists`), PUT (409 `Conflict` on a stale `metadata.resourceVersion`; if absent: 201 for
+ *   Leases, Services, Events, which kube-apiserver creates on update, 404 for EndpointSlices),
  *   PATCH `application/merge-patch+json` (also `strategic-merge-patch+json`, with merge-patch semantics) and
  *   `application/apply-patch+yaml` (`fieldManager` required, else 422; `force=true`; creates if absent (201); per-
  *   field ownership in `metadata.managedFields`; 409 on a conflict with another manager without force), DELETE
  *   (200 with a `Success` `Status`; 404; `preconditions` in the body). A write that changes nothing is not stored.
+ *   `metadata.generation` is kept for EndpointSlices only, as kube-apiserver's strategies do.
  * - Validation: names, labels, EndpointSlice shape (loopback addresses ARE allowed, unlike the real server), Lease
  *   `spec.acquireTime`/`renewTime` MicroTime with exactly six fractional digits (else 400, as the real server).
  * - `/healthz`, `/livez`, `/readyz` (status from {@linkcode FakeApiServer.readyz}), `/version`: anonymous by default.
@@ -33,11 +43,16 @@
  * an identity with no entry may do everything; one with entries but no matching grant gets 403 `Forbidden`.
  *
  * ## Test controls
- * `upsert(obj)`, `remove(type, ns, name)`, `get`, `list`, `resourceVersion`, `expireHistory()`,
- * `sendGoneEvent(reason?)`, `dropStreams()`, `dropMidEvent()`, `sendGarbage(text?)`, `silence(on)`,
- * `failNext(n, status, { match }?)`, `tokens`, `tokenUsers`, `rbac`, `readyz`, `requests`, `openWatches`,
- * `waitForRequest(predicate, timeoutMs?, { since }?)`, `waitForOpenWatches(n, timeoutMs?)`, `close()` /
- * `[Symbol.asyncDispose]` (ends every stream, closes every connection).
+ * State, as a real cluster could reach it: `upsert(obj)`, `remove(type, ns, name)`, `get`, `list`,
+ * `resourceVersion`, `expireHistory()` (a compaction), `tokens`, `tokenUsers`, `rbac`, `readyz`, `requests`,
+ * `openWatches`, `waitForRequest(predicate, timeoutMs?, { since }?)`, `waitForOpenWatches(n, timeoutMs?)`,
+ * `close()` / `[Symbol.asyncDispose]` (ends every stream, closes every connection).
+ *
+ * ## Faults (what only a fake can do on demand; the parity probes do not cover them)
+ * `sendGoneEvent(reason?)` (a 410 ERROR event on every open watch), `dropStreams()`, `dropMidEvent()`,
+ * `sendGarbage(text?)`, `silence(on)`, `failNext(n, status, { match }?)` (a bare Status for any code, with
+ * `Retry-After` for 429/503), the option `faultExpiredWatchAsHttp410`, and the timing knob `bookmarkIntervalMs`
+ * (real servers on etcd 3.4 sent no bookmark at all on a quiet watch).
  *
  * @example
  * ```ts
@@ -70,9 +85,10 @@ import {
   unauthorizedStatus,
 } from "./_fake_api_auth.ts";
 import { isObject, type Json, type JsonObject } from "./_fake_api_fields.ts";
+import { Discovery } from "./_fake_api_discovery.ts";
 import { findType, parseResourcePath, type ResourceType } from "./_fake_api_resources.ts";
 
-import { ApiError, badRequest, failureStatus, statusForCode } from "./_fake_api_status.ts";
+import { ApiError, badRequest, failureStatus, type KubeStatus, statusForCode } from "./_fake_api_status.ts";
 import { type KubeObject, ObjectStore } from "./_fake_api_store.ts";
 import { parseBool, parseJson, readBody, verbOf } from "./_fake_api_http.ts";
 import { ListPager } from "./_fake_api_list.ts";
@@ -105,6 +121,17 @@ export interface FakeApiServerOptions {
   readonly anonymousHealth?: boolean;
   /** Objects stored before the server starts (each one bumps the resourceVersion). */
   readonly objects?: readonly JsonObject[];
+  /**
+   * Group versions not to serve, as `group/version` (e.g. `["discovery.k8s.io/v1"]`, as kube-apiserver 1.20): their
+   * paths answer 404 and discovery leaves them out. @default {[]}
+   */
+  readonly unservedGroupVersions?: Iterable<string>;
+  /**
+   * Fault (no real server does this): a watch from a resourceVersion older than the history is answered with an HTTP
+   * 410 Status instead of a 200 stream whose one event is an `ERROR` carrying the 410 Status (what the real watch
+   * cache sends). Keeps the client's HTTP-410 path covered. @default {false}
+   */
+  readonly faultExpiredWatchAsHttp410?: boolean;
 }
 
 /** One request, as logged when its status was sent (for a watch: when the stream started). */
@@ -167,6 +194,8 @@ export class FakeApiServer implements AsyncDisposable {
   readonly #anonymousHealth: boolean;
   readonly #failures: { remaining: number; status: number; match: (r: RequestInfo) => boolean }[] = [];
   readonly #pager: ListPager;
+  readonly #discovery: Discovery;
+  readonly #expiredWatchAsHttp410: boolean;
   readonly #changeListeners = new Set<() => void>();
   #port = 0;
   #closed = false;
@@ -180,6 +209,8 @@ export class FakeApiServer implements AsyncDisposable {
     this.#anonymousHealth = options.anonymousHealth ?? true;
     this.#store = new ObjectStore(options.historySize === undefined ? {} : { historySize: options.historySize });
     this.#pager = new ListPager(this.#store);
+    this.#discovery = new Discovery(options.unservedGroupVersions ?? []);
+    this.#expiredWatchAsHttp410 = options.faultExpiredWatchAsHttp410 ?? false;
     for (const obj of options.objects ?? []) this.#store.upsert(obj);
     this.#store.subscribe((e) => {
       for (const w of this.#watches) w.deliver(e);
@@ -444,8 +475,15 @@ export class FakeApiServer implements AsyncDisposable {
   async #resource(req: IncomingMessage, res: ServerResponse, url: URL, identity: Identity): Promise<void> {
     const method = req.method ?? "GET";
     const target = parseResourcePath(url.pathname);
-    if (target === undefined) {
-      throw new ApiError(failureStatus(404, "NotFound", "the server could not find the requested resource"));
+    if (target === undefined || !this.#discovery.serves(target.type)) {
+      req.resume();
+      const doc = method === "GET" ? this.#discovery.document(url.pathname, `127.0.0.1:${this.#port}`) : undefined;
+      if (doc !== undefined) return this.#send(req, res, 200, doc, identity);
+      // A served group's handler answers a JSON Status; anything else falls through to the mux's plain-text 404.
+      if (!this.#discovery.underKnownGroup(url.pathname)) {
+        return this.#send(req, res, 404, "404 page not found", identity);
+      }
+      throw new ApiError(failureStatus(404, "NotFound", "the server could not find the requested resource", {}));
     }
     const { type, namespace, name } = target;
     const q = url.searchParams;
@@ -486,8 +524,8 @@ export class FakeApiServer implements AsyncDisposable {
       case "create":
         return this.#send(req, res, 201, this.#store.create(type, ns, parseJson(body, req), { manager }), identity);
       case "update": {
-        const obj = this.#store.update(type, ns, nm, parseJson(body, req), { manager });
-        return this.#send(req, res, 200, obj, identity);
+        const out = this.#store.updateOrCreate(type, ns, nm, parseJson(body, req), { manager });
+        return this.#send(req, res, out.created ? 201 : 200, out.object, identity);
       }
       case "patch":
         return this.#patch(req, res, type, { namespace: ns, name: nm, body, q, identity });
@@ -576,17 +614,36 @@ export class FakeApiServer implements AsyncDisposable {
     identity: Identity,
   ): void {
     // Synchronous from here to start(): no write can slip between the backlog and the subscription.
-    const { spec, backlog } = prepareWatch(this.#store, type, namespace, q, this.#bookmarkIntervalMs);
+    let prepared: ReturnType<typeof prepareWatch>;
+    let expired: KubeStatus | undefined;
+    try {
+      prepared = prepareWatch(this.#store, type, namespace, q, this.#bookmarkIntervalMs);
+    } catch (e) {
+      // The watch cache accepts the request and sends the 410 as the stream's only event (an HTTP 410 is a fault).
+      if (!(e instanceof ApiError) || e.status.code !== 410 || this.#expiredWatchAsHttp410) throw e;
+      expired = e.status;
+      prepared = prepareWatch(this.#store, type, namespace, withoutResourceVersion(q), this.#bookmarkIntervalMs);
+    }
+    const { spec, backlog } = prepared;
     if (res.destroyed || res.socket === null || res.socket.destroyed) return;
     const w = new WatchStream(res, spec, (closed) => this.#watchClosed(closed));
     this.#watches.add(w);
     this.#log(req, 200, identity, true);
-    w.start({ "audit-id": crypto.randomUUID() }, backlog);
+    w.start({ "audit-id": crypto.randomUUID() }, expired === undefined ? backlog : []);
+    if (expired !== undefined) w.sendError(expired);
   }
 
   #watchClosed(w: WatchStream): void {
     if (this.#watches.delete(w)) this.#notify();
   }
+}
+
+/** The query with `resourceVersion` set to `0`: only to build a stream that sends nothing but its ERROR event. */
+function withoutResourceVersion(q: URLSearchParams): URLSearchParams {
+  const out = new URLSearchParams(q);
+  out.set("resourceVersion", "0");
+  out.delete("sendInitialEvents");
+  return out;
 }
 
 function typeOf(name: string): ResourceType {
