@@ -22,6 +22,12 @@ import {
 } from "./e2e/scenarios_clients.ts";
 import { apiServerFrozen, apiServerGracefulShutdown, apiServerKilled } from "./e2e/scenarios_failures.ts";
 import { discoveryAgainstV1, v1WatchGone } from "./e2e/scenarios_v1.ts";
+import {
+  copierCopies,
+  copierLeaderElection,
+  copierRepairsHandEdits,
+  copierWatchCompacted,
+} from "./e2e/scenarios_copier.ts";
 
 const tools = await checkNetTools();
 const found = findFixtures();
@@ -51,6 +57,26 @@ Deno.test({
       name: "v1 API server restarted while etcd moved on: the watch gets 410, discovery relists and keeps routing",
       ignore: found.fixtures.v1Apiserver === undefined,
       fn: () => v1WatchGone(plane),
+    });
+    await t.step({
+      name: "v1 API server: the endpoint copier copies default/kubernetes by server-side apply, source changes too",
+      ignore: found.fixtures.v1Apiserver === undefined,
+      fn: () => copierCopies(plane),
+    });
+    await t.step({
+      name: "v1 API server: the copier repairs a hand edit of a copy (forced apply of another manager, a PUT)",
+      ignore: found.fixtures.v1Apiserver === undefined,
+      fn: () => copierRepairsHandEdits(plane),
+    });
+    await t.step({
+      name: "v1 API server: two copiers elect one writer on a real Lease, SIGTERM hands over",
+      ignore: found.fixtures.v1Apiserver === undefined,
+      fn: () => copierLeaderElection(plane),
+    });
+    await t.step({
+      name: "v1 API server without watch cache: after an etcd compaction the copier's watch gets 410 and relists",
+      ignore: found.fixtures.v1Apiserver === undefined,
+      fn: () => copierWatchCompacted(plane),
     });
     await t.step(
       "all three as static endpoints: probed healthy, requests through the proxy succeed",

@@ -1,0 +1,312 @@
+/**
+ * The endpoint copier (the real program, `main.ts endpoint-copier`) against the v1 API server: copies made with the
+ * real server-side apply (structured-merge-diff: field managers, force, conflicts), hand edits repaired, leader
+ * election between two processes on a real Lease with hand-over on SIGTERM, and a 410 after a real etcd compaction.
+ * Each scenario asserts its outcome and prints one `E2E ...` figure.
+ *
+ * @module
+ */
+import assert from "node:assert/strict";
+import { type ControlPlane, V1_PORT } from "./control_plane.ts";
+import { CopierRun, logRecord, logTime, nodeHttp } from "./copier.ts";
+import {
+  type ApiObject,
+  applySource,
+  applyTarget,
+  COPIER_MANAGER,
+  COPY_PATH,
+  managedBy,
+  ownedFields,
+  slicesPath,
+  v1Apply,
+  v1Get,
+  v1Request,
+  waitCopy,
+} from "./copier_objects.ts";
+import { API_ADDRESSES, API_PORT, ETCD_ADDRESS, ETCD_PORT } from "./net.ts";
+import { pollUntil } from "./proxy.ts";
+import { e2eReport } from "./scenarios_clients.ts";
+
+const [A1, A2, A3] = API_ADDRESSES as [string, string, string];
+/** An address only ever written into a slice by a hand edit; nothing dials it (the copier never dials endpoints). */
+const EDITED = "198.18.0.99";
+/** Every copy write is one watch event away from its cause (a source slice, a Service, the copy itself). */
+const COPY_BOUND_MS = 1000;
+
+async function ensureV1(plane: ControlPlane): Promise<void> {
+  if (plane.v1Server === undefined || plane.v1Server.status !== undefined) await plane.startV1Server();
+}
+
+async function startCopier(
+  plane: ControlPlane,
+  label: string,
+  metricsPort: number,
+  election?: { leaseMs: number; renewMs: number; retryMs: number },
+): Promise<CopierRun> {
+  const kubeconfig = await plane.pki.kubeconfig(`copier-${metricsPort}`, `https://${ETCD_ADDRESS}:${V1_PORT}`);
+  return await CopierRun.start(plane, { label, kubeconfig, metricsPort, ...(election ? { election } : {}) });
+}
+
+/** No apply conflict (409) and no failed reconcile or write in a copier's log. */
+function assertNoConflicts(copier: CopierRun): void {
+  const bad = [...copier.logLines("409"), ...copier.logLines("Cannot reconcile")];
+  assert.deepEqual(bad, [], `${copier.options.label} logged no conflict and no failed reconcile`);
+}
+
+/**
+ * (a) A new target gets a copy of `default/kubernetes`'s slice, written with the real server-side apply as the
+ * copier's field manager; a source change is copied; a warning about a target becomes a real Event.
+ */
+export async function copierCopies(plane: ControlPlane): Promise<void> {
+  await ensureV1(plane);
+  let source = await applySource(plane, [A1, A2]);
+  await using copier = await startCopier(plane, "copier", 18080);
+  await copier.waitSynced();
+  let t0 = Date.now();
+  const target = await applyTarget(plane);
+  const created = await waitCopy(plane, source, { what: "the copy for the new target" });
+  const createMs = created.at - t0;
+  const copy = created.copy;
+  const mine = managedBy(copy, COPIER_MANAGER);
+  assert(mine.length === 1 && mine[0]?.operation === "Apply", `the copier applied the copy: ${JSON.stringify(mine)}`);
+  for (const f of ["f:endpoints", "f:addressType", "f:ports", "f:metadata"]) {
+    assert(ownedFields(copy, COPIER_MANAGER).has(f), `the copier's apply owns ${f}`);
+  }
+  assert.equal(copy.metadata.labels["endpointslice.kubernetes.io/managed-by"], COPIER_MANAGER);
+  assert.equal(copy.metadata.labels["kubernetes.io/service-name"], "kubernetes-vip");
+  assert.deepEqual(copy.metadata.ownerReferences?.map((o: ApiObject) => o.uid), [target.metadata.uid]);
+  assert.deepEqual(copy.ports, [{ name: "https", port: API_PORT, protocol: "TCP" }]);
+
+  t0 = Date.now();
+  source = await applySource(plane, [A1, A2, A3]);
+  const changed = await waitCopy(plane, source, { what: "the source change in the copy" });
+  const changeMs = changed.at - t0;
+
+  // A target whose targetPort is a name: copied with its port, and the warning recorded as an Event on it.
+  const named = await applyTarget(plane, {
+    path: "/api/v1/namespaces/copier-events/services/named-port",
+    targetPort: "https",
+  });
+  const namedCopy = await waitCopy(plane, source, {
+    path: `${slicesPath("copier-events")}/named-port-kubernetes`,
+    what: "the copy for the annotated target",
+  });
+  assert.equal(namedCopy.copy.ports?.[0]?.port, 443, "a named targetPort copies the Service port");
+  const event = await pollUntil(async () => {
+    const list = await v1Get(plane, "/api/v1/namespaces/copier-events/events");
+    return (list?.items as ApiObject[] | undefined)?.find((e) => e.reason === "NamedTargetPort");
+  }, { timeoutMs: 10_000, what: "the NamedTargetPort Event" });
+  assert.equal(event.involvedObject?.uid, named.metadata.uid);
+  assert.equal(event.type, "Warning");
+  assertNoConflicts(copier);
+  assert.equal(await copier.metric("extractedprism_copier_errors_total", '{kind="write"}') ?? 0, 0);
+  assert.equal(await copier.metric("extractedprism_copier_errors_total", '{kind="event"}') ?? 0, 0);
+  e2eReport(
+    "copier vs the v1 API server: copy by server-side apply",
+    `new target copied in ${createMs} ms, source change copied in ${changeMs} ms`,
+  );
+  assert(createMs <= COPY_BOUND_MS, `a new target is copied within 1 s: took ${createMs} ms`);
+  assert(changeMs <= COPY_BOUND_MS, `a source change is copied within 1 s: took ${changeMs} ms`);
+}
+
+/**
+ * (b) A hand edit of the copy, by a forced apply of another field manager and by a plain PUT, is repaired: the copy's
+ * watch brings the edit to the copier as an event, so the repair has the same bound as a source change. Afterwards
+ * the editor owns none of the fields the copier writes, and its own edit applied again without force conflicts.
+ */
+export async function copierRepairsHandEdits(plane: ControlPlane): Promise<void> {
+  await ensureV1(plane);
+  const source = await applySource(plane, [A1, A2]);
+  await applyTarget(plane);
+  await using copier = await startCopier(plane, "copier", 18080);
+  await copier.waitSynced();
+  await waitCopy(plane, source, { what: "the copy before the edits" });
+
+  const edit = {
+    apiVersion: "discovery.k8s.io/v1",
+    kind: "EndpointSlice",
+    metadata: { name: "kubernetes-vip-kubernetes", namespace: "default" },
+    addressType: "IPv4",
+    endpoints: [{ addresses: [EDITED], conditions: { ready: true } }],
+  };
+  const forced = await v1Apply(plane, COPY_PATH, edit, { manager: "intruder" });
+  let t0 = Date.now();
+  assert.equal(forced.status, 200, `the intruder's forced apply: ${forced.body.slice(0, 300)}`);
+  assert.equal(forced.object?.endpoints?.[0]?.addresses?.[0], EDITED, "the intruder's edit was stored");
+  assert(ownedFields(forced.object ?? {}, "intruder").has("f:endpoints"), "force moved the endpoints to the intruder");
+  const afterApply = await waitCopy(plane, source, { what: "the repair of the intruder's apply" });
+  const applyMs = afterApply.at - t0;
+  assert(!ownedFields(afterApply.copy, "intruder").has("f:endpoints"), "the intruder no longer owns the endpoints");
+  assert(ownedFields(afterApply.copy, COPIER_MANAGER).has("f:endpoints"), "the copier owns the endpoints again");
+  const again = await v1Apply(plane, COPY_PATH, edit, { manager: "intruder", force: false, dryRun: true });
+  assert.equal(again.status, 409, `the intruder's edit without force conflicts: ${again.body.slice(0, 300)}`);
+  assert(again.body.includes(COPIER_MANAGER), `the conflict names the copier: ${again.body.slice(0, 300)}`);
+
+  const stored = await v1Get(plane, COPY_PATH);
+  assert(stored !== undefined);
+  stored.endpoints = [{ addresses: [EDITED], conditions: { ready: false } }];
+  const put = await v1Request(plane, "PUT", `${COPY_PATH}?fieldManager=hand-edit`, stored);
+  t0 = Date.now();
+  assert.equal(put.status, 200, `the PUT: ${put.body.slice(0, 300)}`);
+  assert(ownedFields(put.object ?? {}, "hand-edit").has("f:endpoints"), "the PUT's manager took the endpoints");
+  const afterPut = await waitCopy(plane, source, { what: "the repair of the PUT" });
+  const putMs = afterPut.at - t0;
+  assert(!ownedFields(afterPut.copy, "hand-edit").has("f:endpoints"), "the PUT's manager no longer owns the endpoints");
+  assertNoConflicts(copier);
+  e2eReport(
+    "copier: hand edit of a copy repaired",
+    `forced apply by another field manager repaired in ${applyMs} ms, PUT repaired in ${putMs} ms`,
+  );
+  assert(applyMs <= COPY_BOUND_MS, `the forced apply is repaired within 1 s: took ${applyMs} ms`);
+  assert(putMs <= COPY_BOUND_MS, `the PUT is repaired within 1 s: took ${putMs} ms`);
+}
+
+const LEASE_PATH = "/apis/coordination.k8s.io/v1/namespaces/kube-system/leases/f668ae63.endpoint-copier-operator";
+/** A Lease held this long would keep the follower out for ten seconds if the leader did not release it. */
+const ELECTION = { leaseMs: 10_000, renewMs: 5000, retryMs: 500 };
+/** Released Lease → the follower's next try (≤ 2.2 × retry) → held; generous on a loaded machine, far below 10 s. */
+const HANDOVER_BOUND_MS = 4000;
+
+/**
+ * (c) Two copiers elect a leader on the real Lease: only the leader writes. SIGTERM to the leader releases the Lease,
+ * the follower takes it well before the Lease would have expired, and a source change after the hand-over is copied
+ * by the new leader.
+ */
+export async function copierLeaderElection(plane: ControlPlane): Promise<void> {
+  await ensureV1(plane);
+  let source = await applySource(plane, [A1, A2]);
+  await applyTarget(plane);
+  await using first = await startCopier(plane, "copier A", 18081, ELECTION);
+  await first.waitLog((l) => l.includes("Leading: holding the Lease"), 15_000, "copier A to lead");
+  await using second = await startCopier(plane, "copier B", 18082, ELECTION);
+  await second.waitSynced();
+  await second.waitLog((l) => l.includes("Campaigning for the Lease"), 15_000, "copier B to campaign");
+  let lease = await v1Get(plane, LEASE_PATH);
+  assert.equal(lease?.spec?.holderIdentity, first.identity, "copier A holds the Lease");
+  assert.equal(await first.metric("extractedprism_copier_leader"), 1, "copier A says it leads");
+  assert.equal(await second.metric("extractedprism_copier_leader"), 0, "copier B says it follows");
+
+  let t0 = Date.now();
+  const markA = first.mark();
+  source = await applySource(plane, [A1, A3]);
+  const led = await waitCopy(plane, source, { what: "the leader's copy" });
+  const leaderMs = led.at - t0;
+  await first.waitLog((l) => l.includes("Applied EndpointSlice"), 5000, "copier A's write", markA);
+  assert.deepEqual(second.logLines("Applied EndpointSlice"), [], "copier B, the follower, wrote nothing");
+  const writes = '{verb="apply",result="success"}';
+  assert.equal(await second.metric("extractedprism_copier_writes_total", writes), 0, "copier B counts no write");
+
+  const markB = second.mark();
+  const sigterm = Date.now();
+  first.signal("SIGTERM");
+  const leading = await second.waitLog(
+    (l) => l.includes("Leading: holding the Lease"),
+    15_000,
+    "copier B to lead after copier A's SIGTERM",
+    markB,
+  );
+  const handoverMs = logTime(leading) - sigterm;
+  assert.equal((await first.stop()).code, 0, "copier A stopped cleanly");
+  assert(first.logLines("Released the Lease").length === 1, "copier A released the Lease on SIGTERM");
+  lease = await v1Get(plane, LEASE_PATH);
+  assert.equal(lease?.spec?.holderIdentity, second.identity, "copier B holds the Lease");
+  assert.equal(await second.metric("extractedprism_copier_leader"), 1, "copier B says it leads");
+
+  t0 = Date.now();
+  source = await applySource(plane, [A2, A3]);
+  const after = await waitCopy(plane, source, { what: "the new leader's copy" });
+  const changeMs = after.at - t0;
+  const wrote = await second.waitLog((l) => l.includes("Applied EndpointSlice"), 5000, "copier B's write", markB);
+  const firstWriteMs = logTime(wrote) - sigterm;
+  assertNoConflicts(first);
+  assertNoConflicts(second);
+  e2eReport(
+    "copier leader election on a real Lease: hand-over on SIGTERM",
+    `leader's copy in ${leaderMs} ms; follower held the Lease ${handoverMs} ms after SIGTERM, its first write ` +
+      `${firstWriteMs} ms after SIGTERM (source change copied in ${changeMs} ms)`,
+  );
+  assert(leaderMs <= COPY_BOUND_MS, `the leader copies within 1 s: took ${leaderMs} ms`);
+  assert(handoverMs <= HANDOVER_BOUND_MS, `hand-over within ${HANDOVER_BOUND_MS} ms: took ${handoverMs} ms`);
+  assert(changeMs <= COPY_BOUND_MS, `the new leader copies within 1 s: took ${changeMs} ms`);
+}
+
+/** etcd's current revision, read through its JSON gateway from the node namespace. */
+async function etcdRevision(plane: ControlPlane): Promise<number> {
+  const r = await nodeHttp(plane, `http://${ETCD_ADDRESS}:${ETCD_PORT}/v3/kv/range`, {
+    method: "POST",
+    body: JSON.stringify({ key: btoa("e2e-revision"), count_only: true }),
+  });
+  const rev = Number(JSON.parse(r.body)?.header?.revision);
+  if (r.status !== 200 || !Number.isInteger(rev)) throw new Error(`Cannot read etcd's revision: ${r.status} ${r.body}`);
+  return rev;
+}
+
+/** Compacts etcd to `revision` (physically: the old revisions are gone from its store). */
+async function compactEtcd(plane: ControlPlane, revision: number): Promise<void> {
+  const r = await nodeHttp(plane, `http://${ETCD_ADDRESS}:${ETCD_PORT}/v3/kv/compaction`, {
+    method: "POST",
+    body: JSON.stringify({ revision: String(revision), physical: true }),
+  });
+  if (r.status !== 200) throw new Error(`Cannot compact etcd to ${revision}: HTTP ${r.status}: ${r.body}`);
+}
+
+/**
+ * (d) With the v1 API server's watch cache off, the copier's watches are etcd watches. etcd moves on and is compacted
+ * to its current revision; a restart of the v1 server breaks the watches, and their resumption from a compacted
+ * resourceVersion is answered 410: the copier relists, and a later source change is copied as before.
+ */
+export async function copierWatchCompacted(plane: ControlPlane): Promise<void> {
+  plane.v1Server?.kill("SIGTERM");
+  await plane.v1Server?.stop(10_000);
+  const noCache = { extraFlags: ["--watch-cache=false"] };
+  try {
+    await plane.startV1Server(noCache);
+    let source = await applySource(plane, [A1, A2]);
+    await applyTarget(plane);
+    await using copier = await startCopier(plane, "copier", 18080);
+    await copier.waitSynced();
+    await waitCopy(plane, source, { what: "the copy before the compaction" });
+    const before = await etcdRevision(plane);
+    // Writes elsewhere move etcd on; none of them is an event of the copier's watches.
+    for (let i = 0; i < 5; i++) {
+      const r = await v1Apply(plane, `${slicesPath("copier-elsewhere")}/moving-${i}`, {
+        apiVersion: "discovery.k8s.io/v1",
+        kind: "EndpointSlice",
+        metadata: { name: `moving-${i}`, namespace: "copier-elsewhere" },
+        addressType: "IPv4",
+        endpoints: [],
+      }, { manager: "e2e" });
+      assert.equal(r.status, 201, `a write elsewhere: ${r.body.slice(0, 200)}`);
+    }
+    const revision = await etcdRevision(plane);
+    assert(revision >= before + 5, `etcd moved on: ${before} -> ${revision}`);
+    await compactEtcd(plane, revision);
+    const mark = copier.mark();
+    plane.v1Server?.kill("SIGKILL");
+    await plane.v1Server?.stop(5000);
+    await plane.startV1Server(noCache);
+    const relist = await copier.waitLog(
+      (l) => l.includes("Relisting") && l.includes("410"),
+      60_000,
+      "a relist after 410 Gone",
+      mark,
+    );
+    const gone = String(logRecord(relist)?.reason ?? relist);
+    await copier.waitSynced();
+    const t0 = Date.now();
+    source = await applySource(plane, [A1, A3]);
+    const after = await waitCopy(plane, source, { what: "the source change after the relist" });
+    const changeMs = after.at - t0;
+    assertNoConflicts(copier);
+    e2eReport(
+      "copier after etcd compaction: watch answered 410, relisted",
+      `source change copied in ${changeMs} ms after the relist (${gone})`,
+    );
+    assert(changeMs <= COPY_BOUND_MS, `copied within 1 s after the relist: took ${changeMs} ms`);
+  } finally {
+    // The steps after this one get the v1 API server as it was: with its watch cache.
+    plane.v1Server?.kill("SIGTERM");
+    await plane.v1Server?.stop(10_000);
+    await plane.startV1Server();
+  }
+}
