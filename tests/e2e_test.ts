@@ -22,12 +22,8 @@ import {
 } from "./e2e/scenarios_clients.ts";
 import { apiServerFrozen, apiServerGracefulShutdown, apiServerKilled } from "./e2e/scenarios_failures.ts";
 import { discoveryAgainstV1, v1WatchGone } from "./e2e/scenarios_v1.ts";
-import {
-  copierCopies,
-  copierLeaderElection,
-  copierRepairsHandEdits,
-  copierWatchCompacted,
-} from "./e2e/scenarios_copier.ts";
+import { copierCopies, copierLeaderElection, copierRepairsHandEdits } from "./e2e/scenarios_copier.ts";
+import { copierWatchCompacted } from "./e2e/copier_compaction.ts";
 
 const tools = await checkNetTools();
 const found = findFixtures();
@@ -74,7 +70,7 @@ Deno.test({
       fn: () => copierLeaderElection(plane),
     });
     await t.step({
-      name: "v1 API server without watch cache: after an etcd compaction the copier's watch gets 410 and relists",
+      name: "v1 API server without watch cache: after an etcd compaction the copier and discovery get 410 and relist",
       ignore: found.fixtures.v1Apiserver === undefined,
       fn: () => copierWatchCompacted(plane),
     });

@@ -7,8 +7,9 @@
  */
 import type { HelperProcess } from "../faults/helper_process.ts";
 import { startCommand } from "../support/main_process.ts";
-import type { ControlPlane } from "./control_plane.ts";
+import { type ControlPlane, V1_PORT } from "./control_plane.ts";
 import type { ApiObject } from "./copier_objects.ts";
+import { ETCD_ADDRESS, ETCD_PORT } from "./net.ts";
 import { pollUntil } from "./proxy.ts";
 
 const REPO_ROOT = new URL("../../", import.meta.url);
@@ -48,6 +49,26 @@ export async function nodeHttp(
     throw new Error(`Cannot fetch ${url} in the node namespace: ${new TextDecoder().decode(out.stderr).trim()}`);
   }
   return JSON.parse(stdout) as { status: number; body: string };
+}
+
+/** etcd's current revision, read through its JSON gateway from the node namespace. */
+export async function etcdRevision(plane: ControlPlane): Promise<number> {
+  const r = await nodeHttp(plane, `http://${ETCD_ADDRESS}:${ETCD_PORT}/v3/kv/range`, {
+    method: "POST",
+    body: JSON.stringify({ key: btoa("e2e-revision"), count_only: true }),
+  });
+  const rev = Number(JSON.parse(r.body)?.header?.revision);
+  if (r.status !== 200 || !Number.isInteger(rev)) throw new Error(`Cannot read etcd's revision: ${r.status} ${r.body}`);
+  return rev;
+}
+
+/** Compacts etcd to `revision` (physically: the old revisions are gone from its store). */
+export async function compactEtcd(plane: ControlPlane, revision: number): Promise<void> {
+  const r = await nodeHttp(plane, `http://${ETCD_ADDRESS}:${ETCD_PORT}/v3/kv/compaction`, {
+    method: "POST",
+    body: JSON.stringify({ revision: String(revision), physical: true }),
+  });
+  if (r.status !== 200) throw new Error(`Cannot compact etcd to ${revision}: HTTP ${r.status}: ${r.body}`);
 }
 
 /** Options of one copier process. */
@@ -146,6 +167,11 @@ export class CopierRun implements AsyncDisposable {
     return found as string;
   }
 
+  /** Log lines that tell of an apply conflict (409) or a failed reconcile: none is expected. */
+  conflictLines(): string[] {
+    return [...this.logLines("409"), ...this.logLines("Cannot reconcile")];
+  }
+
   /** A metric's value (no labels, or the exact label text such as `{verb="apply",result="success"}`). */
   async metric(name: string, labels = ""): Promise<number | undefined> {
     const r = await nodeHttp(this.#plane, `http://127.0.0.1:${this.options.metricsPort}/metrics`);
@@ -181,4 +207,20 @@ export class CopierRun implements AsyncDisposable {
   [Symbol.asyncDispose](): Promise<void> {
     return this.stop().then(() => {});
   }
+}
+
+/** Starts the v1 API server unless it runs. */
+export async function ensureV1(plane: ControlPlane): Promise<void> {
+  if (plane.v1Server === undefined || plane.v1Server.status !== undefined) await plane.startV1Server();
+}
+
+/** Starts a copier against the v1 API server (with a kubeconfig of its own), metrics on `metricsPort`. */
+export async function startCopier(
+  plane: ControlPlane,
+  label: string,
+  metricsPort: number,
+  election?: { leaseMs: number; renewMs: number; retryMs: number },
+): Promise<CopierRun> {
+  const kubeconfig = await plane.pki.kubeconfig(`copier-${metricsPort}`, `https://${ETCD_ADDRESS}:${V1_PORT}`);
+  return await CopierRun.start(plane, { label, kubeconfig, metricsPort, ...(election ? { election } : {}) });
 }

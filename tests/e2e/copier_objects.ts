@@ -12,6 +12,8 @@ import { pollUntil } from "./proxy.ts";
 
 /** The copier's field manager (and managed-by label value). */
 export const COPIER_MANAGER = "extractedprism-endpoint-copier";
+/** Every copy write is one watch event away from its cause (a source slice, a Service, the copy itself). */
+export const COPY_BOUND_MS = 1000;
 /** The field manager of the test's own writes of the source and the targets. */
 export const TEST_MANAGER = "e2e";
 
