@@ -34,17 +34,36 @@ const EDITED = "198.18.0.99";
 
 /**
  * (a) A new target gets a copy of `default/kubernetes`'s slice, written with the real server-side apply as the
- * copier's field manager; a source change is copied; a warning about a target becomes a real Event.
+ * copier's field manager, and the Go operator's slice for it is deleted; a source change is copied; a warning about a
+ * target becomes a real Event; the copy of a deleted target is deleted.
  */
 export async function copierCopies(plane: ControlPlane): Promise<void> {
   await ensureV1(plane);
   let source = await applySource(plane, [A1, A2]);
+  // What the Go endpoint-copier-operator wrote for the target (named after it): retired once the copy is in place.
+  const legacyPath = `${slicesPath("default")}/kubernetes-vip`;
+  const legacy = await v1Apply(plane, legacyPath, {
+    apiVersion: "discovery.k8s.io/v1",
+    kind: "EndpointSlice",
+    metadata: {
+      name: "kubernetes-vip",
+      namespace: "default",
+      labels: { "kubernetes.io/service-name": "kubernetes-vip", "endpoint-copier/source": "kubernetes" },
+    },
+    addressType: "IPv4",
+    endpoints: source.endpoints,
+  }, { manager: "endpoint-copier-operator" });
+  assert.equal(legacy.status, 201, `the Go operator's slice: ${legacy.body.slice(0, 200)}`);
   await using copier = await startCopier(plane, "copier", 18080);
   await copier.waitSynced();
   let t0 = Date.now();
   const target = await applyTarget(plane);
   const created = await waitCopy(plane, source, { what: "the copy for the new target" });
   const createMs = created.at - t0;
+  await pollUntil(async () => (await v1Get(plane, legacyPath)) === undefined || undefined, {
+    timeoutMs: 10_000,
+    what: "the Go operator's slice to be deleted",
+  });
   const copy = created.copy;
   const mine = managedBy(copy, COPIER_MANAGER);
   assert(mine.length === 1 && mine[0]?.operation === "Apply", `the copier applied the copy: ${JSON.stringify(mine)}`);
