@@ -22,7 +22,12 @@ import {
 } from "./e2e/scenarios_clients.ts";
 import { apiServerFrozen, apiServerGracefulShutdown, apiServerKilled } from "./e2e/scenarios_failures.ts";
 import { discoveryAgainstV1, v1WatchGone } from "./e2e/scenarios_v1.ts";
-import { copierCopies, copierLeaderElection, copierRepairsHandEdits } from "./e2e/scenarios_copier.ts";
+import {
+  copierCopies,
+  copierLeaderElection,
+  copierRepairsHandEdits,
+  copierSourceReplaced,
+} from "./e2e/scenarios_copier.ts";
 import { copierWatchCompacted } from "./e2e/copier_compaction.ts";
 
 const tools = await checkNetTools();
@@ -58,6 +63,11 @@ Deno.test({
       name: "v1 API server: the endpoint copier copies default/kubernetes by server-side apply, source changes too",
       ignore: found.fixtures.v1Apiserver === undefined,
       fn: () => copierCopies(plane),
+    });
+    await t.step({
+      name: "v1 API server: the copier keeps its copy while the source is gone, re-creates it for a new address type",
+      ignore: found.fixtures.v1Apiserver === undefined,
+      fn: () => copierSourceReplaced(plane),
     });
     await t.step({
       name: "v1 API server: the copier repairs a hand edit of a copy (forced apply of another manager, a PUT)",

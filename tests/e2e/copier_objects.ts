@@ -79,12 +79,16 @@ export async function v1Apply(
 }
 
 /** Applies the source slice listing `addresses` (as the test's field manager); returns the stored slice. */
-export async function applySource(plane: ControlPlane, addresses: readonly string[]): Promise<ApiObject> {
+export async function applySource(
+  plane: ControlPlane,
+  addresses: readonly string[],
+  addressType = "IPv4",
+): Promise<ApiObject> {
   const r = await v1Apply(plane, SOURCE_PATH, {
     apiVersion: "discovery.k8s.io/v1",
     kind: "EndpointSlice",
     metadata: { name: "kubernetes", namespace: "default", labels: { "kubernetes.io/service-name": "kubernetes" } },
-    addressType: "IPv4",
+    addressType,
     endpoints: addresses.map((a) => ({ addresses: [a], conditions: { ready: true } })),
     ports: [{ name: "https", port: API_PORT, protocol: "TCP" }],
   }, { manager: TEST_MANAGER });

@@ -19,6 +19,7 @@ import {
   managedBy,
   ownedFields,
   slicesPath,
+  SOURCE_PATH,
   v1Apply,
   v1Get,
   v1Request,
@@ -165,6 +166,56 @@ export async function copierRepairsHandEdits(plane: ControlPlane): Promise<void>
   );
   assert(applyMs <= COPY_BOUND_MS, `the forced apply is repaired within 1 s: took ${applyMs} ms`);
   assert(putMs <= COPY_BOUND_MS, `the PUT is repaired within 1 s: took ${putMs} ms`);
+}
+
+/** Stands for a name only: nothing resolves or dials it (the copier never dials endpoints). */
+const FQDN = "kubernetes.default.svc.cluster.local";
+
+/**
+ * (a') The source slice is deleted: the copy is kept (never an empty slice) and an `EmptySource` Event says why; the
+ * source comes back with another address type: the copy is deleted and created again (an EndpointSlice's address type
+ * cannot change in place), within the bound of any source change.
+ */
+export async function copierSourceReplaced(plane: ControlPlane): Promise<void> {
+  await ensureV1(plane);
+  const before = await applySource(plane, [A1, A2]);
+  await applyTarget(plane);
+  await using copier = await startCopier(plane, "copier", 18080);
+  await copier.waitSynced();
+  const old = (await waitCopy(plane, before, { what: "the copy before the source goes" })).copy;
+  try {
+    const mark = copier.mark();
+    const deleted = await v1Request(plane, "DELETE", SOURCE_PATH);
+    assert.equal(deleted.status, 200, `the source deleted: ${deleted.body.slice(0, 200)}`);
+    await copier.waitLog((l) => l.includes("keeping the last copy"), 10_000, "the EmptySource warning", mark);
+    const event = await pollUntil(async () => {
+      const list = await v1Get(plane, "/api/v1/namespaces/default/events");
+      return (list?.items as ApiObject[] | undefined)?.find((e) =>
+        e.reason === "EmptySource" && e.involvedObject?.name === "kubernetes-vip"
+      );
+    }, { timeoutMs: 10_000, what: "the EmptySource Event" });
+    assert.equal(event.type, "Warning");
+    const kept = await v1Get(plane, COPY_PATH);
+    assert.equal(kept?.metadata?.uid, old.metadata.uid, "the copy is kept while the source is gone");
+
+    const t0 = Date.now();
+    const fqdn = await applySource(plane, [FQDN], "FQDN");
+    const recreated = await waitCopy(plane, fqdn, { what: "the copy with the new address type" });
+    const recreateMs = recreated.at - t0;
+    assert.notEqual(recreated.copy.metadata.uid, old.metadata.uid, "the copy was deleted and created again");
+    assert.equal(copier.logLines("its address type changes from IPv4 to FQDN", mark).length, 1);
+    assert.deepEqual(copier.conflictLines(), [], "no conflict, no failed reconcile");
+    e2eReport(
+      "copier: source slice deleted, then back with another address type",
+      `copy kept (EmptySource Event), then deleted and re-created in ${recreateMs} ms`,
+    );
+    assert(recreateMs <= COPY_BOUND_MS, `re-created within 1 s: took ${recreateMs} ms`);
+  } finally {
+    // The steps after this one expect the IPv4 source (an address type change is a delete and a create).
+    await v1Request(plane, "DELETE", SOURCE_PATH);
+    const back = await applySource(plane, [A1, A2]);
+    await waitCopy(plane, back, { what: "the copy back to IPv4" });
+  }
 }
 
 const LEASE_PATH = "/apis/coordination.k8s.io/v1/namespaces/kube-system/leases/f668ae63.endpoint-copier-operator";
