@@ -23,6 +23,13 @@ import {
 import { apiServerFrozen, apiServerGracefulShutdown, apiServerKilled } from "./e2e/scenarios_failures.ts";
 import { cacheNpmPackages, informerResumesAfterKill } from "./e2e/scenarios_informer.ts";
 import { discoveryAgainstV1, v1WatchGone } from "./e2e/scenarios_v1.ts";
+import {
+  copierCopies,
+  copierLeaderElection,
+  copierRepairsHandEdits,
+  copierSourceReplaced,
+} from "./e2e/scenarios_copier.ts";
+import { copierWatchCompacted } from "./e2e/copier_compaction.ts";
 import { parityWithKube120, parityWithV1 } from "./e2e/scenarios_parity.ts";
 
 const asked = Deno.env.get(FIXTURES_ENV) !== undefined;
@@ -55,6 +62,31 @@ if (asked) {
         name: "v1 API server restarted while etcd moved on: the watch gets 410, discovery relists and keeps routing",
         ignore: found.fixtures.v1Apiserver === undefined,
         fn: () => v1WatchGone(plane),
+      });
+      await t.step({
+        name: "v1 API server: the endpoint copier copies default/kubernetes by server-side apply, source changes too",
+        ignore: found.fixtures.v1Apiserver === undefined,
+        fn: () => copierCopies(plane),
+      });
+      await t.step({
+        name: "v1 API server: the copier keeps its copy while the source is gone, re-creates it for a new address type",
+        ignore: found.fixtures.v1Apiserver === undefined,
+        fn: () => copierSourceReplaced(plane),
+      });
+      await t.step({
+        name: "v1 API server: the copier repairs a hand edit of a copy (forced apply of another manager, a PUT)",
+        ignore: found.fixtures.v1Apiserver === undefined,
+        fn: () => copierRepairsHandEdits(plane),
+      });
+      await t.step({
+        name: "v1 API server: two copiers elect one writer on a real Lease, SIGTERM hands over",
+        ignore: found.fixtures.v1Apiserver === undefined,
+        fn: () => copierLeaderElection(plane),
+      });
+      await t.step({
+        name: "v1 API server without watch cache: after an etcd compaction the copier and discovery get 410 and relist",
+        ignore: found.fixtures.v1Apiserver === undefined,
+        fn: () => copierWatchCompacted(plane),
       });
       await t.step(
         "the fake API server answers the probe script as kube-apiserver 1.20 does",

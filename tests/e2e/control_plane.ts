@@ -185,9 +185,11 @@ export class ControlPlane implements AsyncDisposable {
    * Starts the v1 API server (discovery.k8s.io/v1, coordination.k8s.io/v1) in the etcd namespace on
    * {@linkcode V1_PORT}, on the same etcd under a prefix of its own, and waits until it serves EndpointSlices.
    *
+   * `extraFlags` adds flags, e.g. `--watch-cache=false` (watches then go to etcd itself).
+   *
    * @throws {Error} When the fixtures have none, or it does not answer within 120 s.
    */
-  async startV1Server(): Promise<HelperProcess> {
+  async startV1Server(opts: { extraFlags?: readonly string[] } = {}): Promise<HelperProcess> {
     const bin = this.fixtures.v1Apiserver;
     if (bin === undefined) throw new Error("Cannot start the v1 API server: the fixtures manifest names none");
     const cmd = this.net.exec(this.net.etcdNs, bin, [
@@ -197,6 +199,7 @@ export class ControlPlane implements AsyncDisposable {
       `--secure-port=${V1_PORT}`,
       `--tls-cert-file=${this.pki.servingCertPath}`,
       `--tls-private-key-file=${this.pki.servingKeyPath}`,
+      ...(opts.extraFlags ?? []),
     ]);
     const proc = new HelperProcess({ label: "v1 API server", ...cmd, commands: false });
     this.#others.push(proc);
