@@ -143,6 +143,7 @@ Deno.test("status against the real program: 0 and the table when ready, 1 and wh
     "--health-rise=1",
   ]);
   const states = async () => {
+    if (proxy.status !== undefined) throw new Error(`The proxy exited early:\n${proxy.lines.join("\n")}`);
     const r = await runMain(["status", `--health-port=${health}`, "-o", "json"]);
     if (r.code === 2) return [];
     return (JSON.parse(r.stdout) as { upstreams: { state: string }[] }).upstreams.map((u) => u.state);
