@@ -30,8 +30,11 @@ export const STATUS_FLAGS: readonly FlagSpec[] = [
 export interface StatusConfig {
   /** The address to connect to: a wildcard bind address already turned into loopback. */
   readonly host: string;
+  /** `--health-port`. */
   readonly port: number;
+  /** `--timeout`: both requests together. */
   readonly timeoutMs: number;
+  /** `--output` / `-o`. */
   readonly output: StatusOutput;
 }
 

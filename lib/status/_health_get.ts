@@ -8,7 +8,9 @@ import { bracketHost } from "../endpoint.ts";
 
 /** The status and body of one answer. */
 export interface HealthAnswer {
+  /** The HTTP status code. */
   readonly status: number;
+  /** Everything after the head, as text. */
   readonly body: string;
 }
 

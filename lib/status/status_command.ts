@@ -14,6 +14,7 @@ import { formatStatusTable, type UpstreamRow } from "./status_format.ts";
 export interface StatusOptions {
   /** The address to connect to (a wildcard bind address already turned into loopback). */
   readonly host: string;
+  /** The health port. */
   readonly port: number;
   /** Bounds both requests together. */
   readonly timeoutMs: number;
@@ -25,8 +26,11 @@ export interface StatusOptions {
 
 /** What to print and the exit status. */
 export interface StatusResult {
+  /** 0 ready, 1 not ready, 2 the health port cannot be reached or is not one. */
   readonly code: 0 | 1 | 2;
+  /** The table, or the JSON. */
   readonly stdout: string;
+  /** Why it is not ready, or why the port cannot be read: one line each. */
   readonly stderr: string;
 }
 

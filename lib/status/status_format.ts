@@ -6,23 +6,13 @@
  * @module
  */
 import { escapeControls } from "../errors.ts";
+import type { UpstreamSnapshot } from "../upstream/upstream.ts";
 
-/** One upstream as `/upstreams` lists it; every field may be missing (an older proxy), and is shown as unknown then. */
-export interface UpstreamRow {
-  readonly address?: unknown;
-  readonly state?: unknown;
-  readonly reason?: unknown;
-  readonly stateSince?: unknown;
-  readonly draining?: unknown;
-  readonly lastProbeRttMs?: unknown;
-  readonly smoothedRttMs?: unknown;
-  readonly tier?: unknown;
-  readonly lastResult?: unknown;
-  readonly activeConnections?: unknown;
-  readonly totalConnections?: unknown;
-  readonly bytesIn?: unknown;
-  readonly bytesOut?: unknown;
-}
+/**
+ * One upstream as `/upstreams` lists it: the fields of {@linkcode UpstreamSnapshot}, each of which may be missing or
+ * odd (an older or newer proxy) and is then shown as unknown.
+ */
+export type UpstreamRow = { readonly [K in keyof UpstreamSnapshot]?: unknown };
 
 const NONE = "<none>";
 
