@@ -28,9 +28,23 @@ export async function healthGet(
   path: string,
   signal: AbortSignal,
 ): Promise<HealthAnswer> {
+  try {
+    return await exchange(where, path, signal);
+  } catch (e) {
+    // An abort (the caller's timeout) is reported as its reason, whether it stopped the connect or a read.
+    signal.throwIfAborted();
+    throw e;
+  }
+}
+
+async function exchange(
+  where: { readonly host: string; readonly port: number },
+  path: string,
+  signal: AbortSignal,
+): Promise<HealthAnswer> {
   signal.throwIfAborted();
   using conn = await Deno.connect({ hostname: where.host, port: where.port, signal });
-  // A stalled write or read ends when the socket is closed under it; the signal's reason is thrown instead.
+  // A stalled write or read ends when the socket is closed under it.
   const onAbort = () => conn.close();
   signal.addEventListener("abort", onAbort, { once: true });
   try {
@@ -47,9 +61,6 @@ export async function healthGet(
       chunks.push(buf.slice(0, n));
     }
     return parseAnswer(new TextDecoder().decode(concat(chunks, size)), path);
-  } catch (e) {
-    signal.throwIfAborted();
-    throw e;
   } finally {
     signal.removeEventListener("abort", onAbort);
   }
