@@ -24,6 +24,8 @@ Deno.test("ages read as kubectl's: seconds, then minutes, hours, days, years", (
   const cases: [number, string][] = [
     [-5_000, "<invalid>"],
     [-500, "0s"],
+    [-1_999, "0s"],
+    [-2_000, "<invalid>"],
     [0, "0s"],
     [5_000, "5s"],
     [119_000, "119s"],

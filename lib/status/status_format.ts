@@ -20,7 +20,7 @@ const NONE = "<none>";
  * An age as kubectl prints one (its `HumanDuration`): seconds up to 2 minutes, then minutes and seconds up to 10
  * minutes, minutes up to 3 hours, hours and minutes up to 8 hours, hours up to 2 days, and so on up to years.
  *
- * @param ms The age in milliseconds; below -1 s (clocks that disagree) it is `<invalid>`, up to 0 it is `0s`.
+ * @param ms The age in milliseconds; 2 s or more in the future (clocks that disagree) it is `<invalid>`, less is `0s`.
  * @example
  * ```ts
  * import assert from "node:assert/strict";
@@ -30,7 +30,8 @@ const NONE = "<none>";
  */
 export function humanAge(ms: number): string {
   if (!Number.isFinite(ms)) return NONE;
-  const seconds = Math.floor(ms / 1000);
+  // Truncated toward zero as Go converts: up to 1.999 s in the future still reads as now.
+  const seconds = Math.trunc(ms / 1000);
   if (seconds < -1) return "<invalid>";
   if (seconds <= 0) return "0s";
   if (seconds < 120) return `${seconds}s`;
