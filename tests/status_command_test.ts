@@ -121,6 +121,22 @@ Deno.test("a port that does not answer like a health port is reported in one lin
       );
     });
   });
+  await t.step("an answer that is not the upstreams' JSON", async () => {
+    await withServer("HTTP/1.1 200 OK\r\nconnection: close\r\n\r\n<html>", async (port) => {
+      const r = await runStatus({ ...base, port, timeoutMs: 2000 });
+      assert.equal(r.code, 2);
+      assert.equal(r.stderr, `Cannot reach the health port at 127.0.0.1:${port}: its /upstreams answer is not JSON\n`);
+    });
+  });
+  await t.step("a ready proxy without upstreams says so on stderr, with no table", async () => {
+    await withServer('HTTP/1.1 200 OK\r\nconnection: close\r\n\r\n{"upstreams":[]}\n', async (port) => {
+      assert.deepEqual(await runStatus({ ...base, port, timeoutMs: 2000 }), {
+        code: 0,
+        stdout: "",
+        stderr: "No upstreams\n",
+      });
+    });
+  });
   await t.step("an IPv6 address is written in brackets", async () => {
     const [port] = freePorts(1) as [number];
     const r = await runStatus({ ...base, host: "::1", port, timeoutMs: 2000 });
