@@ -158,6 +158,17 @@ async function main(): Promise<number> {
     const { COPIER_FLAGS, parseCopierCommandLine } = await import("./lib/config/copier_flags.ts");
     return execute(parseCopierCommandLine(Deno.args.slice(1), envOf(COPIER_FLAGS), info), runEndpointCopier);
   }
+  if (Deno.args[0] === "status") {
+    // A look at the proxy on this node: no logging, no signals; loaded only in this mode.
+    const { STATUS_FLAGS, parseStatusCommandLine } = await import("./lib/config/status_flags.ts");
+    const { runStatus } = await import("./lib/status/status_command.ts");
+    const outcome = parseStatusCommandLine(Deno.args.slice(1), envOf(STATUS_FLAGS), info);
+    const result = outcome.kind === "exit" ? outcome : await runStatus(outcome.config);
+    for (const [out, text] of [[Deno.stdout, result.stdout], [Deno.stderr, result.stderr]] as const) {
+      if (text) await out.write(new TextEncoder().encode(text));
+    }
+    return result.code;
+  }
   return execute(parseProxyCommandLine(Deno.args, envOf(PROXY_FLAGS), info), runProxy);
 }
 

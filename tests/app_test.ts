@@ -245,6 +245,7 @@ Deno.test("the health server answers healthz, readyz and upstreams", async (t) =
       "reason",
       "smoothedRttMs",
       "state",
+      "stateSince",
       "tier",
       "totalConnections",
     ]);

@@ -396,8 +396,8 @@ Deno.test("command line mistakes are one line with status 2", async (t) => {
     assert.equal(failure(["127.0.0.1:6443"]), "error: unexpected argument '127.0.0.1:6443'");
   });
   await t.step("an unknown mode word first names the modes", () => {
-    assert.equal(failure(["bogus-mode"]), "error: unknown command 'bogus-mode' (modes: endpoint-copier)");
-    assert.equal(failure(["status", ENDPOINTS]), "error: unknown command 'status' (modes: endpoint-copier)");
+    assert.equal(failure(["bogus-mode"]), "error: unknown command 'bogus-mode' (modes: endpoint-copier, status)");
+    assert.equal(failure(["stats", ENDPOINTS]), "error: unknown command 'stats' (modes: endpoint-copier, status)");
     // Not first, or not a word: a stray argument.
     assert.equal(failure([ENDPOINTS, "bogus-mode"]), "error: unexpected argument 'bogus-mode'");
   });
@@ -712,6 +712,8 @@ Deno.test("--help lists the modes with their usage", () => {
   assert.ok(r.kind === "exit" && r.code === 0);
   assert.match(r.stdout, /^Usage: extractedprism \[options\]\n {7}extractedprism endpoint-copier \[options\]\n/);
   assert.match(r.stdout, /\nModes \(the first argument; each has its own --help\):\n {2}endpoint-copier\n/);
+  assert.match(r.stdout, /\n {7}extractedprism status \[options\]\n/);
+  assert.match(r.stdout, /\n {2}status\n {6}show the upstreams of the proxy on this node/);
 });
 
 Deno.test("--help says how flags are spelled and that a repeated flag's last value wins", () => {

@@ -70,3 +70,19 @@ Deno.test("unhealthy and unknown upstreams come last, most recent success first;
     "10.0.0.1:6443",
   ]);
 });
+
+Deno.test("stateSince is the wall-clock time the current state began, kept while the state holds", () => {
+  let wall = Date.UTC(2026, 0, 1, 0, 0, 0);
+  const u = new Upstream({ host: "10.0.0.9", port: 6443 }, { rise: 2, fall: 2, wallClock: () => wall });
+  assert.equal(u.snapshot().stateSince, "2026-01-01T00:00:00.000Z", "unknown since creation");
+  wall += 5000;
+  u.recordSuccess(1, 0);
+  assert.equal(u.snapshot().stateSince, "2026-01-01T00:00:05.000Z", "healthy since the first probe");
+  wall += 5000;
+  u.recordSuccess(1, 1);
+  u.recordFailure("refused");
+  assert.equal(u.snapshot().stateSince, "2026-01-01T00:00:05.000Z", "no change of state, no new time");
+  wall += 60_000;
+  u.recordFailure("refused");
+  assert.equal(u.snapshot().stateSince, "2026-01-01T00:01:10.000Z", "unhealthy since the second failure");
+});

@@ -257,6 +257,10 @@ export const PROXY_COMMAND: CommandSpec<ProxyConfig> = {
     name: "endpoint-copier",
     summary: "keep the EndpointSlices of selector-less Services (such as a VIP in front of the API servers) equal " +
       "to those of a source Service, as SUSE's endpoint-copier-operator does",
+  }, {
+    name: "status",
+    summary: "show the upstreams of the proxy on this node as a table, from its health port; exit 0 when it is " +
+      "ready, 1 when not, 2 when its health port cannot be reached",
   }],
 };
 

@@ -28,6 +28,11 @@ export interface UpstreamOptions {
   readonly rise: number;
   /** Consecutive failures that make a healthy upstream unhealthy. @default 2 */
   readonly fall: number;
+  /**
+   * Wall-clock milliseconds since the epoch, for `stateSince`: another process (`extractedprism status`) turns it
+   * into an age, so it cannot be the monotonic clock of the probes. @default Date.now
+   */
+  readonly wallClock?: () => number;
 }
 
 /** A JSON view of one upstream, as `/upstreams` shows it. */
@@ -35,6 +40,8 @@ export interface UpstreamSnapshot {
   readonly address: string;
   readonly state: UpstreamState;
   readonly reason: string;
+  /** When the current state began (at creation for `unknown`), as an ISO 8601 UTC time. */
+  readonly stateSince: string;
   readonly draining: boolean;
   readonly lastProbeRttMs: number | null;
   readonly smoothedRttMs: number | null;
@@ -68,6 +75,8 @@ export class Upstream {
   readonly key: string;
   readonly #opts: UpstreamOptions;
   readonly #conns = new LiveList<Closable>();
+  readonly #wallClock: () => number;
+  #stateSince: number;
 
   state: UpstreamState = "unknown";
   reason = "added, not probed yet";
@@ -95,6 +104,8 @@ export class Upstream {
     this.endpoint = endpoint;
     this.key = endpointKey(endpoint);
     this.#opts = opts;
+    this.#wallClock = opts.wallClock ?? Date.now;
+    this.#stateSince = this.#wallClock();
   }
 
   /** Number of live relayed connections. */
@@ -137,6 +148,7 @@ export class Upstream {
     const from = this.state;
     this.state = to;
     this.reason = reason;
+    this.#stateSince = this.#wallClock();
     return { upstream: this, from, to, reason };
   }
 
@@ -164,6 +176,7 @@ export class Upstream {
       address: this.key,
       state: this.state,
       reason: this.reason,
+      stateSince: new Date(this.#stateSince).toISOString(),
       draining: this.draining,
       lastProbeRttMs: round3(this.lastRttMs),
       smoothedRttMs: round3(this.srttMs),

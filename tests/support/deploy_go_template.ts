@@ -5,7 +5,8 @@
  *
  * Supported: text and `{{ }}` actions with `{{-`/`-}}` trimming and comments; pipelines with `|`; fields (`.A.B`),
  * variables (`$`, `$x`, `$x.A`), string, number, bool and nil literals, parentheses; `:=` and `=`; `if`/`else if`/
- * `else`, `range` (lists, and maps in key order), `with`, `define`; the functions in {@linkcode FUNCTIONS}.
+ * `else`, `range` (lists, and maps in key order), `with`, `define`; the functions in {@linkcode FUNCTIONS}; methods
+ * given as JavaScript functions in the data (Helm's `.Files.Get`).
  *
  * @module
  */
@@ -100,8 +101,11 @@ export class TemplateSet {
       if (fn === undefined) fail(`function "${head.name}" not defined`);
       return fn!(...args);
     }
+    const v = this.#operand(head!, dot, scopes);
+    // A method reached as a field, such as Helm's `.Files.Get "path"`.
+    if (typeof v === "function") return v(...rest.map((o) => this.#operand(o, dot, scopes)), ...piped);
     if (cmd.length !== 1 || piped.length > 0) fail("can't give argument to non-function");
-    return this.#operand(head!, dot, scopes);
+    return v;
   }
 
   #operand(o: Operand, dot: Value, scopes: Map<string, Value>[]): Value {

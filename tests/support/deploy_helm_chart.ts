@@ -16,6 +16,19 @@ export interface Chart {
   /** Template file names under templates/, sorted. */
   readonly templateFiles: readonly string[];
   readonly templates: TemplateSet;
+  /** The chart's other files for `.Files.Get`, by their path in the chart (templates/ left out, as Helm does). */
+  readonly files: ReadonlyMap<string, string>;
+}
+
+async function chartFiles(dir: URL, prefix = ""): Promise<Map<string, string>> {
+  const out = new Map<string, string>();
+  for await (const e of Deno.readDir(new URL(prefix, dir))) {
+    const path = `${prefix}${e.name}`;
+    if (e.isDirectory && path !== "templates") {
+      for (const [k, v] of await chartFiles(dir, `${path}/`)) out.set(k, v);
+    } else if (e.isFile) out.set(path, await Deno.readTextFile(new URL(path, dir)));
+  }
+  return out;
 }
 
 /** Loads a chart directory. */
@@ -30,7 +43,11 @@ export async function loadChart(dir: URL): Promise<Chart> {
   for (const name of [...templateFiles].sort((a, b) => Number(!a.startsWith("_")) - Number(!b.startsWith("_")))) {
     templates.add(name, await Deno.readTextFile(new URL(`templates/${name}`, dir)));
   }
-  return { meta, values, templateFiles, templates };
+  return { meta, values, templateFiles, templates, files: await chartFiles(dir) };
+}
+
+function fail(message: string): never {
+  throw new Error(message);
 }
 
 function isMap(v: unknown): v is Record<string, unknown> {
@@ -64,6 +81,11 @@ export function renderChart(chart: Chart, options: RenderOptions = {}): Map<stri
       IsInstall: true,
     },
     Chart: { Name: meta["name"], Version: meta["version"], AppVersion: meta["appVersion"] },
+    // Helm's Get gives "" for a file that is not there; here that is a mistake in the chart, so it fails.
+    Files: {
+      Get: (path: unknown) =>
+        chart.files.get(String(path)) ?? fail(`.Files.Get: no file '${String(path)}' in the chart`),
+    },
   };
   const out = new Map<string, string>();
   for (const name of chart.templateFiles) {
