@@ -1,6 +1,6 @@
 /**
  * Scenarios with the control plane whole: the proxy with static endpoints in front of three real kube-apiservers,
- * discovery (waiting for discovery.k8s.io/v1beta1 support), real kubectl through 127.0.0.1:7445, and `/readyz`
+ * discovery (through discovery.k8s.io/v1beta1, which 1.20 serves instead of v1), real kubectl through 127.0.0.1:7445, and `/readyz`
  * probing with and without the cluster CA.
  *
  * @module
@@ -42,6 +42,16 @@ export function proxyKubeconfig(plane: ControlPlane): Promise<string> {
 
 /** With one static endpoint and a kubeconfig, the proxy finds the other two API servers through discovery. */
 export async function discoversApiServers(plane: ControlPlane): Promise<void> {
+  // The real reconcilers write their addresses within their 10 s interval of the start: wait for all three first,
+  // so that the figure is discovery's own time, not the control plane's start-up.
+  const slicePath = "/apis/discovery.k8s.io/v1beta1/namespaces/default/endpointslices/kubernetes";
+  await pollUntil(async () => {
+    const r = await plane.get({ host: API_ADDRESSES[0] ?? "", port: API_PORT, path: slicePath, auth: true });
+    if (r.status !== 200) return undefined;
+    const slice = JSON.parse(r.body) as { endpoints?: { addresses?: string[] }[] };
+    const listed = (slice.endpoints ?? []).flatMap((e) => e.addresses ?? []);
+    return API_ADDRESSES.every((a) => listed.includes(a)) ? true : undefined;
+  }, { timeoutMs: 60_000, what: "the reconcilers to list all three API servers", everyMs: 250 });
   const kubeconfig = await plane.pki.kubeconfig("discovery", `https://${ALL_ENDPOINTS[0]}`);
   await using proxy = await ProxyRun.start(plane, {
     endpoints: [ALL_ENDPOINTS[0] ?? ""],
