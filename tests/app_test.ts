@@ -308,3 +308,26 @@ Deno.test("while no upstream is healthy a blackholed dial costs the probe timeou
   assert.equal(app.proxy.failedDials, 1);
   assert.equal(clock.now() - start, 200);
 });
+
+Deno.test("before any verdict (all upstreams unknown) a dial gets the whole budget, not the probe timeout", async () => {
+  const connect = (_: unknown, signal: AbortSignal) =>
+    new Promise<Deno.TcpConn>((_, reject) =>
+      signal.addEventListener("abort", () => reject(new DOMException("aborted", "AbortError")), { once: true })
+    );
+  // Probes that never answer: the upstreams stay unknown until the probe timeout, on the manual clock.
+  const silent: Probe = { name: "silent", check: () => new Promise(() => {}) };
+  const clock = new ManualClock();
+  await using app = ProxyApp.start(
+    testConfig([{ host: "127.0.0.1", port: freePort() }], { dialTimeoutMs: 5000, healthTimeoutMs: 200 }),
+    { connect, clock, probe: silent },
+  );
+  await using _stopped = clock.stopsWith(() => app.shutdown(), "the app to stop");
+  assert.equal(app.pool.upstreams()[0]?.state, "unknown");
+  using c = await Deno.connect({ hostname: "127.0.0.1", port: app.addr.port });
+  await waitFor(() => app.proxy.active === 1, 5000, "the dial to start");
+  await clock.advance(1000);
+  assert.equal(app.proxy.failedDials, 0, "still dialling long after the probe timeout");
+  await clock.advance(4000);
+  assert.equal(await withDeadline(c.read(new Uint8Array(1)), "a read"), null, "closed at the dial timeout");
+  assert.equal(app.proxy.failedDials, 1);
+});

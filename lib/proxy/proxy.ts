@@ -88,11 +88,15 @@ export class Proxy {
     const node = this.#live.add(entry);
     const pool = this.#opts.pool;
     const candidates = pool.candidates();
-    // With no healthy upstream the dial is a long shot at a stale health view: give it the probe timeout, not the
-    // whole budget, so that clients fail fast while everything is down (a blackholed set would cost the full budget).
-    const anyHealthy = candidates.some((u) => u.state === "healthy");
+    // With every upstream known unhealthy the dial is a long shot at a stale health view: give it the probe timeout,
+    // not the whole budget, so that clients fail fast while everything is down (a blackholed set would cost the full
+    // budget). Before the first verdicts (a process that has just started, perhaps beside the one it replaces, with
+    // its event loop still busy) an upstream is no long shot: the dial gets the whole budget.
+    const worthBudget = candidates.some((u) => u.state !== "unhealthy");
     dial(candidates, {
-      budgetMs: anyHealthy ? this.#opts.dialTimeoutMs : Math.min(this.#opts.dialTimeoutMs, this.#opts.fallbackBudgetMs),
+      budgetMs: worthBudget
+        ? this.#opts.dialTimeoutMs
+        : Math.min(this.#opts.dialTimeoutMs, this.#opts.fallbackBudgetMs),
       hedgeDelayMs: this.#opts.hedgeDelayMs,
       connect: this.#connect,
       timer: this.#timer,

@@ -11,12 +11,12 @@ import type { Fixtures } from "./fixtures.ts";
 import { API_ADDRESSES, API_PORT, E2eNet, ETCD_ADDRESS, ETCD_PORT, type NetTools } from "./net.ts";
 import { createE2ePki, type E2ePki, SERVER_NAME } from "./pki.ts";
 import type { RequestResult } from "./support/client.ts";
+import { HEALTH_PORT, PROXY_PORT } from "../support/program_run.ts";
 
 export type { RequestResult } from "./support/client.ts";
 
 /** The proxy's ports inside the node namespace. */
-export const PROXY_PORT = 7445;
-export const HEALTH_PORT = 7446;
+export { HEALTH_PORT, PROXY_PORT };
 /** The v1 API server's port, in the etcd namespace. */
 export const V1_PORT = 6443;
 /** How long one kube-apiserver may take from exec to `/readyz` 200 on a loaded 2-core machine. */

@@ -5,27 +5,13 @@
  * @module
  */
 import { startCommand } from "../support/main_process.ts";
+import { programFlags, ProgramRun, type UpstreamView } from "../support/program_run.ts";
 import { HelperProcess } from "./helper_process.ts";
 import { API_ADDRESSES, API_PORT, type FaultNet } from "./netns.ts";
-import { wallNow } from "./support/https_client.ts";
 
-/** The proxy's ports inside its namespace (a namespace of its own: nothing else can hold them). */
-export const PROXY_PORT = 7445;
-/** The health port (`/upstreams`) inside the proxy's namespace. */
-export const HEALTH_PORT = 7446;
+export { HEALTH_PORT, pollUntil, PROXY_PORT, type UpstreamView } from "../support/program_run.ts";
 
 const REPO_ROOT = new URL("../../", import.meta.url);
-
-/** `/upstreams` entry fields the suite reads (the program may show more). */
-export interface UpstreamView {
-  readonly address: string;
-  readonly state: "unknown" | "healthy" | "unhealthy";
-  readonly draining: boolean;
-  readonly lastProbeRttMs: number | null;
-  readonly smoothedRttMs?: number | null;
-  /** Client connections relayed to it since it was added. */
-  readonly totalConnections: number;
-}
 
 /** A state change of an upstream, as the program logged it. */
 export interface LoggedChange {
@@ -59,29 +45,14 @@ export interface ProxyRunOptions {
   readonly readyFrom?: "upstreams" | "log";
 }
 
-/** Polls `get` every `everyMs` until it returns a value; fails after `timeoutMs` naming `what`. */
-export async function pollUntil<T>(
-  get: () => Promise<T | undefined>,
-  opts: { timeoutMs: number; what: string; everyMs?: number },
-): Promise<T> {
-  const deadline = performance.now() + opts.timeoutMs;
-  for (;;) {
-    const v = await get();
-    if (v !== undefined) return v;
-    if (performance.now() > deadline) throw new Error(`Timed out after ${opts.timeoutMs} ms waiting for ${opts.what}`);
-    await new Promise((r) => setTimeout(r, opts.everyMs ?? 10));
-  }
-}
-
 /** The program running in the proxy namespace for one scenario. */
-export class ProxyRun implements AsyncDisposable {
+export class ProxyRun extends ProgramRun {
   readonly options: ProxyRunOptions;
-  readonly process: HelperProcess;
   readonly #client: HelperProcess;
 
   constructor(options: ProxyRunOptions, process: HelperProcess, client: HelperProcess) {
+    super(process, (options.drainTimeoutMs ?? 2000) + 3000);
     this.options = options;
-    this.process = process;
     this.#client = client;
   }
 
@@ -95,61 +66,28 @@ export class ProxyRun implements AsyncDisposable {
   static async start(net: FaultNet, client: HelperProcess, options: ProxyRunOptions): Promise<ProxyRun> {
     const start = startCommand();
     const endpoints = options.endpoints ?? API_ADDRESSES.map((a) => `${a}:${API_PORT}`);
-    const flags = [
-      `--endpoints=${endpoints.join(",")}`,
-      `--bind-address=${options.bindAddress ?? "127.0.0.1"}`,
-      `--bind-port=${PROXY_PORT}`,
-      `--health-port=${HEALTH_PORT}`,
-      `--health-interval=${options.intervalMs}ms`,
-      `--health-timeout=${options.timeoutMs}ms`,
-      `--health-rise=${options.rise ?? 2}`,
-      `--health-fall=${options.fall ?? 2}`,
-      `--drain-timeout=${options.drainTimeoutMs ?? 2000}ms`,
-      ...(options.extraFlags?.some((f) => f.startsWith("--enable-discovery")) ? [] : ["--enable-discovery=false"]),
-      "--log-format=json",
-      "--log-level=info",
-      ...(options.extraFlags ?? []),
-    ];
+    const flags = programFlags({ ...options, endpoints });
     const cmd = net.exec(net.proxyNs, start.command, [...start.args, ...flags]);
     const process = new HelperProcess({ label: "the program", ...cmd, cwd: REPO_ROOT, commands: false });
     const run = new ProxyRun(options, process, client);
-    try {
-      const expected = options.expectUpstreams ?? endpoints.length;
-      if (options.readyFrom === "log") {
-        await pollUntil(() => {
-          if (process.status !== undefined) throw new Error(`it exited with code ${process.status.code}`);
-          const healthy = new Set(run.stateChanges().filter((c) => c.to === "healthy").map((c) => c.upstream));
-          return Promise.resolve(healthy.size >= expected ? healthy : undefined);
-        }, { timeoutMs: 20_000, what: "every upstream to be logged healthy" });
-        return run;
-      }
-      await pollUntil(async () => {
-        let ups: UpstreamView[];
-        try {
-          ups = await run.upstreams();
-        } catch (e) {
-          if (process.status !== undefined) throw e;
-          return undefined; // the health port may not listen yet
-        }
-        return ups.length === expected && ups.every((u) => u.state === "healthy") ? ups : undefined;
-      }, { timeoutMs: 20_000, what: "every upstream to be healthy" });
-    } catch (e) {
-      await run.stop();
-      throw new Error(
-        `Cannot start the program with ${flags.join(" ")}: ${e instanceof Error ? e.message : String(e)}\n` +
-          process.stderrLines.slice(-20).join("\n"),
+    const expected = options.expectUpstreams ?? endpoints.length;
+    if (options.readyFrom === "log") {
+      const logged = () => new Set(run.stateChanges().filter((c) => c.to === "healthy").map((c) => c.upstream));
+      await run.waitStarted(
+        () => Promise.resolve(logged().size >= expected),
+        20_000,
+        "every upstream logged healthy",
+        flags,
+      );
+    } else {
+      await run.waitStarted(
+        run.upstreamsCheck((ups) => ups.length === expected && ups.every((u) => u.state === "healthy")),
+        20_000,
+        "every upstream to be healthy",
+        flags,
       );
     }
     return run;
-  }
-
-  /** `/upstreams`, read from inside the namespace. */
-  async upstreams(): Promise<UpstreamView[]> {
-    if (this.process.status !== undefined) {
-      const tail = this.process.stderrLines.slice(-20).join("\n");
-      throw new Error(`The program exited (code ${this.process.status.code}); its last log lines:\n${tail}`);
-    }
-    return (await this.#client.request<{ upstreams: UpstreamView[] }>("upstreams")).upstreams;
   }
 
   /** The status code of `/healthz`, read from inside the namespace. */
@@ -162,31 +100,6 @@ export class ProxyRun implements AsyncDisposable {
     const u = (await this.upstreams()).find((x) => x.address === address);
     if (u === undefined) throw new Error(`Cannot find upstream '${address}' in /upstreams`);
     return u;
-  }
-
-  /**
-   * Polls `/upstreams` until `test` holds and returns the wall-clock time it was seen (the reply's arrival: the state
-   * changed at or before it) and the entries.
-   */
-  waitUpstreams(
-    test: (ups: UpstreamView[]) => boolean,
-    timeoutMs: number,
-    what: string,
-  ): Promise<{ at: number; upstreams: UpstreamView[] }> {
-    return pollUntil(async () => {
-      const ups = await this.upstreams();
-      return test(ups) ? { at: wallNow(), upstreams: ups } : undefined;
-    }, { timeoutMs, what });
-  }
-
-  /** Waits until `address` is in `state`; returns when it was seen. */
-  async waitState(address: string, state: UpstreamView["state"], timeoutMs: number): Promise<number> {
-    const r = await this.waitUpstreams(
-      (ups) => ups.find((u) => u.address === address)?.state === state,
-      timeoutMs,
-      `${address} to be ${state}`,
-    );
-    return r.at;
   }
 
   /** How many stderr lines the program has written: a mark for {@linkcode ProxyRun.stateChanges}. */
@@ -217,13 +130,7 @@ export class ProxyRun implements AsyncDisposable {
     return out;
   }
 
-  /** Stops the program with SIGTERM (it drains for up to its `--drain-timeout`), SIGKILL if it hangs. */
-  async stop(): Promise<Deno.CommandStatus> {
-    this.process.kill("SIGTERM");
-    return await this.process.stop((this.options.drainTimeoutMs ?? 2000) + 3000);
-  }
-
-  [Symbol.asyncDispose](): Promise<void> {
-    return this.stop().then(() => {});
+  protected override async readUpstreams(): Promise<UpstreamView[]> {
+    return (await this.#client.request<{ upstreams: UpstreamView[] }>("upstreams")).upstreams;
   }
 }

@@ -141,7 +141,14 @@ export async function removedWhileConnected(lab: FaultLab): Promise<void> {
       timeoutMs: 100,
       drainTimeoutMs: drainMs,
       // Least connections spreads the held connections, so that some sit on a discovered upstream.
-      extraFlags: ["--enable-discovery=true", `--kubeconfig=${kubeconfig}`, "--upstream-selection=least-connections"],
+      // The lab's API servers and the discovery API have CAs of their own: the probe is given the lab's (without it,
+      // the probe would verify with the kubeconfig's cluster CA, which in a real cluster is the API servers' CA).
+      extraFlags: [
+        "--enable-discovery=true",
+        `--kubeconfig=${kubeconfig}`,
+        `--health-ca-file=${lab.pki.ca.certPath}`,
+        "--upstream-selection=least-connections",
+      ],
     });
     const held = await lab.hold(12);
     try {
