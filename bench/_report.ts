@@ -179,7 +179,7 @@ export function loadBound(r: Results): string[] {
   for (const { load, what, rows } of LOAD_ROWS) {
     const parts = (["extractedprism", "floor", "haproxy", "nginx"] as const).flatMap((s) => {
       const pct = r.get(s, load);
-      return pct === undefined ? [] : [`${s} ${pct.toFixed(0)} %`];
+      return pct === undefined ? [] : [`${s} ${pct.toFixed(1)} %`];
     });
     const bound = (["extractedprism", "floor"] as const).some((s) => (r.get(s, load) ?? 0) >= LOAD_BOUND_PCT);
     if (parts.length === 0) continue;
@@ -207,7 +207,7 @@ export function verdicts(r: Results): Verdict[] {
     const a = ep(load), b = fl(load);
     if (a === undefined && b === undefined) return "";
     const bound = (a ?? 0) >= LOAD_BOUND_PCT || (b ?? 0) >= LOAD_BOUND_PCT;
-    return `; ${bound ? "load-bound" : "not load-bound"} (load CPU ${fmt(a, 0)} / ${fmt(b, 0)} %)`;
+    return `; ${bound ? "load-bound" : "not load-bound"} (load CPU ${fmt(a, 1)} / ${fmt(b, 1)} %)`;
   };
   const overFloor = (name: string, m: MetricKey, max: number, unit: string, digits: number) => {
     const a = ep(m), b = fl(m);

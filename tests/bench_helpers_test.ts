@@ -99,9 +99,9 @@ Deno.test("targets pass, fail or skip from the measurements", () => {
     "FAIL bulk ≥ 1.5× HAProxy",
     "SKIP new connections/s ≥ 0.75× HAProxy",
   ]);
-  assert.match(verdicts(r)[5]!.line, /; load-bound \(load CPU 95 \/ — %\)$/);
+  assert.match(verdicts(r)[5]!.line, /; load-bound \(load CPU 95\.0 \/ — %\)$/);
   assert.deepEqual(loadBound(r), [
-    "small requests: load-bound (load CPU extractedprism 95 %; threshold 90 %): its req/s, latency rows show the " +
+    "small requests: load-bound (load CPU extractedprism 95.0 %; threshold 90 %): its req/s, latency rows show the " +
     "load's limit",
   ]);
 });
