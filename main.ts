@@ -10,7 +10,6 @@ import denoJson from "./deno.json" with { type: "json" };
 import { readBuildInfo } from "./deploy/build_info.ts";
 import { ProxyApp } from "./lib/app.ts";
 import { sleep } from "./lib/clock.ts";
-import { startDiscovery } from "./lib/discovery/discovery.ts";
 import type { VersionInfo } from "./lib/config/command_line.ts";
 import type { CopierConfig } from "./lib/config/copier_flags.ts";
 import { describeConfig } from "./lib/config/describe.ts";
@@ -45,6 +44,10 @@ function effectiveConfig(c: ProxyConfig): Record<string, unknown> {
 
 async function runProxy(config: ProxyConfig): Promise<number> {
   const app = ProxyApp.start(config);
+  // From here a signal drains: the listener is open while discovery loads.
+  const signalled = untilSignal();
+  // Loaded once the proxy listens: the first relayed connection never waits for discovery's code.
+  const { startDiscovery } = await import("./lib/discovery/discovery.ts");
   const discovery = startDiscovery(config, {
     // Healthy upstreams first: discovery dials API servers directly, never through this proxy.
     endpoints: () => app.knownEndpoints(),
@@ -52,7 +55,7 @@ async function runProxy(config: ProxyConfig): Promise<number> {
   });
   app.feed(discovery.providers);
   log.info("extractedprism {version} listening on {listen}, health on {health}", effectiveConfig(config));
-  const sig = await untilSignal();
+  const sig = await signalled;
   await app.shutdown(`${sig} received`);
   // Bounded: a stop must not hang on a socket to the API server that will not close.
   const timer = new AbortController();

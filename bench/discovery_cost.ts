@@ -1,27 +1,36 @@
 /**
- * What discovery costs: idle RSS of the proxy with discovery on (kubeconfig to a local fake API server) and off, and
- * the time from process start to the first discovered upstream. Loopback only; bounded; run with
- * `deno run -A bench/discovery_cost.ts [--runs=N]`.
+ * What discovery costs: the proxy's idle RSS and its peak RSS under 32 busy connections, with discovery on (a
+ * kubeconfig to a local fake API server, an EndpointSlice watch open) and off, and the time from process start to the
+ * first discovered upstream. Prints a table and one PASS/FAIL line per target (with discovery on, idle and
+ * 32-connection RSS within 3 MiB of discovery off). Loopback only; bounded; run with
+ * `deno run -A bench/discovery_cost.ts [--runs=N] [--seconds=N]`.
+ *
+ * Both variants use `--health-check=tcp` (echo servers answer no readyz), so that only discovery differs.
  *
  * @module
  */
 import { EchoServer } from "../tests/support/net.ts";
-import { endpointSlice, startFakeApiServer } from "../tests/support/fake_apiserver.ts";
+import { endpointSlice, type FakeApiServer, startFakeApiServer } from "../tests/support/fake_apiserver.ts";
 import { createTestPki } from "../tests/support/test_pki.ts";
 import { startCommand } from "../tests/support/main_process.ts";
+import { RssSampler, treeRssAnonKiB, treeRssKiB } from "./_proc_stats.ts";
+import { median } from "./_report.ts";
 
-const runs = Number(Deno.args.find((a) => a.startsWith("--runs="))?.slice(7) ?? "5");
+const arg = (name: string, fallback: string) =>
+  Deno.args.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3) ?? fallback;
+const runs = Math.max(1, Math.min(20, Number(arg("runs", "5")) || 5));
+const seconds = Math.max(1, Math.min(60, Number(arg("seconds", "5")) || 5));
+/** How close to discovery off the figures with discovery on must be. */
+const TARGET_MIB = 3;
+/** Connections of the busy measurement, and what each sends per round trip. */
+const CONNECTIONS = 32;
+const MESSAGE = new Uint8Array(2048).fill(120);
 
 function freePort(): number {
   const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const p = l.addr.port;
   l.close();
   return p;
-}
-
-function rssKiB(pid: number): number {
-  const m = /VmRSS:\s+(\d+)/.exec(Deno.readTextFileSync(`/proc/${pid}/status`));
-  return Number(m?.[1] ?? 0);
 }
 
 async function upstreams(port: number): Promise<{ address: string; state: string }[]> {
@@ -33,20 +42,55 @@ async function upstreams(port: number): Promise<{ address: string; state: string
   }
 }
 
-async function once(discovery: boolean, kubeconfig: string, staticPort: number, discoveredKey: string) {
+const delay = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** One connection through the proxy: send a message, read it all back, again, until `until` (ms, performance.now). */
+async function pingPong(port: number, until: number): Promise<number> {
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  const buf = new Uint8Array(MESSAGE.length);
+  let rounds = 0;
+  try {
+    while (performance.now() < until) {
+      await conn.write(MESSAGE);
+      let got = 0;
+      while (got < MESSAGE.length) {
+        const n = await conn.read(buf.subarray(got));
+        if (n === null) throw new Error("The proxy closed a busy connection");
+        got += n;
+      }
+      rounds++;
+    }
+  } finally {
+    conn.close();
+  }
+  return rounds;
+}
+
+interface Run {
+  idleMiB: number;
+  idleAnonMiB: number;
+  busyPeakMiB: number;
+  roundTrips: number;
+  firstDiscoveredMs: number | undefined;
+}
+
+async function once(
+  discovery: boolean,
+  env: { kubeconfig: string; staticPort: number; discoveredKey: string; api: FakeApiServer },
+): Promise<Run> {
   const start = startCommand();
   const bind = freePort();
   const health = freePort();
   const args = [
     ...start.args.slice(0, -1),
     "main.ts",
-    `--endpoints=127.0.0.1:${staticPort}`,
+    `--endpoints=127.0.0.1:${env.staticPort}`,
     `--bind-port=${bind}`,
     `--health-port=${health}`,
     "--health-check=tcp",
     "--log-level=error",
     `--enable-discovery=${discovery}`,
-    `--kubeconfig=${kubeconfig}`,
+    `--kubeconfig=${env.kubeconfig}`,
   ];
   const t0 = performance.now();
   const child = new Deno.Command(start.command, {
@@ -56,22 +100,37 @@ async function once(discovery: boolean, kubeconfig: string, staticPort: number, 
     stdout: "null",
     stderr: "null",
   }).spawn();
-  let firstDiscoveredMs: number | undefined;
-  const deadline = t0 + 10_000;
-  while (performance.now() < deadline) {
-    const ups = await upstreams(health);
-    if (!discovery && ups.length > 0) break;
-    if (discovery && ups.some((u) => u.address === discoveredKey)) {
-      firstDiscoveredMs = performance.now() - t0;
-      break;
+  try {
+    let firstDiscoveredMs: number | undefined;
+    const deadline = t0 + 10_000;
+    for (;;) {
+      if (performance.now() > deadline) throw new Error(`The proxy (discovery ${discovery}) was not ready in 10 s`);
+      const ups = await upstreams(health);
+      if (!discovery && ups.some((u) => u.state === "healthy")) break;
+      if (discovery && ups.some((u) => u.address === env.discoveredKey && u.state === "healthy")) {
+        firstDiscoveredMs = performance.now() - t0;
+        break;
+      }
+      await delay(5);
     }
-    await new Promise((r) => setTimeout(r, 5));
+    if (discovery && env.api.openWatches < 1) await env.api.waitForOpenWatches(1, 10_000);
+    await delay(3000); // idle: the start-up garbage collected, the watch open
+    const idleMiB = treeRssKiB(child.pid) / 1024;
+    const idleAnonMiB = treeRssAnonKiB(child.pid) / 1024;
+    using rss = new RssSampler(child.pid);
+    const until = performance.now() + seconds * 1000;
+    const rounds = await Promise.all(Array.from({ length: CONNECTIONS }, () => pingPong(bind, until)));
+    return {
+      idleMiB,
+      idleAnonMiB,
+      busyPeakMiB: rss.peakKiB / 1024,
+      roundTrips: rounds.reduce((a, b) => a + b, 0),
+      firstDiscoveredMs,
+    };
+  } finally {
+    child.kill("SIGTERM");
+    await child.status;
   }
-  await new Promise((r) => setTimeout(r, 3000)); // idle
-  const rss = rssKiB(child.pid);
-  child.kill("SIGTERM");
-  await child.status;
-  return { rssMiB: rss / 1024, firstDiscoveredMs };
 }
 
 await using pki = await createTestPki();
@@ -92,26 +151,44 @@ await Deno.writeTextFile(
     "current-context": "x",
   }),
 );
-const median = (xs: number[]) => xs.sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN;
 try {
-  const on: { rssMiB: number; firstDiscoveredMs: number | undefined }[] = [];
-  const off: { rssMiB: number }[] = [];
+  const env = { kubeconfig, staticPort: staticUp.port, discoveredKey: `127.0.0.2:${discovered.port}`, api };
+  const on: Run[] = [];
+  const off: Run[] = [];
   for (let i = 0; i < runs; i++) {
-    off.push(await once(false, kubeconfig, staticUp.port, `127.0.0.2:${discovered.port}`));
-    on.push(await once(true, kubeconfig, staticUp.port, `127.0.0.2:${discovered.port}`));
+    off.push(await once(false, env));
+    on.push(await once(true, env));
+    console.error(`run ${i + 1}/${runs} done`);
   }
-  console.log(`| | discovery off | discovery on (kubeconfig) |`);
-  console.log(`|---|---|---|`);
+  const med = (rs: Run[], f: (r: Run) => number | undefined) => median(rs.map((r) => f(r) ?? NaN));
+  const show = (v: number, digits: number) => (Number.isFinite(v) ? v.toFixed(digits) : "—");
+  const row = (label: string, f: (r: Run) => number | undefined, digits = 1) =>
+    `| ${label} | ${show(med(off, f), digits)} | ${show(med(on, f), digits)} |`;
   console.log(
-    `| idle RSS (median of ${runs}) | ${median(off.map((r) => r.rssMiB)).toFixed(1)} MiB | ${
-      median(on.map((r) => r.rssMiB)).toFixed(1)
-    } MiB |`,
+    `Medians of ${runs} runs each; ${CONNECTIONS} connections ping-ponging ${MESSAGE.length} bytes, ${seconds} s`,
   );
-  console.log(
-    `| process start → first discovered upstream in the pool (median) | — | ${
-      median(on.map((r) => r.firstDiscoveredMs ?? NaN)).toFixed(0)
-    } ms |`,
-  );
+  console.log("");
+  console.log("| | discovery off | discovery on (kubeconfig, watch open) |");
+  console.log("|---|---:|---:|");
+  console.log(row("idle RSS (MiB)", (r) => r.idleMiB));
+  console.log(row("  of which anonymous (MiB)", (r) => r.idleAnonMiB));
+  console.log(row(`peak RSS, ${CONNECTIONS} busy connections (MiB)`, (r) => r.busyPeakMiB));
+  console.log(row("round trips in the busy run", (r) => r.roundTrips, 0));
+  console.log(row("process start → first discovered upstream healthy (ms)", (r) => r.firstDiscoveredMs, 0));
+  console.log("");
+  for (
+    const [name, f] of [
+      ["idle RSS", (r: Run) => r.idleMiB],
+      [`peak RSS at ${CONNECTIONS} connections`, (r: Run) => r.busyPeakMiB],
+    ] as const
+  ) {
+    const a = med(on, f), b = med(off, f);
+    const pass = a - b <= TARGET_MIB;
+    console.log(
+      `${pass ? "PASS" : "FAIL"} ${name} with discovery on ≤ off + ${TARGET_MIB} MiB: ${a.toFixed(1)} vs ` +
+        `${b.toFixed(1)} MiB = ${a - b >= 0 ? "+" : ""}${(a - b).toFixed(1)} MiB`,
+    );
+  }
 } finally {
   await Deno.remove(dir, { recursive: true });
 }

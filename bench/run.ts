@@ -1,8 +1,9 @@
 /**
  * The side-by-side benchmark: a direct connection to the backend, extractedprism (started exactly like
  * `deno task start`), the Deno floor (`_floor_relay.ts`), HAProxy (`mode tcp`) and nginx `stream`, on loopback only,
- * in one run. Prints a Markdown table
- * and one PASS/FAIL line per target; exits 0 even when a target fails (it is a report), non-zero when the bench broke.
+ * in one run. Prints a Markdown table, one PASS/FAIL line per target (memory, start-up and CPU against the floor of
+ * the same run, then throughput against HAProxy) and which workloads were load-bound; exits 0 even when a target
+ * fails (it is a report), non-zero when the bench broke.
  *
  * ```sh
  * deno task bench                      # 10 s per load run
@@ -16,7 +17,7 @@ import { parseArgs } from "node:util";
 import { type Backend, makeCertificate, startBackend } from "./_backend.ts";
 import { BACKEND_BODY, WRK_REPORT_LUA } from "./_configs.ts";
 import { Children, freePort, parseCount, pinSelf, which } from "./_process.ts";
-import { renderTable, Results, spreadLines, SYSTEM_KEYS, verdicts } from "./_report.ts";
+import { loadBound, renderTable, Results, spreadLines, SYSTEM_KEYS, verdicts } from "./_report.ts";
 import {
   direct,
   extractedprism,
@@ -254,6 +255,7 @@ async function bench(
       renderTable(results),
       "",
       ...verdicts(results).map((v) => `- ${v.line}`),
+      ...loadBound(results).map((l) => `- Load: ${l}`),
     ];
     lines.push("", ...spreadLines(results, opts.repeat));
     for (const [k, why] of [...results.skipped].filter(([k]) => opts.systems.has(k))) {

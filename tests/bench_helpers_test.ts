@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { parseSeconds } from "../bench/run.ts";
 import { parseCommand, splitCommand } from "../bench/_systems.ts";
-import { renderTable, Results, spreadLines, verdicts } from "../bench/_report.ts";
+import { loadBound, renderTable, Results, spreadLines, verdicts } from "../bench/_report.ts";
 
 Deno.test("a task string splits into words, quotes grouping", () => {
   assert.deepEqual(splitCommand(`deno run -q "a b" 'c d' main.ts`), ["deno", "run", "-q", "a b", "c d", "main.ts"]);
@@ -81,16 +81,28 @@ Deno.test("targets pass, fail or skip from the measurements", () => {
   r.add("extractedprism", "bulkGbps", 10);
   r.add("haproxy", "bulkGbps", 10);
   r.add("extractedprism", "peakRss32", 40);
-  r.add("extractedprism", "idleRss", 30.1);
+  r.add("floor", "peakRss32", 34);
+  r.add("extractedprism", "idleRss", 36.1);
+  r.add("floor", "idleRss", 30);
+  r.add("extractedprism", "smallCpuUs", 30);
+  r.add("floor", "smallCpuUs", 29);
+  r.add("extractedprism", "smallLoadPct", 95);
   const lines = verdicts(r).map((v) => v.line.split(":")[0]);
   assert.deepEqual(lines, [
+    "FAIL idle RSS ≤ floor + 6 MiB",
+    "PASS peak RSS, 32 connections ≤ floor + 6 MiB",
+    "SKIP peak RSS, 512 connections ≤ floor + 8 MiB",
+    "SKIP start → first relayed response ≤ floor + 40 ms",
+    "SKIP CPU per new connection ≤ 1.1× floor",
+    "PASS CPU per small request ≤ 1.05× floor",
     "PASS small requests ≥ 1.1× HAProxy req/s, p99 ≤ HAProxy's",
     "FAIL bulk ≥ 1.5× HAProxy",
     "SKIP new connections/s ≥ 0.75× HAProxy",
-    "PASS peak RSS, 32 connections ≤ 40 MiB",
-    "SKIP peak RSS, 512 connections ≤ 80 MiB",
-    "FAIL idle RSS ≤ 30 MiB",
-    "SKIP start → first relayed response ≤ 50 ms",
+  ]);
+  assert.match(verdicts(r)[5]!.line, /; load-bound \(load CPU 95\.0 \/ — %\)$/);
+  assert.deepEqual(loadBound(r), [
+    "small requests: load-bound (load CPU extractedprism 95.0 %; threshold 90 %): its req/s, latency rows show the " +
+    "load's limit",
   ]);
 });
 

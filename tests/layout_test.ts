@@ -1,8 +1,13 @@
 /**
  * The tree tells the truth: every import inside `lib/` follows the rooms' one-way arrows (README "Where things are"),
  * no file of `lib/` imports `main.ts` or reads `Deno.args`/`Deno.env`, and npm packages are used only where named.
+ * And what a real start loads: nothing the first relayed connection does not need (YAML, the copier, the EndpointSlice
+ * provider load on use).
  */
 import assert from "node:assert/strict";
+import { existsSync } from "node:fs";
+import { freePorts, MainProcess } from "./support/main_process.ts";
+import { EchoServer, readAll, writeAll } from "./support/net.ts";
 import { sampleInChild, startReadyzServer } from "./support/first_probe.ts";
 import { createTestPki } from "./support/test_pki.ts";
 
@@ -102,4 +107,89 @@ Deno.test("a readyz probe with a CA (the flag's or the kubeconfig's) never loads
   // The detector itself: without a CA the probe needs node:tls, and the same check sees it loaded.
   const s = await sampleInChild("node:tls (no CA)", server.port, pki);
   assert.deepEqual({ ok: s.ok, nodeTlsLoaded: s.nodeTlsLoaded }, { ok: true, nodeTlsLoaded: true });
+});
+
+/**
+ * The modules a real start evaluated, from V8's own log (`--log-function-events` names every script it compiles):
+ * the start task's command line, one relayed connection once `ready` has been logged, then SIGTERM.
+ */
+async function modulesLoaded(args: readonly string[], ready: (line: string) => boolean): Promise<string[]> {
+  const dir = await Deno.makeTempDir({ prefix: "ep_layout_" });
+  try {
+    const logFile = `${dir}/v8.log`;
+    await using upstream = new EchoServer();
+    const [bind, health] = freePorts(2) as [number, number];
+    const flags = `--log-function-events,--logfile=${logFile},--no-logfile-per-isolate`;
+    await using proc = MainProcess.start(
+      [`--bind-port=${bind}`, `--health-port=${health}`, `--endpoints=127.0.0.1:${upstream.port}`, ...args],
+      { env: { DENO_V8_FLAGS: flags } },
+    );
+    await proc.waitForLine(ready);
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port: bind });
+    try {
+      await writeAll(conn, new TextEncoder().encode("ping"));
+      await conn.closeWrite();
+      assert.equal(new TextDecoder().decode(await readAll(conn)), "ping", "relayed");
+    } finally {
+      conn.close();
+    }
+    proc.kill("SIGTERM");
+    const r = await proc.exited();
+    assert.equal(r.code, 0, r.stderr);
+    const text = await Deno.readTextFile(logFile);
+    const root = new URL("../", import.meta.url).href;
+    return [...new Set([...text.matchAll(/file:\/\/\/[^,\s]+/g)].map((m) => m[0].replace(root, "")))].sort();
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+/** What the first relayed connection does not need: the YAML parser, the copier, the EndpointSlice provider. */
+function offStartPath(modules: readonly string[]): string[] {
+  return modules.filter((m) => /\/yaml@|^lib\/copier\/|^lib\/discovery\/kubernetes\//.test(m));
+}
+
+const LISTENING = (l: string) => l.includes("listening on");
+
+Deno.test("a start with discovery off loads neither YAML, nor the copier, nor discovery's API client", async () => {
+  const modules = await modulesLoaded(["--enable-discovery=false", "--health-check=tcp"], LISTENING);
+  assert.ok(modules.includes("lib/app.ts"), `the log names the program's modules: ${modules.join(" ")}`);
+  assert.deepEqual(offStartPath(modules), []);
+  assert.deepEqual(modules.filter((m) => m.startsWith("lib/kubernetes/")), []);
+});
+
+Deno.test({
+  name: "a start with discovery on that finds no credentials loads neither YAML, nor the copier, nor the provider",
+  ignore: existsSync("/var/run/secrets/kubernetes.io/serviceaccount/token"),
+  fn: async () => {
+    const modules = await modulesLoaded(["--health-check=tcp"], (l) => l.includes("Kubernetes discovery is off"));
+    assert.ok(modules.includes("lib/kubernetes/connect.ts"), "discovery looked for credentials");
+    assert.deepEqual(offStartPath(modules), []);
+  },
+});
+
+Deno.test("discovery with a kubeconfig loads YAML and the provider on use (the check above can see them)", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "ep_layout_kc_" });
+  try {
+    const kubeconfig = `${dir}/kubeconfig`;
+    await Deno.writeTextFile(
+      kubeconfig,
+      [
+        "apiVersion: v1",
+        "clusters: [{name: c, cluster: {server: 'https://127.0.0.1:1'}}]",
+        "users: [{name: u, user: {token: t}}]",
+        "contexts: [{name: x, context: {cluster: c, user: u}}]",
+        "current-context: x",
+      ].join("\n"),
+    );
+    const modules = await modulesLoaded(
+      [`--kubeconfig=${kubeconfig}`, "--health-check=tcp"],
+      (l) => l.includes("Retrying the list"),
+    );
+    assert.ok(modules.some((m) => m.includes("/yaml@")), modules.join(" "));
+    assert.ok(modules.includes("lib/discovery/kubernetes/provider.ts"), modules.join(" "));
+    assert.deepEqual(modules.filter((m) => m.startsWith("lib/copier/")), []);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });

@@ -10,7 +10,6 @@ import type { ProxyConfig } from "../config/proxy_flags.ts";
 import type { Endpoint } from "../endpoint.ts";
 import { Backoff, sleep } from "../clock.ts";
 import { withFallback } from "./fallback.ts";
-import { kubernetesProvider } from "./kubernetes/provider.ts";
 import type { KubeTransport } from "../kubernetes/transport.ts";
 import { type EndpointProvider, untilAborted } from "./provider.ts";
 import { persistToStateFile, stateFileProvider } from "./state_file.ts";
@@ -54,7 +53,8 @@ export function startDiscovery(config: ProxyConfig, opts: DiscoveryOptions): Dis
       const backoff = new Backoff(1000, 30_000);
       while (!signal.aborted && transport === undefined) {
         try {
-          // Loaded on demand: the kubeconfig parser (yaml) costs memory that a proxy without discovery never needs.
+          // Loaded on use: the API client (and, for a kubeconfig, the YAML parser) costs memory a proxy without
+          // discovery never needs.
           const { connectKubernetes } = await import("../kubernetes/connect.ts");
           transport = opts.transport ?? await connectKubernetes({
             ...(config.kubeconfig !== undefined ? { kubeconfigPath: config.kubeconfig } : {}),
@@ -82,6 +82,9 @@ export function startDiscovery(config: ProxyConfig, opts: DiscoveryOptions): Dis
         }
       }
       if (transport === undefined || closed) return;
+      // Loaded once there is an API to watch: a proxy whose discovery finds no credentials never pays for it.
+      const { kubernetesProvider } = await import("./kubernetes/provider.ts");
+      if (closed) return;
       const fallbackPort = config.endpoints[0]?.port ?? 6443;
       yield* kubernetesProvider({ transport, fallbackPort }).run(signal);
     },
