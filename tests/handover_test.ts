@@ -5,6 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { ProxyApp } from "../lib/app.ts";
+import { AcceptLoop } from "../lib/net/accept_loop.ts";
 import { listenShared } from "../lib/net/listen_shared.ts";
 import { WAIT_MS, withDeadline } from "./support/deadline.ts";
 import { LogCapture } from "./support/log_capture.ts";
@@ -107,4 +108,27 @@ Deno.test("readyz says 'shutting down' to a probe that arrives during the stop",
   assert.match(text, /shutting down\n$/);
   held.close();
   await withDeadline(stopped, "the stop");
+});
+
+Deno.test("the liveness self-check holds on a port shared with another instance, whose listener gets half the connections", async () => {
+  const a = Deno.listen({ hostname: "127.0.0.1", port: 0, reusePort: true });
+  const b = Deno.listen({ hostname: "127.0.0.1", port: a.addr.port, reusePort: true });
+  const relayedByA: Deno.TcpConn[] = [];
+  const relayedByB: Deno.TcpConn[] = [];
+  const loopA = new AcceptLoop(a, (c) => relayedByA.push(c));
+  const loopB = new AcceptLoop(b, (c) => relayedByB.push(c));
+  const running = [loopA.run(), loopB.run()];
+  try {
+    let passed = 0;
+    for (let i = 0; i < 20; i++) if (await loopA.selfCheck(1000)) passed++;
+    // One connection per check would land on A about 10 times in 20 (15 or more: 2 % of runs); four per check fail
+    // together once in 16 checks.
+    assert.ok(passed >= 15, `${passed} of 20 self-checks passed`);
+    assert.equal(relayedByA.length, 0, "A relays none of its own check's connections, even late ones");
+  } finally {
+    loopA.stop();
+    loopB.stop();
+    await Promise.all(running);
+    for (const c of [...relayedByA, ...relayedByB]) c.close();
+  }
 });

@@ -26,11 +26,21 @@ export interface AcceptSource {
   close(): void;
 }
 
+/** A self-check connection's own end (its local address) and the listener's end (its remote address). */
+type Ends = { local: Deno.NetAddr; remote: Deno.NetAddr };
+
 interface SelfCheck {
-  /** The self-check connection's own end (its local address) and the listener's end (its remote address). */
-  ends: Promise<{ local: Deno.NetAddr; remote: Deno.NetAddr } | undefined>;
+  /** One per self-check connection; `undefined` once it failed or the check ended. */
+  ends: Promise<Ends | undefined>[];
   seen: PromiseWithResolvers<void>;
 }
+
+/**
+ * Connections one self-check makes at once. A port shared with another instance (`SO_REUSEPORT`, during an upgrade's
+ * hand-over) gets each new connection at one of the two listeners, so a single connection would miss this loop half
+ * of the time; four miss it together once in 16 checks, and kubelet's three failed probes in a row once in 4,096.
+ */
+const SELF_CHECK_CONNECTIONS = 4;
 
 /**
  * Accepts connections and hands each to `handle` until `stop()`.
@@ -55,6 +65,8 @@ export class AcceptLoop {
   #running = false;
   #self: SelfCheck | undefined;
   #selfRunning: Promise<boolean> | undefined;
+  /** The last check's connections not seen yet: until the next check, they are recognised and closed. */
+  #lateSelf: Ends[] = [];
   /** Accept errors since start. */
   errors = 0;
   /** Connections accepted since start (self-checks excluded). */
@@ -117,6 +129,7 @@ export class AcceptLoop {
         }
         backoff = 0;
         if (this.#self !== undefined) guard(this.#maybeSelf(conn, this.#self), "the liveness self-check");
+        else if (this.#isLateSelf(conn)) conn.close();
         else this.#handOver(conn);
       }
     } finally {
@@ -137,13 +150,22 @@ export class AcceptLoop {
     }
   }
 
+  /** One of the last check's connections that arrived after it ended (another of them was seen first). */
+  #isLateSelf(conn: Deno.TcpConn): boolean {
+    const i = this.#lateSelf.findIndex((e) => sameAddr(conn.remoteAddr, e.local) && sameAddr(conn.localAddr, e.remote));
+    if (i < 0) return false;
+    this.#lateSelf.splice(i, 1);
+    return true;
+  }
+
   async #maybeSelf(conn: Deno.TcpConn, self: SelfCheck): Promise<void> {
-    const ends = await self.ends;
-    // Its own connection has the mirror image of the self-check connection's addresses: no other client can.
-    if (ends !== undefined && sameAddr(conn.remoteAddr, ends.local) && sameAddr(conn.localAddr, ends.remote)) {
-      conn.close();
-      self.seen.resolve();
-      return;
+    // Its own connection has the mirror image of a self-check connection's addresses: no other client can.
+    for (const ends of await Promise.all(self.ends)) {
+      if (ends !== undefined && sameAddr(conn.remoteAddr, ends.local) && sameAddr(conn.localAddr, ends.remote)) {
+        conn.close();
+        self.seen.resolve();
+        return;
+      }
     }
     this.#handOver(conn);
   }
@@ -161,31 +183,45 @@ export class AcceptLoop {
     if (!this.#running || this.#stopping) return false;
     const addr = this.#source.addr as Deno.NetAddr;
     const hostname = addr.hostname === "0.0.0.0" ? "127.0.0.1" : addr.hostname === "::" ? "::1" : addr.hostname;
-    const ends = Promise.withResolvers<{ local: Deno.NetAddr; remote: Deno.NetAddr } | undefined>();
-    const self: SelfCheck = { ends: ends.promise, seen: Promise.withResolvers<void>() };
+    const attempts = Array.from({ length: SELF_CHECK_CONNECTIONS }, () => Promise.withResolvers<Ends | undefined>());
+    const self: SelfCheck = { ends: attempts.map((a) => a.promise), seen: Promise.withResolvers<void>() };
     this.#self = self;
-    // Up to timeoutMs to connect, then up to timeoutMs for the loop to see the connection.
+    // Up to timeoutMs to connect, then up to timeoutMs for the loop to see one of the connections.
     const connecting = new AbortController();
     const connectTimer = this.#clock.setTimer(timeoutMs, () => {
       connecting.abort(new DOMException(`no connection within ${timeoutMs} ms`, "TimeoutError"));
     });
     const waiting = new AbortController();
-    let conn: Deno.TcpConn | undefined;
+    const conns: Deno.TcpConn[] = [];
     try {
-      conn = await connectTcp({ hostname, port: addr.port }, connecting.signal);
+      const opened = await Promise.allSettled(attempts.map(async (attempt) => {
+        try {
+          const conn = await connectTcp({ hostname, port: addr.port }, connecting.signal);
+          conns.push(conn);
+          attempt.resolve({ local: conn.localAddr, remote: conn.remoteAddr });
+        } catch (e) {
+          attempt.resolve(undefined);
+          throw e;
+        }
+      }));
       this.#clock.clearTimer(connectTimer);
-      ends.resolve({ local: conn.localAddr, remote: conn.remoteAddr });
+      if (conns.length === 0) {
+        const first = opened.find((o) => o.status === "rejected");
+        log.warn("Liveness self-check could not connect to the listener: {error}", {
+          error: describeError(first?.status === "rejected" ? first.reason : "no connection"),
+        });
+        return false;
+      }
       const timedOut = this.#clock.sleep(timeoutMs, waiting.signal).then(() => false, () => false);
       return await Promise.race([self.seen.promise.then(() => true), timedOut]);
-    } catch (e) {
-      log.warn("Liveness self-check could not connect to the listener: {error}", { error: describeError(e) });
-      return false;
     } finally {
       this.#clock.clearTimer(connectTimer);
       waiting.abort();
-      ends.resolve(undefined);
+      for (const a of attempts) a.resolve(undefined);
       if (this.#self === self) this.#self = undefined;
-      conn?.close();
+      // Its other connections may still sit in the accept queue: they are closed there, never relayed.
+      this.#lateSelf = conns.map((c) => ({ local: c.localAddr, remote: c.remoteAddr }));
+      for (const c of conns) c.close();
     }
   }
 
