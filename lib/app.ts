@@ -21,7 +21,9 @@ import type { DialConnect } from "./proxy/dial.ts";
 import { Proxy } from "./proxy/proxy.ts";
 import { renderProxyMetrics } from "./status/metrics.ts";
 import { HttpServer } from "./net/http_server.ts";
-import { listenShared, type SharedListener } from "./net/listen_shared.ts";
+import { heldBySharers, listenShared, type SharedListener } from "./net/listen_shared.ts";
+import { DeferredSource, joinWhenReady, watchHealthPeers } from "./net/handover.ts";
+import type { AcceptSource } from "./net/accept_loop.ts";
 import { statusHandler } from "./status/server.ts";
 import { ProbeSlots, runChecks } from "./upstream/checker.ts";
 import { Pool } from "./upstream/pool.ts";
@@ -39,6 +41,8 @@ export interface AppDeps {
   readonly probe?: Probe;
   /** How the data path connects to upstreams. @default Deno.connect */
   readonly connect?: DialConnect;
+  /** How often the hand-over looks at the shared ports (see `lib/net/handover.ts`). @default 1000 */
+  readonly handoverPollMs?: number;
 }
 
 /** Probes in flight at once across every upstream, so that a huge endpoint set cannot starve the event loop. */
@@ -118,6 +122,13 @@ export class ProxyApp {
   /** The endpoint feed started by {@linkcode feed}; nothing to wait for until then. */
   #feeding: Promise<void> | undefined;
   readonly #health: HttpServer;
+  /** The proxy port while another instance holds it and this one has not joined it yet. */
+  #deferred: DeferredSource | undefined;
+  /** This instance, as the health port's `/instance` says. */
+  readonly #me = { instance: crypto.randomUUID(), startedAt: Date.now() };
+  /** Ends the hand-over's waits and watches at the stop. */
+  readonly #handover = new AbortController();
+  readonly #handing: Promise<void>[] = [];
   #shuttingDown = false;
   #stopped: Promise<void> | undefined;
 
@@ -126,9 +137,17 @@ export class ProxyApp {
     const clock = this.#clock = deps.clock ?? systemClock;
     const probe = deps.probe ?? buildProbe(config, probeCaSources(config));
     const slots = new ProbeSlots(MAX_PROBES_IN_FLIGHT);
-    // Both listeners are bound before anything runs: a failed bind leaves no probe, timer or socket behind.
-    const listener = listen(config.bindAddress, config.bindPort, "--bind-address/--bind-port");
-    this.addr = listener.addr;
+    // Both listeners are bound before anything runs: a failed bind leaves no probe, timer or socket behind. A proxy
+    // port that another instance holds (an upgrade's hand-over) is joined later, once this one can serve.
+    let source: AcceptSource;
+    let deferred: DeferredSource | undefined;
+    if (config.bindPort !== 0 && heldBySharers(config.bindAddress, config.bindPort)) {
+      source = deferred = new DeferredSource({ transport: "tcp", hostname: config.bindAddress, port: config.bindPort });
+      this.#deferred = deferred;
+    } else {
+      source = listen(config.bindAddress, config.bindPort, "--bind-address/--bind-port");
+    }
+    this.addr = source.addr as Deno.NetAddr;
     const random = deps.random ?? Math.random;
     // A check loop that throws (a bug) is reported and started again after one interval: an upstream whose checks
     // died would keep its last state forever.
@@ -166,15 +185,17 @@ export class ProxyApp {
       clock,
       ...(deps.connect ? { connect: deps.connect } : {}),
     });
-    this.loop = new AcceptLoop(listener, (conn) => this.proxy.handle(conn), { name: "proxy", clock });
+    this.loop = new AcceptLoop(source, (conn) => this.proxy.handle(conn), { name: "proxy", clock });
     try {
       const listener = listen(config.healthBindAddress, config.healthPort, "--health-bind-address/--health-port");
       this.#health = new HttpServer(
         { name: "health", hostname: config.healthBindAddress, port: config.healthPort, listener },
         statusHandler({
-          live: () => this.loop.selfCheck(1000),
+          // Waiting to join the proxy port is alive: the accept loop is idle by design until then.
+          live: () => deferred === undefined || deferred.joined ? this.loop.selfCheck(1000) : Promise.resolve(true),
           ready: () => this.ready,
           shuttingDown: () => this.#shuttingDown,
+          instance: () => this.#me,
           upstreams: () => this.pool.snapshot(),
           metrics: () =>
             renderProxyMetrics({
@@ -203,6 +224,29 @@ export class ProxyApp {
     pool.update(config.endpoints);
     // The loop never throws (a bug would): reported rather than left as a rejection for shutdown to find.
     this.#accepting = this.loop.run().catch((e) => reportInternalError("the accept loop", e));
+    const pollMs = deps.handoverPollMs ?? 1000;
+    if (deferred !== undefined) {
+      const joining = joinWhenReady(deferred, {
+        hostname: config.bindAddress,
+        port: config.bindPort,
+        ready: () => pool.hasHealthy(),
+        signal: this.#handover.signal,
+        pollMs: Math.min(pollMs, 50),
+        clock,
+      });
+      this.#handing.push(joining.catch((e) => reportInternalError("the join of the proxy port", e)));
+    }
+    if (config.healthPort !== 0) {
+      const watching = watchHealthPeers(this.#health, {
+        hostname: config.healthBindAddress,
+        port: config.healthPort,
+        me: this.#me,
+        signal: this.#handover.signal,
+        pollMs,
+        clock,
+      });
+      this.#handing.push(watching.catch((e) => reportInternalError("the watch of the health port", e)));
+    }
   }
 
   /**
@@ -241,7 +285,9 @@ export class ProxyApp {
 
   /** Whether `/readyz` says 200: not shutting down and some upstream is healthy. */
   get ready(): boolean {
-    return !this.#shuttingDown && this.pool.hasHealthy();
+    // A new instance beside an old one is ready once it has joined the proxy port, not before: readiness is what
+    // lets the old one be stopped.
+    return !this.#shuttingDown && this.pool.hasHealthy() && (this.#deferred === undefined || this.#deferred.joined);
   }
 
   /**
@@ -258,6 +304,8 @@ export class ProxyApp {
     log.info("{reason}: not ready, closing the health and proxy listeners", { reason });
     // The health port first: kubelet's next probes reach the instance that takes over (the ports are shared), not
     // this one, which is going. Then the proxy port: new connections go to that instance, and live ones drain here.
+    this.#handover.abort();
+    await Promise.all(this.#handing);
     await this.#health.stopListening();
     this.loop.stop();
     await this.#accepting;

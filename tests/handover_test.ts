@@ -36,7 +36,8 @@ Deno.test("a second instance on the same ports shares them, and takes over when 
     drainTimeoutMs: 10_000,
     logLevel: "info",
   });
-  const first = ProxyApp.start(config);
+  const fast = { handoverPollMs: 50 };
+  const first = ProxyApp.start(config, fast);
   let firstStopped: Promise<void> | undefined;
   try {
     await waitFor(() => first.ready, 5000, "the first instance ready");
@@ -50,13 +51,14 @@ Deno.test("a second instance on the same ports shares them, and takes over when 
     try {
       await writeAll(held, new Uint8Array([1]));
       assert.equal(await withDeadline(held.read(new Uint8Array(1)), "the held echo"), 1);
-      await using second = ProxyApp.start(config);
-      assert.equal(
-        logs.messages("info").filter((m) => m.startsWith("Sharing 127.0.0.1:") && m.includes("a hand-over")).length,
-        2,
-        "both ports are shared, and the log says so",
-      );
+      await using second = ProxyApp.start(config, fast);
+      const said = (text: string) => logs.messages("info").some((m) => m.includes(text));
+      assert.ok(said(`Sharing 127.0.0.1:${config.healthPort} with another instance`), "the health port is shared");
+      assert.ok(said(`Another instance listens on 127.0.0.1:${config.bindPort}: joining it once an upstream`));
       await waitFor(() => second.ready, 5000, "the second instance ready");
+      // The second joins the proxy port once it can serve; the first leaves the health port to the second.
+      await waitFor(() => said(`Joined 127.0.0.1:${config.bindPort} beside the instance there`), 5000, "the join");
+      await waitFor(() => said("A newer instance answers on the health port"), 5000, "the first to step back");
       firstStopped = first.shutdown("SIGTERM");
       await logs.waitFor((r) => String(r.message[0]).startsWith("Listeners closed; draining"));
       assert.equal(first.proxy.active, 1, "the held connection drains on the first instance");
@@ -131,4 +133,35 @@ Deno.test("the liveness self-check holds on a port shared with another instance,
     await Promise.all(running);
     for (const c of [...relayedByA, ...relayedByB]) c.close();
   }
+});
+
+Deno.test("a second instance that cannot serve takes no connection and answers the health port itself", async () => {
+  await using logs = await LogCapture.start();
+  await using echo = new EchoServer();
+  const config = testConfig([echo.endpoint], {
+    bindPort: freePort(),
+    healthPort: freePort(),
+    logLevel: "info",
+  });
+  const fast = { handoverPollMs: 50 };
+  await using first = ProxyApp.start(config, fast);
+  await waitFor(() => first.ready, 5000, "the first instance ready");
+  // A broken new version: its probes never pass.
+  const failing = { name: "failing", check: () => Promise.resolve({ ok: false as const, reason: "broken" }) };
+  const second = ProxyApp.start(config, { ...fast, probe: failing });
+  try {
+    await logs.waitFor((r) => String(r.message[0]).startsWith("A newer instance answers on the health port"));
+    // kubelet's probes now reach the second alone: it is not ready, whatever the first says of itself.
+    for (let i = 0; i < 10; i++) assert.equal(await readyz(config.healthPort), "503 no healthy upstream", `probe ${i}`);
+    // Every client still goes to the first: the second has not joined the proxy port.
+    const before = first.pool.upstreams()[0]?.totalConnections ?? 0;
+    for (let i = 0; i < 20; i++) await relayOnce(config.bindPort);
+    assert.equal((first.pool.upstreams()[0]?.totalConnections ?? 0) - before, 20, "all 20 relayed by the first");
+    assert.equal(second.proxy.active + (second.pool.upstreams()[0]?.totalConnections ?? 0), 0);
+  } finally {
+    await second.shutdown();
+  }
+  // The second gone, the first answers its health port again.
+  await logs.waitFor((r) => String(r.message[0]).startsWith("No instance answers on the health port"));
+  assert.equal(await readyz(config.healthPort), "200 ok");
 });

@@ -90,8 +90,10 @@ export class HttpServer {
   readonly #handler: HttpHandler;
   readonly #name: string;
   readonly #log: Logger;
-  readonly #loop: AcceptLoop;
-  readonly #running: Promise<void>;
+  #loop: AcceptLoop;
+  #running: Promise<void>;
+  /** Accept errors of the listeners before the current one (see {@linkcode resumeListening}). */
+  #earlierAcceptErrors = 0;
   readonly #headerTimeoutMs: number;
   readonly #idleTimeoutMs: number;
   readonly #responseTimeoutMs: number;
@@ -133,7 +135,7 @@ export class HttpServer {
 
   /** Accept errors since start (each one logged and retried with backoff). */
   get acceptErrors(): number {
-    return this.#loop.errors;
+    return this.#earlierAcceptErrors + this.#loop.errors;
   }
 
   /** Connections being served now. */
@@ -308,6 +310,21 @@ export class HttpServer {
   async stopListening(): Promise<void> {
     this.#loop.stop();
     await this.#running;
+  }
+
+  /**
+   * Accepts again, on `listener` (the same address), after {@linkcode stopListening}; ignored once a shutdown began.
+   * A listener it does not take is closed.
+   */
+  async resumeListening(listener: HttpListener): Promise<void> {
+    await this.stopListening();
+    if (this.#draining) {
+      listener.close();
+      return;
+    }
+    this.#earlierAcceptErrors += this.#loop.errors;
+    this.#loop = new AcceptLoop(listener, (conn) => this.#accept(conn), { name: this.#name });
+    this.#running = this.#loop.run();
   }
 
   shutdown(): Promise<void> {

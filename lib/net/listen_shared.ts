@@ -66,3 +66,40 @@ export function listenShared(
 export function reusePortAvailable(): boolean {
   return typeof (Deno as { listenDatagram?: unknown }).listenDatagram === "function";
 }
+
+/**
+ * Whether another socket listens on `hostname:port` now (a plain bind is refused with "address in use").
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { portHeld } from "./listen_shared.ts";
+ * using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+ * assert(portHeld("127.0.0.1", listener.addr.port));
+ * ```
+ */
+export function portHeld(hostname: string, port: number): boolean {
+  try {
+    Deno.listen({ hostname, port }).close();
+    return false;
+  } catch (e) {
+    if (e instanceof Deno.errors.AddrInUse) return true;
+    throw e;
+  }
+}
+
+/**
+ * Whether `hostname:port` is held by sockets that share it (another instance of this program, of this user): a plain
+ * bind is refused, a sharing one is not (and is closed at once). False when the port is free, held by a socket that
+ * does not share, cannot be bound at all, or the runtime cannot share ports.
+ */
+export function heldBySharers(hostname: string, port: number): boolean {
+  if (!reusePortAvailable()) return false;
+  try {
+    if (!portHeld(hostname, port)) return false;
+    Deno.listen({ hostname, port, reusePort: true }).close();
+    return true;
+  } catch {
+    return false;
+  }
+}

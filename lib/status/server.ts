@@ -15,6 +15,8 @@ export interface StatusSource {
   ready(): boolean;
   /** Whether a stop has begun (then `/readyz` says so rather than blaming the upstreams). @default never */
   shuttingDown?(): boolean;
+  /** Who this instance is, for `/instance` (how instances sharing the port tell each other apart). @default none */
+  instance?(): { readonly instance: string; readonly startedAt: number };
   /** Every upstream's state. */
   upstreams(): UpstreamSnapshot[];
   /** The Prometheus exposition text. */
@@ -44,7 +46,13 @@ export function statusHandler(source: StatusSource): (req: Request) => Promise<R
   return async (req) => {
     const path = new URL(req.url).pathname;
     const head = req.method === "HEAD";
-    const routes: Record<string, boolean> = { "/healthz": true, "/readyz": true, "/upstreams": true, "/metrics": true };
+    const routes: Record<string, boolean> = {
+      "/healthz": true,
+      "/readyz": true,
+      "/upstreams": true,
+      "/metrics": true,
+      "/instance": source.instance !== undefined,
+    };
     if (!routes[path]) return text(404, "not found", head);
     const refused = refuseMethod(req);
     if (refused !== undefined) return refused;
@@ -56,6 +64,10 @@ export function statusHandler(source: StatusSource): (req: Request) => Promise<R
         return source.ready() ? text(200, "ok", head) : text(503, "no healthy upstream", head);
       case "/metrics":
         return metricsResponse(source.metrics(), head);
+      case "/instance": {
+        const body = JSON.stringify(source.instance?.());
+        return new Response(head ? null : `${body}\n`, { status: 200, headers: JSON_TYPE });
+      }
       default: {
         const body = JSON.stringify({ upstreams: source.upstreams() }, null, 2);
         return new Response(head ? null : `${body}\n`, { status: 200, headers: JSON_TYPE });

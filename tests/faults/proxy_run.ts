@@ -5,7 +5,7 @@
  * @module
  */
 import { startCommand } from "../support/main_process.ts";
-import { programFlags, ProgramRun, type UpstreamView } from "../support/program_run.ts";
+import { programFlags, ProgramRun, PROXY_PORT, type UpstreamView } from "../support/program_run.ts";
 import { HelperProcess } from "./helper_process.ts";
 import { API_ADDRESSES, API_PORT, type FaultNet } from "./netns.ts";
 
@@ -72,11 +72,13 @@ export class ProxyRun extends ProgramRun {
     const run = new ProxyRun(options, process, client);
     const expected = options.expectUpstreams ?? endpoints.length;
     if (options.readyFrom === "log") {
+      // Beside another instance, the program joins the proxy port once an upstream is healthy, and says so.
       const logged = () => new Set(run.stateChanges().filter((c) => c.to === "healthy").map((c) => c.upstream));
+      const joined = () => run.logLines(`Joined 127.0.0.1:${PROXY_PORT} beside the instance there`).length > 0;
       await run.waitStarted(
-        () => Promise.resolve(logged().size >= expected),
+        () => Promise.resolve(logged().size >= expected && joined()),
         20_000,
-        "every upstream logged healthy",
+        "every upstream logged healthy and the proxy port joined",
         flags,
       );
     } else {
