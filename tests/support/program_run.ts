@@ -141,7 +141,7 @@ export abstract class ProgramRun implements AsyncDisposable {
   ): Promise<{ at: number; upstreams: UpstreamView[] }> {
     return pollUntil(async () => {
       const ups = await this.upstreams();
-      return test(ups) ? { at: wallNow(), upstreams: ups } : undefined;
+      return test(ups) ? { at: Math.round(wallNow()), upstreams: ups } : undefined;
     }, { timeoutMs, what }).catch((e) => {
       const tail = this.process.stderrLines.slice(-10).join("\n");
       throw new Error(`${e instanceof Error ? e.message : String(e)}; the program's last log lines:\n${tail}`);
