@@ -19,7 +19,7 @@ import { getLogger } from "../log.ts";
 import type { AcceptSource } from "./accept_loop.ts";
 import type { HttpServer } from "./http_server.ts";
 import { listenShared, portHeld } from "./listen_shared.ts";
-import { connectTcp } from "./connect_tcp.ts";
+import { healthGet } from "./health_get.ts";
 
 const log = getLogger(["extractedprism", "handover"]);
 
@@ -182,9 +182,7 @@ function newer(a: InstanceId, b: InstanceId): boolean {
     (a.startedAt > b.startedAt || (a.startedAt === b.startedAt && a.instance > b.instance));
 }
 
-const encoder = new TextEncoder();
 const ASK_TIMEOUT_MS = 1000;
-const MAX_ANSWER_BYTES = 4096;
 
 /**
  * `GET /instance` on the health port: who answered, `"refused"` when nobody listens, `undefined` for anything else
@@ -195,37 +193,18 @@ async function askInstance(
   port: number,
   signal: AbortSignal,
 ): Promise<InstanceId | "refused" | undefined> {
-  const bounded = AbortSignal.any([signal, AbortSignal.timeout(ASK_TIMEOUT_MS)]);
-  let conn: Deno.TcpConn | undefined;
   try {
-    conn = await connectTcp({ hostname, port }, bounded);
-    const c = conn;
-    // A read the timeout must end; the connection may be closed already by then.
-    bounded.addEventListener("abort", () => {
-      try {
-        c.close();
-      } catch { /* closed */ }
-    }, { once: true });
-    await c.write(encoder.encode("GET /instance HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n"));
-    const buf = new Uint8Array(MAX_ANSWER_BYTES);
-    let got = 0;
-    for (;;) {
-      const n = await c.read(buf.subarray(got));
-      if (n === null) break;
-      got += n;
-      if (got === buf.length) break;
-    }
-    const text = new TextDecoder().decode(buf.subarray(0, got));
-    const body = text.slice(text.indexOf("\r\n\r\n") + 4);
-    const id: unknown = JSON.parse(body);
+    const answer = await healthGet(
+      { host: hostname, port },
+      "/instance",
+      AbortSignal.any([signal, AbortSignal.timeout(ASK_TIMEOUT_MS)]),
+    );
+    if (answer.status !== 200) return undefined;
+    const id: unknown = JSON.parse(answer.body);
     if (typeof id !== "object" || id === null) return undefined;
     const { instance, startedAt } = id as Record<string, unknown>;
     return typeof instance === "string" && typeof startedAt === "number" ? { instance, startedAt } : undefined;
   } catch (e) {
     return e instanceof Deno.errors.ConnectionRefused ? "refused" : undefined;
-  } finally {
-    try {
-      conn?.close();
-    } catch { /* closed by the timeout */ }
   }
 }

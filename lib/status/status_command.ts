@@ -7,7 +7,7 @@
  */
 import { endpointKey } from "../endpoint.ts";
 import { escapeControls } from "../errors.ts";
-import { healthGet } from "./_health_get.ts";
+import { healthGet } from "../net/health_get.ts";
 import { formatStatusTable, type UpstreamRow } from "./status_format.ts";
 
 /** Where to look and how to print. */

@@ -5,6 +5,7 @@
  * @module
  */
 import { bracketHost } from "../endpoint.ts";
+import { connectTcp } from "./connect_tcp.ts";
 
 /** The status and body of one answer. */
 export interface HealthAnswer {
@@ -43,9 +44,14 @@ async function exchange(
   signal: AbortSignal,
 ): Promise<HealthAnswer> {
   signal.throwIfAborted();
-  using conn = await Deno.connect({ hostname: where.host, port: where.port, signal });
+  const conn = await connectTcp({ hostname: where.host, port: where.port }, signal);
+  let closed = false;
+  const close = () => {
+    if (!closed) conn.close();
+    closed = true;
+  };
   // A stalled write or read ends when the socket is closed under it.
-  const onAbort = () => conn.close();
+  const onAbort = () => close();
   signal.addEventListener("abort", onAbort, { once: true });
   try {
     const request = `GET ${path} HTTP/1.1\r\nHost: ${bracketHost(where.host)}:${where.port}\r\n` +
@@ -63,6 +69,7 @@ async function exchange(
     return parseAnswer(new TextDecoder().decode(concat(chunks, size)), path);
   } finally {
     signal.removeEventListener("abort", onAbort);
+    close();
   }
 }
 
