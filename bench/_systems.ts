@@ -155,7 +155,10 @@ export function extractedprism(command: Command, repoRoot: string): System {
       `--bind-port=${port}`,
       `--health-port=${healthPort}`,
       "--log-level=warn",
-      ...(opts?.tcpHealthCheck ? ["--health-check=tcp"] : []),
+      // The configuration the README recommends: the readyz probe verifies with a CA (Deno's TLS, not node:tls).
+      ...(opts?.tcpHealthCheck
+        ? ["--health-check=tcp"]
+        : [`--health-ca-file=${ctx.dir}/cert.pem`, "--health-tls-server-name=localhost"]),
     ];
     const child = ctx.children.spawn("extractedprism", argv, {
       cpus: ctx.proxyCpus,

@@ -243,9 +243,10 @@ async function bench(
       "HTTPS with a self-signed P-256 certificate for the small-request, 512-connection and start-up workloads, plain " +
       `HTTP for new connections; bulk: ${bulkTool}. Load: wrk -t1 (32 / 512 keep-alive connections; 16 with ` +
       "`Connection: close`).",
-      `extractedprism: \`${epCommand}\` plus \`--endpoints --bind-port --health-port --log-level=warn\`; for the ` +
-      "bulk and new-connection workloads also `--health-check=tcp`, since iperf3 and plain HTTP cannot answer the " +
-      "default HTTPS `/readyz` probe. floor: bench/_floor_relay.ts, the smallest correct Deno relay, with the same " +
+      `extractedprism: \`${epCommand}\` plus \`--endpoints --bind-port --health-port --log-level=warn\` and the ` +
+      "backend's certificate as `--health-ca-file` (the readyz probe verifies, on Deno's TLS, as the README " +
+      "recommends); for the bulk and new-connection workloads `--health-check=tcp` instead, since iperf3 and plain " +
+      "HTTP cannot answer the default HTTPS `/readyz` probe. floor: bench/_floor_relay.ts, the smallest correct Deno relay, with the same " +
       "`deno` and `--v8-flags`. HAProxy: `mode tcp`, one thread; nginx: `stream`, one worker; all three one backend, " +
       "no health checks.",
       "Proxy CPU and RSS cover the whole process tree (nginx: master + worker), from /proc; peak RSS = max(VmRSS " +
