@@ -169,7 +169,16 @@ export class CopierRun implements AsyncDisposable {
 
   /** Log lines that tell of an apply conflict (409) or a failed reconcile: none is expected. */
   conflictLines(): string[] {
-    return [...this.logLines("409"), ...this.logLines("Cannot reconcile")];
+    // The message only: a timestamp such as `02:59:20.409Z` holds "409" too.
+    const said = (line: string, text: string) => {
+      try {
+        const rec = JSON.parse(line) as { message?: unknown };
+        return typeof rec.message === "string" && rec.message.includes(text);
+      } catch {
+        return line.includes(text);
+      }
+    };
+    return this.process.stderrLines.filter((l) => said(l, "409") || said(l, "Cannot reconcile"));
   }
 
   /** A metric's value (no labels, or the exact label text such as `{verb="apply",result="success"}`). */
