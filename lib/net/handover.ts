@@ -84,7 +84,9 @@ export async function joinWhenReady(source: DeferredSource, o: JoinOptions): Pro
   const clock = o.clock ?? systemClock;
   const at = endpointKey({ host: o.hostname, port: o.port });
   log.info("Another instance listens on {address}: joining it once an upstream is healthy", { address: at });
+  let lastError = "";
   while (!o.signal.aborted) {
+    let waitMs = o.pollMs ?? 50;
     const ready = o.ready();
     let held = true;
     try {
@@ -103,11 +105,15 @@ export async function joinWhenReady(source: DeferredSource, o: JoinOptions): Pro
         );
         return;
       } catch (e) {
-        log.warn("Cannot join {address} yet: {error}", { address: at, error: describeError(e) });
+        // Once per kind of failure, and a second between tries: a port taken by another program must not flood.
+        const error = describeError(e);
+        if (error !== lastError) log.warn("Cannot join {address} yet: {error}", { address: at, error });
+        lastError = error;
+        waitMs = Math.max(waitMs, 1000);
       }
     }
     try {
-      await clock.sleep(o.pollMs ?? 50, o.signal);
+      await clock.sleep(waitMs, o.signal);
     } catch {
       return;
     }
