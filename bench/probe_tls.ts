@@ -111,17 +111,20 @@ function freePort(): number {
   return p;
 }
 
-/** Starts the program probing `port`, waits until the upstream is healthy, then 2 s; returns its memory. */
-async function proxyOnce(kind: ProxyKind, port: number, pki: TestPki, repo: URL): Promise<Memory> {
+/** The program (the start task's command line) probing `port` with the probe's `flags`, output discarded. */
+function spawnProgram(
+  flags: readonly string[],
+  port: number,
+  repo: URL,
+  ports: { bind: number; health: number },
+): Deno.ChildProcess {
   const start = startCommand();
-  const health = freePort();
-  const flags = await proxyFlags(kind, pki);
-  const child = new Deno.Command(start.command, {
+  return new Deno.Command(start.command, {
     args: [
       ...start.args,
       `--endpoints=127.0.0.1:${port}`,
-      `--bind-port=${freePort()}`,
-      `--health-port=${health}`,
+      `--bind-port=${ports.bind}`,
+      `--health-port=${ports.health}`,
       "--log-level=error",
       ...flags,
       ...(flags.includes("--enable-discovery=true") ? [] : ["--enable-discovery=false"]),
@@ -131,6 +134,12 @@ async function proxyOnce(kind: ProxyKind, port: number, pki: TestPki, repo: URL)
     stdout: "null",
     stderr: "null",
   }).spawn();
+}
+
+/** Starts the program probing `port`, waits until the upstream is healthy, then 2 s; returns its memory. */
+async function proxyOnce(kind: ProxyKind, port: number, pki: TestPki, repo: URL): Promise<Memory> {
+  const health = freePort();
+  const child = spawnProgram(await proxyFlags(kind, pki), port, repo, { bind: freePort(), health });
   try {
     const deadline = performance.now() + 15_000;
     for (;;) {
@@ -192,25 +201,10 @@ async function requestThrough(port: number, ca: string): Promise<boolean> {
 
 /** Milliseconds from spawning the program to the first response relayed through it (connect → request, looped). */
 async function startupOnce(kind: ProxyKind, port: number, pki: TestPki, repo: URL): Promise<number> {
-  const start = startCommand();
   const bind = freePort();
   const flags = await proxyFlags(kind, pki);
   const t0 = performance.now();
-  const child = new Deno.Command(start.command, {
-    args: [
-      ...start.args,
-      `--endpoints=127.0.0.1:${port}`,
-      `--bind-port=${bind}`,
-      `--health-port=${freePort()}`,
-      "--log-level=error",
-      ...flags,
-      ...(flags.includes("--enable-discovery=true") ? [] : ["--enable-discovery=false"]),
-    ],
-    cwd: repo,
-    env: start.env,
-    stdout: "null",
-    stderr: "null",
-  }).spawn();
+  const child = spawnProgram(flags, port, repo, { bind, health: freePort() });
   try {
     while (performance.now() - t0 < 15_000) {
       if (await requestThrough(bind, pki.ca.cert)) return performance.now() - t0;

@@ -19,7 +19,7 @@ const chart = await loadChart(CHART_DIR);
 const schema = JSON.parse(await Deno.readTextFile(new URL("values.schema.json", CHART_DIR))) as Obj;
 
 const REQUIRED = {
-  endpoints: ["10.0.0.11:6443"],
+  endpoints: ["127.0.0.11:6443"],
   image: { repository: "registry.example.com/extractedprism" },
 };
 const MONITORING = {
@@ -32,7 +32,7 @@ const MONITORING = {
 
 /** The series names of a real `/metrics` text with one upstream, and the label values each label takes there. */
 function exported(): { names: Set<string>; labels: Map<string, Set<string>> } {
-  const up = new Upstream({ host: "10.0.0.1", port: 6443 }, { rise: 1, fall: 1 });
+  const up = new Upstream({ host: "127.0.0.1", port: 6443 }, { rise: 1, fall: 1 });
   up.recordSuccess(1.5, 0);
   const text = renderProxyMetrics({
     ready: true,

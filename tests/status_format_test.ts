@@ -5,7 +5,7 @@ const NOW = Date.parse("2026-01-01T12:00:00Z");
 const ago = (ms: number) => new Date(NOW - ms).toISOString();
 
 const HEALTHY = {
-  address: "10.0.0.1:6443",
+  address: "127.0.0.1:6443",
   state: "healthy",
   reason: "first probe succeeded",
   stateSince: ago(5_000),
@@ -82,7 +82,7 @@ Deno.test("the table has kubectl's headers and one row per upstream, in the prox
   assert.equal(
     table,
     "UPSTREAM         STATE       TIER   RTT      CONNS   REASON                                                SINCE\n" +
-      "10.0.0.1:6443    healthy     0      0.91ms   12      first probe succeeded                                 5s\n" +
+      "127.0.0.1:6443   healthy     0      0.91ms   12      first probe succeeded                                 5s\n" +
       "[fd00::2]:6443   unhealthy   -      14ms     0       2 consecutive failures, last: readyz probe: timeout   3m\n",
   );
 });
@@ -105,7 +105,7 @@ Deno.test("-o wide adds totals, bytes, draining, the last probe's RTT and result
     "LAST-RESULT",
   ]);
   assert.deepEqual(lines[1]?.split(/\s{3,}/), [
-    "10.0.0.1:6443",
+    "127.0.0.1:6443",
     "healthy",
     "0",
     "0.91ms",
@@ -122,13 +122,13 @@ Deno.test("-o wide adds totals, bytes, draining, the last probe's RTT and result
 });
 
 Deno.test("missing or odd fields show <none>, and text from the proxy cannot break a line or drive the terminal", () => {
-  const table = formatStatusTable([{ address: "10.0.0.3:6443", reason: "bad\nline\x1b[31m", stateSince: "never" }], {
+  const table = formatStatusTable([{ address: "127.0.0.3:6443", reason: "bad\nline\x1b[31m", stateSince: "never" }], {
     now: NOW,
   });
   const lines = table.trimEnd().split("\n");
   assert.equal(lines.length, 2, table);
   assert.deepEqual(lines[1]?.split(/\s{3,}/), [
-    "10.0.0.3:6443",
+    "127.0.0.3:6443",
     "<none>",
     "-",
     "<none>",

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { orderCandidates } from "../lib/upstream/choose.ts";
 import { Upstream } from "../lib/upstream/upstream.ts";
 
-const make = (i: number, rise = 2, fall = 2) => new Upstream({ host: `10.0.0.${i}`, port: 6443 }, { rise, fall });
+const make = (i: number, rise = 2, fall = 2) => new Upstream({ host: `127.0.0.${i}`, port: 6443 }, { rise, fall });
 
 Deno.test("an upstream starts unknown and its first probe decides", () => {
   const a = make(1);
@@ -41,12 +41,12 @@ Deno.test("choice prefers healthy upstreams with the fewest connections, ties ro
   for (const u of [a, b, c]) u.recordSuccess(1, 0);
   const firsts = [0, 1, 2, 3, 4, 5].map((t) => orderCandidates([a, b, c], t)[0]?.key);
   assert.deepEqual(firsts, [
-    "10.0.0.1:6443",
-    "10.0.0.2:6443",
-    "10.0.0.3:6443",
-    "10.0.0.1:6443",
-    "10.0.0.2:6443",
-    "10.0.0.3:6443",
+    "127.0.0.1:6443",
+    "127.0.0.2:6443",
+    "127.0.0.3:6443",
+    "127.0.0.1:6443",
+    "127.0.0.2:6443",
+    "127.0.0.3:6443",
   ]);
   a.track({ close() {} });
   c.track({ close() {} });
@@ -65,15 +65,15 @@ Deno.test("unhealthy and unknown upstreams come last, most recent success first;
   d.recordSuccess(1, 1);
   d.draining = true;
   assert.deepEqual(orderCandidates([a, b, c, d], 0).map((u) => u.key), [
-    "10.0.0.3:6443",
-    "10.0.0.2:6443",
-    "10.0.0.1:6443",
+    "127.0.0.3:6443",
+    "127.0.0.2:6443",
+    "127.0.0.1:6443",
   ]);
 });
 
 Deno.test("stateSince is the wall-clock time the current state began, kept while the state holds", () => {
   let wall = Date.UTC(2026, 0, 1, 0, 0, 0);
-  const u = new Upstream({ host: "10.0.0.9", port: 6443 }, { rise: 2, fall: 2, wallClock: () => wall });
+  const u = new Upstream({ host: "127.0.0.9", port: 6443 }, { rise: 2, fall: 2, wallClock: () => wall });
   assert.equal(u.snapshot().stateSince, "2026-01-01T00:00:00.000Z", "unknown since creation");
   wall += 5000;
   u.recordSuccess(1, 0);

@@ -349,20 +349,20 @@ async function sliceProbes(probe: (name: string, r: ProbeRequest) => Promise<Pro
   await probe("GET a missing EndpointSlice", { method: "GET", path: `${SLICES}/missing` });
   const created = await probe(
     "apply: create an EndpointSlice",
-    apply("parity-a", true, slice("s1", ["10.0.0.1"], labels)),
+    apply("parity-a", true, slice("s1", ["127.0.0.1"], labels)),
   );
-  await probe("apply: the same again (no change)", apply("parity-a", true, slice("s1", ["10.0.0.1"], labels)));
+  await probe("apply: the same again (no change)", apply("parity-a", true, slice("s1", ["127.0.0.1"], labels)));
   await probe(
     "apply: another manager changes a field without force",
-    apply("parity-b", false, slice("s1", ["10.0.0.2"], labels)),
+    apply("parity-b", false, slice("s1", ["127.0.0.2"], labels)),
   );
-  await probe("apply: another manager forces it", apply("parity-b", true, slice("s1", ["10.0.0.2"], labels)));
+  await probe("apply: another manager forces it", apply("parity-b", true, slice("s1", ["127.0.0.2"], labels)));
   await probe("apply: a different metadata.uid", {
     method: "PATCH",
     path: `${SLICES}/s1?fieldManager=parity-b&force=true`,
     contentType: "application/apply-patch+yaml",
     body: JSON.stringify({
-      ...JSON.parse(slice("s1", ["10.0.0.2"], labels)),
+      ...JSON.parse(slice("s1", ["127.0.0.2"], labels)),
       metadata: { name: "s1", uid: "00000000-0000-0000-0000-000000000000" },
     }),
   });
@@ -370,13 +370,13 @@ async function sliceProbes(probe: (name: string, r: ProbeRequest) => Promise<Pro
     method: "PATCH",
     path: `${SLICES}/s1`,
     contentType: "application/apply-patch+yaml",
-    body: slice("s1", ["10.0.0.2"], labels),
+    body: slice("s1", ["127.0.0.2"], labels),
   });
   await probe("POST a second EndpointSlice", {
     method: "POST",
     path: SLICES,
     contentType: "application/json",
-    body: slice("s2", ["10.0.0.3"], { "kubernetes.io/service-name": "other" }),
+    body: slice("s2", ["127.0.0.3"], { "kubernetes.io/service-name": "other" }),
   });
   await probe("LIST EndpointSlices by labelSelector", {
     method: "GET",
@@ -402,6 +402,6 @@ async function sliceProbes(probe: (name: string, r: ProbeRequest) => Promise<Pro
     method: "PATCH",
     path: `${SLICES}/s2?fieldManager=parity-c`,
     contentType: "application/apply-patch+yaml",
-    body: slice("s2", ["10.0.0.9"], { "kubernetes.io/service-name": "third" }),
+    body: slice("s2", ["127.0.0.9"], { "kubernetes.io/service-name": "third" }),
   });
 }

@@ -15,16 +15,11 @@
  *
  * @module
  */
-import { type Command, emit, message, num, serveCommands } from "../../faults/support/_lines.ts";
+import { type Command, num, serveCommands } from "../../faults/support/_lines.ts";
+import { paced, type RequestResult } from "./_paced.ts";
 
 /** One request's outcome; `start` and `end` are wall-clock milliseconds. */
-export interface RequestResult {
-  readonly start: number;
-  readonly end: number;
-  readonly ok: boolean;
-  readonly status: number | null;
-  readonly error: string | null;
-}
+export type { RequestResult } from "./_paced.ts";
 
 const MAX_REQUESTS = 5000;
 const [proxyPort, healthPort, caFile, serverName, token] = Deno.args;
@@ -89,24 +84,11 @@ function concat(chunks: Uint8Array[]): Uint8Array {
   return out;
 }
 
-async function load(id: number, count: number, spacingMs: number, timeoutMs: number): Promise<RequestResult[]> {
-  const results: RequestResult[] = [];
-  const running: Promise<void>[] = [];
-  for (let i = 0; i < Math.min(count, MAX_REQUESTS); i++) {
-    const start = Date.now();
-    running.push(
-      request("127.0.0.1", Number(proxyPort), "/api/v1/namespaces/default", true, timeoutMs).then(
-        (r) => ({ start, end: Date.now(), ok: r.status === 200, status: r.status, error: null }),
-        (e) => ({ start, end: Date.now(), ok: false, status: null, error: message(e) }),
-      ).then((r) => {
-        results.push(r);
-        emit({ event: "progress", id, done: results.length });
-      }),
-    );
-    await new Promise((r) => setTimeout(r, spacingMs));
-  }
-  await Promise.all(running);
-  return results.sort((a, b) => a.start - b.start);
+function load(id: number, count: number, spacingMs: number, timeoutMs: number): Promise<RequestResult[]> {
+  return paced(
+    { id, count, max: MAX_REQUESTS, spacingMs, now: Date.now },
+    async () => (await request("127.0.0.1", Number(proxyPort), "/api/v1/namespaces/default", true, timeoutMs)).status,
+  );
 }
 
 async function handle(cmd: Command): Promise<unknown> {

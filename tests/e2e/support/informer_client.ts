@@ -23,7 +23,7 @@
  */
 import { CoreV1Api, KubeConfig, makeInformer, type V1ConfigMap } from "@kubernetes/client-node";
 import { type Command, emit, message, num, serveCommands } from "../../faults/support/_lines.ts";
-import type { RequestResult } from "./client.ts";
+import { paced, type RequestResult } from "./_paced.ts";
 
 const MAX_REQUESTS = 2000;
 
@@ -73,24 +73,11 @@ function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
   return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
 }
 
-async function requests(id: number, count: number, spacingMs: number, timeoutMs: number): Promise<RequestResult[]> {
-  const results: RequestResult[] = [];
-  const running: Promise<void>[] = [];
-  for (let i = 0; i < Math.min(count, MAX_REQUESTS); i++) {
-    const start = now();
-    running.push(
-      withTimeout(api.readNamespace({ name: namespace ?? "" }), timeoutMs).then(
-        () => ({ start, end: now(), ok: true, status: 200, error: null }),
-        (e) => ({ start, end: now(), ok: false, status: null, error: message(e) }),
-      ).then((r) => {
-        results.push(r);
-        emit({ event: "progress", id, done: results.length });
-      }),
-    );
-    await new Promise((r) => setTimeout(r, spacingMs));
-  }
-  await Promise.all(running);
-  return results.sort((a, b) => a.start - b.start);
+function requests(id: number, count: number, spacingMs: number, timeoutMs: number): Promise<RequestResult[]> {
+  return paced({ id, count, max: MAX_REQUESTS, spacingMs, now }, async () => {
+    await withTimeout(api.readNamespace({ name: namespace ?? "" }), timeoutMs);
+    return 200;
+  });
 }
 
 async function handle(cmd: Command): Promise<unknown> {
