@@ -21,11 +21,67 @@ export interface Clock {
   clearTimer(id: TimerId): void;
 }
 
-/** A timer of a {@linkcode Clock}, opaque to everyone but that clock. */
-export type TimerId = unknown;
-
 /** Returns a float in [0, 1). */
 export type Random = () => number;
+
+/** The primitive timers of Deno's core, reached through `Deno[Deno.internal]`. */
+interface CoreTimers {
+  createTimer(fn: () => void, ms: number, args: undefined, repeat: boolean, refed: boolean): object;
+  cancelTimer(timer: object): void;
+}
+
+/**
+ * Deno's core timers when this runtime exposes them, else `undefined`. Deno's global `setTimeout` is Node's: its first
+ * call loads Node's timers module and the error and inspection code that comes with it, about 3 MiB of a process
+ * that otherwise loads nothing of Node (issue 14). Core's timers are the ones that `setTimeout` itself ends in: same
+ * clock, same ordering, same effect on the event loop and on the test sanitizers. A runtime without them (an
+ * internal API may move) falls back to `setTimeout`, which only costs memory.
+ */
+function findCoreTimers(): CoreTimers | undefined {
+  try {
+    const deno = Deno as unknown as { internal?: unknown } & Record<symbol, unknown>;
+    const internal = deno.internal;
+    if (typeof internal !== "symbol") return undefined;
+    const core = (deno[internal] as { core?: Partial<CoreTimers> } | undefined)?.core;
+    if (typeof core?.createTimer !== "function" || typeof core.cancelTimer !== "function") return undefined;
+    return core as CoreTimers;
+  } catch {
+    return undefined;
+  }
+}
+
+const core = findCoreTimers();
+
+/** Which timers this process uses: `"core"` (Deno's own) or `"setTimeout"` (the fallback). */
+export const timerKind: "core" | "setTimeout" = core === undefined ? "setTimeout" : "core";
+
+/** A pending timer of {@linkcode setTimer}. */
+export type TimerId = unknown;
+
+/**
+ * Calls `fn` once after `ms` (at least 1 ms, like `setTimeout`) unless {@linkcode clearTimer} gets the id first. The
+ * timer keeps the process alive while pending, as `setTimeout` does.
+ *
+ * @example
+ * ```ts
+ * import { clearTimer, setTimer } from "./clock.ts";
+ * const fired = Promise.withResolvers<void>();
+ * setTimer(1, fired.resolve);
+ * clearTimer(setTimer(1, () => { throw new Error("cancelled"); }));
+ * await fired.promise;
+ * ```
+ */
+export function setTimer(ms: number, fn: () => void): TimerId {
+  if (core === undefined) return setTimeout(fn, Math.max(0, ms));
+  return core.createTimer(fn, Math.max(0, ms), undefined, false, true);
+}
+
+/** Cancels a timer of {@linkcode setTimer}; harmless once it fired, and for `undefined`. */
+export function clearTimer(id: TimerId): void {
+  if (id === undefined) return;
+  if (core === undefined) clearTimeout(id as number);
+  else core.cancelTimer(id as object);
+}
 
 /**
  * Waits `ms` milliseconds, rejecting with the signal's reason when it aborts (std `async/delay.ts` semantics).
@@ -40,19 +96,19 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   if (signal?.aborted) return Promise.reject(signal.reason);
   return new Promise((resolve, reject) => {
     const onAbort = () => {
-      clearTimeout(id);
+      clearTimer(id);
       reject(signal?.reason);
     };
-    const id = setTimeout(() => {
+    const id = setTimer(ms, () => {
       signal?.removeEventListener("abort", onAbort);
       resolve();
-    }, Math.max(0, ms));
+    });
     signal?.addEventListener("abort", onAbort, { once: true });
   });
 }
 
 /**
- * The real clock: `performance.now()` and `setTimeout`.
+ * The real clock: `performance.now()` and {@linkcode setTimer}.
  *
  * @example
  * ```ts
@@ -69,8 +125,8 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
 export const systemClock: Clock = {
   now: () => performance.now(),
   sleep,
-  setTimer: (ms, fn) => setTimeout(fn, Math.max(0, ms)),
-  clearTimer: (id) => clearTimeout(id as number),
+  setTimer,
+  clearTimer,
 };
 
 /**

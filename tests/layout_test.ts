@@ -111,7 +111,8 @@ Deno.test("a readyz probe with a CA (the flag's or the kubeconfig's) never loads
 
 /**
  * The modules a real start evaluated, from V8's own log (`--log-function-events` names every script it compiles):
- * the start task's command line, one relayed connection once `ready` has been logged, then SIGTERM.
+ * the start task's command line, one relayed connection once `ready` has been logged, then SIGTERM. The program's
+ * files relative to the repository, and the runtime's Node modules (`ext:deno_node/…`), which Deno loads on first use.
  */
 async function modulesLoaded(args: readonly string[], ready: (line: string) => boolean): Promise<string[]> {
   const dir = await Deno.makeTempDir({ prefix: "ep_layout_" });
@@ -138,7 +139,10 @@ async function modulesLoaded(args: readonly string[], ready: (line: string) => b
     assert.equal(r.code, 0, r.stderr);
     const text = await Deno.readTextFile(logFile);
     const root = new URL("../", import.meta.url).href;
-    return [...new Set([...text.matchAll(/file:\/\/\/[^,\s]+/g)].map((m) => m[0].replace(root, "")))].sort();
+    return [
+      ...new Set([...text.matchAll(/(?:file:\/\/\/|ext:deno_node\/)[^,\s"]+/g)].map((m) => m[0].replace(root, ""))),
+    ]
+      .sort();
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
@@ -156,6 +160,13 @@ Deno.test("a start with discovery off loads neither YAML, nor the copier, nor di
   assert.ok(modules.includes("lib/app.ts"), `the log names the program's modules: ${modules.join(" ")}`);
   assert.deepEqual(offStartPath(modules), []);
   assert.deepEqual(modules.filter((m) => m.startsWith("lib/kubernetes/")), []);
+});
+
+Deno.test("a start loads nothing of Node's compatibility layer: its timers alone cost about 3 MiB (lib/clock.ts)", async () => {
+  const modules = await modulesLoaded(["--enable-discovery=false", "--health-check=tcp"], LISTENING);
+  // Loaded by the runtime's own bootstrap, in the bare relay of bench/_floor_relay.ts too.
+  const bootstrap = new Set(["ext:deno_node/02_register_cloneable.js"]);
+  assert.deepEqual(modules.filter((m) => m.startsWith("ext:deno_node/") && !bootstrap.has(m)), []);
 });
 
 Deno.test({

@@ -11,7 +11,7 @@
  */
 import { errorMessage } from "../errors.ts";
 import { getLogger } from "../log.ts";
-import { sleep } from "../clock.ts";
+import { clearTimer, setTimer, sleep } from "../clock.ts";
 import { type Endpoint, endpointKey } from "../endpoint.ts";
 import { connectTcp } from "../net/connect_tcp.ts";
 
@@ -96,7 +96,7 @@ export class ConnectHop {
     const route = this.addRoute(undefined);
     const http = Deno.createHttpClient({ proxy: route.proxy });
     const timeout = new AbortController();
-    const timer = setTimeout(() => timeout.abort(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
+    const timer = setTimer(timeoutMs, () => timeout.abort(new Error(`no answer within ${timeoutMs} ms`)));
     try {
       const res = await fetch(`https://${CANARY_LABEL}.${name}/`, {
         client: http,
@@ -115,7 +115,7 @@ export class ConnectHop {
         );
       }
     } finally {
-      clearTimeout(timer);
+      clearTimer(timer);
       http.close();
       this.removeRoute(route);
     }
@@ -191,7 +191,7 @@ export class ConnectHop {
   async #readHead(conn: Deno.Conn): Promise<{ text: string; rest: Uint8Array } | undefined> {
     const buf = new Uint8Array(MAX_HEAD);
     let len = 0;
-    const timer = setTimeout(() => closeQuietly(conn), HEAD_TIMEOUT_MS);
+    const timer = setTimer(HEAD_TIMEOUT_MS, () => closeQuietly(conn));
     try {
       while (len < MAX_HEAD) {
         const n = await conn.read(buf.subarray(len));
@@ -202,7 +202,7 @@ export class ConnectHop {
       }
       return undefined;
     } finally {
-      clearTimeout(timer);
+      clearTimer(timer);
     }
   }
 
@@ -227,9 +227,9 @@ export class ConnectHop {
 
   async #dial(route: HopRoute, ep: Endpoint): Promise<Deno.TcpConn | undefined> {
     const timeout = new AbortController();
-    const timer = setTimeout(
-      () => timeout.abort(new Error(`no answer within ${this.#connectTimeoutMs} ms`)),
+    const timer = setTimer(
       this.#connectTimeoutMs,
+      () => timeout.abort(new Error(`no answer within ${this.#connectTimeoutMs} ms`)),
     );
     const signal = AbortSignal.any([timeout.signal, this.#stop.signal]);
     try {
@@ -246,7 +246,7 @@ export class ConnectHop {
       route.lastDialError = `cannot connect to ${endpointKey(ep)}: ${why}`;
       return undefined;
     } finally {
-      clearTimeout(timer);
+      clearTimer(timer);
     }
   }
 }

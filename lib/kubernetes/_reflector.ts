@@ -6,7 +6,7 @@
 import { isRecord, type KubeObject } from "./types.ts";
 import { describeError } from "../errors.ts";
 import { getLogger } from "../log.ts";
-import { Backoff, type Clock, jitter, type Random, systemClock } from "../clock.ts";
+import { Backoff, type Clock, jitter, type Random, setTimer, systemClock } from "../clock.ts";
 import { LogLimit } from "../log_limit.ts";
 import { IdleDeadline, readLines } from "./_watch_stream.ts";
 import { KubeApiError, requestJson, responseError } from "./api.ts";
@@ -209,7 +209,7 @@ export class Reflector<T extends KubeObject> {
         // A flood whose bytes are always ready would never leave the event loop a turn: relays, probes and timers
         // (shutdown's among them) wait at most this long.
         if (performance.now() - busySince > YIELD_EVERY_MS) {
-          await new Promise((resolve) => setTimeout(resolve, 0));
+          await new Promise<void>((resolve) => setTimer(0, resolve));
           busySince = performance.now();
           if (signal.aborted) break;
         }

@@ -8,6 +8,7 @@
  * @module
  */
 import { errorMessage } from "../errors.ts";
+import { clearTimer, setTimer } from "../clock.ts";
 import type { ExecApiVersion, ExecConfig } from "./connection.ts";
 import { MAX_ERROR_BODY_BYTES, MAX_EXEC_STDOUT_BYTES, readStreamLimited } from "./read_body.ts";
 
@@ -101,10 +102,10 @@ export class ExecPlugin {
     const onStop = () => killer.abort();
     this.#stop.signal.addEventListener("abort", onStop, { once: true });
     let timedOut = false;
-    const timer = setTimeout(() => {
+    const timer = setTimer(this.#timeoutMs, () => {
       timedOut = true;
       killer.abort();
-    }, this.#timeoutMs);
+    });
     this.#runs++;
     try {
       let child: Deno.ChildProcess;
@@ -170,7 +171,7 @@ export class ExecPlugin {
       this.#cached = result;
       return result;
     } finally {
-      clearTimeout(timer);
+      clearTimer(timer);
       this.#stop.signal.removeEventListener("abort", onStop);
     }
   }

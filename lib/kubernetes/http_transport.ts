@@ -18,6 +18,7 @@
  * @module
  */
 import { errorMessage } from "../errors.ts";
+import { clearTimer, setTimer } from "../clock.ts";
 import { getLogger } from "../log.ts";
 import { bracketHost, dedupeEndpoints, type Endpoint, endpointKey } from "../endpoint.ts";
 import { type AddressPattern, isIpLiteral, matchesAddress } from "./_addresses.ts";
@@ -192,7 +193,7 @@ export class HttpKubeTransport implements KubeTransport, AsyncDisposable {
   async #fetch(client: Client, ep: Endpoint, req: KubeRequest, creds: Credentials): Promise<Response> {
     const timeoutMs = this.#opts.headerTimeoutMs ?? 30_000;
     const timeout = new AbortController();
-    const timer = setTimeout(() => timeout.abort(new Error(`no response headers within ${timeoutMs} ms`)), timeoutMs);
+    const timer = setTimer(timeoutMs, () => timeout.abort(new Error(`no response headers within ${timeoutMs} ms`)));
     const headers = new Headers({ accept: "application/json", "user-agent": this.#opts.userAgent ?? "extractedprism" });
     if (creds.token !== undefined) headers.set("authorization", `Bearer ${creds.token}`);
     if (req.contentType !== undefined) headers.set("content-type", req.contentType);
@@ -217,7 +218,7 @@ export class HttpKubeTransport implements KubeTransport, AsyncDisposable {
       if (timeout.signal.aborted && !req.signal.aborted) throw timeout.signal.reason;
       throw e;
     } finally {
-      clearTimeout(timer);
+      clearTimer(timer);
     }
   }
 

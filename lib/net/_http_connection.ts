@@ -5,6 +5,7 @@
  */
 import type { Logger } from "../log.ts";
 import { describeError } from "../errors.ts";
+import { clearTimer, setTimer, type TimerId } from "../clock.ts";
 
 const encoder = new TextEncoder();
 
@@ -20,7 +21,7 @@ export class Connection {
   state: "idle" | "head" | "busy" = "idle";
   /** Since when it has waited for a request head (at accept, then after each answer). */
   waitingSince: number = performance.now();
-  #timer: ReturnType<typeof setTimeout> | undefined;
+  #timer: TimerId | undefined;
   #isClosed = false;
 
   /** Wraps `conn`; `log` and `server` (the server's name) are for its log lines. */
@@ -37,16 +38,16 @@ export class Connection {
 
   /** Closes the connection after `ms` unless another deadline replaces this one. */
   deadline(ms: number, why: string): void {
-    clearTimeout(this.#timer);
-    this.#timer = setTimeout(() => {
+    clearTimer(this.#timer);
+    this.#timer = setTimer(ms, () => {
       this.#log.debug("Closing a connection to the {server} server: {why}", { server: this.#server, why });
       this.close();
-    }, ms);
+    });
   }
 
   /** Closes the connection and clears its deadline. Idempotent. */
   close(): void {
-    clearTimeout(this.#timer);
+    clearTimer(this.#timer);
     if (this.#isClosed) return;
     this.#isClosed = true;
     try {

@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { clearTimer, setTimer } from "../clock.ts";
 import { endpointKey } from "../endpoint.ts";
 import { escapeControls } from "../errors.ts";
 import { healthGet } from "../net/health_get.ts";
@@ -86,7 +87,7 @@ export async function runStatus(options: StatusOptions): Promise<StatusResult> {
   // One budget for both requests; the first failure ends the other request too, and is the one reported.
   const timeout = new AbortController();
   const timedOut = new DOMException("timeout", "TimeoutError");
-  const timer = setTimeout(() => timeout.abort(timedOut), options.timeoutMs);
+  const timer = setTimer(options.timeoutMs, () => timeout.abort(timedOut));
   const failures: unknown[] = [];
   const get = (path: string) =>
     healthGet(options, path, timeout.signal).catch((e: unknown) => {
@@ -95,7 +96,7 @@ export async function runStatus(options: StatusOptions): Promise<StatusResult> {
       return undefined;
     });
   const [upstreams, readyz] = await Promise.all([get("/upstreams"), get("/readyz")]);
-  clearTimeout(timer);
+  clearTimer(timer);
   if (upstreams === undefined || readyz === undefined) {
     const first = failures[0];
     return unreachable(first === timedOut ? `no answer within ${seconds(options.timeoutMs)}` : connectReason(first));
