@@ -5,7 +5,7 @@
  * same way and aborts the caller's signal right after the handshake.
  */
 import assert from "node:assert/strict";
-import { connectTcp } from "../lib/net/connect_tcp.ts";
+import { ConnectSignals, connectTcp } from "../lib/net/connect_tcp.ts";
 import { denoConnect } from "../lib/upstream/probe_tcp.ts";
 
 /** Runs `body` with a `Deno.connect` that completes, aborts `ctrl`, and then throws like Deno 2.9 does. */
@@ -50,6 +50,46 @@ Deno.test("a connection that completes as its signal aborts is closed, not leake
     const ctrl = new AbortController();
     ctrl.abort(new DOMException("gone", "AbortError"));
     await assert.rejects(connectTcp({ hostname: "127.0.0.1", port }, ctrl.signal), { name: "AbortError" });
+  });
+  await t.step(
+    "the proxy's pooled signals: a late abort closes the connection and rejects with the reason",
+    async () => {
+      const signals = new ConnectSignals();
+      const ctrl = signals.take();
+      await withLateAbort(ctrl, async () => {
+        await assert.rejects(signals.connect({ hostname: "127.0.0.1", port }, ctrl.signal), { name: "TimeoutError" });
+      });
+      signals.give(ctrl);
+      assert.notEqual(signals.take(), ctrl, "an aborted controller is never handed out again");
+    },
+  );
+  await t.step(
+    "the proxy's pooled signals: an aborted one rejects before dialling (Deno's own check is off)",
+    async () => {
+      const signals = new ConnectSignals();
+      const ctrl = signals.take();
+      ctrl.abort(new DOMException("gone", "AbortError"));
+      let dialled = false;
+      const real = Deno.connect;
+      (Deno as { connect: unknown }).connect = (opts: Deno.ConnectOptions) => {
+        dialled = true;
+        return real(opts);
+      };
+      try {
+        await assert.rejects(signals.connect({ hostname: "127.0.0.1", port }, ctrl.signal), { name: "AbortError" });
+      } finally {
+        (Deno as { connect: unknown }).connect = real;
+      }
+      assert.equal(dialled, false);
+    },
+  );
+  await t.step("the proxy's pooled signals: one that never aborted is reused", async () => {
+    const signals = new ConnectSignals();
+    const ctrl = signals.take();
+    const conn = await signals.connect({ hostname: "127.0.0.1", port }, ctrl.signal);
+    conn.close();
+    signals.give(ctrl);
+    assert.equal(signals.take(), ctrl);
   });
   listener.close();
   await accepting;

@@ -186,3 +186,69 @@ Deno.test("no candidates means no dial, and no timer", async () => {
   assert.equal(await d.done(), undefined);
   assert.equal(clock.pending, 0);
 });
+
+/** A pool of attempt controllers that records what it hands out and what comes back. */
+function recordingSignals() {
+  const given: AbortController[] = [];
+  const taken: AbortController[] = [];
+  return {
+    given,
+    taken,
+    take: () => {
+      const c = new AbortController();
+      taken.push(c);
+      return c;
+    },
+    give: (c: AbortController) => void given.push(c),
+  };
+}
+
+Deno.test("only the winner's controller goes back to the pool: a loser's is aborted, a refused one may be later", async (t) => {
+  await t.step("hedged: the hanging loser's is kept out", async () => {
+    const clock = new ManualClock();
+    const [a, b] = ups(2) as [Upstream, Upstream];
+    const signals = recordingSignals();
+    const d = start(clock, [a, b], {
+      budgetMs: 2000,
+      hedgeDelayMs: 50,
+      connect: fakeConnect(clock, { "127.0.0.1": { kind: "hang" }, "127.0.0.2": { kind: "ok" } }, []),
+      onFailure: () => {},
+      signals,
+    });
+    await clock.advance(50);
+    assert.equal((await d.done())?.upstream, b);
+    assert.deepEqual(signals.given, [signals.taken[1]]);
+    assert.equal(signals.taken[0]?.signal.aborted, true);
+  });
+  await t.step("failed over: the refused attempt's is kept out (the dial's end aborts it)", async () => {
+    const clock = new ManualClock();
+    const [a, b] = ups(2) as [Upstream, Upstream];
+    const signals = recordingSignals();
+    const d = start(clock, [a, b], {
+      budgetMs: 1000,
+      hedgeDelayMs: 500,
+      connect: fakeConnect(clock, { "127.0.0.1": { kind: "refuse" }, "127.0.0.2": { kind: "ok", delayMs: 5 } }, []),
+      onFailure: () => {},
+      signals,
+    });
+    await clock.advance(5);
+    assert.equal((await d.done())?.upstream, b);
+    assert.deepEqual(signals.given, [signals.taken[1]]);
+    assert.equal(signals.taken[0]?.signal.aborted, true, "aborted at the dial's end: reusing it would cancel another");
+  });
+  await t.step("out of time: nothing goes back", async () => {
+    const clock = new ManualClock();
+    const [a] = ups(1) as [Upstream];
+    const signals = recordingSignals();
+    const d = start(clock, [a], {
+      budgetMs: 100,
+      hedgeDelayMs: 50,
+      connect: fakeConnect(clock, { "127.0.0.1": { kind: "hang" } }, []),
+      onFailure: () => {},
+      signals,
+    });
+    await clock.advance(110);
+    assert.equal(await d.done(), undefined);
+    assert.deepEqual(signals.given, []);
+  });
+});

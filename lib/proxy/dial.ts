@@ -28,6 +28,11 @@ export interface DialOptions {
   readonly timer: CoarseTimer;
   /** A candidate failed (refused, unreachable, or still pending when the budget ran out). */
   readonly onFailure: (upstream: Upstream, reason: string) => void;
+  /**
+   * Where each attempt's abort controller comes from, and goes back to once the attempt settled (see
+   * `ConnectSignals` in lib/net/connect_tcp.ts). @default a new `AbortController` per attempt
+   */
+  readonly signals?: { take(): AbortController; give(ctrl: AbortController): void } | undefined;
 }
 
 /** The winner of a dial. */
@@ -70,7 +75,7 @@ export function dial(candidates: readonly Upstream[], opts: DialOptions): Promis
   let pending = 0;
   let done = false;
   let outOfTime = false;
-  const { timer } = opts;
+  const { timer, signals } = opts;
   let hedge: TimerEntry | undefined;
 
   const finish = (result: Dialed | undefined, winner?: AbortController) => {
@@ -93,13 +98,14 @@ export function dial(candidates: readonly Upstream[], opts: DialOptions): Promis
     hedge = undefined;
     if (done || next >= candidates.length) return;
     const up = candidates[next++] as Upstream;
-    const ctrl = new AbortController();
+    const ctrl = signals?.take() ?? new AbortController();
     attempts.push(ctrl);
     pending++;
     opts.connect(up.endpoint, ctrl.signal).then((conn) => {
       pending--;
       if (done) conn.close();
       else finish({ conn, upstream: up, attempts: next }, ctrl);
+      signals?.give(ctrl);
     }, (e: unknown) => {
       pending--;
       // An attempt we cancelled because another won says nothing about its upstream; one the budget ran out on does.

@@ -16,7 +16,7 @@ import type { Closable, Upstream } from "../upstream/upstream.ts";
 import { CoarseTimer } from "./coarse_timer.ts";
 import { dial, type DialConnect } from "./dial.ts";
 import { isNormalEnd, type RelayBuffers, relayBuffers, startRelay } from "./relay.ts";
-import { connectTcp } from "../net/connect_tcp.ts";
+import { ConnectSignals } from "../net/connect_tcp.ts";
 
 const log = getLogger(["extractedprism", "proxy"]);
 
@@ -33,13 +33,20 @@ export interface ProxyOptions {
   readonly connect?: DialConnect;
 }
 
-const defaultConnect: DialConnect = (e, signal) => connectTcp({ hostname: e.host, port: e.port }, signal);
-
+/**
+ * No Nagle delay on either side. Keep-alive finds a peer that vanished without a word (a node that lost power under a
+ * watch); a client on this host's loopback cannot vanish so (its kernel closes its socket), and skipping the option
+ * there saves a syscall per connection.
+ */
 function tune(conn: Deno.TcpConn): void {
   try {
     conn.setNoDelay(true);
-    conn.setKeepAlive(true);
+    if (!isLoopback(conn.remoteAddr.hostname)) conn.setKeepAlive(true);
   } catch { /* the peer may already be gone; the relay will notice */ }
+}
+
+function isLoopback(host: string): boolean {
+  return host.startsWith("127.") || host === "::1" || host.startsWith("::ffff:127.");
 }
 
 /** Relays client connections to upstreams and knows every live one, for draining at shutdown. */
@@ -47,6 +54,8 @@ export class Proxy {
   readonly #opts: ProxyOptions;
   readonly #buffers: RelayBuffers;
   readonly #connect: DialConnect;
+  /** The attempts' reusable signals, with the default connect only (a test's connect gets plain ones). */
+  readonly #signals: ConnectSignals | undefined;
   readonly #timer: CoarseTimer;
   readonly #live = new LiveList<Closable>();
   readonly #noUpstreamLog: LogLimit;
@@ -57,7 +66,13 @@ export class Proxy {
   constructor(opts: ProxyOptions) {
     this.#opts = opts;
     this.#buffers = relayBuffers();
-    this.#connect = opts.connect ?? defaultConnect;
+    if (opts.connect === undefined) {
+      const signals = this.#signals = new ConnectSignals();
+      this.#connect = (e, signal) => signals.connect({ hostname: e.host, port: e.port }, signal);
+    } else {
+      this.#signals = undefined;
+      this.#connect = opts.connect;
+    }
     this.#timer = new CoarseTimer(opts.clock);
     this.#noUpstreamLog = new LogLimit({ intervalMs: 1000, burst: 5, now: () => opts.clock.now() });
   }
@@ -99,6 +114,7 @@ export class Proxy {
         : Math.min(this.#opts.dialTimeoutMs, this.#opts.fallbackBudgetMs),
       hedgeDelayMs: this.#opts.hedgeDelayMs,
       connect: this.#connect,
+      signals: this.#signals,
       timer: this.#timer,
       onFailure: (up, reason) => {
         const change = up.recordFailure(reason);
