@@ -173,7 +173,7 @@ Deno.test("an empty host (Go's ':8081') serves every interface: IPv4 and IPv6 lo
 Deno.test("an address that cannot be bound is one line naming it and the face", () => {
   using taken = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   assert.throws(
-    () => serveHttp({ host: "127.0.0.1", port: taken.addr.port }, "metrics", () => new Response()),
+    () => serveHttp({ host: "127.0.0.1", port: taken.addr.port }, "metrics", () => ({ status: 200 })),
     new RegExp(`^Error: Cannot listen on '127\\.0\\.0\\.1:${taken.addr.port}' for the metrics: `),
   );
 });

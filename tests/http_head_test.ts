@@ -26,19 +26,19 @@ Deno.test("scanHead finds a whole head within the size limit", async (t) => {
   });
 });
 
-Deno.test("parseRequestHead answers a well-formed head with a Request", async (t) => {
+Deno.test("parseRequestHead answers a well-formed head with a request", async (t) => {
   await t.step("GET over HTTP/1.1 keeps the connection open", () => {
     const parsed = parseRequestHead("GET /readyz?verbose HTTP/1.1\r\nHost: h\r\nX-A: 1 \t");
     assert.ok(typeof parsed !== "number");
-    assert.equal(parsed.request.url, "http://localhost/readyz?verbose");
+    assert.equal(parsed.request.path, "/readyz");
     assert.equal(parsed.request.headers.get("x-a"), "1");
-    assert.deepEqual([parsed.head, parsed.close], [false, false]);
+    assert.deepEqual([parsed.request.head, parsed.close], [false, false]);
   });
 
   await t.step("HEAD is asked as GET and marked as HEAD", () => {
     const parsed = parseRequestHead("HEAD / HTTP/1.1\r\nHost: h");
     assert.ok(typeof parsed !== "number");
-    assert.deepEqual([parsed.request.method, parsed.head], ["GET", true]);
+    assert.deepEqual([parsed.request.method, parsed.request.head], ["GET", true]);
   });
 
   await t.step("HTTP/1.0 and Connection: close close the connection after the answer", () => {
@@ -52,7 +52,32 @@ Deno.test("parseRequestHead answers a well-formed head with a Request", async (t
   await t.step("an absolute target and a zero Content-Length are accepted", () => {
     const parsed = parseRequestHead("GET http://127.0.0.1:8080/healthz HTTP/1.1\r\nHost: h\r\nContent-Length: 0");
     assert.ok(typeof parsed !== "number");
-    assert.equal(parsed.request.url, "http://127.0.0.1:8080/healthz");
+    assert.equal(parsed.request.path, "/healthz");
+  });
+
+  await t.step("methods are upper-cased as fetch does, others kept; repeated fields are joined", () => {
+    const parsed = parseRequestHead("get / HTTP/1.1\r\nHost: h\r\nX-A: 1\r\nx-a: 2");
+    assert.ok(typeof parsed !== "number");
+    assert.equal(parsed.request.method, "GET");
+    assert.equal(parsed.request.headers.get("x-a"), "1, 2");
+    const odd = parseRequestHead("Purge / HTTP/1.1\r\nHost: h");
+    assert.ok(typeof odd !== "number");
+    assert.equal(odd.request.method, "Purge");
+  });
+
+  await t.step("the path of every target form, without query or fragment", () => {
+    const cases: [string, string][] = [
+      ["/readyz?x#y", "/readyz"],
+      ["http://h", "/"],
+      ["http://h?x", "/"],
+      ["HTTPS://user@[::1]:7446/metrics?x", "/metrics"],
+      ["http://127.0.0.1:7446/a/../b", "/a/../b"],
+    ];
+    for (const [target, path] of cases) {
+      const parsed = parseRequestHead(`GET ${target} HTTP/1.1\r\nHost: h`);
+      assert.ok(typeof parsed !== "number", target);
+      assert.equal(parsed.request.path, path, target);
+    }
   });
 });
 
@@ -77,25 +102,30 @@ Deno.test("parseRequestHead refuses what a server must not guess at, with the fi
     ["GET * HTTP/1.1\r\nHost: h", 400],
     ["GET ftp://h/ HTTP/1.1\r\nHost: h", 400],
     ["GET http://[::1/ HTTP/1.1\r\nHost: h", 400],
+    ["GET http:///x HTTP/1.1\r\nHost: h", 400],
+    ["GET http://h:x/ HTTP/1.1\r\nHost: h", 400],
+    ["GET readyz HTTP/1.1\r\nHost: h", 400],
     ["TRACE / HTTP/1.1\r\nHost: h", 405],
+    ["connect / HTTP/1.1\r\nHost: h", 405],
+    ["Track / HTTP/1.1\r\nHost: h", 405],
   ];
   for (const [head, status] of cases) assert.equal(parseRequestHead(head), status, JSON.stringify(head));
 });
 
 Deno.test("response heads carry the server's framing, never the handler's", () => {
-  const headers = new Headers({
-    "content-type": "text/plain",
+  const headers = {
+    "Content-Type": "text/plain",
     "content-length": "999",
     "transfer-encoding": "chunked",
     connection: "keep-alive",
     date: "yesterday",
-  });
+  };
   const head = responseHead(404, headers, { bodyLength: 10, close: false });
   const lines = head.split("\r\n");
   assert.equal(lines[0], "HTTP/1.1 404 Not Found");
   assert.match(lines[1] ?? "", /^date: \w{3}, \d{2} \w{3} \d{4} \d{2}:\d{2}:\d{2} GMT$/);
   assert.deepEqual(lines.slice(2), ["content-type: text/plain", "content-length: 10", "", ""]);
-  assert.ok(responseHead(200, new Headers(), { bodyLength: 0, close: true }).endsWith("connection: close\r\n\r\n"));
+  assert.ok(responseHead(200, {}, { bodyLength: 0, close: true }).endsWith("connection: close\r\n\r\n"));
 });
 
 Deno.test("a refusal is a whole plain-text answer that closes, with Allow on a 405", () => {

@@ -1,5 +1,11 @@
 import assert from "node:assert/strict";
-import { type HttpHandler, type HttpListener, HttpServer, type HttpServerOptions } from "../lib/net/http_server.ts";
+import {
+  type HttpAnswer,
+  type HttpHandler,
+  type HttpListener,
+  HttpServer,
+  type HttpServerOptions,
+} from "../lib/net/http_server.ts";
 import { statusHandler } from "../lib/status/server.ts";
 import { ProxyApp } from "../lib/app.ts";
 import { testConfig, waitFor } from "./support/net.ts";
@@ -459,7 +465,7 @@ Deno.test("shutdown lets the request being answered finish, closes idle connecti
   const gate = Promise.withResolvers<void>();
   const entered = Promise.withResolvers<void>();
   const server = start({}, async (req) => {
-    if (new URL(req.url).pathname === "/slow") {
+    if (req.path === "/slow") {
       entered.resolve();
       await gate.promise;
     }
@@ -490,7 +496,7 @@ Deno.test("shutdown lets the request being answered finish, closes idle connecti
 });
 
 Deno.test("a handler that never answers is cut off at the response timeout", async () => {
-  const never = Promise.withResolvers<Response>();
+  const never = Promise.withResolvers<HttpAnswer>();
   await using server = start({ responseTimeoutMs: 200 }, () => never.promise);
   const c = await Client.open(server);
   try {
@@ -504,7 +510,7 @@ Deno.test("a handler that never answers is cut off at the response timeout", asy
 
 Deno.test("a handler that throws gets a 500 and the connection stays usable", async () => {
   await using server = start({}, (req) => {
-    if (new URL(req.url).pathname === "/boom") return Promise.reject(new Error("boom"));
+    if (req.path === "/boom") return Promise.reject(new Error("boom"));
     return status(req);
   });
   const c = await Client.open(server);
@@ -521,8 +527,8 @@ Deno.test("a handler that throws gets a 500 and the connection stays usable", as
 Deno.test("a server answers a plain handler and logs a throw under its own name and log category", async () => {
   await using logs = await LogCapture.start();
   await using server = start({ name: "probes", logCategory: ["extractedprism", "copier"] }, (req) => {
-    if (new URL(req.url).pathname === "/boom") throw new Error("boom");
-    return new Response("ok\n");
+    if (req.path === "/boom") throw new Error("boom");
+    return { status: 200, body: "ok\n" };
   });
   const c = await Client.open(server);
   try {

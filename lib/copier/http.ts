@@ -8,8 +8,8 @@
 import { endpointKey } from "../endpoint.ts";
 import { errorMessage } from "../errors.ts";
 import type { BindAddress } from "../config/copier_values.ts";
-import { metricsResponse, refuseMethod, textResponse as text } from "../net/http_responses.ts";
-import { type HttpHandler, HttpServer } from "../net/http_server.ts";
+import { metricsAnswer, refuseMethod, textAnswer as text } from "../net/http_responses.ts";
+import { type HttpAnswer, type HttpHandler, type HttpRequest, HttpServer } from "../net/http_server.ts";
 
 /** What the probe handler reads. */
 export interface ProbeSource {
@@ -23,21 +23,21 @@ export interface ProbeSource {
  * @example
  * ```ts
  * import assert from "node:assert/strict";
+ * import { requestFor } from "../net/http_server.ts";
  * import { probeHandler } from "./http.ts";
  * const handler = probeHandler({ notReadyReason: () => "caches are not synced" });
- * assert((await handler(new Request("http://localhost/readyz"))).status === 503);
+ * assert(handler(requestFor("/readyz")).status === 503);
  * ```
  */
-export function probeHandler(source: ProbeSource): (req: Request) => Response {
+export function probeHandler(source: ProbeSource): (req: HttpRequest) => HttpAnswer {
   return (req) => {
-    const path = new URL(req.url).pathname;
-    const head = req.method === "HEAD";
-    if (path !== "/healthz" && path !== "/readyz") return text(404, "not found", head);
+    const path = req.path;
+    if (path !== "/healthz" && path !== "/readyz") return text(404, "not found");
     const refused = refuseMethod(req);
     if (refused !== undefined) return refused;
-    if (path === "/healthz") return text(200, "ok", head);
+    if (path === "/healthz") return text(200, "ok");
     const reason = source.notReadyReason();
-    return reason === undefined ? text(200, "ok", head) : text(503, reason, head);
+    return reason === undefined ? text(200, "ok") : text(503, reason);
   };
 }
 
@@ -47,18 +47,18 @@ export function probeHandler(source: ProbeSource): (req: Request) => Response {
  * @example
  * ```ts
  * import assert from "node:assert/strict";
+ * import { requestFor } from "../net/http_server.ts";
  * import { metricsHandler } from "./http.ts";
- * const res = metricsHandler(() => "up 1\n")(new Request("http://localhost/metrics"));
- * assert(res.status === 200);
+ * const answer = metricsHandler(() => "up 1\n")(requestFor("/metrics"));
+ * assert(answer.status === 200);
  * ```
  */
-export function metricsHandler(render: () => string): (req: Request) => Response {
+export function metricsHandler(render: () => string): (req: HttpRequest) => HttpAnswer {
   return (req) => {
-    const head = req.method === "HEAD";
-    if (new URL(req.url).pathname !== "/metrics") return text(404, "not found", head);
+    if (req.path !== "/metrics") return text(404, "not found");
     const refused = refuseMethod(req);
     if (refused !== undefined) return refused;
-    return metricsResponse(render(), head);
+    return metricsAnswer(render());
   };
 }
 

@@ -1,7 +1,9 @@
 /**
  * The HTTP/1.1 heads of `http_server.ts`, apart from its connections: finding a whole request head in the bytes read so
- * far (within a size limit), turning it into a `Request` or the 4xx/5xx status that refuses it, and writing response
- * heads. Strict where RFC 9112 asks a server to be: whatever is not plainly well formed is refused, never guessed at.
+ * far (within a size limit), turning it into an {@linkcode HttpRequest} or the 4xx/5xx status that refuses it, and
+ * writing response heads. Strict where RFC 9112 asks a server to be: whatever is not plainly well formed is refused,
+ * never guessed at. Plain objects, not fetch's `Request` and `Response`: their first use costs the process about 3 MiB
+ * of code and heap (URL parsing, header guards, body streams) that a probe port has no use for (issue 14).
  *
  * @module
  */
@@ -62,33 +64,76 @@ export function scanHead(buffered: string, maxHeadBytes: number): HeadScan {
   return { kind: "head", head: text.slice(0, end.index), rest: text.slice(after) };
 }
 
+/** A request as a handler sees it. No body: the server refuses requests that carry one. */
+export interface HttpRequest {
+  /**
+   * The method; GET, HEAD, POST, PUT, DELETE and OPTIONS upper-cased as fetch does. A HEAD request is passed as GET
+   * (see `head`), so that its answer's `content-length` is the one GET would send (RFC 9110 §9.3.2).
+   */
+  readonly method: string;
+  /** The target's path, without its query (`/readyz` of `/readyz?verbose`). */
+  readonly path: string;
+  /** Whether the method was HEAD: the server sends no body. */
+  readonly head: boolean;
+  /** Header fields by lower-case name; a repeated field's values joined with `, `. */
+  readonly headers: ReadonlyMap<string, string>;
+}
+
+/** A handler's answer. The server adds `date`, `content-length` and, when it closes, `connection: close`. */
+export interface HttpAnswer {
+  /** The status code. */
+  readonly status: number;
+  /** Header fields by lower-case name (framing fields are the server's and are dropped). */
+  readonly headers?: Readonly<Record<string, string>>;
+  /** The body, sent as UTF-8 (not for HEAD). @default "" */
+  readonly body?: string;
+}
+
 /** A request head the handler can answer. */
 export interface RequestHead {
-  /** The request; a HEAD request is asked as GET so that Content-Length is the one GET would send (RFC 9110 §8.6). */
-  readonly request: Request;
-  /** Whether the method was HEAD: the answer carries no body. */
-  readonly head: boolean;
+  /** The request. */
+  readonly request: HttpRequest;
   /** Whether the connection closes after the answer (HTTP/1.0, or `Connection: close`). */
   readonly close: boolean;
 }
 
 /**
  * Parses a request head (without its blank line) into the request to answer, or the status to refuse it with and close:
- * 400 for anything malformed, 405 for a method fetch forbids, 413 for a body (no endpoint takes one), 505 for an HTTP
- * version other than 1.0 and 1.1.
+ * 400 for anything malformed, 405 for a method fetch forbids (CONNECT, TRACE, TRACK), 413 for a body (no endpoint
+ * takes one), 505 for an HTTP version other than 1.0 and 1.1.
  *
  * @example
  * ```ts
  * import assert from "node:assert/strict";
  * import { parseRequestHead } from "./_http_head.ts";
- * const parsed = parseRequestHead("HEAD /readyz HTTP/1.1\r\nHost: a");
- * assert(typeof parsed !== "number" && parsed.request.method === "GET" && parsed.head && !parsed.close);
+ * const parsed = parseRequestHead("HEAD /readyz?x=1 HTTP/1.1\r\nHost: a");
+ * assert(typeof parsed !== "number" && parsed.request.method === "GET" && parsed.request.head && !parsed.close);
+ * assert(typeof parsed !== "number" && parsed.request.path === "/readyz");
  * assert(parseRequestHead("GET / HTTP/2.0") === 505);
  * ```
  */
 export function parseRequestHead(head: string): RequestHead | number {
   const parsed = parseLines(head);
   return typeof parsed === "number" ? parsed : toRequest(parsed);
+}
+
+/**
+ * The request a handler gets for `method target`, as if sent over HTTP/1.1: for tests and examples of handlers.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { requestFor } from "./_http_head.ts";
+ * assert.equal(requestFor("/readyz?x").path, "/readyz");
+ * assert.equal(requestFor("/", "HEAD").method, "GET");
+ * ```
+ *
+ * @throws {TypeError} When the request would be refused (with the status it would get).
+ */
+export function requestFor(target: string, method = "GET"): HttpRequest {
+  const parsed = parseRequestHead(`${method} ${target} HTTP/1.1\r\nHost: localhost`);
+  if (typeof parsed === "number") throw new TypeError(`The request '${method} ${target}' would be refused: ${parsed}`);
+  return parsed.request;
 }
 
 interface ParsedHead {
@@ -123,6 +168,29 @@ function values(fields: readonly [string, string][], name: string): string[] {
   return fields.filter(([n]) => n === name).flatMap(([, v]) => v.split(",").map((s) => s.trim()));
 }
 
+/** Methods fetch upper-cases whatever their case (the Fetch standard's "normalize a method"). */
+const NORMALIZED = new Set(["DELETE", "GET", "HEAD", "OPTIONS", "POST", "PUT"]);
+/** Methods fetch refuses to carry. */
+const FORBIDDEN = new Set(["CONNECT", "TRACE", "TRACK"]);
+/** An absolute-form target (RFC 9112 §3.2.2): scheme, authority (a name, an IPv4 or a bracketed IPv6 literal, and a
+ * port), then the rest. */
+const ABSOLUTE = /^https?:\/\/(?:[^/?#@[\]]*@)?(?:\[[0-9A-Fa-f:.]+\]|[^/?#@[\]:]+)(?::\d*)?([/?#].*)?$/i;
+
+/** The path of a request target (origin or absolute form), or `undefined` for another form. */
+function pathOf(target: string): string | undefined {
+  let rest: string;
+  if (target.startsWith("/")) rest = target;
+  else {
+    const m = ABSOLUTE.exec(target);
+    if (m === null) return undefined;
+    rest = m[1] ?? "";
+  }
+  const end = rest.search(/[?#]/);
+  const path = end < 0 ? rest : rest.slice(0, end);
+  if (path === "") return "/";
+  return path.startsWith("/") ? path : undefined;
+}
+
 function toRequest(p: ParsedHead): RequestHead | number {
   const hosts = p.fields.filter(([n]) => n === "host");
   if (hosts.length > 1 || (p.minor === 1 && hosts.length === 0)) return 400;
@@ -130,26 +198,19 @@ function toRequest(p: ParsedHead): RequestHead | number {
   if (lengths.some((l) => !/^\d+$/.test(l)) || new Set(lengths.map(Number)).size > 1) return 400;
   // No endpoint takes a body: refuse one rather than read it (no framing to get wrong), and close.
   if (p.fields.some(([n]) => n === "transfer-encoding") || Number(lengths[0] ?? 0) > 0) return 413;
-  let url: string;
-  if (p.target.startsWith("/")) url = `http://localhost${p.target}`;
-  else if (/^https?:\/\//i.test(p.target)) url = p.target;
-  else return 400;
-  if (!URL.canParse(url)) return 400;
-  const headers = new Headers();
-  try {
-    for (const [n, v] of p.fields) headers.append(n, v);
-  } catch {
-    return 400;
+  const path = pathOf(p.target);
+  if (path === undefined) return 400;
+  const upper = p.method.toUpperCase();
+  if (FORBIDDEN.has(upper)) return 405;
+  const method = NORMALIZED.has(upper) ? upper : p.method;
+  const headers = new Map<string, string>();
+  for (const [n, v] of p.fields) {
+    const before = headers.get(n);
+    headers.set(n, before === undefined ? v : `${before}, ${v}`);
   }
-  const head = p.method === "HEAD";
-  let request: Request;
-  try {
-    request = new Request(url, { method: head ? "GET" : p.method, headers });
-  } catch {
-    return 405; // a method fetch forbids (CONNECT, TRACE, TRACK)
-  }
+  const head = method === "HEAD";
   const close = p.minor === 0 || values(p.fields, "connection").some((t) => t.toLowerCase() === "close");
-  return { request, head, close };
+  return { request: { method: head ? "GET" : method, path, head, headers }, close };
 }
 
 /**
@@ -160,18 +221,19 @@ function toRequest(p: ParsedHead): RequestHead | number {
  * ```ts
  * import assert from "node:assert/strict";
  * import { responseHead } from "./_http_head.ts";
- * const head = responseHead(200, new Headers({ "content-type": "text/plain" }), { bodyLength: 3, close: true });
+ * const head = responseHead(200, { "content-type": "text/plain" }, { bodyLength: 3, close: true });
  * assert(head.startsWith("HTTP/1.1 200 OK\r\n") && head.endsWith("content-length: 3\r\nconnection: close\r\n\r\n"));
  * ```
  */
 export function responseHead(
   status: number,
-  headers: Headers,
+  headers: Readonly<Record<string, string>>,
   options: { readonly bodyLength: number; readonly close: boolean },
 ): string {
   let text = `HTTP/1.1 ${status} ${REASONS[status] ?? ""}\r\ndate: ${new Date().toUTCString()}\r\n`;
-  for (const [name, value] of headers) {
-    if (!FRAMING.has(name)) text += `${name}: ${value}\r\n`;
+  for (const name in headers) {
+    const key = name.toLowerCase();
+    if (!FRAMING.has(key)) text += `${key}: ${headers[name]}\r\n`;
   }
   return `${text}content-length: ${options.bodyLength}\r\n${options.close ? "connection: close\r\n" : ""}\r\n`;
 }

@@ -13,7 +13,17 @@ import { describeError } from "../errors.ts";
 import { getLogger, type Logger } from "../log.ts";
 import { AcceptLoop } from "./accept_loop.ts";
 import { Connection } from "./_http_connection.ts";
-import { parseRequestHead, refusal, type RequestHead, responseHead, scanHead } from "./_http_head.ts";
+import {
+  type HttpAnswer,
+  type HttpRequest,
+  parseRequestHead,
+  refusal,
+  type RequestHead,
+  responseHead,
+  scanHead,
+} from "./_http_head.ts";
+
+export { type HttpAnswer, type HttpRequest, requestFor } from "./_http_head.ts";
 
 /** What the server needs of a listener: a `Deno.TcpListener`, or a fake in tests. */
 export interface HttpListener {
@@ -55,7 +65,14 @@ export interface HttpServerOptions {
 }
 
 /** A request handler: the server passes GET for a HEAD request and drops the body it returns. */
-export type HttpHandler = (req: Request) => Response | Promise<Response>;
+export type HttpHandler = (req: HttpRequest) => HttpAnswer | Promise<HttpAnswer>;
+
+/** The answer when a handler throws. */
+const INTERNAL_ERROR: HttpAnswer = {
+  status: 500,
+  headers: { "content-type": "text/plain; charset=utf-8" },
+  body: "internal error\n",
+};
 
 const READ_CHUNK = 1024;
 const encoder = new TextEncoder();
@@ -78,7 +95,7 @@ function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
  * ```ts
  * import assert from "node:assert/strict";
  * import { HttpServer } from "./http_server.ts";
- * const server = new HttpServer({ hostname: "127.0.0.1", port: 0 }, () => Promise.resolve(new Response("ok\n")));
+ * const server = new HttpServer({ hostname: "127.0.0.1", port: 0 }, () => ({ status: 200, body: "ok\n" }));
  * const res = await fetch(`http://127.0.0.1:${server.addr.port}/`, { headers: { connection: "close" } });
  * assert((await res.text()) === "ok\n");
  * await server.shutdown();
@@ -274,35 +291,32 @@ export class HttpServer {
     }
   }
 
-  /** Runs the handler and renders its response; `undefined` when the connection closed meanwhile. */
+  /** Runs the handler and renders its answer; `undefined` when the connection closed meanwhile. */
   async #answer(c: Connection, req: RequestHead): Promise<Uint8Array | undefined> {
-    let res: Response;
-    let body: Uint8Array;
+    let answer: HttpAnswer;
     try {
       const handled = await Promise.race([this.#handler(req.request), c.closed.promise]);
       if (handled === undefined) return undefined;
-      res = handled;
-      body = new Uint8Array(await res.arrayBuffer());
+      answer = handled;
     } catch (e) {
       this.#log.error("The {server} server's handler failed: {error}", { server: this.#name, error: describeError(e) });
-      res = new Response(null, { status: 500, headers: { "content-type": "text/plain; charset=utf-8" } });
-      body = encoder.encode("internal error\n");
+      answer = INTERNAL_ERROR;
     }
+    const body = encoder.encode(answer.body ?? "");
     // Draining may have begun while the handler ran.
     const head = encoder.encode(
-      responseHead(res.status, res.headers, { bodyLength: body.length, close: req.close || this.#draining }),
+      responseHead(answer.status, answer.headers ?? {}, {
+        bodyLength: body.length,
+        close: req.close || this.#draining,
+      }),
     );
-    return req.head ? head : concat(head, body);
+    return req.request.head ? head : concat(head, body);
   }
 
   #checkAllClosed(): void {
     if (this.#served.size === 0 && this.#refusing.size === 0) this.#allClosed?.resolve();
   }
 
-  /**
-   * Stops accepting, lets the requests being answered finish (within the response timeout), closes idle and
-   * unfinished connections, and resolves once every connection is closed. Idempotent.
-   */
   /**
    * Stops accepting: the listener closes (another instance sharing the port takes every new connection), while the
    * connections already open are still served until {@linkcode shutdown}.
@@ -327,6 +341,10 @@ export class HttpServer {
     this.#running = this.#loop.run();
   }
 
+  /**
+   * Stops accepting, lets the requests being answered finish (within the response timeout), closes idle and
+   * unfinished connections, and resolves once every connection is closed. Idempotent.
+   */
   shutdown(): Promise<void> {
     this.#stopped ??= this.#shutdown();
     return this.#stopped;

@@ -4,7 +4,8 @@
  *
  * @module
  */
-import { metricsResponse, refuseMethod, textResponse as text } from "../net/http_responses.ts";
+import { jsonAnswer, metricsAnswer, refuseMethod, textAnswer as text } from "../net/http_responses.ts";
+import type { HttpAnswer, HttpRequest } from "../net/http_server.ts";
 import type { UpstreamSnapshot } from "../upstream/upstream.ts";
 
 /** What the status handler reads. */
@@ -23,14 +24,13 @@ export interface StatusSource {
   metrics(): string;
 }
 
-const JSON_TYPE = { "content-type": "application/json", "cache-control": "no-store" };
-
 /**
  * Builds the handler of the health port.
  *
  * @example
  * ```ts
  * import assert from "node:assert/strict";
+ * import { requestFor } from "../net/http_server.ts";
  * import { statusHandler } from "./server.ts";
  * const handler = statusHandler({
  *   live: () => Promise.resolve(true),
@@ -38,40 +38,30 @@ const JSON_TYPE = { "content-type": "application/json", "cache-control": "no-sto
  *   upstreams: () => [],
  *   metrics: () => "",
  * });
- * const res = await handler(new Request("http://localhost/readyz"));
- * assert(res.status === 503);
+ * const answer = await handler(requestFor("/readyz"));
+ * assert(answer.status === 503);
  * ```
  */
-export function statusHandler(source: StatusSource): (req: Request) => Promise<Response> {
+export function statusHandler(source: StatusSource): (req: HttpRequest) => Promise<HttpAnswer> {
   return async (req) => {
-    const path = new URL(req.url).pathname;
-    const head = req.method === "HEAD";
-    const routes: Record<string, boolean> = {
-      "/healthz": true,
-      "/readyz": true,
-      "/upstreams": true,
-      "/metrics": true,
-      "/instance": source.instance !== undefined,
-    };
-    if (!routes[path]) return text(404, "not found", head);
+    const path = req.path;
+    const known = path === "/healthz" || path === "/readyz" || path === "/upstreams" || path === "/metrics" ||
+      (path === "/instance" && source.instance !== undefined);
+    if (!known) return text(404, "not found");
     const refused = refuseMethod(req);
     if (refused !== undefined) return refused;
     switch (path) {
       case "/healthz":
-        return (await source.live()) ? text(200, "ok", head) : text(503, "listener is not accepting", head);
+        return (await source.live()) ? text(200, "ok") : text(503, "listener is not accepting");
       case "/readyz":
-        if (source.shuttingDown?.()) return text(503, "shutting down", head);
-        return source.ready() ? text(200, "ok", head) : text(503, "no healthy upstream", head);
+        if (source.shuttingDown?.()) return text(503, "shutting down");
+        return source.ready() ? text(200, "ok") : text(503, "no healthy upstream");
       case "/metrics":
-        return metricsResponse(source.metrics(), head);
-      case "/instance": {
-        const body = JSON.stringify(source.instance?.());
-        return new Response(head ? null : `${body}\n`, { status: 200, headers: JSON_TYPE });
-      }
-      default: {
-        const body = JSON.stringify({ upstreams: source.upstreams() }, null, 2);
-        return new Response(head ? null : `${body}\n`, { status: 200, headers: JSON_TYPE });
-      }
+        return metricsAnswer(source.metrics());
+      case "/instance":
+        return jsonAnswer(source.instance?.());
+      default:
+        return jsonAnswer({ upstreams: source.upstreams() }, 2);
     }
   };
 }
