@@ -32,7 +32,7 @@ const ALLOWED: Readonly<Record<string, readonly string[]>> = {
  * that has no CA or needs a client certificate (loaded on use only: the program otherwise stays off Node's layer; the
  * last tests below hold it to that).
  */
-const PACKAGES: Readonly<Record<string, readonly string[]>> = { yaml: ["kubernetes"], "node:tls": ["upstream"] };
+const PACKAGES: Readonly<Record<string, readonly string[]>> = { "js-yaml": ["kubernetes"], "node:tls": ["upstream"] };
 
 function roomOf(path: string): string {
   const rel = path.slice(LIB.pathname.length).split("/");
@@ -148,9 +148,14 @@ async function modulesLoaded(args: readonly string[], ready: (line: string) => b
   }
 }
 
+/** The runtime's Node modules in `modules`, but for the one its bootstrap loads (in bench/_floor_relay.ts too). */
+function nodeModules(modules: readonly string[]): string[] {
+  return modules.filter((m) => m.startsWith("ext:deno_node/") && m !== "ext:deno_node/02_register_cloneable.js");
+}
+
 /** What the first relayed connection does not need: the YAML parser, the copier, the EndpointSlice provider. */
 function offStartPath(modules: readonly string[]): string[] {
-  return modules.filter((m) => /\/yaml@|^lib\/copier\/|^lib\/discovery\/kubernetes\//.test(m));
+  return modules.filter((m) => /\/(js-)?yaml@|^lib\/copier\/|^lib\/discovery\/kubernetes\//.test(m));
 }
 
 const LISTENING = (l: string) => l.includes("listening on");
@@ -164,9 +169,7 @@ Deno.test("a start with discovery off loads neither YAML, nor the copier, nor di
 
 Deno.test("a start loads nothing of Node's compatibility layer: its timers alone cost about 3 MiB (lib/clock.ts)", async () => {
   const modules = await modulesLoaded(["--enable-discovery=false", "--health-check=tcp"], LISTENING);
-  // Loaded by the runtime's own bootstrap, in the bare relay of bench/_floor_relay.ts too.
-  const bootstrap = new Set(["ext:deno_node/02_register_cloneable.js"]);
-  assert.deepEqual(modules.filter((m) => m.startsWith("ext:deno_node/") && !bootstrap.has(m)), []);
+  assert.deepEqual(nodeModules(modules), []);
 });
 
 Deno.test({
@@ -197,7 +200,9 @@ Deno.test("discovery with a kubeconfig loads YAML and the provider on use (the c
       [`--kubeconfig=${kubeconfig}`, "--health-check=tcp"],
       (l) => l.includes("Retrying the list"),
     );
-    assert.ok(modules.some((m) => m.includes("/yaml@")), modules.join(" "));
+    assert.ok(modules.some((m) => m.includes("/js-yaml@")), modules.join(" "));
+    // The `yaml` package's Node build is CommonJS: Deno would load it through Node's layer, 14 MiB (kubeconfig.ts).
+    assert.deepEqual(nodeModules(modules), []);
     assert.ok(modules.includes("lib/discovery/kubernetes/provider.ts"), modules.join(" "));
     assert.deepEqual(modules.filter((m) => m.startsWith("lib/copier/")), []);
   } finally {

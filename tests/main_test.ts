@@ -227,7 +227,7 @@ Deno.test("deno.json's default permission set is scoped: no subprocess, a list o
   const p = denoJson.permissions.default as Record<string, unknown>;
   assert.equal(p.run, false, "run is denied");
   assert.equal(p.ffi, false, "ffi is denied");
-  // `{ allow: [...], ignore: [...] }`: `ignore` makes names a dependency reads (yaml's LOG_TOKENS) read as unset.
+  // `{ allow: [...] }`: the names the program reads, and no others.
   const envSet = p.env as { allow?: unknown; ignore?: unknown };
   assert.ok(typeof envSet === "object" && Array.isArray(envSet.allow), "env is a list of allowed names, not true");
   const env = envSet.allow as unknown[];

@@ -86,8 +86,10 @@ export async function loadKubeconfig(path: string, options: LoadKubeconfigOption
 
 /**
  * Validates kubeconfig text; `path` is used in messages and to resolve relative file names (it is not read). Reads
- * the CA file only when an exec plugin asks for `provideClusterInfo`. The YAML parser is loaded on first use: the
- * in-cluster path never pays for it (about 5 MiB of RSS).
+ * the CA file only when an exec plugin asks for `provideClusterInfo`. The YAML parser is js-yaml, as in
+ * @kubernetes/client-node, with YAML 1.2's core schema (no timestamps, no merge keys), loaded on first use: the
+ * in-cluster path never pays for it. Not the `yaml` package: Deno loads its Node build, which is CommonJS, through
+ * the Node compatibility layer, 14 MiB of RSS against js-yaml's 4 (issue 14).
  *
  * @throws {KubeconfigError} When the text is not a usable kubeconfig.
  */
@@ -96,9 +98,8 @@ export async function parseKubeconfig(
   path: string,
   options: LoadKubeconfigOptions = {},
 ): Promise<KubeConnection> {
-  const { parse } = await import("yaml");
-  // logLevel "error": the package's warnings (an unknown tag) would go to stderr as multi-line text, past the logger.
-  return fromDocument(() => parse(text, { logLevel: "error" }), path, options);
+  const { CORE_SCHEMA, load } = await import("js-yaml");
+  return fromDocument(() => load(text, { schema: CORE_SCHEMA }), path, options);
 }
 
 function fromDocument(parse: () => unknown, path: string, options: LoadKubeconfigOptions): KubeConnection {
@@ -109,8 +110,8 @@ function fromDocument(parse: () => unknown, path: string, options: LoadKubeconfi
   try {
     doc = parse();
   } catch (e) {
-    // A missing permission (NotCapable: the yaml package reads LOG_TOKENS and LOG_STREAM) is not the file's fault.
-    // Everything else is: a YAMLParseError, and also the ReferenceError of an alias without its anchor ('a: *x').
+    // A missing permission is not the file's fault; everything else is (a YAMLException: syntax, an alias without
+    // its anchor, a duplicate key, an unknown tag).
     if (!(e instanceof Error) || e instanceof Deno.errors.NotCapable || e instanceof Deno.errors.PermissionDenied) {
       throw e;
     }
