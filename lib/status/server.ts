@@ -17,6 +17,8 @@ export interface StatusSource {
   shuttingDown?(): boolean;
   /** Who this instance is, for `/instance` (how instances sharing the port tell each other apart). @default none */
   instance?(): { readonly instance: string; readonly startedAt: number };
+  /** Called for each `/instance` request answered (another instance may share the port and be looking). @default none */
+  onInstanceAsked?(): void;
   /** Every upstream's state. */
   upstreams(): UpstreamSnapshot[];
   /** The Prometheus exposition text. */
@@ -65,6 +67,7 @@ export function statusHandler(source: StatusSource): (req: Request) => Promise<R
       case "/metrics":
         return metricsResponse(source.metrics(), head);
       case "/instance": {
+        source.onInstanceAsked?.();
         const body = JSON.stringify(source.instance?.());
         return new Response(head ? null : `${body}\n`, { status: 200, headers: JSON_TYPE });
       }
