@@ -33,3 +33,24 @@ Deno.test("health routes answer with the right status codes", async (t) => {
     });
   }
 });
+
+Deno.test("/instance says who this instance is and tells the source it was asked; no other route does", async () => {
+  let asked = 0;
+  const me = { instance: "a", startedAt: 1 };
+  const handle = statusHandler({
+    live: () => Promise.resolve(true),
+    ready: () => true,
+    instance: () => me,
+    onInstanceAsked: () => asked++,
+    upstreams: () => [],
+    metrics: () => "",
+  });
+  for (const path of ["/healthz", "/readyz", "/upstreams", "/metrics", "/nope"]) {
+    await (await handle(new Request(`http://x${path}`))).arrayBuffer();
+  }
+  await (await handle(new Request("http://x/instance", { method: "POST" }))).arrayBuffer();
+  assert.equal(asked, 0, "only a GET or HEAD of /instance");
+  const res = await handle(new Request("http://x/instance"));
+  assert.deepEqual(await res.json(), me);
+  assert.equal(asked, 1);
+});
