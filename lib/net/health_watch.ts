@@ -60,7 +60,7 @@ const ALONE_ROUNDS = 3;
 /**
  * Watches who answers the health port: when a newer instance answers there, `server` stops listening (the newer
  * one's probes are its own to answer); when nobody listens while `server` does not, it listens again (the newer one
- * is gone). It looks (a round of `GET /instance` every `pollMs`) only while another instance may be there: from the
+ * is gone). It looks (a round of `GET /instance`, at most one every `pollMs`) only while another instance may be there: from the
  * start when this one is a successor (`watching`), and after {@linkcode HealthPeerWatch.wake} (another instance
  * asked this one's `/instance`). It goes quiet after a few rounds that find only itself, and when it answers again.
  * An instance alone on its port, the steady state, sends nothing. An older version that looks all the time still
@@ -117,19 +117,26 @@ export class HealthPeerWatch {
     const clock = o.clock ?? systemClock;
     const at = endpointKey({ host: o.hostname, port: o.port });
     const host = o.hostname === "0.0.0.0" ? "127.0.0.1" : o.hostname === "::" ? "::1" : o.hostname;
+    const pollMs = o.pollMs ?? 1000;
     let listening = true;
     let alone = 0;
+    let lastLook = -Infinity;
     while (!o.signal.aborted) {
       if (!this.#watching) {
         await this.#quiet(o.signal);
         alone = 0;
         continue;
       }
+      // One look per interval however often the watch is woken; the first after a quiet spell at once, so that a
+      // successor's first round and the older instance's answering round hand the port over within milliseconds.
+      const wait = lastLook + pollMs - clock.now();
       try {
-        await clock.sleep(o.pollMs ?? 1000, o.signal);
+        if (wait > 0) await clock.sleep(wait, o.signal);
       } catch {
         return;
       }
+      if (o.signal.aborted) return;
+      lastLook = clock.now();
       try {
         if (!listening) {
           if (await portRefuses(host, o.port, o.signal)) {
