@@ -22,7 +22,8 @@ import { Proxy } from "./proxy/proxy.ts";
 import { renderProxyMetrics } from "./status/metrics.ts";
 import { HttpServer } from "./net/http_server.ts";
 import { heldBySharers, listenShared, type SharedListener } from "./net/listen_shared.ts";
-import { DeferredSource, joinWhenReady, watchHealthPeers } from "./net/handover.ts";
+import { DeferredSource, joinWhenReady } from "./net/handover.ts";
+import { HealthPeerWatch } from "./net/health_watch.ts";
 import type { AcceptSource } from "./net/accept_loop.ts";
 import { statusHandler } from "./status/server.ts";
 import { ProbeSlots, runChecks } from "./upstream/checker.ts";
@@ -52,7 +53,7 @@ export const MAX_PROBES_IN_FLIGHT = 16;
  * Binds a listener that a next instance may share (the hand-over of an upgrade), and says when this instance is that
  * next one, or when the runtime cannot share the port.
  */
-function listen(hostname: string, port: number, what: string): Deno.TcpListener {
+function listen(hostname: string, port: number, what: string): SharedListener {
   const at = endpointKey({ host: hostname, port });
   let bound: SharedListener;
   try {
@@ -70,7 +71,7 @@ function listen(hostname: string, port: number, what: string): Deno.TcpListener 
       address: at,
     });
   }
-  return bound.listener;
+  return bound;
 }
 
 /** How long a stop waits for the endpoint feed to end. */
@@ -129,6 +130,9 @@ export class ProxyApp {
   /** Ends the hand-over's waits and watches at the stop. */
   readonly #handover = new AbortController();
   readonly #handing: Promise<void>[] = [];
+  /** Who answers the shared health port (none with port 0: nobody can share it). */
+  #watch: HealthPeerWatch | undefined;
+  #instanceAsked = 0;
   #shuttingDown = false;
   #stopped: Promise<void> | undefined;
 
@@ -145,7 +149,7 @@ export class ProxyApp {
       source = deferred = new DeferredSource({ transport: "tcp", hostname: config.bindAddress, port: config.bindPort });
       this.#deferred = deferred;
     } else {
-      source = listen(config.bindAddress, config.bindPort, "--bind-address/--bind-port");
+      source = listen(config.bindAddress, config.bindPort, "--bind-address/--bind-port").listener;
     }
     this.addr = source.addr as Deno.NetAddr;
     const random = deps.random ?? Math.random;
@@ -186,16 +190,25 @@ export class ProxyApp {
       ...(deps.connect ? { connect: deps.connect } : {}),
     });
     this.loop = new AcceptLoop(source, (conn) => this.proxy.handle(conn), { name: "proxy", clock });
+    // A health port that another instance holds (the same test as the proxy port's, made by the bind itself) makes
+    // this instance a successor: its hand-over watch looks from the start.
+    let successor = false;
     try {
-      const listener = listen(config.healthBindAddress, config.healthPort, "--health-bind-address/--health-port");
+      const health = listen(config.healthBindAddress, config.healthPort, "--health-bind-address/--health-port");
+      successor = health.shared;
       this.#health = new HttpServer(
-        { name: "health", hostname: config.healthBindAddress, port: config.healthPort, listener },
+        { name: "health", hostname: config.healthBindAddress, port: config.healthPort, listener: health.listener },
         statusHandler({
           // Waiting to join the proxy port is alive: the accept loop is idle by design until then.
           live: () => deferred === undefined || deferred.joined ? this.loop.selfCheck(1000) : Promise.resolve(true),
           ready: () => this.ready,
           shuttingDown: () => this.#shuttingDown,
           instance: () => this.#me,
+          // Another instance is looking: look too (it may be newer, or an older one waiting for this one to look).
+          onInstanceAsked: () => {
+            this.#instanceAsked++;
+            this.#watch?.wake();
+          },
           upstreams: () => this.pool.snapshot(),
           metrics: () =>
             renderProxyMetrics({
@@ -237,15 +250,16 @@ export class ProxyApp {
       this.#handing.push(joining.catch((e) => reportInternalError("the join of the proxy port", e)));
     }
     if (config.healthPort !== 0) {
-      const watching = watchHealthPeers(this.#health, {
+      const watch = this.#watch = new HealthPeerWatch(this.#health, {
         hostname: config.healthBindAddress,
         port: config.healthPort,
         me: this.#me,
         signal: this.#handover.signal,
+        watching: successor,
         pollMs,
         clock,
       });
-      this.#handing.push(watching.catch((e) => reportInternalError("the watch of the health port", e)));
+      this.#handing.push(watch.done.catch((e) => reportInternalError("the watch of the health port", e)));
     }
   }
 
@@ -281,6 +295,14 @@ export class ProxyApp {
     return [...ups.filter((u) => u.state === "healthy"), ...ups.filter((u) => u.state !== "healthy")].map((u) =>
       u.endpoint
     );
+  }
+
+  /**
+   * The hand-over's traffic on the health port, for tests and diagnostics: `GET /instance` requests this instance's
+   * watch sent (`asked`) and its health port answered (`answered`), and whether the watch is looking now.
+   */
+  get instanceRequests(): { readonly asked: number; readonly answered: number; readonly watching: boolean } {
+    return { asked: this.#watch?.asked ?? 0, answered: this.#instanceAsked, watching: this.#watch?.watching ?? false };
   }
 
   /** Whether `/readyz` says 200: not shutting down and some upstream is healthy. */

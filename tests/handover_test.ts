@@ -6,7 +6,11 @@
 import assert from "node:assert/strict";
 import { ProxyApp } from "../lib/app.ts";
 import { AcceptLoop } from "../lib/net/accept_loop.ts";
+import { healthGet } from "../lib/net/health_get.ts";
+import { HttpServer } from "../lib/net/http_server.ts";
+import { jsonAnswer } from "../lib/net/http_responses.ts";
 import { listenShared } from "../lib/net/listen_shared.ts";
+import { runStatus } from "../lib/status/status_command.ts";
 import { WAIT_MS, withDeadline } from "./support/deadline.ts";
 import { LogCapture } from "./support/log_capture.ts";
 import { EchoServer, freePort, testConfig, waitFor, writeAll } from "./support/net.ts";
@@ -74,6 +78,7 @@ Deno.test("a second instance on the same ports shares them, and takes over when 
       await withDeadline(firstStopped, "the first instance to stop once its connection closed");
       assert.equal(await readyz(config.healthPort), "200 ok", "the second instance serves on alone");
       await relayOnce(config.bindPort);
+      await waitFor(() => !second.instanceRequests.watching, 5000, "the second instance alone to stop looking");
     } finally {
       release();
     }
@@ -164,4 +169,102 @@ Deno.test("a second instance that cannot serve takes no connection and answers t
   // The second gone, the first answers its health port again.
   await logs.waitFor((r) => String(r.message[0]).startsWith("No instance answers on the health port"));
   assert.equal(await readyz(config.healthPort), "200 ok");
+  assert.equal(first.instanceRequests.watching, false, "alone again, the first stops looking");
+});
+
+/** The hand-over's interval in these tests, and the requests of one round (`lib/net/health_watch.ts`). */
+const POLL_MS = 50;
+const LOOKS = 3;
+
+/** Resolves after `ms`: the window in which something must not happen (an absence has no event to wait for). */
+function observe(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+Deno.test("an instance alone on its health port sends no request there", async () => {
+  await using echo = new EchoServer();
+  const config = testConfig([echo.endpoint], { bindPort: freePort(), healthPort: freePort() });
+  await using app = ProxyApp.start(config, { handoverPollMs: POLL_MS });
+  await waitFor(() => app.ready, 5000, "ready");
+  // Six intervals, in which a watch that polls sends 18 requests.
+  await observe(6 * POLL_MS);
+  assert.deepEqual(app.instanceRequests, { asked: 0, answered: 0, watching: false });
+  // `extractedprism status` asks other routes: it wakes nothing.
+  const status = await runStatus({ host: "127.0.0.1", port: config.healthPort, timeoutMs: WAIT_MS, output: "table" });
+  assert.equal(status.code, 0, status.stderr);
+  assert.deepEqual(app.instanceRequests, { asked: 0, answered: 0, watching: false }, "after a status command");
+});
+
+Deno.test("a flood of /instance requests from a client costs a lone instance one round per interval at most, and never its port", async () => {
+  await using logs = await LogCapture.start();
+  await using echo = new EchoServer();
+  const config = testConfig([echo.endpoint], { bindPort: freePort(), healthPort: freePort(), logLevel: "info" });
+  await using app = ProxyApp.start(config, { handoverPollMs: POLL_MS });
+  await waitFor(() => app.ready, 5000, "ready");
+  const where = { host: "127.0.0.1", port: config.healthPort };
+  // Four clients for twelve intervals, at most 500 requests each.
+  const started = performance.now();
+  let flood = 0;
+  await Promise.all(Array.from({ length: 4 }, async () => {
+    for (let i = 0; i < 500 && performance.now() - started < 12 * POLL_MS; i++) {
+      const answer = await healthGet(where, "/instance", AbortSignal.timeout(WAIT_MS));
+      assert.equal(answer.status, 200);
+      flood++;
+    }
+  }));
+  const elapsed = performance.now() - started;
+  const { asked } = app.instanceRequests;
+  const bound = LOOKS * (Math.floor(elapsed / POLL_MS) + 1);
+  assert.ok(asked > 0, "the flood woke the watch");
+  assert.ok(asked <= bound, `${asked} requests of its own in ${Math.round(elapsed)} ms (at most ${bound})`);
+  assert.ok(flood > asked, `${flood} requests of the flood`);
+  assert.ok(app.ready, "still ready");
+  assert.equal(await readyz(config.healthPort), "200 ok", "still answering its health port");
+  assert.ok(!logs.messages("info").some((m) => m.startsWith("A newer instance")), "no leave");
+  // The flood over, a few rounds that find only itself quiet the watch again.
+  await waitFor(() => !app.instanceRequests.watching, 5000, "the watch to go quiet");
+  const quiet = app.instanceRequests.asked;
+  await observe(4 * POLL_MS);
+  assert.equal(app.instanceRequests.asked, quiet, "no request once quiet");
+});
+
+Deno.test("a quiet instance leaves its health port to a newer peer that looks all the time, as older versions do", async () => {
+  await using logs = await LogCapture.start();
+  await using echo = new EchoServer();
+  const config = testConfig([echo.endpoint], { bindPort: freePort(), healthPort: freePort(), logLevel: "info" });
+  await using app = ProxyApp.start(config, { handoverPollMs: POLL_MS });
+  await waitFor(() => app.ready, 5000, "ready");
+  assert.equal(app.instanceRequests.watching, false, "alone, the instance does not look");
+  // The peer: shares the health port, says it is newer, answers every probe itself, and looks every interval.
+  const bound = listenShared("127.0.0.1", config.healthPort);
+  assert.ok(bound.shared, "the peer shares the port");
+  const peerId = { instance: "peer", startedAt: Date.now() + 60_000 };
+  const peer = new HttpServer(
+    { hostname: "127.0.0.1", port: config.healthPort, listener: bound.listener },
+    (req) => req.path === "/instance" ? jsonAnswer(peerId) : { status: 200, body: "peer\n" },
+  );
+  const stop = new AbortController();
+  const where = { host: "127.0.0.1", port: config.healthPort };
+  const looking = (async () => {
+    for (let round = 0; round < 200 && !stop.signal.aborted; round++) {
+      for (let i = 0; i < LOOKS; i++) await healthGet(where, "/instance", AbortSignal.timeout(WAIT_MS)).catch(() => {});
+      await observe(POLL_MS);
+    }
+  })();
+  try {
+    await logs.waitFor((r) => String(r.message[0]).startsWith("A newer instance answers on the health port"));
+    assert.ok(app.instanceRequests.answered > 0, "woken by the peer's requests");
+    for (let i = 0; i < 10; i++) {
+      const answer = await healthGet(where, "/readyz", AbortSignal.timeout(WAIT_MS));
+      assert.equal(answer.body, "peer\n", `probe ${i} reaches the peer alone`);
+    }
+  } finally {
+    stop.abort();
+    await looking;
+    await peer.shutdown();
+  }
+  // The peer gone, the instance answers again, and stops looking.
+  await logs.waitFor((r) => String(r.message[0]).startsWith("No instance answers on the health port"));
+  assert.equal(await readyz(config.healthPort), "200 ok");
+  assert.equal(app.instanceRequests.watching, false, "alone again, quiet again");
 });

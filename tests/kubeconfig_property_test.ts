@@ -141,7 +141,8 @@ Deno.test("kubeconfig properties", async (t) => {
 Deno.test("kubeconfig: an alias without its anchor and a server on port 0 are KubeconfigErrors (found by the properties)", async () => {
   await assert.rejects(
     parseKubeconfig("current-context: *x\n", PATH),
-    (e) => e instanceof KubeconfigError && /expected YAML, got an error: unidentified alias "x" \(1:20\)$/.test(e.message),
+    (e) =>
+      e instanceof KubeconfigError && /expected YAML, got an error: unidentified alias "x" \(1:20\)$/.test(e.message),
   );
   const doc = (server: string) =>
     stringify({

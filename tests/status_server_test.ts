@@ -35,3 +35,24 @@ Deno.test("health routes answer with the right status codes", async (t) => {
     });
   }
 });
+
+Deno.test("/instance says who this instance is and tells the source it was asked; no other route does", async () => {
+  let asked = 0;
+  const me = { instance: "a", startedAt: 1 };
+  const handle = statusHandler({
+    live: () => Promise.resolve(true),
+    ready: () => true,
+    instance: () => me,
+    onInstanceAsked: () => asked++,
+    upstreams: () => [],
+    metrics: () => "",
+  });
+  for (const path of ["/healthz", "/readyz", "/upstreams", "/metrics", "/nope"]) {
+    await handle(requestFor(path));
+  }
+  await handle(requestFor("/instance", "POST"));
+  assert.equal(asked, 0, "only a GET or HEAD of /instance");
+  const answer = await handle(requestFor("/instance"));
+  assert.deepEqual(JSON.parse(answer.body ?? ""), me);
+  assert.equal(asked, 1);
+});

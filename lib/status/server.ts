@@ -18,6 +18,8 @@ export interface StatusSource {
   shuttingDown?(): boolean;
   /** Who this instance is, for `/instance` (how instances sharing the port tell each other apart). @default none */
   instance?(): { readonly instance: string; readonly startedAt: number };
+  /** Called for each `/instance` request answered (another instance may share the port and be looking). @default none */
+  onInstanceAsked?(): void;
   /** Every upstream's state. */
   upstreams(): UpstreamSnapshot[];
   /** The Prometheus exposition text. */
@@ -59,6 +61,7 @@ export function statusHandler(source: StatusSource): (req: HttpRequest) => Promi
       case "/metrics":
         return metricsAnswer(source.metrics());
       case "/instance":
+        source.onInstanceAsked?.();
         return jsonAnswer(source.instance?.());
       default:
         return jsonAnswer({ upstreams: source.upstreams() }, 2);
