@@ -17,7 +17,7 @@ import { isBoolWord } from "./values.ts";
 /** Build facts shown by `--version`. */
 export interface VersionInfo {
   readonly version: string;
-  readonly revision?: string;
+  readonly revision?: string | undefined;
 }
 
 /** Another mode of the program, chosen by its word as the first argument (`extractedprism endpoint-copier`). */
