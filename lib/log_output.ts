@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { isoTimestamp } from "./time_format.ts";
 import { type LogLevel, type LogRecord, type Properties, renderMessage, type Sink } from "./log.ts";
 
 const JSON_LEVEL: Readonly<Record<LogLevel, string>> = {
@@ -42,7 +43,7 @@ function jsonSafe(_key: string, v: unknown): unknown {
  */
 export function formatJsonLine(record: LogRecord): string {
   const head = {
-    "@timestamp": new Date(record.timestamp).toISOString(),
+    "@timestamp": isoTimestamp(record.timestamp),
     level: JSON_LEVEL[record.level],
     message: renderMessage(record),
     logger: record.category.join("."),
@@ -86,7 +87,7 @@ const TEXT_LEVEL: Readonly<Record<LogLevel, string>> = {
  * ```
  */
 export function formatTextLine(record: LogRecord): string {
-  const iso = new Date(record.timestamp).toISOString();
+  const iso = isoTimestamp(record.timestamp);
   const when = `${iso.slice(0, 10)} ${iso.slice(11, 23)} +00:00`;
   return `${when} [${TEXT_LEVEL[record.level]}] ${record.category.join(".")}: ${renderMessage(record)}\n`;
 }

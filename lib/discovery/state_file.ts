@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { isoTimestamp } from "../time_format.ts";
 import { describeError } from "../errors.ts";
 import { getLogger } from "../log.ts";
 import { type Endpoint, endpointKey, parseEndpoint } from "../endpoint.ts";
@@ -105,7 +106,7 @@ export async function writeStateFile(
   const content: StateFileContent = {
     version: STATE_FILE_VERSION,
     endpoints: endpoints.map(endpointKey),
-    updated: (options.now?.() ?? new Date()).toISOString(),
+    updated: isoTimestamp((options.now?.() ?? new Date()).getTime()),
   };
   const data = new TextEncoder().encode(JSON.stringify(content) + "\n");
   const slash = path.lastIndexOf("/");

@@ -7,6 +7,7 @@
  *
  * @module
  */
+import { httpDate } from "../time_format.ts";
 
 /** Reason phrases (RFC 9110 §15) of the statuses a probe or metrics handler answers with; others get an empty one. */
 const REASONS: Record<number, string> = {
@@ -230,7 +231,7 @@ export function responseHead(
   headers: Readonly<Record<string, string>>,
   options: { readonly bodyLength: number; readonly close: boolean },
 ): string {
-  let text = `HTTP/1.1 ${status} ${REASONS[status] ?? ""}\r\ndate: ${new Date().toUTCString()}\r\n`;
+  let text = `HTTP/1.1 ${status} ${REASONS[status] ?? ""}\r\ndate: ${httpDate(Date.now())}\r\n`;
   for (const name in headers) {
     const key = name.toLowerCase();
     if (!FRAMING.has(key)) text += `${key}: ${headers[name]}\r\n`;

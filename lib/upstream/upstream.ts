@@ -3,6 +3,7 @@
  *
  * @module
  */
+import { isoTimestamp } from "../time_format.ts";
 import { type Endpoint, endpointKey } from "../endpoint.ts";
 import { LiveList, type LiveNode } from "../live_list.ts";
 
@@ -176,7 +177,7 @@ export class Upstream {
       address: this.key,
       state: this.state,
       reason: this.reason,
-      stateSince: new Date(this.#stateSince).toISOString(),
+      stateSince: isoTimestamp(this.#stateSince),
       draining: this.draining,
       lastProbeRttMs: round3(this.lastRttMs),
       smoothedRttMs: round3(this.srttMs),
