@@ -169,16 +169,17 @@ export class CopierRun implements AsyncDisposable {
 
   /** Log lines that tell of an apply conflict (409) or a failed reconcile: none is expected. */
   conflictLines(): string[] {
-    // The message only: a timestamp such as `02:59:20.409Z` holds "409" too.
-    const said = (line: string, text: string) => {
+    // The message only, and 409 as a word: a timestamp such as `02:59:20.409Z` holds "409" too, and so may the
+    // copier's random identity (`vm_c567a8ee-409b-…`) in its start-up line.
+    const said = (line: string, text: RegExp) => {
       try {
         const rec = JSON.parse(line) as { message?: unknown };
-        return typeof rec.message === "string" && rec.message.includes(text);
+        return typeof rec.message === "string" && text.test(rec.message);
       } catch {
-        return line.includes(text);
+        return text.test(line);
       }
     };
-    return this.process.stderrLines.filter((l) => said(l, "409") || said(l, "Cannot reconcile"));
+    return this.process.stderrLines.filter((l) => said(l, /\b409\b/) || said(l, /Cannot reconcile/));
   }
 
   /** A metric's value (no labels, or the exact label text such as `{verb="apply",result="success"}`). */
