@@ -50,15 +50,46 @@ function effectiveConfig(c: ProxyConfig): Record<string, unknown> {
  */
 const DISCOVERY_AFTER_MS = 100;
 
+/**
+ * Whether the process has a file descriptor to spare. Deno 2.9 panics when it loads a module without one (its stack
+ * probe cannot read /proc/self/maps: `stacker … left: 24`), so discovery's code is not loaded in a storm of
+ * connections that exhausts them (tests/emfile_test.ts starts one as soon as the proxy relays).
+ */
+function descriptorToSpare(): boolean {
+  try {
+    Deno.openSync("/dev/null").close();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Resolves `undefined` at a quiet moment to load discovery's code: `DISCOVERY_AFTER_MS` after listening, later while
+ * the proxy's accepts keep failing or no descriptor is free; or the signal that came first.
+ */
+async function quietMoment(app: ProxyApp, signalled: Promise<Deno.Signal>): Promise<Deno.Signal | undefined> {
+  let errors = app.loop.errors;
+  for (;;) {
+    const wait = new AbortController();
+    const early = await Promise.race([
+      signalled,
+      sleep(DISCOVERY_AFTER_MS, wait.signal).then(() => undefined, () => undefined),
+    ]);
+    wait.abort();
+    if (early !== undefined) return early;
+    const quiet = app.loop.errors === errors;
+    errors = app.loop.errors;
+    if (quiet && descriptorToSpare()) return undefined;
+  }
+}
+
 async function runProxy(config: ProxyConfig): Promise<number> {
   const app = ProxyApp.start(config);
   // From here a signal drains: the listener is open while discovery loads.
   const signalled = untilSignal();
   ignoreSignals();
-  log.info("extractedprism {version} listening on {listen}, health on {health}", effectiveConfig(config));
-  const wait = new AbortController();
-  const early = await Promise.race([signalled, sleep(DISCOVERY_AFTER_MS, wait.signal).then(() => undefined, () => {})]);
-  wait.abort();
+  const early = await quietMoment(app, signalled);
   if (early !== undefined) {
     await app.shutdown(`${early} received`);
     return 0;
@@ -71,6 +102,8 @@ async function runProxy(config: ProxyConfig): Promise<number> {
     ...(clusterIp() !== undefined ? { clusterIp: clusterIp() as string } : {}),
   });
   app.feed(discovery.providers);
+  // Once discovery's code is in: whoever waits for this line (tests) finds every module of the proxy loaded.
+  log.info("extractedprism {version} listening on {listen}, health on {health}", effectiveConfig(config));
   const sig = await signalled;
   await app.shutdown(`${sig} received`);
   // Bounded: a stop must not hang on a socket to the API server that will not close.

@@ -65,7 +65,7 @@ class Program extends LimitedProgram {
   readonly bind: number;
   readonly health: number;
 
-  constructor(upstreamPort: number, nofile?: number) {
+  constructor(upstreamPort: number, nofile?: number, logLevel = "warn") {
     const [bind, health] = freePorts(2) as [number, number];
     super([
       `--endpoints=127.0.0.1:${upstreamPort}`,
@@ -73,7 +73,7 @@ class Program extends LimitedProgram {
       `--health-port=${health}`,
       "--health-check=tcp",
       "--enable-discovery=false",
-      "--log-level=warn",
+      `--log-level=${logLevel}`,
     ], nofile);
     this.bind = bind;
     this.health = health;
@@ -148,6 +148,44 @@ Deno.test({
     }
     assert.equal(code, 0, program.log);
     assert.match(program.log, /Too many open files/, "the accept errors were EMFILE");
+  },
+});
+
+Deno.test({
+  name: "a storm that exhausts descriptors from the first relayed connection on: discovery's code waits, nothing dies",
+  ignore: !hasPrlimit,
+  async fn() {
+    // Deno 2.9 panics when it loads a module with no descriptor free; the program loads discovery's code after
+    // listening (main.ts), so a storm that starts at once must hold that load back, not end the process.
+    await using upstream = new EchoServer();
+    const program = new Program(upstream.port, 64, "info");
+    const { bind } = program;
+    let code: number | undefined;
+    const held: Deno.TcpConn[] = [];
+    try {
+      await waitFor(() => relays(bind), 10_000, "the proxy to relay");
+      for (let i = 0; i < 100; i++) {
+        try {
+          held.push(await Deno.connect({ hostname: "127.0.0.1", port: bind }));
+        } catch {
+          break;
+        }
+      }
+      await waitFor(() => /Accept failed on the \S*proxy/.test(program.log), 10_000, "accept to fail with EMFILE");
+      // Longer than the load's delay after listening (100 ms), with the descriptors still exhausted.
+      const until = performance.now() + 600;
+      await waitFor(() => program.exited || performance.now() > until, 5_000, "the storm to last 600 ms");
+      assert.equal(program.exited, false, `the program died in the storm:\n${program.log}`);
+      assert.doesNotMatch(program.log, /listening on/, "discovery's code was not loaded during the storm");
+      for (const c of held.splice(0)) c.close();
+      await waitFor(() => /listening on/.test(program.log), 10_000, "discovery's code to load after the storm");
+      await waitFor(() => relays(bind), 10_000, "the proxy to relay after the storm");
+      assert.equal(program.exited, false);
+    } finally {
+      for (const c of held) c.close();
+      code = await program.stop();
+    }
+    assert.equal(code, 0, program.log);
   },
 });
 
