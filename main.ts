@@ -64,12 +64,17 @@ function descriptorToSpare(): boolean {
   }
 }
 
+/** How long failing accepts (of a kind that does not exhaust descriptors) may hold discovery's code back. */
+const QUIET_AT_MOST_MS = 10_000;
+
 /**
  * Resolves `undefined` at a quiet moment to load discovery's code: `DISCOVERY_AFTER_MS` after listening, later while
- * the proxy's accepts keep failing or no descriptor is free; or the signal that came first.
+ * no descriptor is free, or while the proxy's accepts keep failing (for at most `QUIET_AT_MOST_MS`: a steady trickle
+ * of other accept errors must not starve discovery); or the signal that came first.
  */
 async function quietMoment(app: ProxyApp, signalled: Promise<Deno.Signal>): Promise<Deno.Signal | undefined> {
   let errors = app.loop.errors;
+  const since = performance.now();
   for (;;) {
     const wait = new AbortController();
     const early = await Promise.race([
@@ -78,7 +83,7 @@ async function quietMoment(app: ProxyApp, signalled: Promise<Deno.Signal>): Prom
     ]);
     wait.abort();
     if (early !== undefined) return early;
-    const quiet = app.loop.errors === errors;
+    const quiet = app.loop.errors === errors || performance.now() - since >= QUIET_AT_MOST_MS;
     errors = app.loop.errors;
     if (quiet && descriptorToSpare()) return undefined;
   }
