@@ -42,64 +42,17 @@ function effectiveConfig(c: ProxyConfig): Record<string, unknown> {
   };
 }
 
-/**
- * How long after listening the proxy loads discovery's code. Loading it takes the event loop's thread for 10–15 ms
- * (`deno task bench --only=startup`, 6 runs: first relayed response 158 ms from spawn with the import at once, 145 ms
- * with it 100 ms later): clients that connect at boot (kubelet, restarted with the node) go first. Discovery's first
- * list comes that much later, beside the seconds a list can take.
- */
-const DISCOVERY_AFTER_MS = 100;
-
-/**
- * Whether the process has a file descriptor to spare. Deno 2.9 panics when it loads a module without one (its stack
- * probe cannot read /proc/self/maps: `stacker … left: 24`), so discovery's code is not loaded in a storm of
- * connections that exhausts them (tests/emfile_test.ts starts one as soon as the proxy relays).
- */
-function descriptorToSpare(): boolean {
-  try {
-    Deno.openSync("/dev/null").close();
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/** How long failing accepts (of a kind that does not exhaust descriptors) may hold discovery's code back. */
-const QUIET_AT_MOST_MS = 10_000;
-
-/**
- * Resolves `undefined` at a quiet moment to load discovery's code: `DISCOVERY_AFTER_MS` after listening, later while
- * no descriptor is free, or while the proxy's accepts keep failing (for at most `QUIET_AT_MOST_MS`: a steady trickle
- * of other accept errors must not starve discovery); or the signal that came first.
- */
-async function quietMoment(app: ProxyApp, signalled: Promise<Deno.Signal>): Promise<Deno.Signal | undefined> {
-  let errors = app.loop.errors;
-  const since = performance.now();
-  for (;;) {
-    const wait = new AbortController();
-    const early = await Promise.race([
-      signalled,
-      sleep(DISCOVERY_AFTER_MS, wait.signal).then(() => undefined, () => undefined),
-    ]);
-    wait.abort();
-    if (early !== undefined) return early;
-    const quiet = app.loop.errors === errors || performance.now() - since >= QUIET_AT_MOST_MS;
-    errors = app.loop.errors;
-    if (quiet && descriptorToSpare()) return undefined;
-  }
-}
-
 async function runProxy(config: ProxyConfig): Promise<number> {
   const app = ProxyApp.start(config);
   // From here a signal drains: the listener is open while discovery loads.
   const signalled = untilSignal();
   ignoreSignals();
-  const early = await quietMoment(app, signalled);
+  // Discovery's code loads at the app's quiet moment after listening: the first relayed connection never waits for it.
+  const early = await Promise.race([signalled, app.quiet()]);
   if (early !== undefined) {
     await app.shutdown(`${early} received`);
     return 0;
   }
-  // Loaded once the proxy listens: the first relayed connection never waits for discovery's code.
   const { startDiscovery } = await import("./lib/discovery/discovery.ts");
   const discovery = startDiscovery(config, {
     // Healthy upstreams first: discovery dials API servers directly, never through this proxy.

@@ -6,7 +6,7 @@
  */
 import { describeError } from "./errors.ts";
 import { getLogger } from "./log.ts";
-import { type Clock, systemClock } from "./clock.ts";
+import { type Clock, sleep, systemClock } from "./clock.ts";
 import type { ProxyConfig } from "./config/proxy_flags.ts";
 import { type Endpoint, endpointKey } from "./endpoint.ts";
 import { formatDuration } from "./config/duration.ts";
@@ -30,7 +30,7 @@ import { ProbeSlots, runChecks } from "./upstream/checker.ts";
 import { Pool } from "./upstream/pool.ts";
 import type { Upstream } from "./upstream/upstream.ts";
 import { buildProbe, type CaSources } from "./upstream/build_probe.ts";
-import type { Probe } from "./upstream/probe.ts";
+import type { Probe, ProbeResult } from "./upstream/probe.ts";
 
 const log = getLogger(["extractedprism", "app"]);
 
@@ -48,6 +48,48 @@ export interface AppDeps {
 
 /** Probes in flight at once across every upstream, so that a huge endpoint set cannot starve the event loop. */
 export const MAX_PROBES_IN_FLIGHT = 16;
+
+/**
+ * How long after listening the work that no early client needs begins (see {@linkcode ProxyApp.quiet}): loading
+ * discovery's code, initialising the readyz probes' TLS, reading the kubeconfig's CA. Each holds the event loop's
+ * thread for 5–15 ms and competes for its core (`deno task bench --only=startup`): clients that connect at boot
+ * (kubelet, restarted with the node) go first. The first readyz probe comes that much later; upstreams are unknown,
+ * and relayed to, meanwhile.
+ */
+export const QUIET_AFTER_MS = 100;
+
+/** How long failing accepts (of a kind that leaves descriptors free) may hold that work back. */
+const QUIET_AT_MOST_MS = 10_000;
+
+/**
+ * Whether the process has a file descriptor to spare. Deno 2.9 panics when it loads a module without one (its stack
+ * probe cannot read /proc/self/maps: `stacker … left: 24`), so no module is loaded in a storm of connections that
+ * exhausts them (tests/emfile_test.ts starts one as soon as the proxy relays).
+ */
+function descriptorToSpare(): boolean {
+  try {
+    Deno.openSync("/dev/null").close();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The probe, with its one-time preparation (finding the CA, initialising TLS) held until `quiet` resolves. A probe
+ * without one (TCP) is returned as it is: it costs the first clients nothing and starts at once.
+ */
+function preparedWhenQuiet(probe: Probe, quiet: () => Promise<void>): Probe {
+  const prepare = probe.prepare;
+  if (prepare === undefined) return probe;
+  let prepared: Promise<void> | undefined;
+  return {
+    name: probe.name,
+    check: (endpoint: Endpoint, signal: AbortSignal): Promise<ProbeResult> => probe.check(endpoint, signal),
+    release: (endpoint: Endpoint): void => probe.release?.(endpoint),
+    prepare: () => prepared ??= quiet().then(() => prepare.call(probe)),
+  };
+}
 
 /**
  * Binds a listener that a next instance may share (the hand-over of an upgrade), and says when this instance is that
@@ -130,6 +172,8 @@ export class ProxyApp {
   /** Ends the hand-over's waits and watches at the stop. */
   readonly #handover = new AbortController();
   readonly #handing: Promise<void>[] = [];
+  /** Resolved at the quiet moment after listening (see {@linkcode quiet}). */
+  #quiet: Promise<void> | undefined;
   /** Who answers the shared health port (none with port 0: nobody can share it). */
   #watch: HealthPeerWatch | undefined;
   #instanceAsked = 0;
@@ -139,7 +183,7 @@ export class ProxyApp {
   private constructor(config: ProxyConfig, deps: AppDeps) {
     this.#config = config;
     const clock = this.#clock = deps.clock ?? systemClock;
-    const probe = deps.probe ?? buildProbe(config, probeCaSources(config));
+    const probe = preparedWhenQuiet(deps.probe ?? buildProbe(config, probeCaSources(config)), () => this.quiet());
     const slots = new ProbeSlots(MAX_PROBES_IN_FLIGHT);
     // Both listeners are bound before anything runs: a failed bind leaves no probe, timer or socket behind. A proxy
     // port that another instance holds (an upgrade's hand-over) is joined later, once this one can serve.
@@ -287,6 +331,31 @@ export class ProxyApp {
    */
   static start(config: ProxyConfig, deps: AppDeps = {}): ProxyApp {
     return new ProxyApp(config, deps);
+  }
+
+  /**
+   * Resolves at a quiet moment for the work no early client needs (discovery's code, the probes' TLS and CA):
+   * {@linkcode QUIET_AFTER_MS} after listening, later while no descriptor is free, or while the proxy's accepts keep
+   * failing (for at most 10 s: a steady trickle of other accept errors must not starve that work); never once the
+   * app stops before that (nothing started then would be of use). The same promise for every caller.
+   */
+  quiet(): Promise<void> {
+    return this.#quiet ??= this.#untilQuiet();
+  }
+
+  async #untilQuiet(): Promise<void> {
+    const signal = this.#handover.signal;
+    let errors = this.loop.errors;
+    const since = performance.now();
+    while (!signal.aborted) {
+      // The runtime's timer, not the app's clock: a test's manual clock must not hold the probes back for good.
+      await sleep(QUIET_AFTER_MS, signal).catch(() => {});
+      if (signal.aborted) break;
+      const quiet = this.loop.errors === errors || performance.now() - since >= QUIET_AT_MOST_MS;
+      errors = this.loop.errors;
+      if (quiet && descriptorToSpare()) return;
+    }
+    await new Promise<never>(() => {});
   }
 
   /** Every known endpoint, healthy ones first: what discovery dials directly (never this proxy's own listener). */

@@ -3,7 +3,7 @@
  * is bounded whatever discovery does.
  */
 import assert from "node:assert/strict";
-import { ProxyApp } from "../lib/app.ts";
+import { ProxyApp, QUIET_AFTER_MS } from "../lib/app.ts";
 import type { Endpoint } from "../lib/endpoint.ts";
 import type { EndpointProvider } from "../lib/discovery/provider.ts";
 import type { Probe } from "../lib/upstream/probe.ts";
@@ -117,4 +117,65 @@ Deno.test("providers come after start: the app knows its endpoints before any fe
     await withDeadline(app.shutdown(), "the stop", 10_000);
   }
   assert.equal(provider.stopped, 1, "the stop ended the fed provider's run");
+});
+
+/** A probe that records when it was prepared and when it first checked, in ms since `t0`. */
+function preparingProbe(t0: number): Probe & { preparedAt?: number; firstCheckAt?: number } {
+  const p: Probe & { preparedAt?: number; firstCheckAt?: number } = {
+    name: "preparing",
+    prepare: () => {
+      p.preparedAt ??= performance.now() - t0;
+      return Promise.resolve();
+    },
+    check: () => {
+      p.firstCheckAt ??= performance.now() - t0;
+      return Promise.resolve({ ok: true as const, rttMs: 1 });
+    },
+  };
+  return p;
+}
+
+Deno.test("a probe's one-time preparation (TLS, the kubeconfig's CA) waits for the quiet moment; clients do not", async () => {
+  await using echo = new EchoServer();
+  const t0 = performance.now();
+  const probe = preparingProbe(t0);
+  await using app = ProxyApp.start(testConfig([echo.endpoint]), { probe });
+  // A client is relayed meanwhile, to the upstream that is still unknown.
+  using conn = await Deno.connect({ hostname: "127.0.0.1", port: app.addr.port });
+  await conn.write(new Uint8Array([42]));
+  const byte = new Uint8Array(1);
+  assert.equal(await withDeadline(conn.read(byte), "the echo"), 1);
+  assert.equal(probe.preparedAt, undefined, "not prepared while the first client was relayed");
+  await withDeadline(app.quiet(), "the quiet moment");
+  await waitFor(() => probe.firstCheckAt !== undefined, 5000, "the first check");
+  assert.ok((probe.preparedAt ?? 0) >= QUIET_AFTER_MS - 1, `prepared at ${probe.preparedAt} ms`);
+  assert.ok((probe.firstCheckAt ?? 0) >= (probe.preparedAt ?? Infinity), "the first check came after it");
+});
+
+Deno.test("a probe without preparation (TCP) checks at once, before the quiet moment", async () => {
+  await using echo = new EchoServer();
+  let quiet = false;
+  let quietAtFirstCheck: boolean | undefined;
+  const probe: Probe = {
+    name: "tcp-like",
+    check: () => {
+      quietAtFirstCheck ??= quiet;
+      return Promise.resolve({ ok: true as const, rttMs: 1 });
+    },
+  };
+  await using app = ProxyApp.start(testConfig([echo.endpoint]), { probe });
+  const quieted = app.quiet().then(() => (quiet = true));
+  await waitFor(() => quietAtFirstCheck !== undefined, 5000, "the first check");
+  assert.equal(quietAtFirstCheck, false);
+  await withDeadline(quieted, "the quiet moment");
+});
+
+Deno.test("a stop before the quiet moment: the probe is never prepared, and nothing is left running", async () => {
+  await using echo = new EchoServer();
+  const probe = preparingProbe(performance.now());
+  const app = ProxyApp.start(testConfig([echo.endpoint]), { probe });
+  await withDeadline(app.shutdown("test"), "the stop", 10_000);
+  await new Promise((r) => setTimeout(r, QUIET_AFTER_MS * 2));
+  assert.equal(probe.preparedAt, undefined);
+  assert.equal(probe.firstCheckAt, undefined);
 });

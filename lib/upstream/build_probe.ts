@@ -90,8 +90,8 @@ export type KubeconfigCa =
 /** Where the readyz probe finds a CA when `--health-ca-file` is not given, in this order. */
 export interface CaSources {
   /**
-   * The cluster CA of the kubeconfig discovery uses (`--kubeconfig`): read once, at start, without holding up the
-   * listener (it loads the YAML parser); the first probe waits for it, outside its timeout.
+   * The cluster CA of the kubeconfig discovery uses (`--kubeconfig`): read once, when the check loops first prepare
+   * (it loads the YAML parser: not while the proxy starts); the first probe waits for it, outside its timeout.
    */
   readonly kubeconfigCa?: () => Promise<KubeconfigCa>;
   /** How long the probe waits for the kubeconfig's CA before it goes on with the next source. @default {5000} */
@@ -142,7 +142,7 @@ export function buildProbe(config: ProbeConfig, sources: CaSources = {}): Probe 
   if (flagCa !== undefined) return new ReadyzProbe({ ...rest, ca: flagCa });
   const kubeconfigCa = sources.kubeconfigCa;
   if (kubeconfigCa === undefined) return new ReadyzProbe({ ...rest, ...fallbackCa(serviceAccountCa, config) });
-  return new LateProbe((async () => {
+  return new LateProbe(async () => {
     const found = await withinWait(kubeconfigCa(), sources.kubeconfigCaWaitMs ?? 5000);
     if (found.ca !== undefined && hasCertificate(found.ca)) {
       log.info("Readyz probes verify upstream certificates with {origin} as {name}", {
@@ -156,7 +156,7 @@ export function buildProbe(config: ProbeConfig, sources: CaSources = {}): Probe 
       reason: found.ca === undefined ? found.reason : `${found.origin} holds no PEM certificate`,
     });
     return new ReadyzProbe({ ...rest, ...fallbackCa(serviceAccountCa, config) });
-  })());
+  });
 }
 
 /** The service-account CA if it can be read; else none, said once. */
@@ -192,25 +192,30 @@ async function withinWait(found: Promise<KubeconfigCa>, waitMs: number): Promise
 }
 
 /**
- * A probe whose CA is still being found: every check waits for it (within its own timeout), and the check loops wait
- * in {@linkcode Probe.prepare}, outside it.
+ * A probe whose CA is found on first use (the kubeconfig's YAML parser loads then, not while the proxy starts): every
+ * check waits for it (within its own timeout), and the check loops wait in {@linkcode Probe.prepare}, outside it.
  */
 class LateProbe implements Probe {
   readonly name = "readyz";
-  readonly #ready: Promise<ReadyzProbe>;
+  readonly #find: () => Promise<ReadyzProbe>;
+  #ready: Promise<ReadyzProbe> | undefined;
   #probe: ReadyzProbe | undefined;
 
-  constructor(ready: Promise<ReadyzProbe>) {
-    this.#ready = ready.then((p) => (this.#probe = p));
+  constructor(find: () => Promise<ReadyzProbe>) {
+    this.#find = find;
+  }
+
+  #found(): Promise<ReadyzProbe> {
+    return this.#ready ??= this.#find().then((p) => (this.#probe = p));
   }
 
   async prepare(): Promise<void> {
-    await (await this.#ready).prepare();
+    await (await this.#found()).prepare();
   }
 
   async check(endpoint: Endpoint, signal: AbortSignal): Promise<ProbeResult> {
     try {
-      const probe = this.#probe ?? await abortable(this.#ready, signal);
+      const probe = this.#probe ?? await abortable(this.#found(), signal);
       return await probe.check(endpoint, signal);
     } catch (e) {
       return { ok: false, reason: signal.aborted ? "timeout" : describeError(e) };
