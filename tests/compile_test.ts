@@ -13,7 +13,9 @@ import {
   defaultOutput,
   elfArchitecture,
   gitRevision,
+  NPM_FLAGS,
   REPO_ROOT,
+  RUN_ONLY_FLAGS,
   startTaskFlags,
   targetArchitecture,
   TARGETS,
@@ -85,6 +87,52 @@ const hostArch = Deno.build.arch;
 const otherTarget = TARGETS.find((t) => targetArchitecture(t) !== hostArch)!;
 const startFlags = startTaskFlags(denoJson.tasks.start);
 
+/**
+ * Every module the program loads on use: the targets of the dynamic imports of `main.ts` and `lib/` that are local
+ * files, relative to the repository root. `deno run` loads them lazily (`--unstable-lazy-dynamic-imports`); a binary
+ * without one of them would fail only when that code is first needed (discovery's, at start).
+ */
+async function lazilyLoadedModules(): Promise<string[]> {
+  const found = new Set<string>();
+  const files = ["main.ts"];
+  for (let i = 0; i < files.length; i++) {
+    const file = files[i]!;
+    const url = new URL(file, REPO_ROOT);
+    const stat = await Deno.stat(url);
+    if (stat.isDirectory) {
+      for await (const e of Deno.readDir(url)) files.push(`${file}/${e.name}`);
+      continue;
+    }
+    if (!file.endsWith(".ts")) continue;
+    for (const m of (await Deno.readTextFile(url)).matchAll(/\bimport\("(\.{1,2}\/[^"]+\.ts)"\)/g)) {
+      found.add(new URL(m[1]!, url).href.slice(REPO_ROOT.href.length));
+    }
+    if (file === "main.ts") files.push("lib");
+  }
+  return [...found].sort();
+}
+
+/** The npm packages of deno.json's import map that `lib/` and `main.ts` import (the rest are the tests'). */
+async function programNpmPackages(): Promise<{ used: string[]; testOnly: string[] }> {
+  const npm = Object.entries(denoJson.imports).filter(([, target]) => target.startsWith("npm:"));
+  const sources: string[] = [await Deno.readTextFile(new URL("main.ts", REPO_ROOT))];
+  for await (const e of Deno.readDir(new URL("lib/", REPO_ROOT))) {
+    if (e.isDirectory) {
+      for await (const f of Deno.readDir(new URL(`lib/${e.name}/`, REPO_ROOT))) {
+        if (f.name.endsWith(".ts")) {
+          sources.push(await Deno.readTextFile(new URL(`lib/${e.name}/${f.name}`, REPO_ROOT)));
+        }
+      }
+    } else if (e.name.endsWith(".ts")) sources.push(await Deno.readTextFile(new URL(`lib/${e.name}`, REPO_ROOT)));
+  }
+  const imported = (name: string) =>
+    sources.some((t) => t.includes(`from "${name}"`) || t.includes(`import("${name}")`));
+  return {
+    used: npm.filter(([name]) => imported(name)).map(([name]) => name),
+    testOnly: npm.filter(([name]) => !imported(name)).map(([name]) => name),
+  };
+}
+
 /** Compiles with the deno CLI as denort into a temporary directory and reads back what the binary embeds. */
 async function compileAndRead(args: string[], revision: string): Promise<{ run: Run; binary: CompiledBinary }> {
   const dir = await Deno.makeTempDir({ prefix: "ep_compile_" });
@@ -135,6 +183,19 @@ Deno.test("the compile task bakes in the start task's permission set and V8 flag
     assert.ok(embedded, `${relative} is embedded where the program looks for it`);
     assert.deepEqual(JSON.parse(new TextDecoder().decode(embedded)), { version: denoJson.version, revision });
     await assert.rejects(Deno.stat(BUILD_INFO_URL), Deno.errors.NotFound, "no generated file is left in the tree");
+    const lazy = await lazilyLoadedModules();
+    assert.ok(lazy.includes("lib/discovery/discovery.ts"), `found the dynamic imports: ${lazy.join(", ")}`);
+    const missing = lazy.filter((m) => binary.readFile(m) === undefined);
+    assert.deepEqual(missing, [], "every module the program loads on use is embedded");
+    // Only the npm packages the program imports, not the tests' (from node_modules: 62 MiB more).
+    const { used, testOnly } = await programNpmPackages();
+    assert.deepEqual(used, ["js-yaml"]);
+    const npmDirs = binary.list(".deno_compile_node_modules/localhost") ?? [];
+    assert.ok(npmDirs.includes("js-yaml"), `embedded npm packages: ${npmDirs.join(", ")}`);
+    for (const name of testOnly) {
+      assert.ok(!npmDirs.includes(name.split("/")[0]!), `the test-only package ${name} is not embedded`);
+    }
+    assert.equal(binary.list("node_modules"), undefined, "no node_modules directory is embedded");
   });
 
   for (const variant of Object.keys(denoJson.tasks).filter((k) => k.startsWith("start:")).map((k) => k.slice(6))) {
@@ -146,9 +207,11 @@ Deno.test("the compile task bakes in the start task's permission set and V8 flag
 });
 
 Deno.test("compile arguments are the start task's flags, the build facts, the target and the output", () => {
+  assert.ok(startFlags.includes("--unstable-lazy-dynamic-imports"), "the start task loads dynamic imports lazily");
   assert.deepEqual(compileArgs({ runtimeFlags: startFlags, output: defaultOutput(undefined) }), [
     "compile",
-    ...startFlags,
+    ...startFlags.filter((f) => !RUN_ONLY_FLAGS.has(f)),
+    ...NPM_FLAGS,
     "--include=dist/build_info.json",
     "--output=dist/extractedprism",
     "main.ts",
@@ -162,6 +225,8 @@ Deno.test("compile arguments are the start task's flags, the build facts, the ta
     [
       "compile",
       "-P",
+      "--node-modules-dir=none",
+      "--exclude-unused-npm",
       "--include=dist/build_info.json",
       "--target=aarch64-unknown-linux-gnu",
       "--output=dist/extractedprism-aarch64-unknown-linux-gnu",

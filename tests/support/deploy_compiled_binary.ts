@@ -23,6 +23,14 @@ export interface CompiledBinary {
   readonly metadata: Readonly<Record<string, unknown>>;
   /** The embedded file at a path relative to the embedded root (the repository root), or `undefined`. */
   readFile(path: string): Uint8Array | undefined;
+  /** The names in an embedded directory (`""` for the root), or `undefined` when there is no such directory. */
+  list(path: string): string[] | undefined;
+}
+
+function entryName(e: VfsEntry): string | undefined {
+  if ("File" in e) return (e.File as { n: string }).n;
+  if ("Dir" in e) return (e.Dir as { n: string }).n;
+  return undefined;
 }
 
 const MAGIC = new TextEncoder().encode("d3n0l4ndd3n0l4nd");
@@ -97,6 +105,15 @@ export function readCompiledBinary(bytes: Uint8Array): CompiledBinary {
         level = (found as { Dir: { e: VfsEntry[] } }).Dir.e;
       }
       return undefined;
+    },
+    list(path: string): string[] | undefined {
+      let level: readonly VfsEntry[] = entries;
+      for (const name of path === "" ? [] : path.split("/")) {
+        const found = level.find((e) => "Dir" in e && (e.Dir as { n: string }).n === name);
+        if (found === undefined) return undefined;
+        level = (found as { Dir: { e: VfsEntry[] } }).Dir.e;
+      }
+      return level.map(entryName).filter((n): n is string => n !== undefined);
     },
   };
 }
