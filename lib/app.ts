@@ -277,6 +277,8 @@ export class ProxyApp {
       throw e;
     }
     this.healthAddr = this.#health.addr;
+    // The quiet moment counts from here, whoever asks for it first (a readyz probe's preparation does, just below).
+    this.quiet();
     // The static endpoints before the first accept, so that no early client finds an empty pool.
     pool.update(config.endpoints);
     // The loop never throws (a bug would): reported rather than left as a rejection for shutdown to find.
