@@ -173,11 +173,13 @@ Deno.test("a start loads nothing of Node's compatibility layer: its timers alone
 });
 
 Deno.test({
-  name: "a start with discovery on that finds no credentials loads neither YAML, nor the copier, nor the provider",
+  name: "a start with discovery on that finds no credentials loads neither the API client, nor YAML, nor the copier",
   ignore: existsSync("/var/run/secrets/kubernetes.io/serviceaccount/token"),
   fn: async () => {
     const modules = await modulesLoaded(["--health-check=tcp"], (l) => l.includes("Kubernetes discovery is off"));
-    assert.ok(modules.includes("lib/kubernetes/connect.ts"), "discovery looked for credentials");
+    assert.ok(modules.includes("lib/kubernetes/in_cluster.ts"), "discovery looked for credentials");
+    assert.ok(!modules.includes("lib/kubernetes/connect.ts"), "the API client is loaded only with credentials");
+    assert.ok(!modules.includes("lib/kubernetes/http_transport.ts"), "the API client is loaded only with credentials");
     assert.deepEqual(offStartPath(modules), []);
   },
 });
