@@ -21,6 +21,7 @@ import {
   TARGETS,
 } from "../deploy/compile.ts";
 import { type CompiledBinary, readCompiledBinary } from "./support/deploy_compiled_binary.ts";
+import { code, libFiles } from "./support/lib_files.ts";
 import { freePorts } from "./support/main_process.ts";
 import { EchoServer } from "./support/net.ts";
 import { CHILD_MS, withDeadline } from "./support/deadline.ts";
@@ -87,50 +88,36 @@ const hostArch = Deno.build.arch;
 const otherTarget = TARGETS.find((t) => targetArchitecture(t) !== hostArch)!;
 const startFlags = startTaskFlags(denoJson.tasks.start);
 
+/** `main.ts` and every file of `lib/`: path (absolute) and code without comments. */
+async function programSources(): Promise<{ path: string; code: string }[]> {
+  const paths = [new URL("main.ts", REPO_ROOT).pathname, ...await libFiles()];
+  return await Promise.all(paths.map(async (path) => ({ path, code: code(await Deno.readTextFile(path)) })));
+}
+
 /**
- * Every module the program loads on use: the targets of the dynamic imports of `main.ts` and `lib/` that are local
- * files, relative to the repository root. `deno run` loads them lazily (`--unstable-lazy-dynamic-imports`); a binary
- * without one of them would fail only when that code is first needed (discovery's, at start).
+ * Every module the program loads on use: the local targets of the dynamic imports of `main.ts` and `lib/`, relative
+ * to the repository root. `deno run` loads them lazily (`--unstable-lazy-dynamic-imports`); a binary without one of
+ * them would fail only when that code is first needed (discovery's, at start).
  */
 async function lazilyLoadedModules(): Promise<string[]> {
   const found = new Set<string>();
-  const files = ["main.ts"];
-  for (let i = 0; i < files.length; i++) {
-    const file = files[i]!;
-    const url = new URL(file, REPO_ROOT);
-    const stat = await Deno.stat(url);
-    if (stat.isDirectory) {
-      for await (const e of Deno.readDir(url)) files.push(`${file}/${e.name}`);
-      continue;
+  for (const { path, code } of await programSources()) {
+    for (const m of code.matchAll(/\bimport\("(\.{1,2}\/[^"]+\.ts)"\)/g)) {
+      found.add(new URL(m[1]!, `file://${path}`).href.slice(REPO_ROOT.href.length));
     }
-    if (!file.endsWith(".ts")) continue;
-    for (const m of (await Deno.readTextFile(url)).matchAll(/\bimport\("(\.{1,2}\/[^"]+\.ts)"\)/g)) {
-      found.add(new URL(m[1]!, url).href.slice(REPO_ROOT.href.length));
-    }
-    if (file === "main.ts") files.push("lib");
   }
   return [...found].sort();
 }
 
 /** The npm packages of deno.json's import map that `lib/` and `main.ts` import (the rest are the tests'). */
 async function programNpmPackages(): Promise<{ used: string[]; testOnly: string[] }> {
-  const npm = Object.entries(denoJson.imports).filter(([, target]) => target.startsWith("npm:"));
-  const sources: string[] = [await Deno.readTextFile(new URL("main.ts", REPO_ROOT))];
-  for await (const e of Deno.readDir(new URL("lib/", REPO_ROOT))) {
-    if (e.isDirectory) {
-      for await (const f of Deno.readDir(new URL(`lib/${e.name}/`, REPO_ROOT))) {
-        if (f.name.endsWith(".ts")) {
-          sources.push(await Deno.readTextFile(new URL(`lib/${e.name}/${f.name}`, REPO_ROOT)));
-        }
-      }
-    } else if (e.name.endsWith(".ts")) sources.push(await Deno.readTextFile(new URL(`lib/${e.name}`, REPO_ROOT)));
-  }
+  const npm = Object.keys(denoJson.imports).filter((name) =>
+    (denoJson.imports as Record<string, string>)[name]!.startsWith("npm:")
+  );
+  const sources = await programSources();
   const imported = (name: string) =>
-    sources.some((t) => t.includes(`from "${name}"`) || t.includes(`import("${name}")`));
-  return {
-    used: npm.filter(([name]) => imported(name)).map(([name]) => name),
-    testOnly: npm.filter(([name]) => !imported(name)).map(([name]) => name),
-  };
+    sources.some(({ code }) => code.includes(`from "${name}"`) || code.includes(`import("${name}")`));
+  return { used: npm.filter(imported), testOnly: npm.filter((name) => !imported(name)) };
 }
 
 /** Compiles with the deno CLI as denort into a temporary directory and reads back what the binary embeds. */

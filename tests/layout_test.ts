@@ -10,8 +10,7 @@ import { freePorts, MainProcess } from "./support/main_process.ts";
 import { EchoServer, readAll, writeAll } from "./support/net.ts";
 import { sampleInChild, startReadyzServer } from "./support/first_probe.ts";
 import { createTestPki } from "./support/test_pki.ts";
-
-const LIB = new URL("../lib/", import.meta.url);
+import { code, LIB, libFiles } from "./support/lib_files.ts";
 
 /** Which rooms a room may import (besides itself). */
 const ALLOWED: Readonly<Record<string, readonly string[]>> = {
@@ -38,21 +37,6 @@ function roomOf(path: string): string {
   const rel = path.slice(LIB.pathname.length).split("/");
   if (rel.length === 1) return rel[0] === "app.ts" ? "app" : "foundation";
   return rel[0] as string;
-}
-
-async function libFiles(dir: URL = LIB): Promise<string[]> {
-  const out: string[] = [];
-  for await (const e of Deno.readDir(dir)) {
-    const url = new URL(e.isDirectory ? `${e.name}/` : e.name, dir);
-    if (e.isDirectory) out.push(...await libFiles(url));
-    else if (e.name.endsWith(".ts")) out.push(url.pathname);
-  }
-  return out.sort();
-}
-
-/** The file's code without its comments (doc examples import freely). */
-function code(text: string): string {
-  return text.replace(/\/\*[\s\S]*?\*\//g, "").replace(/^\s*\/\/.*$/gm, "");
 }
 
 Deno.test("every import inside lib/ follows the rooms' arrows", async () => {
@@ -177,9 +161,10 @@ Deno.test({
   ignore: existsSync("/var/run/secrets/kubernetes.io/serviceaccount/token"),
   fn: async () => {
     const modules = await modulesLoaded(["--health-check=tcp"], (l) => l.includes("Kubernetes discovery is off"));
-    assert.ok(modules.includes("lib/kubernetes/in_cluster.ts"), "discovery looked for credentials");
-    assert.ok(!modules.includes("lib/kubernetes/connect.ts"), "the API client is loaded only with credentials");
-    assert.ok(!modules.includes("lib/kubernetes/http_transport.ts"), "the API client is loaded only with credentials");
+    assert.ok(modules.includes("lib/kubernetes/connect.ts"), "discovery looked for credentials");
+    for (const client of ["http_transport.ts", "credentials.ts", "kubeconfig.ts"]) {
+      assert.ok(!modules.includes(`lib/kubernetes/${client}`), `${client} is loaded only with credentials`);
+    }
     assert.deepEqual(offStartPath(modules), []);
   },
 });

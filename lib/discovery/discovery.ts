@@ -36,16 +36,6 @@ export interface DiscoveryOptions {
 }
 
 /**
- * The service-account directory when it holds no token, else `undefined` (its files are read again when discovery
- * connects). Throws what `loadInCluster` throws for a token without its CA.
- */
-async function tokenlessServiceAccount(dir: string | undefined): Promise<string | undefined> {
-  const { loadInCluster, SERVICE_ACCOUNT_DIR } = await import("../kubernetes/in_cluster.ts");
-  const saDir = dir ?? SERVICE_ACCOUNT_DIR;
-  return loadInCluster(saDir) === undefined ? saDir : undefined;
-}
-
-/**
  * Builds discovery without waiting for it: the proxy listens and serves its static endpoints at once, while the
  * kubernetes provider sets up its connection in the background, retrying with backoff (1 s → 30 s) when the
  * kubeconfig or service-account files are not usable yet. With `--enable-discovery=false` there are no providers.
@@ -63,19 +53,6 @@ export function startDiscovery(config: ProxyConfig, opts: DiscoveryOptions): Dis
       const backoff = new Backoff(1000, 30_000);
       while (!signal.aborted && transport === undefined) {
         try {
-          const noToken = opts.transport === undefined && config.kubeconfig === undefined
-            ? await tokenlessServiceAccount(opts.serviceAccountDir)
-            : undefined;
-          if (noToken !== undefined) {
-            // No kubeconfig and no service-account token: discovery never answers. It stays silent rather than
-            // ending, so that a state file still counts (an ended primary would stop it); the API client (16
-            // modules) is never loaded.
-            log.info("Kubernetes discovery is off: no service-account token in {dir} and no --kubeconfig", {
-              dir: noToken,
-            });
-            await untilAborted(signal);
-            return;
-          }
           // Loaded on use: the API client (and, for a kubeconfig, the YAML parser) costs memory a proxy without
           // discovery never needs.
           const { connectKubernetes } = await import("../kubernetes/connect.ts");

@@ -10,10 +10,9 @@ import { type AddressPattern, matchesAddress } from "./_addresses.ts";
 import type { KubeConnection } from "./connection.ts";
 
 export type { AddressPattern } from "./_addresses.ts";
-import { createCredentialSource, type CredentialSourceOptions } from "./credentials.ts";
-import { HttpKubeTransport } from "./http_transport.ts";
+import type { CredentialSourceOptions } from "./credentials.ts";
+import type { HttpKubeTransport } from "./http_transport.ts";
 import { loadInCluster, SERVICE_ACCOUNT_DIR } from "./in_cluster.ts";
-import { loadKubeconfig } from "./kubeconfig.ts";
 
 const log = getLogger(["extractedprism", "kubernetes"]);
 
@@ -77,8 +76,13 @@ export interface ConnectKubernetesOptions {
  */
 export async function connectKubernetes(options: ConnectKubernetesOptions): Promise<HttpKubeTransport | undefined> {
   const saDir = options.serviceAccountDir ?? SERVICE_ACCOUNT_DIR;
+  // The kubeconfig reader, the credentials and the HTTP transport load only once there is something to connect with:
+  // a proxy on static endpoints without credentials never pays for them (16 modules).
   const conn: KubeConnection | undefined = options.kubeconfigPath !== undefined
-    ? await loadKubeconfig(options.kubeconfigPath, options.context === undefined ? {} : { context: options.context })
+    ? await (await import("./kubeconfig.ts")).loadKubeconfig(
+      options.kubeconfigPath,
+      options.context === undefined ? {} : { context: options.context },
+    )
     : loadInCluster(saDir);
   if (conn === undefined) {
     log.info("Kubernetes discovery is off: no service-account token in {dir} and no --kubeconfig", { dir: saDir });
@@ -110,6 +114,10 @@ export async function connectKubernetes(options: ConnectKubernetesOptions): Prom
     target,
     name: tlsServerName,
   });
+  const [{ createCredentialSource }, { HttpKubeTransport }] = await Promise.all([
+    import("./credentials.ts"),
+    import("./http_transport.ts"),
+  ]);
   return new HttpKubeTransport({
     endpoints,
     tlsServerName,
