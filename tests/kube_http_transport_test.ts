@@ -3,7 +3,7 @@ import type { Endpoint } from "../lib/endpoint.ts";
 import { createCredentialSource, type CredentialSource } from "../lib/kubernetes/credentials.ts";
 import { HttpKubeTransport, type HttpTransportOptions } from "../lib/kubernetes/http_transport.ts";
 import { DEFAULT_TOKEN_USER, type FakeApiServer, startFakeApiServer } from "./support/fake_apiserver.ts";
-import { canUnshare, runInOwnNetns, SilentListener, tempDir } from "./support/kube_client_fixtures.ts";
+import { canUnshare, MuteTlsListener, runInOwnNetns, SilentListener, tempDir } from "./support/kube_client_fixtures.ts";
 import { LogCapture } from "./support/log_capture.ts";
 import { freePort } from "./support/net.ts";
 import { createTestPki, TEST_NODE_USER, type TestPki } from "./support/test_pki.ts";
@@ -12,7 +12,7 @@ import { withDeadline } from "./support/deadline.ts";
 const opts = { sanitizeOps: true, sanitizeResources: true };
 /**
  * The TLS name of these in-process tests: an IP (the test certificate lists `::1`) while `127.0.0.1` is dialled.
- * fetch looks a DNS name up even through the hop; DNS names are tested by `runInOwnNetns`, where that stays local.
+ * DNS names as TLS names are tested by `runInOwnNetns` (see kube_connect_test.ts), where nothing can leave the machine.
  */
 const NAME = "::1";
 const SLICES = "/apis/discovery.k8s.io/v1/namespaces/default/endpointslices";
@@ -46,6 +46,8 @@ async function listStatus(t: HttpKubeTransport): Promise<number> {
   await res.body?.cancel();
   return res.status;
 }
+
+const delay = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Status codes the fake server answered, in order. */
 const statuses = (api: FakeApiServer) => api.requests.map((r) => r.status);
@@ -129,6 +131,34 @@ Deno.test({
   },
 });
 
+Deno.test("requests share a kept-alive connection; one the server closed is replaced for a GET", opts, async () => {
+  await using logs = await LogCapture.start();
+  await using pki = await createTestPki();
+  await using api = await startFakeApiServer({ pki, serverCert: "ip", tokens: ["t"] });
+  await using kube = transport([at(api.port)], tokenAuth(pki, "t"));
+  const readList = async () => (await (await list(kube)).json()).kind;
+  for (let i = 0; i < 3; i++) assert.equal(await readList(), "EndpointSliceList");
+  const ports = () => new Set(api.requests.map((r) => r.remotePort));
+  assert.equal(ports().size, 1, "three requests, one connection");
+  api.dropConnections();
+  await delay(50); // the close reaches this side
+  assert.equal(await readList(), "EndpointSliceList");
+  assert.equal(api.requests.length, 4);
+  assert.equal(ports().size, 2, "a new connection after the server closed the kept-alive one");
+  assert.deepEqual(logs.messages("warning"), [], "not an endpoint failure");
+});
+
+Deno.test("a token that an HTTP header cannot carry is refused with one line, before dialling", opts, async () => {
+  await using pki = await createTestPki();
+  await using api = await startFakeApiServer({ pki, serverCert: "ip", tokens: ["t"] });
+  await using kube = transport([at(api.port)], tokenAuth(pki, "t\r\nX-Injected: 1"));
+  await assert.rejects(list(kube), {
+    message: "Cannot use the token of test: it holds characters an HTTP header cannot carry (spaces, control or " +
+      "non-ASCII characters)",
+  });
+  assert.equal(api.requests.length, 0);
+});
+
 Deno.test("a refused endpoint is skipped for the next one, which is then preferred", opts, async () => {
   await using logs = await LogCapture.start();
   await using pki = await createTestPki();
@@ -164,19 +194,19 @@ Deno.test("no endpoint at all is an error, not a hang", opts, async () => {
   await assert.rejects(list(kube), /no API server endpoint to dial/);
 });
 
-Deno.test("an endpoint that accepts but never answers hits the header timeout", opts, async (t) => {
+Deno.test("an endpoint that completes TLS but never answers hits the header timeout", opts, async (t) => {
   await using pki = await createTestPki();
   await using api = await startFakeApiServer({ pki, serverCert: "ip", tokens: ["t"] });
-  await using silent = new SilentListener();
-  await using kube = transport([at(silent.port), at(api.port)], tokenAuth(pki, "t"), { headerTimeoutMs: 300 });
+  await using mute = new MuteTlsListener(pki.serverIp);
+  await using kube = transport([at(mute.port), at(api.port)], tokenAuth(pki, "t"), { headerTimeoutMs: 300 });
   await t.step("a GET moves on to the next endpoint", async () => {
     const started = performance.now();
     assert.equal(await listStatus(kube), 200);
     assert.ok(performance.now() - started >= 300);
-    assert.equal(silent.accepted, 1);
+    assert.equal(mute.handshakes, 1);
   });
   await t.step("a POST that may have been sent is not repeated elsewhere", async () => {
-    await using again = transport([at(silent.port), at(api.port)], tokenAuth(pki, "t"), { headerTimeoutMs: 300 });
+    await using again = transport([at(mute.port), at(api.port)], tokenAuth(pki, "t"), { headerTimeoutMs: 300 });
     const before = api.requests.length;
     await assert.rejects(
       again.request({
@@ -191,6 +221,30 @@ Deno.test("an endpoint that accepts but never answers hits the header timeout", 
     assert.equal(api.requests.length, before);
   });
 });
+
+Deno.test(
+  "an endpoint that accepts TCP but never answers TLS is given up after the connect timeout",
+  opts,
+  async () => {
+    await using pki = await createTestPki();
+    await using api = await startFakeApiServer({ pki, serverCert: "ip", tokens: ["t"] });
+    await using silent = new SilentListener();
+    await using kube = transport([at(silent.port), at(api.port)], tokenAuth(pki, "t"), { connectTimeoutMs: 300 });
+    const started = performance.now();
+    // Nothing was sent to the silent one: even a POST moves on.
+    const res = await kube.request({
+      method: "POST",
+      path: "/api/v1/namespaces/default/events",
+      body: "{}",
+      contentType: "application/json",
+      signal: AbortSignal.timeout(5000),
+    });
+    await res.body?.cancel();
+    assert.ok(performance.now() - started >= 300);
+    assert.equal(silent.accepted, 1);
+    assert.equal(api.requests.at(-1)?.path, "/api/v1/namespaces/default/events");
+  },
+);
 
 Deno.test("a 401 re-reads the rotated token file and retries once", opts, async (t) => {
   await using pki = await createTestPki();
@@ -222,7 +276,7 @@ Deno.test("a 401 re-reads the rotated token file and retries once", opts, async 
   });
 });
 
-Deno.test("a rotated client certificate file is used through a new HTTP client", opts, async () => {
+Deno.test("a rotated client certificate file is used on new connections", opts, async () => {
   await using pki = await createTestPki();
   await using dir = await tempDir();
   await using api = await startFakeApiServer({ pki, serverCert: "ip" });
@@ -271,7 +325,7 @@ Deno.test("an exec plugin token is refreshed after a 401 and cached otherwise", 
   assert.equal(Number(await Deno.readTextFile(`${dir.path}/count`)), 2);
 });
 
-Deno.test("a watch streams through the hop until the caller aborts it", opts, async () => {
+Deno.test("a watch streams until the caller aborts it", opts, async () => {
   await using pki = await createTestPki();
   await using api = await startFakeApiServer({ pki, serverCert: "ip", tokens: ["t"] });
   await using kube = transport([at(api.port)], tokenAuth(pki, "t"));

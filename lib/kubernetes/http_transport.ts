@@ -1,32 +1,35 @@
 /**
- * The {@linkcode KubeTransport} over Deno `fetch`: fresh credentials per request (a 401 refreshes them and retries
- * once), TLS verified against a server name that the dialled address need not carry, and the address chosen from a
- * list the caller keeps current (static + last discovered), rotating to the next on a connection failure.
+ * The {@linkcode KubeTransport} over Deno's own TLS sockets and a small HTTP/1.1 client (`_http1_client.ts`): fresh
+ * credentials per request (a 401 refreshes them and retries once), TLS verified against a server name that the
+ * dialled address need not carry, and the address chosen from a list the caller keeps current (static + last
+ * discovered), rotating to the next on a connection failure.
  *
- * How the name and the address are kept apart: every request goes to `https://<tls name>/...` through an in-process
- * CONNECT hop on loopback (`_connect_hop.ts`) that dials the chosen endpoint whatever host the tunnel asks for, so
- * `fetch` sends the name as SNI and checks the certificate against it. `NO_PROXY` would make Deno's `fetch` skip an
- * explicit proxy and resolve the name itself (for `kubernetes.default.svc`: the ClusterIP), so the first request
- * sends a canary through the hop to `extractedprism-hop-check.<name>` (a subdomain: `NO_PROXY` matches it whenever it
- * matches the name) and refuses to go on if the hop did not see it; every response on a new connection is checked the
- * same way. The name is written with a trailing dot, which usual `NO_PROXY` entries do not match (only `*` does).
- * With a scoped `--allow-net`, list the name and that subdomain (port 443) besides the endpoints.
- *
- * Deno's `fetch` also looks the name up in DNS before it uses the hop (a best-effort `--deny-net` check; the answer is
- * not used): where the resolver is unreachable, each new connection waits for the resolver's timeout first.
+ * How the name and the address are kept apart: the transport dials the endpoint's address itself and starts TLS on
+ * that socket with the name as SNI and as the name the certificate must carry (`Deno.startTls`; with a client
+ * certificate, `Deno.connectTls` and its server-name option, as Deno's `node:tls` does). Nothing is looked up in DNS
+ * when an endpoint is an address, and `HTTPS_PROXY`/`NO_PROXY` play no part. Connections are kept alive (one per
+ * request in flight, idle ones for 30 s) and carry one request at a time.
  *
  * @module
  */
-import { errorMessage } from "../errors.ts";
-import { clearTimer, setTimer } from "../clock.ts";
+import { errorMessage, escapeControls } from "../errors.ts";
+import { clearTimer, setTimer, type TimerId } from "../clock.ts";
 import { getLogger } from "../log.ts";
 import { bracketHost, dedupeEndpoints, type Endpoint, endpointKey } from "../endpoint.ts";
-import { type AddressPattern, isIpLiteral, matchesAddress } from "./_addresses.ts";
-import { ConnectHop, type HopRoute } from "./_connect_hop.ts";
+import { type AddressPattern, matchesAddress } from "./_addresses.ts";
+import { connectTcp } from "../net/connect_tcp.ts";
+import { Http1Conn, StaleConnectionError } from "./_http1_client.ts";
 import type { Credentials, CredentialSource, TlsMaterial } from "./credentials.ts";
 import type { KubeRequest, KubeTransport } from "./transport.ts";
 
 const log = getLogger(["extractedprism", "kubernetes"]);
+
+/** How long an idle kept-alive connection is kept: well under the API server's 90 s idle timeout. */
+const IDLE_MS = 30_000;
+/** Idle connections kept per endpoint. */
+const MAX_IDLE = 4;
+/** The option of `Deno.connectTls` that sets the name to verify apart from the address dialled (as `node:tls` uses). */
+const SERVER_NAME = Symbol.for("unstableServerName");
 
 /** Options of {@linkcode HttpKubeTransport}. */
 export interface HttpTransportOptions {
@@ -53,19 +56,20 @@ export interface HttpTransportOptions {
   readonly userAgent?: string;
 }
 
-interface Client {
-  readonly http: Deno.HttpClient;
-  readonly route: HopRoute;
+/** A kept-alive connection waiting for its next request. */
+interface Idle {
+  readonly http: Http1Conn;
   readonly tlsVersion: number;
+  readonly timer: TimerId;
 }
 
-/** The request did not go through the hop (see the module documentation): never retried. */
-class HopBypassedError extends Error {
-  override name = "HopBypassedError";
+/** Dialling failed before anything was sent: safe to try the next endpoint, whatever the method. */
+class DialError extends Error {
+  override name = "DialError";
 }
 
 /**
- * Sends Kubernetes API requests over `fetch`, dialling the endpoints given by the caller.
+ * Sends Kubernetes API requests, dialling the endpoints given by the caller.
  *
  * @example
  * ```ts
@@ -86,33 +90,28 @@ class HopBypassedError extends Error {
  */
 export class HttpKubeTransport implements KubeTransport, AsyncDisposable {
   readonly #opts: HttpTransportOptions;
-  readonly #hop: ConnectHop;
-  readonly #clients = new Map<string, Client>();
-  readonly #urlHost: string;
+  readonly #idle = new Map<string, Idle[]>();
+  /** Connections carrying a request or streaming a body: closed by {@linkcode close}. */
+  readonly #active = new Set<Http1Conn>();
+  /** Settles when no connection is active any more (for {@linkcode Symbol.asyncDispose}). */
+  readonly #settling = new Set<Promise<unknown>>();
+  readonly #serverName: string;
   readonly #neverDial: readonly AddressPattern[];
   readonly #warnedSkipped = new Set<string>();
   #preferred: string | undefined;
-  #canary: Promise<void> | undefined;
-  /** Set once fetch is seen bypassing the hop: every later request fails with it, as the environment cannot change. */
-  #bypassed: HopBypassedError | undefined;
-  #closing: Promise<void> | undefined;
+  #closed = false;
 
-  /** Starts the CONNECT hop; connections are opened by the first request. */
+  /** Connections are opened by the first request. */
   constructor(options: HttpTransportOptions) {
     this.#opts = options;
-    this.#hop = new ConnectHop(options.connectTimeoutMs ?? 5000);
-    const name = options.tlsServerName;
-    // A DNS name is written absolute (trailing dot). fetch looks the URL host up even through a proxy (the answer is
-    // unused); absolute, it is one query instead of one per resolv.conf search domain, which matters when the pod's
-    // resolver is unreachable. NO_PROXY entries (`.svc`, `kubernetes.default.svc`) do not match it either. TLS is
-    // unchanged: rustls sends SNI without the dot and matches the certificate as for the bare name.
-    this.#urlHost = isIpLiteral(name) ? bracketHost(name) : name.endsWith(".") ? name : `${name}.`;
+    // rustls takes an IPv6 name without brackets; a DNS name is used as given.
+    this.#serverName = options.tlsServerName.replace(/^\[(.*)\]$/, "$1");
     this.#neverDial = options.neverDial ?? [];
   }
 
   /** Sends one request; see {@linkcode KubeTransport.request}. */
   async request(req: KubeRequest): Promise<Response> {
-    if (this.#closing) throw new Error("Cannot send a Kubernetes API request: the transport is closed");
+    if (this.#closed) throw new Error("Cannot send a Kubernetes API request: the transport is closed");
     const creds = await this.#opts.credentials.current(req.signal);
     const res = await this.#send(req, creds);
     if (res.status !== 401) return res;
@@ -127,52 +126,43 @@ export class HttpKubeTransport implements KubeTransport, AsyncDisposable {
     return await this.#send(req, fresh);
   }
 
-  /** Closes every connection and the hop; in-flight responses end. */
+  /** Closes every connection; in-flight responses end. */
   close(): void {
-    this.#closing ??= (async () => {
-      for (const key of [...this.#clients.keys()]) this.#drop(key);
-      this.#opts.credentials.close();
-      await this.#hop.close();
-    })();
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const key of [...this.#idle.keys()]) this.#dropIdle(key);
+    for (const http of this.#active) http.close();
+    this.#opts.credentials.close();
   }
 
-  /** Closes, then waits until every socket is closed. */
+  /** Closes, then waits until every exchange has ended. */
   async [Symbol.asyncDispose](): Promise<void> {
     this.close();
-    await this.#closing;
+    while (this.#settling.size > 0) await Promise.allSettled([...this.#settling]);
   }
 
   async #send(req: KubeRequest, creds: Credentials): Promise<Response> {
-    if (this.#bypassed !== undefined) throw this.#bypassed;
     const list = this.#candidates();
     if (list.length === 0) {
       throw new Error(
         `Cannot send a Kubernetes API request: no API server endpoint to dial (none known, or only addresses that must not be dialled)`,
       );
     }
+    const bytes = this.#requestBytes(req, creds);
     const errors: string[] = [];
     for (const [i, ep] of list.entries()) {
-      if (ep.host !== this.#opts.tlsServerName && !isIpLiteral(this.#opts.tlsServerName)) {
-        this.#canary ??= this.#checkHopIsUsed(req.signal).catch((e) => {
-          this.#canary = undefined; // an aborted canary proves nothing: try again next time
-          throw e;
-        });
-        await this.#canary;
-      }
       const key = endpointKey(ep);
-      const client = this.#client(key, ep, creds.tls);
-      const dialFailuresBefore = client.route.dialFailures;
       try {
-        const res = await this.#fetch(client, ep, req, creds);
+        const res = await this.#exchange(key, ep, req, bytes, creds.tls);
         this.#preferred = key;
         return res;
       } catch (e) {
         if (req.signal.aborted) throw req.signal.reason;
-        if (e instanceof HopBypassedError) throw e;
-        const dialFailed = client.route.dialFailures > dialFailuresBefore;
-        const why = dialFailed ? client.route.lastDialError ?? "cannot connect" : describeFetchError(e);
+        if (this.#closed) throw new Error("Cannot send a Kubernetes API request: the transport is closed");
+        const dialFailed = e instanceof DialError;
+        const why = errorMessage(e);
         errors.push(`${key}: ${why}`);
-        this.#drop(key);
+        this.#dropIdle(key);
         const next = list[i + 1];
         this.#preferred = next === undefined ? list[0] && endpointKey(list[0]) : endpointKey(next);
         // A write that may have reached the server is not repeated on another one.
@@ -190,50 +180,164 @@ export class HttpKubeTransport implements KubeTransport, AsyncDisposable {
     );
   }
 
-  async #fetch(client: Client, ep: Endpoint, req: KubeRequest, creds: Credentials): Promise<Response> {
-    const timeoutMs = this.#opts.headerTimeoutMs ?? 30_000;
-    const timeout = new AbortController();
-    const timer = setTimer(timeoutMs, () => timeout.abort(new Error(`no response headers within ${timeoutMs} ms`)));
-    const headers = new Headers({ accept: "application/json", "user-agent": this.#opts.userAgent ?? "extractedprism" });
-    if (creds.token !== undefined) headers.set("authorization", `Bearer ${creds.token}`);
-    if (req.contentType !== undefined) headers.set("content-type", req.contentType);
-    // With the name as URL host the port is the endpoint's only when the name is the endpoint (see #checkHopIsUsed).
-    const direct = ep.host === this.#opts.tlsServerName;
-    const url = `https://${this.#urlHost}${direct ? `:${ep.port}` : ""}${this.#opts.pathPrefix ?? ""}${req.path}`;
-    const init: RequestInit & { client: Deno.HttpClient } = {
-      method: req.method,
-      headers,
-      signal: AbortSignal.any([req.signal, timeout.signal]),
-      client: client.http,
-    };
-    if (req.body !== undefined) init.body = req.body;
-    try {
-      const res = await fetch(url, init);
-      if (client.route.connects === 0 && !direct) {
-        await res.body?.cancel();
-        throw this.#bypassError();
+  /**
+   * One request to one endpoint, on a kept-alive connection when there is one. A kept-alive connection that the
+   * server closed before answering is replaced by a new one once, for a GET (a write may have been received).
+   */
+  async #exchange(
+    key: string,
+    ep: Endpoint,
+    req: KubeRequest,
+    bytes: Uint8Array,
+    tls: TlsMaterial,
+  ): Promise<Response> {
+    const headTimeoutMs = this.#opts.headerTimeoutMs ?? 30_000;
+    let http = this.#takeIdle(key, tls.version);
+    for (;;) {
+      const reused = http !== undefined;
+      http ??= new Http1Conn(await this.#dial(ep, tls, req.signal));
+      if (this.#closed) {
+        http.close();
+        throw new Error("the transport is closed");
       }
-      return res;
-    } catch (e) {
-      if (timeout.signal.aborted && !req.signal.aborted) throw timeout.signal.reason;
-      throw e;
+      this.#active.add(http);
+      try {
+        const { response, settled } = await http.send({ method: req.method, bytes }, req.signal, headTimeoutMs);
+        const conn = http;
+        const done = settled.then((reusable) => {
+          this.#active.delete(conn);
+          this.#settling.delete(done);
+          if (reusable) this.#putIdle(key, conn, tls.version);
+        });
+        this.#settling.add(done);
+        return response;
+      } catch (e) {
+        this.#active.delete(http);
+        http.close();
+        if (reused && e instanceof StaleConnectionError && req.method === "GET") {
+          http = undefined;
+          continue;
+        }
+        throw e;
+      }
+    }
+  }
+
+  /** Opens a TLS connection to `ep`, verified as the TLS name, within the connect timeout. */
+  async #dial(ep: Endpoint, tls: TlsMaterial, signal: AbortSignal): Promise<Deno.TlsConn> {
+    const timeoutMs = this.#opts.connectTimeoutMs ?? 5000;
+    const timeout = new AbortController();
+    const timer = setTimer(timeoutMs, () => timeout.abort(new Error(`no answer within ${timeoutMs} ms`)));
+    const both = AbortSignal.any([signal, timeout.signal]);
+    const key = endpointKey(ep);
+    let conn: Deno.TlsConn | undefined;
+    const closeConn = () => {
+      try {
+        conn?.close();
+      } catch { /* closed */ }
+    };
+    try {
+      try {
+        conn = await this.#connect(ep, tls, both);
+      } catch (e) {
+        if (signal.aborted) throw signal.reason;
+        const why = timeout.signal.aborted ? errorMessage(timeout.signal.reason) : errorMessage(e);
+        throw new DialError(`cannot connect to ${key}: ${why}`);
+      }
+      // The handshake is bounded by the same timeout: a server that accepts TCP but never answers TLS is a dead one.
+      both.addEventListener("abort", closeConn, { once: true });
+      try {
+        if (both.aborted) throw both.reason;
+        await conn.handshake();
+        return conn;
+      } catch (e) {
+        closeConn();
+        if (signal.aborted) throw signal.reason;
+        const why = timeout.signal.aborted ? `no TLS handshake within ${timeoutMs} ms` : errorMessage(e);
+        throw new DialError(`TLS with ${key} failed: ${why}`);
+      } finally {
+        both.removeEventListener("abort", closeConn);
+      }
     } finally {
       clearTimer(timer);
     }
   }
 
-  /** Checks once that fetch really goes through the hop for the TLS name (see the module documentation). */
-  async #checkHopIsUsed(signal: AbortSignal): Promise<void> {
-    const timeoutMs = this.#opts.headerTimeoutMs ?? 30_000;
-    if (!(await this.#hop.isUsedFor(this.#urlHost, timeoutMs, signal))) throw this.#bypassError();
+  /**
+   * The TCP connection and the TLS client on it. Without a client certificate, `Deno.startTls` on a connection that
+   * `signal` aborts; with one, `Deno.connectTls` (`startTls` takes no certificate), which cannot be aborted: it is
+   * abandoned at the timeout and closed if it completes later.
+   */
+  async #connect(ep: Endpoint, tls: TlsMaterial, signal: AbortSignal): Promise<Deno.TlsConn> {
+    const caCerts = tls.caPem !== undefined ? [tls.caPem] : [];
+    if (tls.certPem === undefined || tls.keyPem === undefined) {
+      const tcp = await connectTcp({ hostname: ep.host, port: ep.port }, signal);
+      try {
+        return await Deno.startTls(tcp, { hostname: this.#serverName, caCerts, alpnProtocols: ["http/1.1"] });
+      } catch (e) {
+        try {
+          tcp.close();
+        } catch { /* consumed */ }
+        throw e;
+      }
+    }
+    signal.throwIfAborted();
+    const options = {
+      hostname: ep.host,
+      port: ep.port,
+      caCerts,
+      cert: tls.certPem,
+      key: tls.keyPem,
+      alpnProtocols: ["http/1.1"],
+      [SERVER_NAME]: this.#serverName,
+    } as Deno.ConnectTlsOptions & Deno.TlsCertifiedKeyPem;
+    const pending = Deno.connectTls(options);
+    const aborted = new Promise<never>((_, reject) => {
+      const onAbort = () => reject(signal.reason);
+      signal.addEventListener("abort", onAbort, { once: true });
+      pending.finally(() => signal.removeEventListener("abort", onAbort)).catch(() => {});
+    });
+    try {
+      return await Promise.race([pending, aborted]);
+    } catch (e) {
+      pending.then((late) => late.close(), () => {});
+      throw e;
+    }
   }
 
-  #bypassError(): HopBypassedError {
-    return this.#bypassed ??= new HopBypassedError(
-      `Cannot verify the API server as '${this.#opts.tlsServerName}' through the in-process hop: fetch bypassed it, ` +
-        `most likely because NO_PROXY or no_proxy matches '${this.#urlHost}' (e.g. NO_PROXY='*'); ` +
-        `remove that entry from the environment of extractedprism`,
-    );
+  /** The request's bytes: head and body. */
+  #requestBytes(req: KubeRequest, creds: Credentials): Uint8Array {
+    const target = `${this.#opts.pathPrefix ?? ""}${req.path}`;
+    if (!/^\/[\x21-\x7e]*$/.test(target)) {
+      throw new Error(
+        `Cannot send a Kubernetes API request: the path '${escapeControls(target)}' is not a valid URL path`,
+      );
+    }
+    const host = bracketHost(this.#serverName);
+    const lines = [
+      `${req.method} ${target} HTTP/1.1`,
+      `Host: ${host}`,
+      `User-Agent: ${this.#opts.userAgent ?? "extractedprism"}`,
+      "Accept: application/json",
+    ];
+    if (creds.token !== undefined) {
+      if (!/^[\x21-\x7e]+$/.test(creds.token)) {
+        throw new Error(
+          `Cannot use the token of ${this.#opts.origin}: it holds characters an HTTP header cannot carry (spaces, ` +
+            `control or non-ASCII characters)`,
+        );
+      }
+      lines.push(`Authorization: Bearer ${creds.token}`);
+    }
+    const body = req.body === undefined ? undefined : new TextEncoder().encode(req.body);
+    if (req.contentType !== undefined) lines.push(`Content-Type: ${req.contentType}`);
+    if (body !== undefined) lines.push(`Content-Length: ${body.length}`);
+    const head = new TextEncoder().encode(`${lines.join("\r\n")}\r\n\r\n`);
+    if (body === undefined) return head;
+    const bytes = new Uint8Array(head.length + body.length);
+    bytes.set(head);
+    bytes.set(body, head.length);
+    return bytes;
   }
 
   #candidates(): Endpoint[] {
@@ -254,55 +358,55 @@ export class HttpKubeTransport implements KubeTransport, AsyncDisposable {
       list.push(ep);
     }
     const keys = new Set(list.map(endpointKey));
-    for (const key of [...this.#clients.keys()]) if (!keys.has(key)) this.#drop(key);
+    for (const key of [...this.#idle.keys()]) if (!keys.has(key)) this.#dropIdle(key);
     const i = list.findIndex((ep) => endpointKey(ep) === this.#preferred);
     return i > 0 ? [...list.slice(i), ...list.slice(0, i)] : list;
   }
 
-  #client(key: string, ep: Endpoint, tls: TlsMaterial): Client {
-    const existing = this.#clients.get(key);
-    if (existing !== undefined && existing.tlsVersion === tls.version) return existing;
-    if (existing !== undefined) this.#drop(key);
-    const route = this.#hop.addRoute(ep);
-    // HTTP/1.1: Deno's socket to the hop has Nagle on, and HTTP/2's small frames then wait ~40 ms for a delayed ACK.
-    const options: Deno.CreateHttpClientOptions & Partial<Deno.TlsCertifiedKeyPem> = {
-      proxy: route.proxy,
-      http2: false,
+  /** A kept-alive connection to `key` made with the current TLS material, if one waits. */
+  #takeIdle(key: string, tlsVersion: number): Http1Conn | undefined {
+    const list = this.#idle.get(key);
+    while (list !== undefined && list.length > 0) {
+      const idle = list.pop()!;
+      clearTimer(idle.timer);
+      if (idle.tlsVersion === tlsVersion && !idle.http.closed) return idle.http;
+      idle.http.close();
+    }
+    return undefined;
+  }
+
+  #putIdle(key: string, http: Http1Conn, tlsVersion: number): void {
+    if (this.#closed) {
+      http.close();
+      return;
+    }
+    const list = this.#idle.get(key) ?? [];
+    this.#idle.set(key, list);
+    const idle: Idle = {
+      http,
+      tlsVersion,
+      timer: setTimer(IDLE_MS, () => {
+        const at = list.indexOf(idle);
+        if (at >= 0) list.splice(at, 1);
+        http.close();
+      }),
     };
-    if (tls.caPem !== undefined) options.caCerts = [tls.caPem];
-    if (tls.certPem !== undefined && tls.keyPem !== undefined) {
-      options.cert = tls.certPem;
-      options.key = tls.keyPem;
+    list.push(idle);
+    while (list.length > MAX_IDLE) {
+      const oldest = list.shift()!;
+      clearTimer(oldest.timer);
+      oldest.http.close();
     }
-    let http: Deno.HttpClient;
-    try {
-      http = Deno.createHttpClient(options as Deno.CreateHttpClientOptions);
-    } catch (e) {
-      this.#hop.removeRoute(route);
-      // A certificate and a key rotated as two files may have been read between the two writes: read both again.
-      this.#opts.credentials.invalidate();
-      throw new Error(`Cannot use the TLS credentials of ${this.#opts.origin}: ${describeFetchError(e)}`);
-    }
-    const client = { http, route, tlsVersion: tls.version };
-    this.#clients.set(key, client);
-    return client;
   }
 
-  /** Forgets a client: new requests get a new one; its in-flight responses go on until they end. */
-  #drop(key: string): void {
-    const c = this.#clients.get(key);
-    if (c === undefined) return;
-    this.#clients.delete(key);
-    this.#hop.removeRoute(c.route);
-    c.http.close();
+  /** Closes the idle connections to `key`; its in-flight responses go on until they end. */
+  #dropIdle(key: string): void {
+    const list = this.#idle.get(key);
+    if (list === undefined) return;
+    this.#idle.delete(key);
+    for (const idle of list) {
+      clearTimer(idle.timer);
+      idle.http.close();
+    }
   }
-}
-
-/** The useful part of a fetch error: `invalid peer certificate: ...` rather than `fetch failed`. */
-function describeFetchError(e: unknown): string {
-  const cause = e instanceof Error && e.cause instanceof Error ? e.cause : e;
-  const text = errorMessage(cause);
-  return (text.split("\n")[0] ?? "")
-    .replace(/^error sending request .*?\): /, "")
-    .replace(/^client error \((\w+)\): /, "");
 }

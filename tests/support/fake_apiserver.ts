@@ -49,7 +49,7 @@
  * `close()` / `[Symbol.asyncDispose]` (ends every stream, closes every connection).
  *
  * ## Faults (what only a fake can do on demand; the parity probes do not cover them)
- * `sendGoneEvent(reason?)` (a 410 ERROR event on every open watch), `dropStreams()`, `dropMidEvent()`,
+ * `sendGoneEvent(reason?)` (a 410 ERROR event on every open watch), `dropStreams()`, `dropConnections()`, `dropMidEvent()`,
  * `sendGarbage(text?)`, `silence(on)`, `failNext(n, status, { match }?)` (a bare Status for any code, with
  * `Retry-After` for 429/503), the option `faultExpiredWatchAsHttp410`, and the timing knob `bookmarkIntervalMs`
  * (real servers on etcd 3.4 sent no bookmark at all on a quiet watch).
@@ -146,6 +146,8 @@ export interface RequestRecord {
   readonly status: number;
   /** The client's IP address. */
   readonly remoteAddress: string;
+  /** The client's port: requests with the same one came on the same kept-alive connection. */
+  readonly remotePort: number;
   /** Whether the request opened a watch stream. */
   readonly watch: boolean;
   /** Index in {@linkcode FakeApiServer.requests}. */
@@ -296,6 +298,12 @@ export class FakeApiServer implements AsyncDisposable {
     for (const w of [...this.#watches]) w.destroy();
   }
 
+  /** Closes every client connection, kept-alive idle ones too (as a server's idle timeout does); keeps listening. */
+  dropConnections(): void {
+    for (const w of [...this.#watches]) w.destroy();
+    for (const s of this.#sockets) s.destroy();
+  }
+
   /** Writes half an event line on every open watch, then cuts its connection. */
   dropMidEvent(): void {
     for (const w of [...this.#watches]) w.dropMidEvent();
@@ -398,6 +406,7 @@ export class FakeApiServer implements AsyncDisposable {
       user: identity?.user,
       status,
       remoteAddress: req.socket.remoteAddress ?? "",
+      remotePort: req.socket.remotePort ?? 0,
       watch,
       index: this.requests.length,
     });

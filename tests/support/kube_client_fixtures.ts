@@ -23,6 +23,59 @@ export class SilentListener extends EchoServer {
   }
 }
 
+/**
+ * A TLS server that completes the handshake with the given certificate, then reads requests and never answers: an
+ * API server that hangs after TLS.
+ */
+export class MuteTlsListener implements AsyncDisposable {
+  readonly #listener: Deno.TlsListener;
+  readonly #conns = new Set<Deno.TlsConn>();
+  readonly #done: Promise<void>;
+  /** Connections accepted (TLS completed). */
+  handshakes = 0;
+
+  constructor(pair: { readonly cert: string; readonly key: string }) {
+    this.#listener = Deno.listenTls({ hostname: "127.0.0.1", port: 0, cert: pair.cert, key: pair.key });
+    this.#done = this.#serve();
+  }
+
+  get port(): number {
+    return this.#listener.addr.port;
+  }
+
+  async #serve(): Promise<void> {
+    const tasks: Promise<void>[] = [];
+    for (;;) {
+      let c: Deno.TlsConn;
+      try {
+        c = await this.#listener.accept();
+      } catch {
+        break;
+      }
+      this.#conns.add(c);
+      tasks.push((async () => {
+        try {
+          await c.handshake();
+          this.handshakes++;
+          const buf = new Uint8Array(4096);
+          while (await c.read(buf) !== null) { /* swallow */ }
+        } catch { /* closed */ }
+      })());
+    }
+    await Promise.allSettled(tasks);
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    this.#listener.close();
+    for (const c of this.#conns) {
+      try {
+        c.close();
+      } catch { /* closed */ }
+    }
+    await this.#done;
+  }
+}
+
 /** Whether this machine lets an unprivileged user create network and mount namespaces (`unshare -rnm`). */
 export async function canUnshare(): Promise<boolean> {
   try {
@@ -36,8 +89,8 @@ export async function canUnshare(): Promise<boolean> {
 /**
  * Runs `body` in a new Deno process inside network and mount namespaces of its own: only loopback is up, `setup`
  * shell commands run first, and `/etc/resolv.conf` is `resolvConf` (by default a resolver on 127.0.0.1 where none
- * listens, so lookups fail at once and nothing leaves the machine). `fetch` looks up the DNS name of a URL even
- * through a proxy, so tests that use DNS names as TLS names run here. `body` may use `HttpKubeTransport`,
+ * listens, so lookups fail at once and nothing leaves the machine). Tests that set environment variables, give DNS
+ * names as TLS names or blackhole addresses run here, where nothing can leave the machine. `body` may use `HttpKubeTransport`,
  * `createCredentialSource`, `connectKubernetes`, `createTestPki` and `startFakeApiServer`. Returns its stdout lines.
  */
 export async function runInOwnNetns(
