@@ -93,7 +93,7 @@ current-context: x
       );
       return ["--enable-discovery=true", `--kubeconfig=${path}`];
     }
-    case "node:tls (client cert)":
+    case "deno-tls (client cert)":
       return [
         `--health-ca-file=${pki.ca.certPath}`,
         `--health-client-cert=${pki.client.certPath}`,

@@ -28,7 +28,7 @@ const ALLOWED: Readonly<Record<string, readonly string[]>> = {
 
 /**
  * Packages and Node modules, and the rooms that may load them: YAML for kubeconfigs; `node:tls` for a readyz probe
- * that has no CA or needs a client certificate (loaded on use only: the program otherwise stays off Node's layer; the
+ * that has no CA (loaded on use only: the program otherwise stays off Node's layer; the
  * last tests below hold it to that).
  */
 const PACKAGES: Readonly<Record<string, readonly string[]>> = { "js-yaml": ["kubernetes"], "node:tls": ["upstream"] };
@@ -81,10 +81,10 @@ Deno.test("node:tls is loaded on use only: lib/ names it in type imports and dyn
   assert.deepEqual(wrong, []);
 });
 
-Deno.test("a readyz probe with a CA (the flag's or the kubeconfig's) never loads node:tls", async () => {
+Deno.test("a readyz probe with a CA (the flag's or the kubeconfig's, with a client certificate or not) never loads node:tls", async () => {
   await using pki = await createTestPki();
   await using server = await startReadyzServer(pki);
-  for (const path of ["deno-tls (CA)", "deno-tls (kubeconfig CA)"] as const) {
+  for (const path of ["deno-tls (CA)", "deno-tls (kubeconfig CA)", "deno-tls (client cert)"] as const) {
     const s = await sampleInChild(path, server.port, pki);
     assert.deepEqual({ ok: s.ok, nodeTlsLoaded: s.nodeTlsLoaded }, { ok: true, nodeTlsLoaded: false }, path);
   }

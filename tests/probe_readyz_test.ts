@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { ReadyzProbe } from "../lib/upstream/probe_readyz.ts";
-import { createTestPki, type TestPki } from "./support/test_pki.ts";
+import { createTestPki, TEST_NODE_USER, type TestPki } from "./support/test_pki.ts";
+import { startFakeApiServer } from "./support/fake_apiserver.ts";
 import { withDeadline } from "./support/deadline.ts";
 
 type Mode = { status: number; body?: string; hang?: boolean; close?: boolean };
@@ -191,4 +192,23 @@ Deno.test("a readyz probe whose token source hangs still ends at its timeout", a
   const probe = new ReadyzProbe({ token: () => new Promise(() => {}) });
   const r = await probe.check({ host: "127.0.0.1", port: 1 }, AbortSignal.timeout(100));
   assert.deepEqual(r, { ok: false, reason: "timeout" });
+});
+
+Deno.test("a client certificate is presented over Deno's TLS, verified as the server name at an IP", async () => {
+  await using pki = await createTestPki();
+  // The fake API server asks for a client certificate and names the user it identifies; /readyz needs credentials.
+  await using api = await startFakeApiServer({ pki, serverCert: "dns", anonymousHealth: false });
+  const endpoint = { host: "127.0.0.1", port: api.port };
+  const withCert = new ReadyzProbe({ ca: pki.ca.cert, cert: pki.client.cert, key: pki.client.key });
+  const without = new ReadyzProbe({ ca: pki.ca.cert });
+  try {
+    const ok = await withDeadline(withCert.check(endpoint, AbortSignal.timeout(5000)), "the probe");
+    assert.ok(ok.ok && ok.detail === undefined, `200, not a tolerated 401: ${JSON.stringify(ok)}`);
+    assert.deepEqual(api.requests.map((r) => [r.path, r.user, r.status]), [["/readyz", TEST_NODE_USER, 200]]);
+    const anonymous = await withDeadline(without.check(endpoint, AbortSignal.timeout(5000)), "the probe");
+    assert.ok(anonymous.ok && anonymous.detail === "HTTP 401", "the same server refuses the probe without it");
+  } finally {
+    withCert.release(endpoint);
+    without.release(endpoint);
+  }
 });

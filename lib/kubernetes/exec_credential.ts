@@ -7,6 +7,7 @@
  *
  * @module
  */
+import { abortable } from "../abortable.ts";
 import { errorMessage } from "../errors.ts";
 import { clearTimer, setTimer } from "../clock.ts";
 import type { ExecApiVersion, ExecConfig } from "./connection.ts";
@@ -257,14 +258,4 @@ async function readTail(stream: ReadableStream<Uint8Array>, max: number): Promis
     at += c.length;
   }
   return new TextDecoder().decode(bytes.subarray(Math.max(0, length - max)));
-}
-
-/** Resolves like `p`, or rejects with the signal's reason as soon as it aborts (`p` keeps running). */
-export function abortable<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) return Promise.reject(signal.reason);
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(signal.reason);
-    signal.addEventListener("abort", onAbort, { once: true });
-    p.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
-  });
 }

@@ -17,7 +17,7 @@ import { clearTimer, setTimer, type TimerId } from "../clock.ts";
 import { getLogger } from "../log.ts";
 import { bracketHost, dedupeEndpoints, type Endpoint, endpointKey } from "../endpoint.ts";
 import { type AddressPattern, matchesAddress } from "./_addresses.ts";
-import { connectTcp } from "../net/connect_tcp.ts";
+import { connectTls, type TlsClientOptions, TlsHandshakeError } from "../net/connect_tls.ts";
 import { Http1Conn, StaleConnectionError } from "./_http1_client.ts";
 import type { Credentials, CredentialSource, TlsMaterial } from "./credentials.ts";
 import type { KubeRequest, KubeTransport } from "./transport.ts";
@@ -28,8 +28,6 @@ const log = getLogger(["extractedprism", "kubernetes"]);
 const IDLE_MS = 30_000;
 /** Idle connections kept per endpoint. */
 const MAX_IDLE = 4;
-/** The option of `Deno.connectTls` that sets the name to verify apart from the address dialled (as `node:tls` uses). */
-const SERVER_NAME = Symbol.for("unstableServerName");
 
 /** Options of {@linkcode HttpKubeTransport}. */
 export interface HttpTransportOptions {
@@ -228,80 +226,21 @@ export class HttpKubeTransport implements KubeTransport, AsyncDisposable {
     const timeoutMs = this.#opts.connectTimeoutMs ?? 5000;
     const timeout = new AbortController();
     const timer = setTimer(timeoutMs, () => timeout.abort(new Error(`no answer within ${timeoutMs} ms`)));
-    const both = AbortSignal.any([signal, timeout.signal]);
-    const key = endpointKey(ep);
-    let conn: Deno.TlsConn | undefined;
-    const closeConn = () => {
-      try {
-        conn?.close();
-      } catch { /* closed */ }
+    const options: TlsClientOptions = {
+      serverName: this.#serverName,
+      caCerts: tls.caPem !== undefined ? [tls.caPem] : [],
+      ...(tls.certPem !== undefined && tls.keyPem !== undefined ? { cert: tls.certPem, key: tls.keyPem } : {}),
     };
+    const key = endpointKey(ep);
     try {
-      try {
-        conn = await this.#connect(ep, tls, both);
-      } catch (e) {
-        if (signal.aborted) throw signal.reason;
-        const why = timeout.signal.aborted ? errorMessage(timeout.signal.reason) : errorMessage(e);
-        throw new DialError(`cannot connect to ${key}: ${why}`);
-      }
-      // The handshake is bounded by the same timeout: a server that accepts TCP but never answers TLS is a dead one.
-      both.addEventListener("abort", closeConn, { once: true });
-      try {
-        if (both.aborted) throw both.reason;
-        await conn.handshake();
-        return conn;
-      } catch (e) {
-        closeConn();
-        if (signal.aborted) throw signal.reason;
-        const why = timeout.signal.aborted ? `no TLS handshake within ${timeoutMs} ms` : errorMessage(e);
-        throw new DialError(`TLS with ${key} failed: ${why}`);
-      } finally {
-        both.removeEventListener("abort", closeConn);
-      }
+      return await connectTls({ hostname: ep.host, port: ep.port }, options, AbortSignal.any([signal, timeout.signal]));
+    } catch (e) {
+      if (signal.aborted) throw signal.reason;
+      if (e instanceof TlsHandshakeError) throw new DialError(`TLS with ${key} failed: ${e.message}`);
+      // The timeout covers the TCP connect and the TLS handshake: a server that accepts but never answers TLS is dead.
+      throw new DialError(`cannot connect to ${key}: ${errorMessage(e)}`);
     } finally {
       clearTimer(timer);
-    }
-  }
-
-  /**
-   * The TCP connection and the TLS client on it. Without a client certificate, `Deno.startTls` on a connection that
-   * `signal` aborts; with one, `Deno.connectTls` (`startTls` takes no certificate), which cannot be aborted: it is
-   * abandoned at the timeout and closed if it completes later.
-   */
-  async #connect(ep: Endpoint, tls: TlsMaterial, signal: AbortSignal): Promise<Deno.TlsConn> {
-    const caCerts = tls.caPem !== undefined ? [tls.caPem] : [];
-    if (tls.certPem === undefined || tls.keyPem === undefined) {
-      const tcp = await connectTcp({ hostname: ep.host, port: ep.port }, signal);
-      try {
-        return await Deno.startTls(tcp, { hostname: this.#serverName, caCerts, alpnProtocols: ["http/1.1"] });
-      } catch (e) {
-        try {
-          tcp.close();
-        } catch { /* consumed */ }
-        throw e;
-      }
-    }
-    signal.throwIfAborted();
-    const options = {
-      hostname: ep.host,
-      port: ep.port,
-      caCerts,
-      cert: tls.certPem,
-      key: tls.keyPem,
-      alpnProtocols: ["http/1.1"],
-      [SERVER_NAME]: this.#serverName,
-    } as Deno.ConnectTlsOptions & Deno.TlsCertifiedKeyPem;
-    const pending = Deno.connectTls(options);
-    const aborted = new Promise<never>((_, reject) => {
-      const onAbort = () => reject(signal.reason);
-      signal.addEventListener("abort", onAbort, { once: true });
-      pending.finally(() => signal.removeEventListener("abort", onAbort)).catch(() => {});
-    });
-    try {
-      return await Promise.race([pending, aborted]);
-    } catch (e) {
-      pending.then((late) => late.close(), () => {});
-      throw e;
     }
   }
 

@@ -1,12 +1,12 @@
 /**
  * The readyz probe's connections: one kept-alive HTTPS connection per upstream, over Deno's own TLS (this file) or
- * Node's (`_probe_conn_node.ts`, loaded only when the probe needs it).
+ * Node's (`_probe_conn_node.ts`, loaded only without a CA: Deno's TLS always verifies).
  *
  * @module
  */
 import type { Endpoint } from "../endpoint.ts";
 import { type Http1Response, parseResponse } from "./_http1.ts";
-import { connectTcp } from "../net/connect_tcp.ts";
+import { connectTls, type TlsClientOptions } from "../net/connect_tls.ts";
 
 /** One kept-alive HTTPS connection that carries probe requests. */
 export interface ProbeConn {
@@ -16,9 +16,9 @@ export interface ProbeConn {
 }
 
 /**
- * Deno's own TLS, used when a CA is given and no client certificate: `Deno.startTls` on a TCP connection to the IP,
- * with the certificate verified against the server name. It avoids loading Node's TLS module (about 3 MiB of the
- * program's idle RSS, and some 80 ms of CPU on the event loop's thread at the first probe: `bench/probe_tls.ts`).
+ * Deno's own TLS, used whenever a CA is given (`lib/net/connect_tls.ts`), a client certificate or not. It avoids
+ * loading Node's TLS module (about 3 MiB of the program's idle RSS, and some 80 ms of CPU on the event loop's thread
+ * at the first probe: `bench/probe_tls.ts`).
  */
 export class DenoProbeConn implements ProbeConn {
   readonly #conn: Deno.TlsConn;
@@ -30,29 +30,8 @@ export class DenoProbeConn implements ProbeConn {
     this.#conn = conn;
   }
 
-  static async open(endpoint: Endpoint, ca: string, serverName: string, signal: AbortSignal): Promise<DenoProbeConn> {
-    const tcp = await connectTcp({ hostname: endpoint.host, port: endpoint.port }, signal);
-    // `startTls` consumes the TCP connection: from then on only closing the TLS connection cancels a pending
-    // handshake (a frozen server completes TCP handshakes from its backlog but never answers TLS).
-    let tls: Deno.TlsConn | undefined;
-    const close = () => {
-      try {
-        (tls ?? tcp).close();
-      } catch { /* consumed or closed */ }
-    };
-    signal.addEventListener("abort", close, { once: true });
-    try {
-      if (signal.aborted) throw signal.reason;
-      tls = await Deno.startTls(tcp, { hostname: serverName, caCerts: [ca], alpnProtocols: ["http/1.1"] });
-      if (signal.aborted) throw signal.reason;
-      await tls.handshake();
-      return new DenoProbeConn(tls);
-    } catch (e) {
-      close();
-      throw signal.aborted ? signal.reason : e;
-    } finally {
-      signal.removeEventListener("abort", close);
-    }
+  static async open(endpoint: Endpoint, tls: TlsClientOptions, signal: AbortSignal): Promise<DenoProbeConn> {
+    return new DenoProbeConn(await connectTls({ hostname: endpoint.host, port: endpoint.port }, tls, signal));
   }
 
   get usable(): boolean {

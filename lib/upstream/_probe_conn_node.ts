@@ -1,6 +1,6 @@
 /**
- * The readyz probe's connection over Node's TLS, for what Deno's `startTls` cannot do: skip verification (no CA) or
- * present a client certificate. This file, and `node:tls` with it, are loaded on first use only.
+ * The readyz probe's connection over Node's TLS, for what Deno's TLS cannot do: skip verification (no CA). This file,
+ * and `node:tls` with it, are loaded on first use only.
  *
  * @module
  */
@@ -9,7 +9,7 @@ import type { Endpoint } from "../endpoint.ts";
 import { type Http1Response, parseResponse } from "./_http1.ts";
 import type { ProbeConn } from "./_probe_conn.ts";
 
-/** Node's TLS: needed to skip verification (no CA) or to present a client certificate. */
+/** Node's TLS: needed to skip verification (no CA). */
 export class NodeProbeConn implements ProbeConn {
   readonly #socket: tls.TLSSocket;
   #data = "";

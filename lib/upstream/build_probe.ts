@@ -10,7 +10,8 @@ import { getLogger } from "../log.ts";
 import { WatchedFile } from "../watched_file.ts";
 import { sleep } from "../clock.ts";
 import type { Endpoint } from "../endpoint.ts";
-import { abortable, type Probe, type ProbeResult } from "./probe.ts";
+import { abortable } from "../abortable.ts";
+import type { Probe, ProbeResult } from "./probe.ts";
 import { ReadyzProbe, type ReadyzProbeOptions } from "./probe_readyz.ts";
 import { TcpProbe } from "./probe_tcp.ts";
 
@@ -104,8 +105,8 @@ export interface CaSources {
  * Builds the health probe from the configuration, reading its files now so that a wrong path fails at start.
  *
  * The readyz probe's CA: `--health-ca-file`; else the cluster CA of the kubeconfig (when `sources.kubeconfigCa` is
- * given); else the service-account CA; else none, and the probe does not verify (one warning). With a CA and no client
- * certificate the probe uses Deno's TLS; `node:tls` is loaded only without a CA or for a client certificate.
+ * given); else the service-account CA; else none, and the probe does not verify (one warning). With a CA the probe
+ * uses Deno's TLS (a client certificate too); `node:tls` is loaded only without a CA.
  *
  * @throws {ConfigError} When a file cannot be read, or the CA file holds no certificate.
  * @example

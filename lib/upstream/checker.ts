@@ -8,7 +8,8 @@
  */
 import { describeError } from "../errors.ts";
 import { type Clock, jitter, type Random } from "../clock.ts";
-import { abortable, type Probe, type ProbeResult } from "./probe.ts";
+import { abortable } from "../abortable.ts";
+import type { Probe, ProbeResult } from "./probe.ts";
 import type { StateChange, Upstream } from "./upstream.ts";
 
 /** How long past `timeoutMs` the loop waits for a probe that ignores its signal before it counts it as timed out. */

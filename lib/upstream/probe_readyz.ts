@@ -4,9 +4,9 @@
  * which a TCP probe never sees.
  *
  * The certificate is verified against a CA and a chosen name (`kubernetes.default.svc`, since API server certificates
- * seldom list every IP). With a CA and no client certificate that is Deno's own TLS; without a CA (verification
- * skipped) or with a client certificate, which Deno's `startTls` cannot do, it is `node:tls`, loaded on first use. The
- * probe only decides routing; clients verify their own TLS end to end.
+ * seldom list every IP). With a CA that is Deno's own TLS, with a client certificate or not; without a CA (verification
+ * skipped, which Deno's TLS cannot do) it is `node:tls`, loaded on first use. The probe only decides routing; clients
+ * verify their own TLS end to end.
  *
  * @module
  */
@@ -15,9 +15,10 @@ import { describeError } from "../errors.ts";
 import { getLogger } from "../log.ts";
 import { type Endpoint, endpointKey } from "../endpoint.ts";
 import type { Http1Response } from "./_http1.ts";
-import { abortable, type Probe, type ProbeResult } from "./probe.ts";
+import { abortable } from "../abortable.ts";
+import type { Probe, ProbeResult } from "./probe.ts";
 import { DenoProbeConn, type ProbeConn } from "./_probe_conn.ts";
-import { warmTls } from "./_tls_warmup.ts";
+import { type TlsClientOptions, warmTls } from "../net/connect_tls.ts";
 
 const log = getLogger(["extractedprism", "probe"]);
 
@@ -54,8 +55,8 @@ export class ReadyzProbe implements Probe {
   readonly name = "readyz";
   readonly #tls: tls.ConnectionOptions;
   readonly #serverName: string;
-  /** Set when Deno's TLS can do the job (a CA, no client certificate). */
-  readonly #denoCa: string | undefined;
+  /** Set when Deno's TLS can do the job: a CA is given. */
+  readonly #denoTls: TlsClientOptions | undefined;
   readonly #token: (() => Promise<string | undefined>) | undefined;
   readonly #conns = new Map<string, ProbeConn>();
   readonly #warned = new Set<string>();
@@ -63,7 +64,11 @@ export class ReadyzProbe implements Probe {
   constructor(opts: ReadyzProbeOptions = {}) {
     this.#serverName = opts.serverName ?? "kubernetes.default.svc";
     this.#token = opts.token;
-    this.#denoCa = opts.ca !== undefined && opts.cert === undefined ? opts.ca : undefined;
+    this.#denoTls = opts.ca === undefined ? undefined : {
+      serverName: this.#serverName,
+      caCerts: [opts.ca],
+      ...(opts.cert !== undefined && opts.key !== undefined ? { cert: opts.cert, key: opts.key } : {}),
+    };
     this.#tls = {
       servername: this.#serverName,
       rejectUnauthorized: opts.ca !== undefined,
@@ -125,7 +130,7 @@ export class ReadyzProbe implements Probe {
     }
   }
 
-  /** Initialises TLS off the event loop (see `_tls_warmup.ts`); the check loops await it before the first probe. */
+  /** Initialises TLS off the event loop (see `lib/net/connect_tls.ts`); the check loops await it before the first probe. */
   prepare(): Promise<void> {
     return warmTls();
   }
@@ -133,8 +138,8 @@ export class ReadyzProbe implements Probe {
   async #open(endpoint: Endpoint, signal: AbortSignal): Promise<ProbeConn> {
     // Already done when the check loop awaited prepare(); a caller that did not waits here, within its timeout.
     await abortable(warmTls(), signal);
-    return this.#denoCa !== undefined
-      ? DenoProbeConn.open(endpoint, this.#denoCa, this.#serverName, signal)
+    return this.#denoTls !== undefined
+      ? DenoProbeConn.open(endpoint, this.#denoTls, signal)
       : (await import("./_probe_conn_node.ts")).NodeProbeConn.open(endpoint, this.#tls, signal);
   }
 

@@ -5,7 +5,8 @@
  */
 import { describeError } from "../errors.ts";
 import type { Endpoint } from "../endpoint.ts";
-import { abortable, type Probe, type ProbeResult } from "./probe.ts";
+import { abortable } from "../abortable.ts";
+import type { Probe, ProbeResult } from "./probe.ts";
 import { connectTcp } from "../net/connect_tcp.ts";
 
 /** How the probe opens a connection; tests inject failures here. */

@@ -20,7 +20,7 @@ export const PROBE_PATHS = [
   "deno-tls (CA)",
   "deno-tls (kubeconfig CA)",
   "node:tls (no CA)",
-  "node:tls (client cert)",
+  "deno-tls (client cert)",
 ] as const;
 /** One of {@linkcode PROBE_PATHS}. */
 export type ProbePath = typeof PROBE_PATHS[number];
@@ -135,8 +135,8 @@ export async function sampleFirstProbe(path: ProbePath, port: number, pkiDir: st
   const probe = buildProbe(
     testConfig([], {
       healthCheck: "readyz",
-      ...(path === "deno-tls (CA)" || path === "node:tls (client cert)" ? { healthCaFile: `${pkiDir}/ca.crt` } : {}),
-      ...(path === "node:tls (client cert)"
+      ...(path === "deno-tls (CA)" || path === "deno-tls (client cert)" ? { healthCaFile: `${pkiDir}/ca.crt` } : {}),
+      ...(path === "deno-tls (client cert)"
         ? { healthClientCert: `${pkiDir}/client.crt`, healthClientKey: `${pkiDir}/client.key` }
         : {}),
     }),
