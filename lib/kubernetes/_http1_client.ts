@@ -388,7 +388,8 @@ export class Http1Conn {
         this.#buf = this.#buf.subarray(end + 4);
         return parseHead(text);
       }
-      if (this.#buf.length > MAX_HEAD_BYTES) return `response head larger than ${MAX_HEAD_BYTES} bytes`;
+      // A head of MAX_HEAD_BYTES may still be followed by the 3 first bytes of its blank line.
+      if (this.#buf.length > MAX_HEAD_BYTES + 3) return `response head larger than ${MAX_HEAD_BYTES} bytes`;
       scanned = Math.max(0, this.#buf.length - 3);
       const before = this.#buf.length;
       let more: boolean;
