@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import type { KubeRequest, KubeTransport } from "../lib/kubernetes/transport.ts";
+import type { KubeRequest, KubeResponse, KubeTransport } from "../lib/kubernetes/transport.ts";
 import { LeaderElector } from "../lib/copier/leader_election.ts";
 import { microTime } from "../lib/copier/lease.ts";
 import { endpointSlice, type KubeObject } from "./support/fake_apiserver.ts";
@@ -18,7 +18,7 @@ function specOf(lease: KubeObject | undefined): Record<string, unknown> {
 class CuttableTransport implements KubeTransport {
   cut = false;
   constructor(readonly inner: KubeTransport) {}
-  request(req: KubeRequest): Promise<Response> {
+  request(req: KubeRequest): Promise<KubeResponse> {
     if (this.cut) return Promise.reject(new TypeError("error sending request: connection refused"));
     return this.inner.request(req);
   }

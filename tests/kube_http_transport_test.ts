@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import type { Endpoint } from "../lib/endpoint.ts";
 import { createCredentialSource, type CredentialSource } from "../lib/kubernetes/credentials.ts";
 import { HttpKubeTransport, type HttpTransportOptions } from "../lib/kubernetes/http_transport.ts";
+import type { KubeResponse } from "../lib/kubernetes/transport.ts";
 import { DEFAULT_TOKEN_USER, type FakeApiServer, startFakeApiServer } from "./support/fake_apiserver.ts";
 import { canUnshare, MuteTlsListener, runInOwnNetns, SilentListener, tempDir } from "./support/kube_client_fixtures.ts";
 import { LogCapture } from "./support/log_capture.ts";
@@ -36,9 +37,12 @@ function tokenAuth(pki: TestPki, token: string): CredentialSource {
   return createCredentialSource({ origin: "test", ca: { data: pki.ca.cert }, auth: { token } });
 }
 
-async function list(t: HttpKubeTransport, signal = AbortSignal.timeout(10_000)): Promise<Response> {
+async function list(t: HttpKubeTransport, signal = AbortSignal.timeout(10_000)): Promise<KubeResponse> {
   return await t.request({ method: "GET", path: SLICES, signal });
 }
+
+/** The whole body of a response, parsed as JSON. */
+const json = (res: KubeResponse) => new Response(res.body).json();
 
 /** The status of a LIST, its body discarded. */
 async function listStatus(t: HttpKubeTransport): Promise<number> {
@@ -58,7 +62,7 @@ Deno.test("an endpoint is dialled at its address and its certificate verified as
   await using kube = transport([at(api.port)], tokenAuth(pki, "t"));
   const res = await list(kube);
   assert.equal(res.status, 200);
-  const body = await res.json();
+  const body = await json(res);
   assert.equal(body.kind, "EndpointSliceList");
   assert.equal(api.requests[0]?.user, DEFAULT_TOKEN_USER);
   assert.equal(api.requests[0]?.path, SLICES);
@@ -136,7 +140,7 @@ Deno.test("requests share a kept-alive connection; one the server closed is repl
   await using pki = await createTestPki();
   await using api = await startFakeApiServer({ pki, serverCert: "ip", tokens: ["t"] });
   await using kube = transport([at(api.port)], tokenAuth(pki, "t"));
-  const readList = async () => (await (await list(kube)).json()).kind;
+  const readList = async () => (await json(await list(kube))).kind;
   for (let i = 0; i < 3; i++) assert.equal(await readList(), "EndpointSliceList");
   const ports = () => new Set(api.requests.map((r) => r.remotePort));
   assert.equal(ports().size, 1, "three requests, one connection");
@@ -271,7 +275,7 @@ Deno.test("a 401 re-reads the rotated token file and retries once", opts, async 
     api.tokens.clear();
     const res = await list(kube);
     assert.equal(res.status, 401);
-    assert.equal((await res.json()).reason, "Unauthorized");
+    assert.equal((await json(res)).reason, "Unauthorized");
     assert.deepEqual(statuses(api), [200, 401, 200, 401]);
   });
 });

@@ -7,7 +7,7 @@
  */
 import { type Clock, systemClock } from "../clock.ts";
 import { MAX_ERROR_BODY_BYTES, MAX_OBJECT_BODY_BYTES, readBodyLimited } from "./read_body.ts";
-import type { KubeRequest, KubeTransport } from "./transport.ts";
+import type { KubeRequest, KubeResponse, KubeTransport } from "./transport.ts";
 import { isRecord } from "./types.ts";
 
 /** A non-2xx answer of the API server. */
@@ -51,7 +51,7 @@ export class KubeApiError extends Error {
  * assert(e.message === "Cannot read it: expected 200, found 404: gone" && e.reason === "NotFound");
  * ```
  */
-export async function responseError(res: Response, what: string): Promise<KubeApiError> {
+export async function responseError(res: KubeResponse, what: string): Promise<KubeApiError> {
   let body: unknown = undefined;
   try {
     // A body past the bound (or one that never ends) leaves the status line alone.

@@ -20,7 +20,7 @@ import { type AddressPattern, matchesAddress } from "./_addresses.ts";
 import { connectTls, type TlsClientOptions, TlsHandshakeError } from "../net/connect_tls.ts";
 import { Http1Conn, StaleConnectionError } from "./_http1_client.ts";
 import type { Credentials, CredentialSource, TlsMaterial } from "./credentials.ts";
-import type { KubeRequest, KubeTransport } from "./transport.ts";
+import type { KubeRequest, KubeResponse, KubeTransport } from "./transport.ts";
 
 const log = getLogger(["extractedprism", "kubernetes"]);
 
@@ -108,7 +108,7 @@ export class HttpKubeTransport implements KubeTransport, AsyncDisposable {
   }
 
   /** Sends one request; see {@linkcode KubeTransport.request}. */
-  async request(req: KubeRequest): Promise<Response> {
+  async request(req: KubeRequest): Promise<KubeResponse> {
     if (this.#closed) throw new Error("Cannot send a Kubernetes API request: the transport is closed");
     const creds = await this.#opts.credentials.current(req.signal);
     const res = await this.#send(req, creds);
@@ -139,7 +139,7 @@ export class HttpKubeTransport implements KubeTransport, AsyncDisposable {
     while (this.#settling.size > 0) await Promise.allSettled([...this.#settling]);
   }
 
-  async #send(req: KubeRequest, creds: Credentials): Promise<Response> {
+  async #send(req: KubeRequest, creds: Credentials): Promise<KubeResponse> {
     const list = this.#candidates();
     if (list.length === 0) {
       throw new Error(
@@ -188,7 +188,7 @@ export class HttpKubeTransport implements KubeTransport, AsyncDisposable {
     req: KubeRequest,
     bytes: Uint8Array,
     tls: TlsMaterial,
-  ): Promise<Response> {
+  ): Promise<KubeResponse> {
     const headTimeoutMs = this.#opts.headerTimeoutMs ?? 30_000;
     let http = this.#takeIdle(key, tls.version);
     for (;;) {

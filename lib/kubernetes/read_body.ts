@@ -6,6 +6,8 @@
  * @module
  */
 
+import type { KubeResponse } from "./transport.ts";
+
 /** A LIST page (`limit=500`) of EndpointSlices or Services. */
 export const MAX_LIST_BODY_BYTES = 32 << 20;
 /** A single object (an EndpointSlice, a Lease, an Event) in a response; etcd stores at most 1.5 MiB per object. */
@@ -88,7 +90,7 @@ async function readUpTo(stream: ReadableStream<Uint8Array>, max: number): Promis
  * assert(failed.message === "Cannot read an object: expected a response body of at most 1024 bytes, found more");
  * ```
  */
-export async function readBodyLimited(res: Response, max: number, what: string): Promise<string> {
+export async function readBodyLimited(res: KubeResponse, max: number, what: string): Promise<string> {
   if (res.body === null) return "";
   const tooLarge = () => new Error(`Cannot ${what}: expected a response body of at most ${max} bytes, found more`);
   const declared = Number(res.headers.get("content-length") ?? "");

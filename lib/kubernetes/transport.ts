@@ -17,12 +17,25 @@ export interface KubeRequest {
 }
 
 /**
+ * A response as the API logic reads it: the part of fetch's `Response` it uses, so that a test's transport can answer
+ * with a real `Response` while the HTTP transport answers with a plain object (`_http1_client.ts`: lighter).
+ */
+export interface KubeResponse {
+  readonly status: number;
+  /** Whether the status is 2xx. */
+  readonly ok: boolean;
+  readonly headers: { get(name: string): string | null };
+  /** The body, streamed; cancelling it closes the connection. */
+  readonly body: ReadableStream<Uint8Array> | null;
+}
+
+/**
  * Sends requests to an API server. Implementations refresh credentials (a 401 re-reads the token or exec credential
  * and retries once), verify TLS, and choose the address to dial (rotating on connection failure). A non-2xx status is
  * returned, not thrown; network failures throw.
  */
 export interface KubeTransport {
-  request(req: KubeRequest): Promise<Response>;
+  request(req: KubeRequest): Promise<KubeResponse>;
   /** Releases connections and timers. */
   close(): void;
 }
