@@ -5,7 +5,10 @@
  * 32-connection RSS within 3 MiB of discovery off). Loopback only; bounded; run with
  * `deno run -A bench/discovery_cost.ts [--runs=N] [--seconds=N]`.
  *
- * Both variants use `--health-check=tcp` (echo servers answer no readyz), so that only discovery differs.
+ * Both variants use `--health-check=tcp` by default (echo servers answer no readyz), so that only discovery differs;
+ * then the API client's TLS counts as discovery's. With `--health-check=readyz` (the default deployment: the readyz
+ * probe already pays for TLS), the fake API server is the static upstream and the one discovered, both variants probe
+ * it with the test CA, and only idle RSS is measured (the API server does not echo the busy connections' bytes).
  *
  * @module
  */
@@ -20,6 +23,12 @@ const arg = (name: string, fallback: string) =>
   Deno.args.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3) ?? fallback;
 const runs = Math.max(1, Math.min(20, Number(arg("runs", "5")) || 5));
 const seconds = Math.max(1, Math.min(60, Number(arg("seconds", "5")) || 5));
+const healthCheck = arg("health-check", "tcp");
+if (healthCheck !== "tcp" && healthCheck !== "readyz") {
+  console.error(`--health-check must be tcp or readyz, got '${healthCheck}'`);
+  Deno.exit(2);
+}
+const readyz = healthCheck === "readyz";
 /** How close to discovery off the figures with discovery on must be. */
 const TARGET_MIB = 3;
 /** Connections of the busy measurement, and what each sends per round trip. */
@@ -76,7 +85,7 @@ interface Run {
 
 async function once(
   discovery: boolean,
-  env: { kubeconfig: string; staticPort: number; discoveredKey: string; api: FakeApiServer },
+  env: { kubeconfig: string; staticPort: number; discoveredKey: string; api: FakeApiServer; caPath: string },
 ): Promise<Run> {
   const start = startCommand();
   const bind = freePort();
@@ -87,11 +96,15 @@ async function once(
     `--endpoints=127.0.0.1:${env.staticPort}`,
     `--bind-port=${bind}`,
     `--health-port=${health}`,
-    "--health-check=tcp",
+    // The probe verifies the name discovery does: the test certificate's IP.
+    ...(readyz
+      ? ["--health-check=readyz", `--health-ca-file=${env.caPath}`, "--discovery-tls-server-name=127.0.0.1"]
+      : ["--health-check=tcp"]),
     "--log-level=error",
     `--enable-discovery=${discovery}`,
     `--kubeconfig=${env.kubeconfig}`,
   ];
+  const watchesBefore = env.api.openWatches;
   const t0 = performance.now();
   const child = new Deno.Command(start.command, {
     args,
@@ -106,17 +119,18 @@ async function once(
     for (;;) {
       if (performance.now() > deadline) throw new Error(`The proxy (discovery ${discovery}) was not ready in 10 s`);
       const ups = await upstreams(health);
-      if (!discovery && ups.some((u) => u.state === "healthy")) break;
+      if ((!discovery || readyz) && ups.some((u) => u.state === "healthy")) break;
       if (discovery && ups.some((u) => u.address === env.discoveredKey && u.state === "healthy")) {
         firstDiscoveredMs = performance.now() - t0;
         break;
       }
       await delay(5);
     }
-    if (discovery && env.api.openWatches < 1) await env.api.waitForOpenWatches(1, 10_000);
+    if (discovery && env.api.openWatches <= watchesBefore) await env.api.waitForOpenWatches(watchesBefore + 1, 10_000);
     await delay(3000); // idle: the start-up garbage collected, the watch open
     const idleMiB = treeRssKiB(child.pid) / 1024;
     const idleAnonMiB = treeRssAnonKiB(child.pid) / 1024;
+    if (readyz) return { idleMiB, idleAnonMiB, busyPeakMiB: NaN, roundTrips: NaN, firstDiscoveredMs };
     using rss = new RssSampler(child.pid);
     const until = performance.now() + seconds * 1000;
     const rounds = await Promise.all(Array.from({ length: CONNECTIONS }, () => pingPong(bind, until)));
@@ -134,10 +148,14 @@ async function once(
 }
 
 await using pki = await createTestPki();
-await using api = await startFakeApiServer({ pki, tokens: ["bench"] });
+await using api = await startFakeApiServer({ pki, serverCert: "ip", tokens: ["bench"] });
 await using staticUp = new EchoServer();
 await using discovered = new EchoServer(0, "127.0.0.2");
-api.upsert(endpointSlice("kubernetes", ["127.0.0.2"], discovered.port));
+api.upsert(
+  readyz
+    ? endpointSlice("kubernetes", ["127.0.0.1"], api.port)
+    : endpointSlice("kubernetes", ["127.0.0.2"], discovered.port),
+);
 const dir = await Deno.makeTempDir();
 const kubeconfig = `${dir}/kubeconfig`;
 await Deno.writeTextFile(
@@ -152,7 +170,9 @@ await Deno.writeTextFile(
   }),
 );
 try {
-  const env = { kubeconfig, staticPort: staticUp.port, discoveredKey: `127.0.0.2:${discovered.port}`, api };
+  const env = readyz
+    ? { kubeconfig, staticPort: api.port, discoveredKey: `127.0.0.1:${api.port}`, api, caPath: pki.ca.certPath }
+    : { kubeconfig, staticPort: staticUp.port, discoveredKey: `127.0.0.2:${discovered.port}`, api, caPath: "" };
   const on: Run[] = [];
   const off: Run[] = [];
   for (let i = 0; i < runs; i++) {
@@ -165,7 +185,10 @@ try {
   const row = (label: string, f: (r: Run) => number | undefined, digits = 1) =>
     `| ${label} | ${show(med(off, f), digits)} | ${show(med(on, f), digits)} |`;
   console.log(
-    `Medians of ${runs} runs each; ${CONNECTIONS} connections ping-ponging ${MESSAGE.length} bytes, ${seconds} s`,
+    `Medians of ${runs} runs each; --health-check=${healthCheck}` +
+      (readyz
+        ? " (busy connections not measured)"
+        : `; ${CONNECTIONS} connections ping-ponging ${MESSAGE.length} bytes, ${seconds} s`),
   );
   console.log("");
   console.log("| | discovery off | discovery on (kubeconfig, watch open) |");
@@ -182,6 +205,7 @@ try {
       [`peak RSS at ${CONNECTIONS} connections`, (r: Run) => r.busyPeakMiB],
     ] as const
   ) {
+    if (readyz && name !== "idle RSS") continue;
     const a = med(on, f), b = med(off, f);
     const pass = a - b <= TARGET_MIB;
     console.log(
