@@ -96,10 +96,7 @@ async function once(
     `--endpoints=127.0.0.1:${env.staticPort}`,
     `--bind-port=${bind}`,
     `--health-port=${health}`,
-    // The probe verifies the name discovery does: the test certificate's IP.
-    ...(readyz
-      ? ["--health-check=readyz", `--health-ca-file=${env.caPath}`, "--discovery-tls-server-name=127.0.0.1"]
-      : ["--health-check=tcp"]),
+    ...(readyz ? ["--health-check=readyz", `--health-ca-file=${env.caPath}`] : ["--health-check=tcp"]),
     "--log-level=error",
     `--enable-discovery=${discovery}`,
     `--kubeconfig=${env.kubeconfig}`,
@@ -148,7 +145,8 @@ async function once(
 }
 
 await using pki = await createTestPki();
-await using api = await startFakeApiServer({ pki, serverCert: "ip", tokens: ["bench"] });
+// With readyz, the probe verifies the API server as kubernetes.default.svc, and so does discovery.
+await using api = await startFakeApiServer({ pki, serverCert: readyz ? "dns" : "ip", tokens: ["bench"] });
 await using staticUp = new EchoServer();
 await using discovered = new EchoServer(0, "127.0.0.2");
 api.upsert(
@@ -163,7 +161,14 @@ await Deno.writeTextFile(
   JSON.stringify({
     apiVersion: "v1",
     kind: "Config",
-    clusters: [{ name: "c", cluster: { server: api.url, "certificate-authority-data": btoa(pki.ca.cert) } }],
+    clusters: [{
+      name: "c",
+      cluster: {
+        server: api.url,
+        "certificate-authority-data": btoa(pki.ca.cert),
+        ...(readyz ? { "tls-server-name": "kubernetes.default.svc" } : {}),
+      },
+    }],
     users: [{ name: "u", user: { token: "bench" } }],
     contexts: [{ name: "x", context: { cluster: "c", user: "u" } }],
     "current-context": "x",
