@@ -13,6 +13,8 @@ import {
   StaleConnectionError,
 } from "../lib/kubernetes/_http1_client.ts";
 import { withDeadline } from "./support/deadline.ts";
+import { bodyText } from "./support/kube_client_fixtures.ts";
+import type { ByteStream } from "../lib/kubernetes/transport.ts";
 
 const opts = { sanitizeOps: true, sanitizeResources: true };
 
@@ -23,7 +25,7 @@ const latin1Bytes = (s: string) => Uint8Array.from(s, (c) => c.charCodeAt(0));
 const latin1 = (b: Uint8Array) => String.fromCharCode(...b);
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 /** The whole body of a client response, as text. */
-const text = (r: { readonly body: ReadableStream<Uint8Array> | null }) => new Response(r.body).text();
+const text = (r: { readonly body: ByteStream | null }) => bodyText(r.body);
 
 /** A head that must parse. */
 function head(text: string): ResponseHead {

@@ -4,7 +4,14 @@ import { createCredentialSource, type CredentialSource } from "../lib/kubernetes
 import { HttpKubeTransport, type HttpTransportOptions } from "../lib/kubernetes/http_transport.ts";
 import type { KubeResponse } from "../lib/kubernetes/transport.ts";
 import { DEFAULT_TOKEN_USER, type FakeApiServer, startFakeApiServer } from "./support/fake_apiserver.ts";
-import { canUnshare, MuteTlsListener, runInOwnNetns, SilentListener, tempDir } from "./support/kube_client_fixtures.ts";
+import {
+  bodyText,
+  canUnshare,
+  MuteTlsListener,
+  runInOwnNetns,
+  SilentListener,
+  tempDir,
+} from "./support/kube_client_fixtures.ts";
 import { LogCapture } from "./support/log_capture.ts";
 import { freePort } from "./support/net.ts";
 import { createTestPki, TEST_NODE_USER, type TestPki } from "./support/test_pki.ts";
@@ -42,7 +49,7 @@ async function list(t: HttpKubeTransport, signal = AbortSignal.timeout(10_000)):
 }
 
 /** The whole body of a response, parsed as JSON. */
-const json = (res: KubeResponse) => new Response(res.body).json();
+const json = async (res: KubeResponse) => JSON.parse(await bodyText(res.body));
 
 /** The status of a LIST, its body discarded. */
 async function listStatus(t: HttpKubeTransport): Promise<number> {
@@ -345,12 +352,13 @@ Deno.test("a watch streams until the caller aborts it", opts, async () => {
     endpoints: [{ addresses: ["127.0.0.1"], conditions: { ready: true } }],
     ports: [{ name: "https", port: 6443, protocol: "TCP" }],
   });
-  const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
+  const reader = res.body!.getReader();
+  const decoder = new TextDecoder();
   let text = "";
   while (!text.includes("\n")) {
     const { value, done } = await withDeadline(reader.read(), "the first watch line");
     if (done) break;
-    text += value;
+    text += decoder.decode(value, { stream: true });
   }
   assert.equal(JSON.parse(text.split("\n")[0] ?? "").type, "ADDED");
   stop.abort();

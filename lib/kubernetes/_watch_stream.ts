@@ -5,6 +5,7 @@
  */
 import type { Clock } from "../clock.ts";
 import { guard } from "../internal_errors.ts";
+import type { ByteStream } from "./transport.ts";
 
 /** Longest watch line accepted; a longer one is garbage (a real event is far smaller). */
 const MAX_LINE = 16 << 20;
@@ -28,7 +29,7 @@ export interface ReadLinesOptions {
  * @throws {RangeError} When a line grows past 16 MiB.
  */
 export async function* readLines(
-  body: ReadableStream<Uint8Array>,
+  body: ByteStream,
   options: ReadLinesOptions = {},
 ): AsyncGenerator<string, void, undefined> {
   const max = options.maxLineBytes ?? MAX_LINE;

@@ -6,7 +6,7 @@
  * @module
  */
 
-import type { KubeResponse } from "./transport.ts";
+import type { ByteStream, KubeResponse } from "./transport.ts";
 
 /** A LIST page (`limit=500`) of EndpointSlices or Services. */
 export const MAX_LIST_BODY_BYTES = 32 << 20;
@@ -37,7 +37,7 @@ export const MAX_EXEC_STDOUT_BYTES = 1 << 20;
  * ```
  */
 export async function readStreamLimited(
-  stream: ReadableStream<Uint8Array>,
+  stream: ByteStream,
   max: number,
   what: string,
 ): Promise<Uint8Array> {
@@ -47,7 +47,7 @@ export async function readStreamLimited(
 }
 
 /** The whole stream, or `undefined` (and the stream cancelled) at the first byte past `max`. */
-async function readUpTo(stream: ReadableStream<Uint8Array>, max: number): Promise<Uint8Array | undefined> {
+async function readUpTo(stream: ByteStream, max: number): Promise<Uint8Array | undefined> {
   const reader = stream.getReader();
   const chunks: Uint8Array[] = [];
   let length = 0;

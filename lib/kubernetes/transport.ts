@@ -16,6 +16,25 @@ export interface KubeRequest {
   readonly signal: AbortSignal;
 }
 
+/** The reader of a {@linkcode ByteStream}: what the API logic uses of a `ReadableStreamDefaultReader`. */
+export interface ByteReader {
+  /** The next chunk, or `done` at the end; rejects when the stream failed or was aborted. One read at a time. */
+  read(): Promise<ReadableStreamReadResult<Uint8Array>>;
+  /** Stops the stream: the connection under it is closed. */
+  cancel(reason?: unknown): Promise<void>;
+  releaseLock(): void;
+}
+
+/**
+ * A body read one chunk at a time by one reader: the part of `ReadableStream<Uint8Array>` the API logic uses, so that
+ * a real stream (a test's `Response`, a child's stdout) fits, while the HTTP transport answers with a lighter object
+ * (a `ReadableStream`'s first use costs the process about 1 MiB: `_http1_client.ts`).
+ */
+export interface ByteStream {
+  getReader(): ByteReader;
+  cancel(reason?: unknown): Promise<void>;
+}
+
 /**
  * A response as the API logic reads it: the part of fetch's `Response` it uses, so that a test's transport can answer
  * with a real `Response` while the HTTP transport answers with a plain object (`_http1_client.ts`: lighter).
@@ -26,7 +45,7 @@ export interface KubeResponse {
   readonly ok: boolean;
   readonly headers: { get(name: string): string | null };
   /** The body, streamed; cancelling it closes the connection. */
-  readonly body: ReadableStream<Uint8Array> | null;
+  readonly body: ByteStream | null;
 }
 
 /**

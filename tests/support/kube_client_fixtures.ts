@@ -5,6 +5,8 @@
  *
  * @module
  */
+import type { ByteStream } from "../../lib/kubernetes/transport.ts";
+import { readStreamLimited } from "../../lib/kubernetes/read_body.ts";
 import assert from "node:assert/strict";
 import { EchoServer } from "./net.ts";
 
@@ -138,4 +140,10 @@ export async function runInOwnNetns(
 export async function tempDir(prefix = "kube_client_"): Promise<{ readonly path: string } & AsyncDisposable> {
   const path = await Deno.makeTempDir({ prefix });
   return { path, [Symbol.asyncDispose]: () => Deno.remove(path, { recursive: true }) };
+}
+
+/** The whole of a response body, as text (a transport's body is a `ByteStream`, not a `ReadableStream`). */
+export async function bodyText(body: ByteStream | null): Promise<string> {
+  if (body === null) return "";
+  return new TextDecoder().decode(await readStreamLimited(body, 64 << 20, "read a test response body"));
 }
