@@ -8,6 +8,7 @@
  * @module
  */
 import { clearTimer, setTimer } from "../clock.ts";
+import { closeQuietly } from "../net/connect_tcp.ts";
 import { errorMessage, escapeControls } from "../errors.ts";
 import type { ByteReader, ByteStream } from "./transport.ts";
 
@@ -404,9 +405,7 @@ export class Http1Conn {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    try {
-      this.#conn.close();
-    } catch { /* closed */ }
+    closeQuietly(this.#conn);
     this.#endExchange?.();
   }
 

@@ -105,3 +105,20 @@ export class ConnectSignals {
     return conn;
   }
 }
+
+/**
+ * Closes a connection (or a listener) that may be closed already.
+ *
+ * @example
+ * ```ts
+ * import { closeQuietly } from "./connect_tcp.ts";
+ * const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+ * closeQuietly(listener);
+ * closeQuietly(listener); // no error the second time
+ * ```
+ */
+export function closeQuietly(c: { close(): void }): void {
+  try {
+    c.close();
+  } catch { /* closed already */ }
+}

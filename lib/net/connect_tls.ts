@@ -12,7 +12,7 @@
  * @module
  */
 import { abortable } from "../abortable.ts";
-import { connectTcp } from "./connect_tcp.ts";
+import { closeQuietly, connectTcp } from "./connect_tcp.ts";
 
 let warming: Promise<void> | undefined;
 
@@ -88,11 +88,7 @@ export async function connectTls(
     : await startTlsOn(addr, options, signal);
   // `startTls` consumed the TCP connection: from here only closing the TLS one cancels a handshake (a frozen server
   // completes TCP handshakes from its backlog but never answers TLS).
-  const close = () => {
-    try {
-      tls.close();
-    } catch { /* closed */ }
-  };
+  const close = () => closeQuietly(tls);
   signal.addEventListener("abort", close, { once: true });
   try {
     if (signal.aborted) throw signal.reason;
@@ -121,9 +117,7 @@ async function startTlsOn(
       alpnProtocols: [...(options.alpnProtocols ?? ["http/1.1"])],
     });
   } catch (e) {
-    try {
-      tcp.close();
-    } catch { /* consumed */ }
+    closeQuietly(tcp);
     throw e;
   }
 }

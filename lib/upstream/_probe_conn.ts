@@ -7,6 +7,7 @@
 import type { Endpoint } from "../endpoint.ts";
 import { type Http1Response, parseResponse } from "./_http1.ts";
 import { connectTls, type TlsClientOptions } from "../net/connect_tls.ts";
+import { closeQuietly } from "../net/connect_tcp.ts";
 
 /** One kept-alive HTTPS connection that carries probe requests. */
 export interface ProbeConn {
@@ -63,8 +64,6 @@ export class DenoProbeConn implements ProbeConn {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    try {
-      this.#conn.close();
-    } catch { /* closed */ }
+    closeQuietly(this.#conn);
   }
 }

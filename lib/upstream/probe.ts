@@ -1,6 +1,6 @@
 /**
  * The probe interface: one health check of one endpoint, made by the TCP connect probe (`probe_tcp.ts`) or the HTTPS
- * `/readyz` probe (`probe_readyz.ts`); and `abortable`, which keeps either within its timeout when a step ignores the
+ * `/readyz` probe (`probe_readyz.ts`). `lib/abortable.ts` keeps either within its timeout when a step ignores the
  * signal.
  *
  * @module

@@ -136,11 +136,10 @@ export class ReadyzProbe implements Probe {
   }
 
   async #open(endpoint: Endpoint, signal: AbortSignal): Promise<ProbeConn> {
-    // Already done when the check loop awaited prepare(); a caller that did not waits here, within its timeout.
+    // Deno's TLS dial waits for the warm-up itself (already done when the check loop awaited prepare()).
+    if (this.#denoTls !== undefined) return await DenoProbeConn.open(endpoint, this.#denoTls, signal);
     await abortable(warmTls(), signal);
-    return this.#denoTls !== undefined
-      ? DenoProbeConn.open(endpoint, this.#denoTls, signal)
-      : (await import("./_probe_conn_node.ts")).NodeProbeConn.open(endpoint, this.#tls, signal);
+    return (await import("./_probe_conn_node.ts")).NodeProbeConn.open(endpoint, this.#tls, signal);
   }
 
   /** Closes the kept-alive connection of an endpoint (when it leaves the pool, or after an error). */

@@ -7,19 +7,13 @@ import { describeError } from "../errors.ts";
 import type { Endpoint } from "../endpoint.ts";
 import { abortable } from "../abortable.ts";
 import type { Probe, ProbeResult } from "./probe.ts";
-import { connectTcp } from "../net/connect_tcp.ts";
+import { closeQuietly, connectTcp } from "../net/connect_tcp.ts";
 
 /** How the probe opens a connection; tests inject failures here. */
 export type Connect = (endpoint: Endpoint, signal: AbortSignal) => Promise<Deno.Conn>;
 
 /** Opens a TCP connection with Deno. */
 export const denoConnect: Connect = (e, signal) => connectTcp({ hostname: e.host, port: e.port }, signal);
-
-function closeQuietly(conn: Deno.Conn): void {
-  try {
-    conn.close();
-  } catch { /* closed */ }
-}
 
 /**
  * A probe that connects and closes at once.
