@@ -66,7 +66,11 @@ async function echoNow(conn: Deno.Conn, text: string): Promise<string> {
   return decoder.decode(got);
 }
 
-/** Whether a new connection to the port is refused; a connection that does get through is closed at once. */
+/**
+ * Whether a new connection to the port is refused; a connection that does get through is closed at once. A reset
+ * is "not yet": the kernel resets a connection that was still in the accept queue when the listener closed, and the
+ * next attempt is refused.
+ */
 async function refuses(port: number): Promise<boolean> {
   try {
     const c = await Deno.connect({ hostname: "127.0.0.1", port });
@@ -74,6 +78,7 @@ async function refuses(port: number): Promise<boolean> {
     return false;
   } catch (e) {
     if (e instanceof Deno.errors.ConnectionRefused) return true;
+    if (e instanceof Deno.errors.ConnectionReset) return false;
     throw e;
   }
 }
