@@ -10,6 +10,12 @@
  * probe already pays for TLS), the fake API server is the static upstream and the one discovered, both variants probe
  * it with the test CA, and only idle RSS is measured (the API server does not echo the busy connections' bytes).
  *
+ * Discovery reaches the API with a kubeconfig by default (a bare node's shape). `--credentials=service-account`
+ * measures a DaemonSet pod's shape instead: no kubeconfig, a service-account token and CA where the kubelet mounts
+ * them, and the static endpoints dialled as `kubernetes.default.svc`. The program reads that fixed path, so each run
+ * (on and off alike) starts in a mount namespace of its own (`unshare -m`) with a tmpfs on `/run` and the token's
+ * directory bound there; it needs root and `--health-check=readyz` (in a pod the API server is the static upstream).
+ *
  * @module
  */
 import { EchoServer } from "../tests/support/net.ts";
@@ -29,6 +35,25 @@ if (healthCheck !== "tcp" && healthCheck !== "readyz") {
   Deno.exit(2);
 }
 const readyz = healthCheck === "readyz";
+const credentials = arg("credentials", "kubeconfig");
+if (credentials !== "kubeconfig" && credentials !== "service-account") {
+  console.error(`--credentials must be kubeconfig or service-account, got '${credentials}'`);
+  Deno.exit(2);
+}
+const serviceAccount = credentials === "service-account";
+if (serviceAccount && !readyz) {
+  console.error("--credentials=service-account needs --health-check=readyz (in a pod the API server is the upstream)");
+  Deno.exit(2);
+}
+if (serviceAccount && Deno.uid() !== 0) {
+  console.error("--credentials=service-account needs root: each run mounts the token's directory in a namespace");
+  Deno.exit(2);
+}
+/** Where the kubelet mounts a pod's service-account files (the program reads this path, no other). */
+const SERVICE_ACCOUNT_DIR = "/run/secrets/kubernetes.io/serviceaccount";
+/** Runs the rest of its arguments in a mount namespace where `$1` is mounted at the service-account path. */
+const IN_POD_SHAPE = `set -e; mount -t tmpfs -o size=1m tmpfs /run; mkdir -p ${SERVICE_ACCOUNT_DIR}; ` +
+  `mount --bind "$1" ${SERVICE_ACCOUNT_DIR}; shift; exec "$@"`;
 /** How close to discovery off the figures with discovery on must be. */
 const TARGET_MIB = 3;
 /** Connections of the busy measurement, and what each sends per round trip. */
@@ -85,7 +110,14 @@ interface Run {
 
 async function once(
   discovery: boolean,
-  env: { kubeconfig: string; staticPort: number; discoveredKey: string; api: FakeApiServer; caPath: string },
+  env: {
+    kubeconfig: string;
+    saDir: string;
+    staticPort: number;
+    discoveredKey: string;
+    api: FakeApiServer;
+    caPath: string;
+  },
 ): Promise<Run> {
   const start = startCommand();
   const bind = freePort();
@@ -99,12 +131,14 @@ async function once(
     ...(readyz ? ["--health-check=readyz", `--health-ca-file=${env.caPath}`] : ["--health-check=tcp"]),
     "--log-level=error",
     `--enable-discovery=${discovery}`,
-    `--kubeconfig=${env.kubeconfig}`,
+    ...(serviceAccount ? [] : [`--kubeconfig=${env.kubeconfig}`]),
   ];
   const watchesBefore = env.api.openWatches;
   const t0 = performance.now();
-  const child = new Deno.Command(start.command, {
-    args,
+  const child = new Deno.Command(serviceAccount ? "unshare" : start.command, {
+    args: serviceAccount
+      ? ["-m", "--propagation=private", "sh", "-c", IN_POD_SHAPE, "sh", env.saDir, start.command, ...args]
+      : args,
     cwd: new URL("../", import.meta.url),
     env: start.env,
     stdout: "null",
@@ -156,6 +190,11 @@ api.upsert(
 );
 const dir = await Deno.makeTempDir();
 const kubeconfig = `${dir}/kubeconfig`;
+const saDir = `${dir}/serviceaccount`;
+await Deno.mkdir(saDir);
+await Deno.writeTextFile(`${saDir}/token`, "bench");
+await Deno.writeTextFile(`${saDir}/ca.crt`, pki.ca.cert);
+await Deno.writeTextFile(`${saDir}/namespace`, "kube-system");
 await Deno.writeTextFile(
   kubeconfig,
   JSON.stringify({
@@ -176,8 +215,8 @@ await Deno.writeTextFile(
 );
 try {
   const env = readyz
-    ? { kubeconfig, staticPort: api.port, discoveredKey: `127.0.0.1:${api.port}`, api, caPath: pki.ca.certPath }
-    : { kubeconfig, staticPort: staticUp.port, discoveredKey: `127.0.0.2:${discovered.port}`, api, caPath: "" };
+    ? { kubeconfig, saDir, staticPort: api.port, discoveredKey: `127.0.0.1:${api.port}`, api, caPath: pki.ca.certPath }
+    : { kubeconfig, saDir, staticPort: staticUp.port, discoveredKey: `127.0.0.2:${discovered.port}`, api, caPath: "" };
   const on: Run[] = [];
   const off: Run[] = [];
   for (let i = 0; i < runs; i++) {
@@ -190,13 +229,13 @@ try {
   const row = (label: string, f: (r: Run) => number | undefined, digits = 1) =>
     `| ${label} | ${show(med(off, f), digits)} | ${show(med(on, f), digits)} |`;
   console.log(
-    `Medians of ${runs} runs each; --health-check=${healthCheck}` +
+    `Medians of ${runs} runs each; --health-check=${healthCheck}; --credentials=${credentials}` +
       (readyz
         ? " (busy connections not measured)"
         : `; ${CONNECTIONS} connections ping-ponging ${MESSAGE.length} bytes, ${seconds} s`),
   );
   console.log("");
-  console.log("| | discovery off | discovery on (kubeconfig, watch open) |");
+  console.log(`| | discovery off | discovery on (${serviceAccount ? "service account" : "kubeconfig"}, watch open) |`);
   console.log("|---|---:|---:|");
   console.log(row("idle RSS (MiB)", (r) => r.idleMiB));
   console.log(row("  of which anonymous (MiB)", (r) => r.idleAnonMiB));
