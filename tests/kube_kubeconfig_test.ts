@@ -196,6 +196,21 @@ Deno.test("unsupported fields are refused with the file, the entry and the field
       config("{server: 'https://h'}", "{client-certificate: c.pem}"),
       "user 'u' has client-certificate but no client-key",
     ],
+    [
+      "CA data that is not base64",
+      config("{server: 'https://h', certificate-authority-data: 'Q0E=*'}", "{}"),
+      "cluster 'c' has certificate-authority-data that is not base64 PEM",
+    ],
+    [
+      "CA data that is base64 of bytes that are not UTF-8",
+      config("{server: 'https://h', certificate-authority-data: '//4='}", "{}"),
+      "cluster 'c' has certificate-authority-data that is not base64 PEM",
+    ],
+    [
+      "client key data cut in the middle of a base64 quantum",
+      config("{server: 'https://h'}", "{client-certificate-data: Q0E=, client-key-data: Q0E9P}"),
+      "user 'u' has client-key-data that is not base64 PEM",
+    ],
   ];
   for (const [name, text, message] of cases) {
     await t.step(name, async () => {

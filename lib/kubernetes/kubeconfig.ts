@@ -151,7 +151,7 @@ function fromDocument(parse: () => unknown, path: string, options: LoadKubeconfi
     // provideClusterInfo: the plugin gets the same facts kubectl would pass it.
     const info: Obj = { server: server.url };
     if (tlsServerName) info["tls-server-name"] = tlsServerName;
-    if (ca) info["certificate-authority-data"] = btoa(readPem(ca, fail));
+    if (ca) info["certificate-authority-data"] = new TextEncoder().encode(readPem(ca, fail)).toBase64();
     auth = { ...auth, exec: { ...auth.exec, cluster: info } };
   }
   const namespace = optString(context, "namespace", `context '${contextName}'`, fail) || undefined;
