@@ -197,21 +197,29 @@ await Deno.writeTextFile(`${saDir}/ca.crt`, pki.ca.cert);
 await Deno.writeTextFile(`${saDir}/namespace`, "kube-system");
 await Deno.writeTextFile(
   kubeconfig,
-  JSON.stringify({
-    apiVersion: "v1",
-    kind: "Config",
-    clusters: [{
-      name: "c",
-      cluster: {
-        server: api.url,
-        "certificate-authority-data": btoa(pki.ca.cert),
-        ...(readyz ? { "tls-server-name": "kubernetes.default.svc" } : {}),
-      },
-    }],
-    users: [{ name: "u", user: { token: "bench" } }],
-    contexts: [{ name: "x", context: { cluster: "c", user: "u" } }],
-    "current-context": "x",
-  }),
+  // As kubectl and kubeadm write it (YAML, keys sorted, sequences at the key's column).
+  [
+    "apiVersion: v1",
+    "clusters:",
+    "- cluster:",
+    `    certificate-authority-data: ${btoa(pki.ca.cert)}`,
+    `    server: ${api.url}`,
+    ...(readyz ? ["    tls-server-name: kubernetes.default.svc"] : []),
+    "  name: c",
+    "contexts:",
+    "- context:",
+    "    cluster: c",
+    "    user: u",
+    "  name: x",
+    "current-context: x",
+    "kind: Config",
+    "preferences: {}",
+    "users:",
+    "- name: u",
+    "  user:",
+    "    token: bench",
+    "",
+  ].join("\n"),
 );
 try {
   const env = readyz

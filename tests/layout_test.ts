@@ -169,30 +169,60 @@ Deno.test({
   },
 });
 
-Deno.test("discovery with a kubeconfig loads YAML and the provider on use (the check above can see them)", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "ep_layout_kc_" });
-  try {
-    const kubeconfig = `${dir}/kubeconfig`;
-    await Deno.writeTextFile(
-      kubeconfig,
-      [
+Deno.test("discovery with a kubeconfig loads the provider on use, and js-yaml only for YAML beyond kubectl's", async (t) => {
+  const cases = [
+    {
+      style: "as kubectl writes it: the subset parser, no js-yaml",
+      lines: [
+        "apiVersion: v1",
+        "clusters:",
+        "- cluster:",
+        "    server: https://127.0.0.1:1",
+        "  name: c",
+        "contexts:",
+        "- context:",
+        "    cluster: c",
+        "    user: u",
+        "  name: x",
+        "current-context: x",
+        "users:",
+        "- name: u",
+        "  user:",
+        "    token: t",
+      ],
+      jsYaml: false,
+    },
+    {
+      style: "flow mappings: js-yaml (the check above can see it)",
+      lines: [
         "apiVersion: v1",
         "clusters: [{name: c, cluster: {server: 'https://127.0.0.1:1'}}]",
         "users: [{name: u, user: {token: t}}]",
         "contexts: [{name: x, context: {cluster: c, user: u}}]",
         "current-context: x",
-      ].join("\n"),
-    );
-    const modules = await modulesLoaded(
-      [`--kubeconfig=${kubeconfig}`, "--health-check=tcp"],
-      (l) => l.includes("Retrying the list"),
-    );
-    assert.ok(modules.some((m) => m.includes("/js-yaml@")), modules.join(" "));
-    // The `yaml` package's Node build is CommonJS: Deno would load it through Node's layer, 14 MiB (kubeconfig.ts).
-    assert.deepEqual(nodeModules(modules), []);
-    assert.ok(modules.includes("lib/discovery/kubernetes/provider.ts"), modules.join(" "));
-    assert.deepEqual(modules.filter((m) => m.startsWith("lib/copier/")), []);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
+      ],
+      jsYaml: true,
+    },
+  ];
+  for (const { style, lines, jsYaml } of cases) {
+    await t.step(style, async () => {
+      const dir = await Deno.makeTempDir({ prefix: "ep_layout_kc_" });
+      try {
+        const kubeconfig = `${dir}/kubeconfig`;
+        await Deno.writeTextFile(kubeconfig, lines.join("\n"));
+        const modules = await modulesLoaded(
+          [`--kubeconfig=${kubeconfig}`, "--health-check=tcp"],
+          (l) => l.includes("Retrying the list"),
+        );
+        assert.equal(modules.some((m) => m.includes("/js-yaml@")), jsYaml, modules.join(" "));
+        assert.ok(modules.includes("lib/kubernetes/_yaml_subset.ts"), modules.join(" "));
+        // The `yaml` package's Node build is CommonJS: Deno would load it through Node's layer, 14 MiB (kubeconfig.ts).
+        assert.deepEqual(nodeModules(modules), []);
+        assert.ok(modules.includes("lib/discovery/kubernetes/provider.ts"), modules.join(" "));
+        assert.deepEqual(modules.filter((m) => m.startsWith("lib/copier/")), []);
+      } finally {
+        await Deno.remove(dir, { recursive: true });
+      }
+    });
   }
 });

@@ -16,6 +16,10 @@ import { checkFields, type Fail, findNamed, type Obj, optString, pemSource } fro
 import { parseUser } from "./_kubeconfig_user.ts";
 import { isRecord } from "./types.ts";
 import { readRegularFile, readRegularFileSync } from "../read_file.ts";
+import { getLogger } from "../log.ts";
+import { BEYOND_SUBSET, parseYamlSubset } from "./_yaml_subset.ts";
+
+const log = getLogger(["extractedprism", "kubernetes"]);
 
 /** Far above any real kubeconfig, even one with many clusters and embedded certificates. */
 const MAX_KUBECONFIG_BYTES = 16 << 20;
@@ -86,10 +90,13 @@ export async function loadKubeconfig(path: string, options: LoadKubeconfigOption
 
 /**
  * Validates kubeconfig text; `path` is used in messages and to resolve relative file names (it is not read). Reads
- * the CA file only when an exec plugin asks for `provideClusterInfo`. The YAML parser is js-yaml, as in
- * @kubernetes/client-node, with YAML 1.2's core schema (no timestamps, no merge keys), loaded on first use: the
- * in-cluster path never pays for it. Not the `yaml` package: Deno loads its Node build, which is CommonJS, through
- * the Node compatibility layer, 14 MiB of RSS against js-yaml's 4 (issue 14).
+ * the CA file only when an exec plugin asks for `provideClusterInfo`.
+ *
+ * The YAML that kubectl, kubeadm, k3s and client-go write is read by `_yaml_subset.ts`; anything else (anchors, block
+ * scalars, flow mappings, invalid YAML ...) by js-yaml, as in @kubernetes/client-node, with YAML 1.2's core schema (no
+ * timestamps, no merge keys), loaded only then: the npm package and Deno's npm loading cost about 2.7 MiB of RSS
+ * (issue 14). Both give the same document wherever the subset answers (differential tests). Not the `yaml` package:
+ * Deno loads its Node build, which is CommonJS, through the Node compatibility layer, 14 MiB of RSS.
  *
  * @throws {KubeconfigError} When the text is not a usable kubeconfig.
  */
@@ -98,6 +105,9 @@ export async function parseKubeconfig(
   path: string,
   options: LoadKubeconfigOptions = {},
 ): Promise<KubeConnection> {
+  const doc = parseYamlSubset(text);
+  if (doc !== BEYOND_SUBSET) return fromDocument(() => doc, path, options);
+  log.debug("Kubeconfig {path} uses YAML beyond what kubectl writes: parsing it with js-yaml", { path });
   const { CORE_SCHEMA, load } = await import("js-yaml");
   return fromDocument(() => load(text, { schema: CORE_SCHEMA }), path, options);
 }
