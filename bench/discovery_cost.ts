@@ -22,6 +22,7 @@ import { EchoServer } from "../tests/support/net.ts";
 import { endpointSlice, type FakeApiServer, startFakeApiServer } from "../tests/support/fake_apiserver.ts";
 import { createTestPki } from "../tests/support/test_pki.ts";
 import { startCommand } from "../tests/support/main_process.ts";
+import { kubectlKubeconfig } from "../tests/support/kubeconfig_text.ts";
 import { RssSampler, treeRssAnonKiB, treeRssKiB } from "./_proc_stats.ts";
 import { median } from "./_report.ts";
 
@@ -197,29 +198,12 @@ await Deno.writeTextFile(`${saDir}/ca.crt`, pki.ca.cert);
 await Deno.writeTextFile(`${saDir}/namespace`, "kube-system");
 await Deno.writeTextFile(
   kubeconfig,
-  // As kubectl and kubeadm write it (YAML, keys sorted, sequences at the key's column).
-  [
-    "apiVersion: v1",
-    "clusters:",
-    "- cluster:",
-    `    certificate-authority-data: ${btoa(pki.ca.cert)}`,
-    `    server: ${api.url}`,
-    ...(readyz ? ["    tls-server-name: kubernetes.default.svc"] : []),
-    "  name: c",
-    "contexts:",
-    "- context:",
-    "    cluster: c",
-    "    user: u",
-    "  name: x",
-    "current-context: x",
-    "kind: Config",
-    "preferences: {}",
-    "users:",
-    "- name: u",
-    "  user:",
-    "    token: bench",
-    "",
-  ].join("\n"),
+  kubectlKubeconfig({
+    server: api.url,
+    caPem: pki.ca.cert,
+    ...(readyz ? { tlsServerName: "kubernetes.default.svc" } : {}),
+    token: "bench",
+  }),
 );
 try {
   const env = readyz

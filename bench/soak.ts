@@ -36,6 +36,7 @@ import { parseArgs } from "node:util";
 import { endpointSlice, startFakeApiServer } from "../tests/support/fake_apiserver.ts";
 import { freePorts, MainProcess, startCommand } from "../tests/support/main_process.ts";
 import { createTestPki } from "../tests/support/test_pki.ts";
+import { kubectlKubeconfig } from "../tests/support/kubeconfig_text.ts";
 import { backendsOnOnePort, SoakBackend } from "./_soak_backend.ts";
 import { churn, clientCounts, type ClientTarget, pause, streams } from "./_soak_load.ts";
 import {
@@ -188,16 +189,6 @@ function loadavg(): string {
   }
 }
 
-const KUBECONFIG = (server: string, ca: string, token: string) =>
-  JSON.stringify({
-    apiVersion: "v1",
-    kind: "Config",
-    clusters: [{ name: "soak", cluster: { server, "certificate-authority-data": btoa(ca) } }],
-    users: [{ name: "soak", user: { token } }],
-    contexts: [{ name: "soak", context: { cluster: "soak", user: "soak" } }],
-    "current-context": "soak",
-  });
-
 async function run(s: Settings): Promise<number> {
   const random = seeded(s.seed);
   const commit = await gitCommit();
@@ -213,7 +204,10 @@ async function run(s: Settings): Promise<number> {
   const stop = new AbortController();
   try {
     const kubeconfig = `${dir}/kubeconfig`;
-    await Deno.writeTextFile(kubeconfig, KUBECONFIG(api.url, pki.ca.cert, "soak-token"));
+    await Deno.writeTextFile(
+      kubeconfig,
+      kubectlKubeconfig({ server: api.url, caPem: pki.ca.cert, token: "soak-token" }),
+    );
     const port = discovered[0]!.port;
     api.upsert(endpointSlice("kubernetes", ["127.0.0.2", "127.0.0.3"], port));
     const [bindPort, healthPort] = freePorts(2) as [number, number];

@@ -11,6 +11,7 @@ import { EchoServer, readAll, writeAll } from "./support/net.ts";
 import { sampleInChild, startReadyzServer } from "./support/first_probe.ts";
 import { createTestPki } from "./support/test_pki.ts";
 import { code, LIB, libFiles } from "./support/lib_files.ts";
+import { kubectlKubeconfig } from "./support/kubeconfig_text.ts";
 
 /** Which rooms a room may import (besides itself). */
 const ALLOWED: Readonly<Record<string, readonly string[]>> = {
@@ -173,43 +174,27 @@ Deno.test("discovery with a kubeconfig loads the provider on use, and js-yaml on
   const cases = [
     {
       style: "as kubectl writes it: the subset parser, no js-yaml",
-      lines: [
-        "apiVersion: v1",
-        "clusters:",
-        "- cluster:",
-        "    server: https://127.0.0.1:1",
-        "  name: c",
-        "contexts:",
-        "- context:",
-        "    cluster: c",
-        "    user: u",
-        "  name: x",
-        "current-context: x",
-        "users:",
-        "- name: u",
-        "  user:",
-        "    token: t",
-      ],
+      text: kubectlKubeconfig({ server: "https://127.0.0.1:1", token: "t" }),
       jsYaml: false,
     },
     {
       style: "flow mappings: js-yaml (the check above can see it)",
-      lines: [
+      text: [
         "apiVersion: v1",
         "clusters: [{name: c, cluster: {server: 'https://127.0.0.1:1'}}]",
         "users: [{name: u, user: {token: t}}]",
         "contexts: [{name: x, context: {cluster: c, user: u}}]",
         "current-context: x",
-      ],
+      ].join("\n"),
       jsYaml: true,
     },
   ];
-  for (const { style, lines, jsYaml } of cases) {
+  for (const { style, text, jsYaml } of cases) {
     await t.step(style, async () => {
       const dir = await Deno.makeTempDir({ prefix: "ep_layout_kc_" });
       try {
         const kubeconfig = `${dir}/kubeconfig`;
-        await Deno.writeTextFile(kubeconfig, lines.join("\n"));
+        await Deno.writeTextFile(kubeconfig, text);
         const modules = await modulesLoaded(
           [`--kubeconfig=${kubeconfig}`, "--health-check=tcp"],
           (l) => l.includes("Retrying the list"),
