@@ -44,7 +44,7 @@ function assertAccepted(text: string, value: unknown): void {
 type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 
 /** Characters that mean something in YAML, and some that mean nothing. */
-const SIGNIFICANT = [..."abZ09 :#-'\"\\/.@[]{},&*!|>%?~=`", "é", "😀"];
+const SIGNIFICANT = [..."abZ09 :#-'\"\\/.@[]{},&*!|>%?~=`", "é", "😀", "\u00a0", "\u3000"];
 const LAYOUT = [" ", " ", "\n", "\t", "\r"];
 
 /** Strings that are, or look like, something else in YAML. */

@@ -1037,6 +1037,13 @@ const EDGES = [
   "a: b\n\rc: d",
   "a: b\r",
   "a: 'b\r\n  c'",
+  // U+00A0 is not YAML white space: not after "---", not as indentation, and part of a plain scalar
+  "---\u00a0#x\na: b\n",
+  "---\u00a0\na: b\n",
+  "\u00a0a: b\n",
+  "a: b\u00a0\n",
+  "a:\u00a0b\n",
+  "a: b\u00a0#c\n",
 ];
 
 Deno.test("texts beyond the subset give BEYOND_SUBSET or js-yaml's value, and BEYOND_SUBSET where js-yaml throws", () => {

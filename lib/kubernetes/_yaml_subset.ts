@@ -76,7 +76,8 @@ function contentLines(text: string): Line[] {
     const indent = line.indexOf(body);
     if (indent === 0 && (body.startsWith("---") || body.startsWith("...") || body.startsWith("%"))) {
       // One leading "---", alone or before a comment, starts the document; any other marker or directive is beyond.
-      if (!first || !/^---(?:\s+#.*)?\s*$/.test(body)) beyond();
+      // (Spaces only: js-yaml reads "---" and U+00A0 as the start of a plain scalar.)
+      if (!first || !/^---(?: +#.*)?$/.test(body)) beyond();
       first = false;
       continue;
     }
