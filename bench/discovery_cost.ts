@@ -13,7 +13,7 @@
  * Discovery reaches the API with a kubeconfig by default (a bare node's shape). `--credentials=service-account`
  * measures a DaemonSet pod's shape instead: no kubeconfig, a service-account token and CA where the kubelet mounts
  * them, and the static endpoints dialled as `kubernetes.default.svc`. The program reads that fixed path, so each run
- * (on and off alike) starts in a mount namespace of its own (`unshare -m`) with a tmpfs on `/run` and the token's
+ * (on and off alike) starts in a mount namespace of its own (`unshare -m`) with a tmpfs on `/var/run` and the token's
  * directory bound there; it needs root and `--health-check=readyz` (in a pod the API server is the static upstream).
  *
  * @module
@@ -51,9 +51,9 @@ if (serviceAccount && Deno.uid() !== 0) {
   Deno.exit(2);
 }
 /** Where the kubelet mounts a pod's service-account files (the program reads this path, no other). */
-const SERVICE_ACCOUNT_DIR = "/run/secrets/kubernetes.io/serviceaccount";
+const SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount";
 /** Runs the rest of its arguments in a mount namespace where `$1` is mounted at the service-account path. */
-const IN_POD_SHAPE = `set -e; mount -t tmpfs -o size=1m tmpfs /run; mkdir -p ${SERVICE_ACCOUNT_DIR}; ` +
+const IN_POD_SHAPE = `set -e; mount -t tmpfs -o size=1m tmpfs /var/run; mkdir -p ${SERVICE_ACCOUNT_DIR}; ` +
   `mount --bind "$1" ${SERVICE_ACCOUNT_DIR}; shift; exec "$@"`;
 /** How close to discovery off the figures with discovery on must be. */
 const TARGET_MIB = 3;
