@@ -153,9 +153,11 @@ export class FaultLab implements AsyncDisposable {
   async startDiscoveryApi(kubeconfig: string): Promise<HelperProcess> {
     const script = new URL("discovery_api.ts", SUPPORT).pathname;
     const deno = Deno.execPath();
-    // The fake API server imports npm packages, so it runs with the repository's configuration; it also runs openssl
-    // for its own PKI and writes the kubeconfig: a test helper, given every permission.
-    const cmd = this.net.exec(this.net.proxyNs, deno, ["run", "-q", "--no-lock", "-A", script, kubeconfig]);
+    // The fake API server imports npm packages, so it runs with the repository's configuration and its lockfile: the
+    // namespace has no DNS, and without the lockfile (`--no-lock`) Deno asks the npm registry for the packages'
+    // metadata unless an earlier process happened to cache it (CI failed on it once). It also runs openssl for its own
+    // PKI and writes the kubeconfig: a test helper, given every permission.
+    const cmd = this.net.exec(this.net.proxyNs, deno, ["run", "-q", "--frozen", "-A", script, kubeconfig]);
     const api = new HelperProcess({ label: "the Kubernetes API", ...cmd, cwd: REPO_ROOT });
     try {
       await api.waitForEvent((e) => e.event === "listening", 30_000, "listening");
