@@ -1,0 +1,227 @@
+/**
+ * Heap snapshots of a running extractedprism over V8's inspector, and what grew between two of them: the tool that
+ * traced the soak's slow leak to its shape (docs/performance.md, "Soak"). Start the proxy with `--inspect=127.0.0.1:9229`
+ * (for the soak: add the flag to a scratch copy of the `start` task), then:
+ *
+ * ```sh
+ * deno run -A bench/heap_snapshot.ts take /tmp/a.heapsnapshot [--inspector=127.0.0.1:9229]  # after a forced collection
+ * deno run -A bench/heap_snapshot.ts diff /tmp/a.heapsnapshot /tmp/b.heapsnapshot              # what grew, by kind
+ * ```
+ *
+ * `diff` prints the objects that grew most, by count and by size, grouped by V8's node type and constructor name
+ * (strings, code and contexts counted together), then the async generators by function name and the pending promises that hold
+ * a reaction, by what holds them. Loopback only: the inspector address must be on 127.0.0.0/8.
+ *
+ * @module
+ */
+
+interface Snapshot {
+  readonly snapshot: {
+    readonly meta: {
+      readonly node_fields: string[];
+      readonly node_types: [string[], ...unknown[]];
+      readonly edge_fields: string[];
+      readonly edge_types: [string[], ...unknown[]];
+    };
+  };
+  readonly nodes: number[];
+  readonly edges: number[];
+  readonly strings: string[];
+}
+
+const USAGE = "usage: heap_snapshot.ts take FILE [--inspector=127.0.0.1:9229] | diff BEFORE AFTER";
+
+async function take(file: string, inspector: string): Promise<void> {
+  if (!/^127\.\d+\.\d+\.\d+:\d+$/.test(inspector)) {
+    throw new Error(`--inspector must be 127.x.x.x:port, got '${inspector}'`);
+  }
+  const targets = await (await fetch(`http://${inspector}/json/list`)).json() as { webSocketDebuggerUrl: string }[];
+  const url = targets[0]?.webSocketDebuggerUrl;
+  if (url === undefined) throw new Error(`no inspector target at ${inspector}`);
+  const ws = new WebSocket(url);
+  await new Promise((resolve, reject) => {
+    ws.onopen = resolve;
+    ws.onerror = reject;
+  });
+  const chunks: string[] = [];
+  const waiting = new Map<number, () => void>();
+  ws.onmessage = (e) => {
+    const m = JSON.parse(e.data) as { id?: number; method?: string; params?: { chunk: string } };
+    if (m.method === "HeapProfiler.addHeapSnapshotChunk" && m.params) chunks.push(m.params.chunk);
+    else if (m.id !== undefined) waiting.get(m.id)?.();
+  };
+  let id = 0;
+  const call = (method: string, params: Record<string, unknown> = {}) =>
+    new Promise<void>((resolve) => {
+      waiting.set(++id, resolve);
+      ws.send(JSON.stringify({ id, method, params }));
+    });
+  try {
+    await call("HeapProfiler.enable");
+    await call("HeapProfiler.collectGarbage");
+    await call("HeapProfiler.takeHeapSnapshot", { reportProgress: false });
+  } finally {
+    ws.close();
+  }
+  await Deno.writeTextFile(file, chunks.join(""));
+  console.log(`${file}: ${chunks.reduce((n, c) => n + c.length, 0)} bytes`);
+}
+
+/** A snapshot read for queries: node kinds, names, edges. */
+class Heap {
+  readonly #s: Snapshot;
+  readonly #nf: number;
+  readonly #ef: number;
+  readonly #first: Int32Array;
+
+  constructor(s: Snapshot) {
+    this.#s = s;
+    this.#nf = s.snapshot.meta.node_fields.length;
+    this.#ef = s.snapshot.meta.edge_fields.length;
+    const count = s.nodes.length / this.#nf;
+    this.#first = new Int32Array(count + 1);
+    const ec = s.snapshot.meta.node_fields.indexOf("edge_count");
+    for (let n = 0, e = 0; n < count; n++) {
+      this.#first[n] = e;
+      e += s.nodes[n * this.#nf + ec]! * this.#ef;
+    }
+  }
+
+  /** Node offsets (into `nodes`), one per node. */
+  *nodes(): Generator<number> {
+    for (let i = 0; i < this.#s.nodes.length; i += this.#nf) yield i;
+  }
+
+  type(i: number): string {
+    return this.#s.snapshot.meta.node_types[0][this.#s.nodes[i + this.#field("type")]!]!;
+  }
+
+  name(i: number): string {
+    return this.#s.strings[this.#s.nodes[i + this.#field("name")]!]!;
+  }
+
+  selfSize(i: number): number {
+    return this.#s.nodes[i + this.#field("self_size")]!;
+  }
+
+  edges(i: number): { type: string; name: string; to: number }[] {
+    const meta = this.#s.snapshot.meta;
+    const [t, n, to] = ["type", "name_or_index", "to_node"].map((f) => meta.edge_fields.indexOf(f)) as [
+      number,
+      number,
+      number,
+    ];
+    const out = [];
+    const start = this.#first[i / this.#nf]!;
+    const count = this.#s.nodes[i + this.#field("edge_count")]!;
+    for (let e = start; e < start + count * this.#ef; e += this.#ef) {
+      const type = meta.edge_types[0][this.#s.edges[e + t]!]!;
+      const raw = this.#s.edges[e + n]!;
+      out.push({
+        type,
+        name: type === "element" || type === "hidden" ? String(raw) : this.#s.strings[raw]!,
+        to: this.#s.edges[e + to]!,
+      });
+    }
+    return out;
+  }
+
+  #field(name: string): number {
+    return this.#s.snapshot.meta.node_fields.indexOf(name);
+  }
+}
+
+/** Count and size by `type:name`; strings and code are one bucket each. */
+function byKind(h: Heap): Map<string, [number, number]> {
+  const out = new Map<string, [number, number]>();
+  for (const i of h.nodes()) {
+    const type = h.type(i);
+    // A context's name carries its scope's node id, which differs between snapshots: count contexts together.
+    const name = type.includes("string")
+      ? "(string)"
+      : type === "code"
+      ? "(code)"
+      : h.name(i).replace(/ @\d+$/, "").slice(0, 80);
+    const k = `${type}:${name}`;
+    const v = out.get(k) ?? [0, 0];
+    v[0]++;
+    v[1] += h.selfSize(i);
+    out.set(k, v);
+  }
+  return out;
+}
+
+function generators(h: Heap): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const i of h.nodes()) {
+    if (h.type(i) !== "object" || h.name(i) !== "Generator") continue;
+    const fn = h.edges(i).find((e) => e.name === "function")?.to;
+    const k = fn === undefined ? "(unknown)" : h.name(fn) || "(anonymous)";
+    out.set(k, (out.get(k) ?? 0) + 1);
+  }
+  return out;
+}
+
+function pendingPromiseHolders(h: Heap): Map<string, number> {
+  const pending = new Set<number>();
+  for (const i of h.nodes()) {
+    if (h.type(i) !== "object" || h.name(i) !== "Promise") continue;
+    const r = h.edges(i).find((e) => e.name === "reactions_or_result")?.to;
+    if (r !== undefined && h.name(r).includes("PromiseReaction")) pending.add(i);
+  }
+  const out = new Map<string, number>();
+  for (const i of h.nodes()) {
+    for (const e of h.edges(i)) {
+      if (!pending.has(e.to) || e.type === "weak") continue;
+      const k = `${h.type(i)}:${h.name(i).replace(/ @\d+$/, "").slice(0, 70)} .${e.name}`;
+      out.set(k, (out.get(k) ?? 0) + 1);
+    }
+  }
+  return out;
+}
+
+function growth(a: Map<string, number>, b: Map<string, number>): [string, number, number][] {
+  return [...new Set([...a.keys(), ...b.keys()])].map((k): [string, number, number] => [
+    k,
+    (b.get(k) ?? 0) - (a.get(k) ?? 0),
+    b.get(k) ?? 0,
+  ]).filter((r) => r[1] !== 0).sort((x, y) => y[1] - x[1]);
+}
+
+async function diff(beforeFile: string, afterFile: string): Promise<void> {
+  const read = async (f: string) => new Heap(JSON.parse(await Deno.readTextFile(f)) as Snapshot);
+  const [a, b] = [await read(beforeFile), await read(afterFile)];
+  const ka = byKind(a), kb = byKind(b);
+  const rows = [...kb].map(([k, [n, size]]) => {
+    const [n0, size0] = ka.get(k) ?? [0, 0];
+    return { k, dn: n - n0, ds: size - size0, n };
+  }).filter((r) => r.dn !== 0 || r.ds !== 0);
+  const show = (r: (typeof rows)[number]) =>
+    `${String(r.dn).padStart(8)} ${String(r.ds).padStart(10)} B  (now ${r.n})  ${r.k}`;
+  console.log("grew most, by count (count, bytes, now, kind):");
+  for (const r of [...rows].sort((x, y) => y.dn - x.dn).slice(0, 20)) console.log(show(r));
+  console.log("grew most, by size:");
+  for (const r of [...rows].sort((x, y) => y.ds - x.ds).slice(0, 12)) console.log(show(r));
+  console.log("generators by function (change, now):");
+  for (const [k, d, n] of growth(generators(a), generators(b)).slice(0, 12)) {
+    console.log(`${String(d).padStart(6)} ${n} ${k}`);
+  }
+  console.log("pending promises with a reaction, by holder (change, now):");
+  for (const [k, d, n] of growth(pendingPromiseHolders(a), pendingPromiseHolders(b)).slice(0, 12)) {
+    console.log(`${String(d).padStart(6)} ${n} ${k}`);
+  }
+}
+
+const [verb, x, y] = Deno.args;
+const inspector = Deno.args.find((a) => a.startsWith("--inspector="))?.slice("--inspector=".length) ?? "127.0.0.1:9229";
+try {
+  if (verb === "take" && x !== undefined) await take(x, inspector);
+  else if (verb === "diff" && x !== undefined && y !== undefined) await diff(x, y);
+  else {
+    console.error(USAGE);
+    Deno.exit(2);
+  }
+} catch (e) {
+  console.error(`heap_snapshot: ${e instanceof Error ? e.message : e}`);
+  Deno.exit(1);
+}
