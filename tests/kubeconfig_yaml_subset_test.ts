@@ -94,7 +94,7 @@ const KUBECONFIGS: [string, string][] = [
 clusters:
 - cluster:
     certificate-authority-data: ${CA}
-    server: https://192.0.2.10:6443
+    server: https://127.0.2.10:6443
   name: kubernetes
 contexts:
 - context:
@@ -117,7 +117,7 @@ users:
 clusters:
 - cluster:
     certificate-authority-data: ${CA}
-    server: https://192.0.2.10:6443
+    server: https://127.0.2.10:6443
   name: kubernetes
 contexts:
 - context:
@@ -139,7 +139,7 @@ users:
 clusters:
 - cluster:
     certificate-authority-data: ${CA}
-    server: https://192.0.2.10:6443
+    server: https://127.0.2.10:6443
   name: kubernetes
 contexts:
 - context:
@@ -188,7 +188,7 @@ clusters:
   name: kind-kind
 - cluster:
     insecure-skip-tls-verify: true
-    server: https://192.0.2.20:443
+    server: https://127.0.2.20:443
   name: staging
 contexts:
 - context:
@@ -225,7 +225,7 @@ users:
 clusters:
 - cluster:
     certificate-authority-data: ${CA}
-    server: https://192.0.2.30
+    server: https://127.0.2.30
   name: arn:aws:eks:us-west-2:111122223333:cluster/demo
 contexts:
 - context:
@@ -261,7 +261,7 @@ users:
 clusters:
 - cluster:
     certificate-authority-data: ${CA}
-    server: https://192.0.2.31
+    server: https://127.0.2.31
   name: demo.us-west-2.eksctl.io
 contexts:
 - context:
@@ -301,7 +301,7 @@ users:
 clusters:
 - cluster:
     certificate-authority-data: ${CA}
-    server: https://192.0.2.40
+    server: https://127.0.2.40
   name: gke_demo-project_us-central1-a_demo
 contexts:
 - context:
@@ -327,7 +327,7 @@ users:
 clusters:
 - cluster:
     certificate-authority-data: ${CA}
-    server: https://192.0.2.50:443
+    server: https://127.0.2.50:443
   name: demo-aks
 contexts:
 - context:
@@ -361,7 +361,7 @@ users:
 clusters:
 - cluster:
     certificate-authority-data: ${CA}
-    server: https://192.0.2.41
+    server: https://127.0.2.41
   name: gke_legacy
 contexts:
 - context:
@@ -397,7 +397,7 @@ clusters:
         provider: minikube.sigs.k8s.io
         version: v1.32.0
       name: cluster_info
-    server: https://192.0.2.49:8443
+    server: https://127.0.2.49:8443
   name: minikube
 contexts:
 - context:
@@ -426,19 +426,19 @@ users:
     `apiVersion: v1
 clusters:
 - cluster:
-    server: https://192.0.2.60:6443
-  name: 192-0-2-60:6443
+    server: https://127.0.2.60:6443
+  name: 127-0-2-60:6443
 contexts:
 - context:
-    cluster: 192-0-2-60:6443
+    cluster: 127-0-2-60:6443
     namespace: default
-    user: kubeadmin/192-0-2-60:6443
-  name: default/192-0-2-60:6443/kubeadmin
-current-context: default/192-0-2-60:6443/kubeadmin
+    user: kubeadmin/127-0-2-60:6443
+  name: default/127-0-2-60:6443/kubeadmin
+current-context: default/127-0-2-60:6443/kubeadmin
 kind: Config
 preferences: {}
 users:
-- name: kubeadmin/192-0-2-60:6443
+- name: kubeadmin/127-0-2-60:6443
   user:
     token: sha256~AbCdEfGhIjKlMnOpQrStUvWxYz0123456789-_abcde
 `,
@@ -475,7 +475,7 @@ kind: Config
 clusters:
 - name: "demo"
   cluster:
-    server: "https://192.0.2.70/k8s/clusters/c-m-abcd1234"
+    server: "https://127.0.2.70/k8s/clusters/c-m-abcd1234"
     certificate-authority-data: "${CA}"
 
 users:
@@ -503,7 +503,7 @@ clusters:
     # The lab's API server.
     - name: 'lab'   # named after the rack
       cluster:
-          server: 'https://192.0.2.7:6443'
+          server: 'https://127.0.2.7:6443'
           certificate-authority: "/etc/lab/ca.pem"
           insecure-skip-tls-verify: false
 # Users.
@@ -588,8 +588,8 @@ const IN_SUBSET = [
   "a: https://[::1]:6443",
   "a: https://127.0.0.1:6443/k8s/clusters/c-1",
   "a: client.authentication.k8s.io/v1beta1",
-  "a: 10.0.0.1",
-  "a: 192.0.2.1:443",
+  "a: 127.0.0.10",
+  "a: 127.0.2.1:443",
   "a: --format=json",
   "a: x=y",
   "a: a-b-c",
