@@ -73,17 +73,29 @@ class Heap {
   readonly #nf: number;
   readonly #ef: number;
   readonly #first: Int32Array;
+  /** Offsets of the node fields and edge fields read here, found once. */
+  readonly #n: { type: number; name: number; selfSize: number; edgeCount: number };
+  readonly #e: { type: number; name: number; to: number };
 
   constructor(s: Snapshot) {
     this.#s = s;
-    this.#nf = s.snapshot.meta.node_fields.length;
-    this.#ef = s.snapshot.meta.edge_fields.length;
+    const meta = s.snapshot.meta;
+    this.#nf = meta.node_fields.length;
+    this.#ef = meta.edge_fields.length;
+    const nodeField = (f: string) => meta.node_fields.indexOf(f);
+    const edgeField = (f: string) => meta.edge_fields.indexOf(f);
+    this.#n = {
+      type: nodeField("type"),
+      name: nodeField("name"),
+      selfSize: nodeField("self_size"),
+      edgeCount: nodeField("edge_count"),
+    };
+    this.#e = { type: edgeField("type"), name: edgeField("name_or_index"), to: edgeField("to_node") };
     const count = s.nodes.length / this.#nf;
     this.#first = new Int32Array(count + 1);
-    const ec = s.snapshot.meta.node_fields.indexOf("edge_count");
     for (let n = 0, e = 0; n < count; n++) {
       this.#first[n] = e;
-      e += s.nodes[n * this.#nf + ec]! * this.#ef;
+      e += s.nodes[n * this.#nf + this.#n.edgeCount]! * this.#ef;
     }
   }
 
@@ -93,41 +105,32 @@ class Heap {
   }
 
   type(i: number): string {
-    return this.#s.snapshot.meta.node_types[0][this.#s.nodes[i + this.#field("type")]!]!;
+    return this.#s.snapshot.meta.node_types[0][this.#s.nodes[i + this.#n.type]!]!;
   }
 
   name(i: number): string {
-    return this.#s.strings[this.#s.nodes[i + this.#field("name")]!]!;
+    return this.#s.strings[this.#s.nodes[i + this.#n.name]!]!;
   }
 
   selfSize(i: number): number {
-    return this.#s.nodes[i + this.#field("self_size")]!;
+    return this.#s.nodes[i + this.#n.selfSize]!;
   }
 
   edges(i: number): { type: string; name: string; to: number }[] {
-    const meta = this.#s.snapshot.meta;
-    const [t, n, to] = ["type", "name_or_index", "to_node"].map((f) => meta.edge_fields.indexOf(f)) as [
-      number,
-      number,
-      number,
-    ];
+    const edgeTypes = this.#s.snapshot.meta.edge_types[0];
     const out = [];
     const start = this.#first[i / this.#nf]!;
-    const count = this.#s.nodes[i + this.#field("edge_count")]!;
+    const count = this.#s.nodes[i + this.#n.edgeCount]!;
     for (let e = start; e < start + count * this.#ef; e += this.#ef) {
-      const type = meta.edge_types[0][this.#s.edges[e + t]!]!;
-      const raw = this.#s.edges[e + n]!;
+      const type = edgeTypes[this.#s.edges[e + this.#e.type]!]!;
+      const raw = this.#s.edges[e + this.#e.name]!;
       out.push({
         type,
         name: type === "element" || type === "hidden" ? String(raw) : this.#s.strings[raw]!,
-        to: this.#s.edges[e + to]!,
+        to: this.#s.edges[e + this.#e.to]!,
       });
     }
     return out;
-  }
-
-  #field(name: string): number {
-    return this.#s.snapshot.meta.node_fields.indexOf(name);
   }
 }
 

@@ -22,6 +22,8 @@
  */
 import { startCommand } from "../tests/support/main_process.ts";
 import { median } from "./_report.ts";
+import { delay, freePort } from "./_process.ts";
+import { closeQuietly } from "../lib/net/connect_tcp.ts";
 
 const arg = (name: string, fallback: number, max: number) => {
   const raw = Deno.args.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3);
@@ -49,14 +51,6 @@ if (systems.some((x) => x !== "extractedprism" && x !== "floor") || systems.leng
 /** Where to keep callgrind's dumps for `callgrind_annotate`; a temporary directory, removed, without it. */
 const keep = Deno.args.find((a) => a.startsWith("--keep="))?.slice("--keep=".length);
 
-function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = l.addr.port;
-  l.close();
-  return port;
-}
-
-const delay = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const encoder = new TextEncoder();
 const ANSWER = encoder.encode("HTTP/1.0 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok");
 const REQUEST = encoder.encode("GET / HTTP/1.0\r\nHost: bench\r\n\r\n");
@@ -83,9 +77,7 @@ function startBackend(): { port: number; close(): void } {
         } catch {
           /* the client went away */
         } finally {
-          try {
-            conn.close();
-          } catch { /* closed */ }
+          closeQuietly(conn);
         }
       })();
     }
