@@ -15,8 +15,8 @@ export class Connection {
   readonly conn: Deno.Conn;
   readonly #log: Logger;
   readonly #server: string;
-  /** Resolves when the connection is closed, by the server or at a deadline. */
-  readonly closed: PromiseWithResolvers<void> = Promise.withResolvers<void>();
+  /** Called once at the close; each caller removes its own (see {@linkcode onClose}). */
+  readonly #onClose = new Set<() => void>();
   /** `idle` waits for a request, `head` reads one, `busy` answers one. */
   state: "idle" | "head" | "busy" = "idle";
   /** Since when it has waited for a request head (at accept, then after each answer). */
@@ -36,6 +36,21 @@ export class Connection {
     return this.#isClosed;
   }
 
+  /**
+   * Calls `fn` once when the connection closes (at once when it is closed already); the returned function cancels
+   * the call. Per request, not one promise for the connection's life: a `Promise.race` against such a promise on
+   * every request of a keep-alive connection leaves a reaction on it each time, holding that request's answer, until
+   * the connection closes (found by the soak: a scraper on one connection grew the heap by each answer's size).
+   */
+  onClose(fn: () => void): () => void {
+    if (this.#isClosed) {
+      fn();
+      return () => {};
+    }
+    this.#onClose.add(fn);
+    return () => this.#onClose.delete(fn);
+  }
+
   /** Closes the connection after `ms` unless another deadline replaces this one. */
   deadline(ms: number, why: string): void {
     clearTimer(this.#timer);
@@ -53,7 +68,8 @@ export class Connection {
     try {
       this.conn.close();
     } catch { /* already closed */ }
-    this.closed.resolve();
+    for (const fn of this.#onClose) fn();
+    this.#onClose.clear();
   }
 
   /** Writes all of `data`; false when the connection failed or closed. */

@@ -294,13 +294,17 @@ export class HttpServer {
   /** Runs the handler and renders its answer; `undefined` when the connection closed meanwhile. */
   async #answer(c: Connection, req: RequestHead): Promise<Uint8Array | undefined> {
     let answer: HttpAnswer;
+    const closed = Promise.withResolvers<undefined>();
+    const off = c.onClose(() => closed.resolve(undefined));
     try {
-      const handled = await Promise.race([this.#handler(req.request), c.closed.promise]);
+      const handled = await Promise.race([this.#handler(req.request), closed.promise]);
       if (handled === undefined) return undefined;
       answer = handled;
     } catch (e) {
       this.#log.error("The {server} server's handler failed: {error}", { server: this.#name, error: describeError(e) });
       answer = INTERNAL_ERROR;
+    } finally {
+      off();
     }
     const body = encoder.encode(answer.body ?? "");
     // Draining may have begun while the handler ran.
