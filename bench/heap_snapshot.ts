@@ -29,7 +29,8 @@ interface Snapshot {
   readonly strings: string[];
 }
 
-const USAGE = "usage: heap_snapshot.ts take FILE [--inspector=127.0.0.1:9229] | diff BEFORE AFTER";
+const USAGE = "usage: heap_snapshot.ts take FILE [--inspector=127.0.0.1:9229] | diff BEFORE AFTER | " +
+  "paths BEFORE AFTER [--kind=object:Promise] [--depth=12]";
 
 async function take(file: string, inspector: string): Promise<void> {
   if (!/^127\.\d+\.\d+\.\d+:\d+$/.test(inspector)) {
@@ -74,7 +75,7 @@ class Heap {
   readonly #ef: number;
   readonly #first: Int32Array;
   /** Offsets of the node fields and edge fields read here, found once. */
-  readonly #n: { type: number; name: number; selfSize: number; edgeCount: number };
+  readonly #n: { type: number; name: number; id: number; selfSize: number; edgeCount: number };
   readonly #e: { type: number; name: number; to: number };
 
   constructor(s: Snapshot) {
@@ -87,6 +88,7 @@ class Heap {
     this.#n = {
       type: nodeField("type"),
       name: nodeField("name"),
+      id: nodeField("id"),
       selfSize: nodeField("self_size"),
       edgeCount: nodeField("edge_count"),
     };
@@ -110,6 +112,39 @@ class Heap {
 
   name(i: number): string {
     return this.#s.strings[this.#s.nodes[i + this.#n.name]!]!;
+  }
+
+  /** V8's id of the object: the same object has the same id in every snapshot of one process. */
+  id(i: number): number {
+    return this.#s.nodes[i + this.#n.id]!;
+  }
+
+  /** A short label: `type:name`, with a context's scope id and long names cut. */
+  label(i: number): string {
+    return `${this.type(i)}:${this.name(i).replace(/ @\d+$/, "").slice(0, 60)}`;
+  }
+
+  /**
+   * For every node reachable from the root (node 0) over strong edges, the node and edge it was first reached
+   * from, breadth first: a shortest retaining path.
+   */
+  parents(): Map<number, { from: number; edge: string }> {
+    const out = new Map<number, { from: number; edge: string }>();
+    const seen = new Set<number>([0]);
+    let frontier = [0];
+    while (frontier.length > 0) {
+      const next: number[] = [];
+      for (const n of frontier) {
+        for (const e of this.edges(n)) {
+          if (e.type === "weak" || e.type === "shortcut" || seen.has(e.to)) continue;
+          seen.add(e.to);
+          out.set(e.to, { from: n, edge: e.type === "element" || e.type === "hidden" ? `[${e.name}]` : e.name });
+          next.push(e.to);
+        }
+      }
+      frontier = next;
+    }
+    return out;
   }
 
   selfSize(i: number): number {
@@ -215,12 +250,60 @@ async function diff(beforeFile: string, afterFile: string): Promise<void> {
   }
 }
 
+/** The objects of `kind` (e.g. `object:Promise`) counted by their shortest retaining path from the root. */
+function byPath(h: Heap, kind: string, depth: number): Map<string, number> {
+  const parents = h.parents();
+  const out = new Map<string, number>();
+  for (const i of h.nodes()) {
+    if (h.label(i) !== kind) continue;
+    // A run of the same step (a promise's list of reactions, a linked list) is one step with a count: the holder of
+    // a list that grows is what matters, and the run's length would make every path distinct.
+    const steps: string[] = [];
+    let last = "", run = 0;
+    for (let n = i, d = 0; d < depth;) {
+      const p = parents.get(n);
+      if (p === undefined) break;
+      n = p.from;
+      const step = `${h.label(p.from)} .${p.edge}`;
+      if (step === last) {
+        run++;
+        continue;
+      }
+      if (run > 1) steps[steps.length - 1] += ` (×${run})`;
+      steps.push(step);
+      last = step;
+      run = 1;
+      d++;
+    }
+    if (run > 1) steps[steps.length - 1] += " (×n)";
+    const k = steps.length === 0 ? "(not reachable from the root)" : steps.join("\n        <- ");
+    out.set(k, (out.get(k) ?? 0) + 1);
+  }
+  return out;
+}
+
+/**
+ * What holds what grew: the objects of `kind` in each snapshot grouped by their shortest retaining path, and the
+ * paths whose count changed most. (Object ids cannot pair objects across snapshots: each `take` is a new inspector
+ * session, and V8 numbers the objects anew.)
+ */
+async function paths(beforeFile: string, afterFile: string, kind: string, depth: number): Promise<void> {
+  const read = async (f: string) => new Heap(JSON.parse(await Deno.readTextFile(f)) as Snapshot);
+  const [a, b] = [await read(beforeFile), await read(afterFile)];
+  const rows = growth(byPath(a, kind, depth), byPath(b, kind, depth));
+  console.log(`${kind} by shortest retaining path, nearest holder first (change, now):`);
+  for (const [k, d, n] of rows.slice(0, 8)) console.log(`${String(d).padStart(6)} ${String(n).padStart(6)}  ${k}`);
+}
+
 const [verb, x, y] = Deno.args;
-const inspector = Deno.args.find((a) => a.startsWith("--inspector="))?.slice("--inspector=".length) ?? "127.0.0.1:9229";
+const flag = (name: string) => Deno.args.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3);
+const inspector = flag("inspector") ?? "127.0.0.1:9229";
 try {
   if (verb === "take" && x !== undefined) await take(x, inspector);
   else if (verb === "diff" && x !== undefined && y !== undefined) await diff(x, y);
-  else {
+  else if (verb === "paths" && x !== undefined && y !== undefined) {
+    await paths(x, y, flag("kind") ?? "object:Promise", Number(flag("depth") ?? 12));
+  } else {
     console.error(USAGE);
     Deno.exit(2);
   }

@@ -69,6 +69,9 @@ Options:
   --rss-bar=MIB      largest RSS growth after warm-up that passes, MiB (default 1)
   --seed=N           seed of the random choices (default 1)
   --samples-out=FILE also write every sample there, one JSON object a line (and the proxy's log to FILE.log)
+  --inspect=ADDR     open the proxy's V8 inspector on ADDR (127.x.x.x:port) for bench/heap_snapshot.ts
+  --slice-every=DUR  time between EndpointSlice changes (default 4s; 0: no changes)
+  --no-flaps         no probe flaps (the readyz answer and the listener of two backends stay as they are)
   --trace-gc         give the proxy DENO_V8_FLAGS=--trace-gc (on top of the task's own --v8-flags) and report the
                      live heap after each full collection (off by default: the proxy runs exactly as the task)
   -h, --help         this text
@@ -86,6 +89,9 @@ interface Settings {
   readonly seed: number;
   readonly samplesOut: string | undefined;
   readonly traceGc: boolean;
+  readonly inspect: string | undefined;
+  readonly sliceMs: number;
+  readonly flaps: boolean;
 }
 
 function parseSettings(args: string[]): Settings | "help" {
@@ -102,6 +108,9 @@ function parseSettings(args: string[]): Settings | "help" {
       seed: { type: "string", default: "1" },
       "samples-out": { type: "string" },
       "trace-gc": { type: "boolean", default: false },
+      inspect: { type: "string" },
+      "slice-every": { type: "string", default: "4s" },
+      "no-flaps": { type: "boolean", default: false },
       help: { type: "boolean", short: "h" },
     },
   });
@@ -110,6 +119,12 @@ function parseSettings(args: string[]): Settings | "help" {
   const warmupMs = parseSoakDuration("warmup", values.warmup, 0, durationMs - 10_000);
   const sampleMs = parseSoakDuration("sample-every", values["sample-every"], 500, 60_000);
   const windowMs = parseSoakDuration("window", values.window, sampleMs, 3_600_000);
+  const sliceMs = values["slice-every"] === "0"
+    ? 0
+    : parseSoakDuration("slice-every", values["slice-every"], 100, 3_600_000);
+  if (values.inspect !== undefined && !/^127\.\d+\.\d+\.\d+:\d+$/.test(values.inspect)) {
+    throw new RangeError(`Cannot parse --inspect '${values.inspect}': expected 127.x.x.x:port (loopback only)`);
+  }
   const rssBarMiB = Number(values["rss-bar"]);
   if (!(rssBarMiB > 0 && rssBarMiB <= 1024)) {
     throw new RangeError(`Cannot parse --rss-bar '${values["rss-bar"]}': expected MiB from 0 to 1024`);
@@ -125,6 +140,9 @@ function parseSettings(args: string[]): Settings | "help" {
     seed: parseCount("seed", values.seed, 2 ** 31),
     samplesOut: values["samples-out"],
     traceGc: values["trace-gc"],
+    inspect: values.inspect,
+    sliceMs,
+    flaps: !values["no-flaps"],
   };
 }
 
@@ -224,11 +242,16 @@ async function run(s: Settings): Promise<number> {
       ...Object.entries(start.env).map(([k, v]) => `${k}=${v}`),
       ...(s.traceGc ? ["DENO_V8_FLAGS=--trace-gc"] : []),
       "deno",
-      ...start.args,
+      start.args[0],
+      ...(s.inspect !== undefined ? [`--inspect=${s.inspect}`] : []),
+      ...start.args.slice(1),
       ...args,
     ].join(" ");
     const spawnedAt = performance.now();
-    await using proxy = MainProcess.start(args, s.traceGc ? { env: { DENO_V8_FLAGS: "--trace-gc" } } : {});
+    await using proxy = MainProcess.start(args, {
+      ...(s.traceGc ? { env: { DENO_V8_FLAGS: "--trace-gc" } } : {}),
+      ...(s.inspect !== undefined ? { denoFlags: [`--inspect=${s.inspect}`] } : {}),
+    });
     const readyBy = performance.now() + 30_000;
     while (!(await readyz(healthPort))) {
       if (proxy.status !== undefined || performance.now() > readyBy) {
@@ -292,19 +315,21 @@ async function run(s: Settings): Promise<number> {
 
     const discoveryLoop = async () => {
       const hosts = ["127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.5"];
-      for (let i = 1; i < maxTicks(4000) && !stop.signal.aborted && performance.now() < deadline; i++) {
-        await pause(4000, stop.signal);
+      if (s.sliceMs === 0) return;
+      for (let i = 1; i < maxTicks(s.sliceMs) && !stop.signal.aborted && performance.now() < deadline; i++) {
+        await pause(s.sliceMs, stop.signal);
         if (stop.signal.aborted) break;
         const chosen = i % 11 === 0 ? [] : hosts.filter(() => random() < 0.6);
         if (i % 11 !== 0 && chosen.length === 0) chosen.push(hosts[Math.floor(random() * hosts.length)]!);
         const notReady = chosen.filter(() => random() < 0.15);
         api.upsert(endpointSlice("kubernetes", chosen, port, { notReady }));
         discoveryChanges++;
-        if (i % 15 === 0) api.dropStreams(); // the watch breaks as on an API server restart
+        if (i % Math.max(1, Math.round(60_000 / s.sliceMs)) === 0) api.dropStreams(); // as an API server restart
       }
     };
 
     const flapLoop = async (everyMs: number, flip: () => void) => {
+      if (!s.flaps) return;
       for (let i = 0; i < maxTicks(everyMs) && !stop.signal.aborted && performance.now() < deadline; i++) {
         await pause(everyMs, stop.signal);
         if (stop.signal.aborted) break;

@@ -56,6 +56,8 @@ function runtimeEnv(): Record<string, string> {
 export interface MainOptions {
   /** Environment of the program; the test's own environment is not inherited. @default {} */
   readonly env?: Readonly<Record<string, string>>;
+  /** Flags of `deno run` put before the task's own (the soak's `--inspect=…`). @default [] */
+  readonly denoFlags?: readonly string[];
 }
 
 /** How a finished run ended. */
@@ -80,7 +82,7 @@ export class MainProcess implements AsyncDisposable {
   private constructor(args: readonly string[], options: MainOptions) {
     const start = startCommand();
     this.#child = new Deno.Command(start.command, {
-      args: [...start.args, ...args],
+      args: [start.args[0] as string, ...(options.denoFlags ?? []), ...start.args.slice(1), ...args],
       cwd: REPO_ROOT,
       clearEnv: true,
       env: { ...runtimeEnv(), ...start.env, ...options.env },
