@@ -3,12 +3,22 @@
  * collects something per event keeps it for the life of the process.
  */
 import assert from "node:assert/strict";
-import { heapGrowth } from "./support/heap_growth.ts";
+import { type HeapGrowth, heapGrowth } from "./support/heap_growth.ts";
 
 const lib = (path: string) => JSON.stringify(new URL(`../lib/${path}`, import.meta.url).href);
 const support = (path: string) => JSON.stringify(new URL(`./support/${path}`, import.meta.url).href);
 /** Above this a scenario leaks: the leaks these tests stand for kept 300 B to several KiB per round. */
 const MAX_BYTES_PER_ROUND = 100;
+
+/** Prints the figure and fails when the heap grew by `MAX_BYTES_PER_ROUND` or more per `round` (a noun). */
+function assertFlat(growth: HeapGrowth, round: string): void {
+  const per = growth.bytesPerRound.toFixed(1);
+  console.log(`FIGURE heap growth: ${per} B per ${round}`);
+  assert.ok(
+    growth.bytesPerRound < MAX_BYTES_PER_ROUND,
+    `the heap grew ${per} B per ${round} (${growth.beforeBytes} to ${growth.afterBytes} B)`,
+  );
+}
 
 Deno.test("heap growth: requests on one keep-alive connection to the health server leave nothing behind", async () => {
   // Each answer is a new 4 KiB: a server that kept something per request (a reaction on the connection's close, holding
@@ -42,11 +52,7 @@ Deno.test("heap growth: requests on one keep-alive connection to the health serv
   `,
     { warmup: 1000, rounds: 2000 },
   );
-  console.log(`FIGURE heap growth: ${growth.bytesPerRound.toFixed(0)} B per keep-alive request`);
-  assert.ok(
-    growth.bytesPerRound < MAX_BYTES_PER_ROUND,
-    `the heap grew ${growth.bytesPerRound.toFixed(0)} B per request (${growth.beforeBytes} to ${growth.afterBytes})`,
-  );
+  assertFlat(growth, "keep-alive request");
 });
 
 Deno.test("heap growth: endpoint sets through the merge of providers leave nothing behind", async () => {
@@ -69,11 +75,7 @@ Deno.test("heap growth: endpoint sets through the merge of providers leave nothi
   `,
     { warmup: 2000, rounds: 5000 },
   );
-  console.log(`FIGURE heap growth: ${growth.bytesPerRound.toFixed(1)} B per merged endpoint set`);
-  assert.ok(
-    growth.bytesPerRound < MAX_BYTES_PER_ROUND,
-    `the heap grew ${growth.bytesPerRound.toFixed(0)} B per set (${growth.beforeBytes} to ${growth.afterBytes})`,
-  );
+  assertFlat(growth, "merged endpoint set");
 });
 
 Deno.test("heap growth: watch events through listWatch's snapshots leave nothing behind", async () => {
@@ -118,9 +120,5 @@ Deno.test("heap growth: watch events through listWatch's snapshots leave nothing
   `,
     { warmup: 2000, rounds: 5000 },
   );
-  console.log(`FIGURE heap growth: ${growth.bytesPerRound.toFixed(1)} B per watch event`);
-  assert.ok(
-    growth.bytesPerRound < MAX_BYTES_PER_ROUND,
-    `the heap grew ${growth.bytesPerRound.toFixed(0)} B per event (${growth.beforeBytes} to ${growth.afterBytes})`,
-  );
+  assertFlat(growth, "watch event");
 });
