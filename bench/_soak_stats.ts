@@ -17,6 +17,22 @@ export interface Sample {
   readonly anonKiB: number;
   /** Open descriptors (entries of `/proc/PID/fd`). */
   readonly fds: number;
+  /** Resident part of malloc's main arena (the `[heap]` mapping of `/proc/PID/smaps`), KiB, when read. */
+  readonly mallocKiB?: number;
+}
+
+/**
+ * The resident KiB of the `[heap]` mapping (malloc's main arena) in `/proc/PID/smaps` text: what `RssAnon` holds
+ * that is neither V8's heap nor a thread's stack or arena. 0 when there is no such mapping.
+ */
+export function parseSmapsHeap(text: string): number {
+  let inHeap = false;
+  let kib = 0;
+  for (const line of text.split("\n")) {
+    if (/^[0-9a-f]+-[0-9a-f]+ /.test(line)) inHeap = line.trimEnd().endsWith(" [heap]");
+    else if (inHeap && line.startsWith("Rss:")) kib += Number(/(\d+) kB/.exec(line)?.[1] ?? 0);
+  }
+  return kib;
 }
 
 /** The fields of `/proc/PID/status` a sample needs, KiB; throws when one is missing (the process is gone or not Linux). */
@@ -87,6 +103,8 @@ export interface Trends {
   readonly minutes: number;
   readonly rssMiB: Trend;
   readonly anonMiB: Trend;
+  /** When every sample after warm-up has `mallocKiB`. */
+  readonly mallocMiB?: Trend;
   readonly fds: Trend;
 }
 
@@ -121,6 +139,7 @@ export function trends(all: readonly Sample[], warmupMs: number, windowMs: numbe
     minutes: (tEnd - t0) / 60_000,
     rssMiB: trend((x) => x.rssKiB / 1024),
     anonMiB: trend((x) => x.anonKiB / 1024),
+    ...(s.every((x) => x.mallocKiB !== undefined) ? { mallocMiB: trend((x) => (x.mallocKiB ?? 0) / 1024) } : {}),
     fds: trend((x) => x.fds),
   };
 }
@@ -218,9 +237,11 @@ const signed = (n: number, digits: number) => `${n >= 0 ? "+" : ""}${f(n, digits
 /** Renders the trends as a Markdown table. */
 export function renderTrends(t: Trends, windowMs: number): string {
   const w = `${Math.round(windowMs / 1000)} s`;
-  const rows: [string, Trend, number, string][] = [
+  type Row = [string, Trend, number, string];
+  const rows: Row[] = [
     ["RSS (`VmRSS`, MiB)", t.rssMiB, 2, "MiB/min"],
     ["anonymous RSS (`RssAnon`: heap, stacks; MiB)", t.anonMiB, 2, "MiB/min"],
+    ...(t.mallocMiB ? [["of which malloc's main arena (`[heap]`, MiB)", t.mallocMiB, 2, "MiB/min"] as Row] : []),
     ["open descriptors", t.fds, 0, "fds/min"],
   ];
   return [

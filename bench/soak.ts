@@ -45,6 +45,7 @@ import {
   type LoadCounts,
   parseGcTrace,
   parseProcStatus,
+  parseSmapsHeap,
   parseSoakDuration,
   renderCounts,
   renderTrends,
@@ -162,7 +163,7 @@ function sampleProcess(pid: number, atMs: number): Sample {
   const status = parseProcStatus(Deno.readTextFileSync(`/proc/${pid}/status`));
   let fds = 0;
   for (const _ of Deno.readDirSync(`/proc/${pid}/fd`)) fds++;
-  return { atMs, ...status, fds };
+  return { atMs, ...status, fds, mallocKiB: parseSmapsHeap(Deno.readTextFileSync(`/proc/${pid}/smaps`)) };
 }
 
 async function upstreamStates(healthPort: number): Promise<Map<string, string> | undefined> {

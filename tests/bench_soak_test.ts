@@ -6,6 +6,7 @@ import {
   type LogCounts,
   parseGcTrace,
   parseProcStatus,
+  parseSmapsHeap,
   parseSoakDuration,
   renderCounts,
   renderTrends,
@@ -192,4 +193,18 @@ Deno.test("V8's --trace-gc lines are read with their kind and the heap after; fu
     perMinute: 0.1,
   });
   assert.equal(heapTrend(events, 300_000), undefined);
+});
+
+Deno.test("soak: the [heap] mapping's resident KiB from /proc/PID/smaps", () => {
+  const smaps = [
+    "55d0c0000000-55d0c2000000 r-xp 00000000 08:01 123 /usr/bin/deno",
+    "Rss:                1000 kB",
+    "55d0c4000000-55d0c4400000 rw-p 00000000 00:00 0                          [heap]",
+    "Size:               4096 kB",
+    "Rss:                3072 kB",
+    "7f0000000000-7f0000100000 rw-p 00000000 00:00 0 ",
+    "Rss:                 512 kB",
+  ].join("\n");
+  assert.equal(parseSmapsHeap(smaps), 3072);
+  assert.equal(parseSmapsHeap("7f0000000000-7f0000100000 rw-p 00000000 00:00 0\nRss: 4 kB\n"), 0);
 });
