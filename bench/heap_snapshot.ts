@@ -1,16 +1,19 @@
 /**
- * Heap snapshots of a running extractedprism over V8's inspector, and what grew between two of them: the tool that
- * traced the soak's slow leak to its shape (docs/performance.md, "Soak"). Start the proxy with `--inspect=127.0.0.1:9229`
- * (for the soak: add the flag to a scratch copy of the `start` task), then:
+ * Heap snapshots of a running extractedprism over V8's inspector, what grew between two of them, and what holds it:
+ * the tool that found the soak's slow leak (docs/performance.md, "Soak"). Start the proxy with
+ * `--inspect=127.0.0.1:9229` (the soak: `deno task soak --inspect=127.0.0.1:9229`), then:
  *
  * ```sh
  * deno run -A bench/heap_snapshot.ts take /tmp/a.heapsnapshot [--inspector=127.0.0.1:9229]  # after a forced collection
  * deno run -A bench/heap_snapshot.ts diff /tmp/a.heapsnapshot /tmp/b.heapsnapshot              # what grew, by kind
+ * deno run -A bench/heap_snapshot.ts paths /tmp/a.heapsnapshot /tmp/b.heapsnapshot --kind=object:Promise
  * ```
  *
  * `diff` prints the objects that grew most, by count and by size, grouped by V8's node type and constructor name
- * (strings, code and contexts counted together), then the async generators by function name and the pending promises that hold
- * a reaction, by what holds them. Loopback only: the inspector address must be on 127.0.0.0/8.
+ * (strings, code and contexts counted together), then the async generators by function name and the pending promises
+ * that hold a reaction, by what holds them. `paths` groups the objects of one kind (`type:name`, as `diff` prints
+ * them) by their shortest retaining path from the root, `--depth` steps long (a run of one step folded into one), and
+ * prints the paths whose count changed most. Loopback only: the inspector address must be on 127.0.0.0/8.
  *
  * @module
  */
