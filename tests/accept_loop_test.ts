@@ -207,3 +207,49 @@ for (const bind of ["127.0.0.2", "0.0.0.0", "::"]) {
     },
   });
 }
+
+Deno.test("a client that reuses the addresses of a self-check connection the loop already saw is relayed", async () => {
+  // Linux reuses a loopback connection's TIME_WAIT ports at once (tcp_tw_reuse=2): a kubelet connection may come from
+  // the very address pair of an earlier self-check connection. Only the check's connections not yet seen may be
+  // closed as late ones; a reused pair is a new client. The source records the check's connections, then returns a
+  // stand-in with the same addresses as the first of them.
+  const real = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const checked: Deno.TcpConn[] = [];
+  const reused = Promise.withResolvers<Deno.TcpConn>();
+  const closed = Promise.withResolvers<Deno.TcpConn>();
+  let served = false;
+  const source: AcceptSource = {
+    addr: real.addr,
+    accept: async () => {
+      if (checked.length === 4) {
+        if (served) return closed.promise;
+        served = true;
+        return reused.promise;
+      }
+      const conn = await real.accept();
+      checked.push(conn);
+      return conn;
+    },
+    close: () => {
+      real.close();
+      reused.reject(new Deno.errors.BadResource("closed"));
+      closed.reject(new Deno.errors.BadResource("closed"));
+    },
+  };
+  const handled: Deno.TcpConn[] = [];
+  const loop = new AcceptLoop(source, (c) => handled.push(c));
+  const running = loop.run();
+  try {
+    assert.equal(await withDeadline(loop.selfCheck(2000), "the self-check"), true);
+    // Every connection of the check reached the loop (4 of them, made at once): none is late.
+    await waitFor(() => checked.length === 4, 5000, "the check's four connections to be accepted");
+    const first = checked[0] as Deno.TcpConn;
+    const stand = { remoteAddr: first.remoteAddr, localAddr: first.localAddr, close: () => {} };
+    reused.resolve(stand as unknown as Deno.TcpConn);
+    await waitFor(() => handled.length > 0, 5000, "the client to be handed over");
+    assert.equal(handled[0], stand as unknown as Deno.TcpConn);
+  } finally {
+    loop.stop();
+    await running.catch(() => {});
+  }
+});

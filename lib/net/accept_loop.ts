@@ -33,6 +33,8 @@ interface SelfCheck {
   /** One per self-check connection; `undefined` once it failed or the check ended. */
   ends: Promise<Ends | undefined>[];
   seen: PromiseWithResolvers<void>;
+  /** The connections the loop has seen (and closed): never "late", whatever comes later from their addresses. */
+  matched: Set<Ends>;
 }
 
 /**
@@ -163,6 +165,9 @@ export class AcceptLoop {
     for (const ends of await Promise.all(self.ends)) {
       if (ends !== undefined && sameAddr(conn.remoteAddr, ends.local) && sameAddr(conn.localAddr, ends.remote)) {
         conn.close();
+        self.matched.add(ends);
+        // Seen after the check ended: it is no longer to come.
+        this.#lateSelf = this.#lateSelf.filter((e) => e !== ends);
         self.seen.resolve();
         return;
       }
@@ -184,7 +189,11 @@ export class AcceptLoop {
     const addr = this.#source.addr as Deno.NetAddr;
     const hostname = addr.hostname === "0.0.0.0" ? "127.0.0.1" : addr.hostname === "::" ? "::1" : addr.hostname;
     const attempts = Array.from({ length: SELF_CHECK_CONNECTIONS }, () => Promise.withResolvers<Ends | undefined>());
-    const self: SelfCheck = { ends: attempts.map((a) => a.promise), seen: Promise.withResolvers<void>() };
+    const self: SelfCheck = {
+      ends: attempts.map((a) => a.promise),
+      seen: Promise.withResolvers<void>(),
+      matched: new Set(),
+    };
     this.#self = self;
     // Up to timeoutMs to connect, then up to timeoutMs for the loop to see one of the connections.
     const connecting = new AbortController();
@@ -193,12 +202,15 @@ export class AcceptLoop {
     });
     const waiting = new AbortController();
     const conns: Deno.TcpConn[] = [];
+    const made: Ends[] = [];
     try {
       const opened = await Promise.allSettled(attempts.map(async (attempt) => {
         try {
           const conn = await connectTcp({ hostname, port: addr.port }, connecting.signal);
           conns.push(conn);
-          attempt.resolve({ local: conn.localAddr, remote: conn.remoteAddr });
+          const ends = { local: conn.localAddr, remote: conn.remoteAddr };
+          made.push(ends);
+          attempt.resolve(ends);
         } catch (e) {
           attempt.resolve(undefined);
           throw e;
@@ -219,8 +231,9 @@ export class AcceptLoop {
       waiting.abort();
       for (const a of attempts) a.resolve(undefined);
       if (this.#self === self) this.#self = undefined;
-      // Its other connections may still sit in the accept queue: they are closed there, never relayed.
-      this.#lateSelf = conns.map((c) => ({ local: c.localAddr, remote: c.remoteAddr }));
+      // Its other connections may still sit in the accept queue: they are closed there, never relayed. Only those: the
+      // address pair of one the loop has seen may come again from a client (loopback reuses TIME_WAIT ports at once).
+      this.#lateSelf = made.filter((e) => !self.matched.has(e));
       for (const c of conns) c.close();
     }
   }
