@@ -195,7 +195,7 @@ async function measure(
   subject: Subject,
   backendPort: number,
   dir: string,
-): Promise<{ perConnection: number; failures: string[] }> {
+): Promise<{ perConnection: number; failures: string[]; said: string[] }> {
   const port = freePort();
   const out = `${dir}/${subject.name}.%p`;
   const child = new Deno.Command("valgrind", {
@@ -245,7 +245,9 @@ async function measure(
       n.startsWith(`${subject.name}.${child.pid}.`)
     ).sort().at(-1);
     if (dump === undefined) throw new Error(`callgrind wrote no dump for ${subject.name}`);
-    return { perConnection: totalInstructions(`${dir}/${dump}`) / connections, failures };
+    // What the proxy said (it logs at warn and above here) tells a failed dial from a connection cut.
+    const said = err.trim().split("\n").filter((l) => l !== "").slice(-5);
+    return { perConnection: totalInstructions(`${dir}/${dump}`) / connections, failures, said };
   } finally {
     child.kill("SIGTERM");
     await child.status;
@@ -261,12 +263,13 @@ try {
   let failed = 0;
   for (let r = 0; r < rounds; r++) {
     for (const s of subjects.filter((x) => systems.includes(x.name))) {
-      const { perConnection: v, failures } = await measure(s, backend.port, dir);
+      const { perConnection: v, failures, said } = await measure(s, backend.port, dir);
       (per[s.name] ??= []).push(v);
       failed += failures.length;
       console.error(
         `round ${r + 1}/${rounds}: ${s.name} ${Math.round(v).toLocaleString("en-US")} instructions/connection` +
-          (failures.length > 0 ? `; ${failures.length} connections failed: ${failures.join("; ")}` : ""),
+          (failures.length > 0 ? `; ${failures.length} connections failed: ${failures.join("; ")}` : "") +
+          (failures.length > 0 && said.length > 0 ? `; its last log lines: ${said.join(" | ")}` : ""),
       );
     }
   }
