@@ -10,8 +10,16 @@ const support = (path: string) => JSON.stringify(new URL(`./support/${path}`, im
 /** Above this a scenario leaks: the leaks these tests stand for kept 300 B to several KiB per round. */
 const MAX_BYTES_PER_ROUND = 100;
 
-/** Prints the figure and fails when the heap grew by `MAX_BYTES_PER_ROUND` or more per `round` (a noun). */
-function assertFlat(growth: HeapGrowth, round: string): void {
+/**
+ * Runs `scenario` (see {@linkcode heapGrowth}), prints its figure, and fails when the heap grew by
+ * `MAX_BYTES_PER_ROUND` or more per `round` (a noun, for the messages).
+ */
+async function assertFlat(
+  round: string,
+  scenario: string,
+  options: { readonly warmup: number; readonly rounds: number },
+): Promise<void> {
+  const growth: HeapGrowth = await heapGrowth(scenario, options);
   const per = growth.bytesPerRound.toFixed(1);
   console.log(`FIGURE heap growth: ${per} B per ${round}`);
   assert.ok(
@@ -23,7 +31,8 @@ function assertFlat(growth: HeapGrowth, round: string): void {
 Deno.test("heap growth: requests on one keep-alive connection to the health server leave nothing behind", async () => {
   // Each answer is a new 4 KiB: a server that kept something per request (a reaction on the connection's close, holding
   // the answer) would grow by at least that much per request. Prometheus scrapes /metrics this way, for days.
-  const growth = await heapGrowth(
+  await assertFlat(
+    "keep-alive request",
     `
     import { HttpServer } from ${lib("net/http_server.ts")};
     let server, conn, n = 0;
@@ -52,12 +61,12 @@ Deno.test("heap growth: requests on one keep-alive connection to the health serv
   `,
     { warmup: 1000, rounds: 2000 },
   );
-  assertFlat(growth, "keep-alive request");
 });
 
 Deno.test("heap growth: endpoint sets through the merge of providers leave nothing behind", async () => {
   // The merge once raced each wait against a promise that settles only at the stop: ~330 B per endpoint change.
-  const growth = await heapGrowth(
+  await assertFlat(
+    "merged endpoint set",
     `
     import { mergeProviders } from ${lib("discovery/merge.ts")};
     import { ManualProvider } from ${support("manual_provider.ts")};
@@ -75,13 +84,13 @@ Deno.test("heap growth: endpoint sets through the merge of providers leave nothi
   `,
     { warmup: 2000, rounds: 5000 },
   );
-  assertFlat(growth, "merged endpoint set");
 });
 
 Deno.test("heap growth: watch events through listWatch's snapshots leave nothing behind", async () => {
   // listWatch's loop once raced each wait the same way. The transport is a stub: one LIST, then one watch stream
   // that the scenario writes an event to per round.
-  const growth = await heapGrowth(
+  await assertFlat(
+    "watch event",
     `
     import { listWatch } from ${lib("kubernetes/list_watch.ts")};
     const encoder = new TextEncoder();
@@ -120,5 +129,4 @@ Deno.test("heap growth: watch events through listWatch's snapshots leave nothing
   `,
     { warmup: 2000, rounds: 5000 },
   );
-  assertFlat(growth, "watch event");
 });
