@@ -71,7 +71,7 @@ Options:
   --seed=N           seed of the random choices (default 1)
   --samples-out=FILE also write every sample there, one JSON object a line (and the proxy's log to FILE.log)
   --inspect=ADDR     open the proxy's V8 inspector on ADDR (127.x.x.x:port) for bench/heap_snapshot.ts
-  --slice-every=DUR  time between EndpointSlice changes (default 4s; 0: no changes)
+  --slice-every=DUR  time between EndpointSlice changes (default 4s; 0: no changes and no watch drops)
   --no-flaps         no probe flaps (the readyz answer and the listener of two backends stay as they are)
   --trace-gc         give the proxy DENO_V8_FLAGS=--trace-gc (on top of the task's own --v8-flags) and report the
                      live heap after each full collection (off by default: the proxy runs exactly as the task)
@@ -238,20 +238,19 @@ async function run(s: Settings): Promise<number> {
       `--kubeconfig=${kubeconfig}`,
       `--state-file=${dir}/state.json`,
     ];
-    const start = startCommand();
+    const denoFlags = s.inspect !== undefined ? [`--inspect=${s.inspect}`] : [];
+    const start = startCommand(denoFlags);
     const commandText = [
       ...Object.entries(start.env).map(([k, v]) => `${k}=${v}`),
       ...(s.traceGc ? ["DENO_V8_FLAGS=--trace-gc"] : []),
       "deno",
-      start.args[0],
-      ...(s.inspect !== undefined ? [`--inspect=${s.inspect}`] : []),
-      ...start.args.slice(1),
+      ...start.args,
       ...args,
     ].join(" ");
     const spawnedAt = performance.now();
     await using proxy = MainProcess.start(args, {
       ...(s.traceGc ? { env: { DENO_V8_FLAGS: "--trace-gc" } } : {}),
-      ...(s.inspect !== undefined ? { denoFlags: [`--inspect=${s.inspect}`] } : {}),
+      denoFlags,
     });
     const readyBy = performance.now() + 30_000;
     while (!(await readyz(healthPort))) {

@@ -117,3 +117,12 @@ Deno.test("a proxy whose stderr reader went away keeps serving and stops on SIGT
     }
   }
 });
+
+Deno.test("startCommand puts extra deno run flags right after run, and keeps the task's own words in order", () => {
+  const plain = startCommand();
+  const flagged = startCommand(["--inspect=127.0.0.1:9229"]);
+  assert.equal(plain.args[0], "run");
+  assert.deepEqual(flagged.args, ["run", "--inspect=127.0.0.1:9229", ...plain.args.slice(1)]);
+  assert.equal(flagged.args.at(-1), "main.ts");
+  assert.deepEqual(flagged.env, plain.env);
+});

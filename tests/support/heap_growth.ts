@@ -24,7 +24,7 @@ export interface HeapGrowth {
  */
 export async function heapGrowth(
   scenario: string,
-  { warmup = 300, rounds = 2000 }: { warmup?: number; rounds?: number } = {},
+  { warmup, rounds }: { readonly warmup: number; readonly rounds: number },
 ): Promise<HeapGrowth> {
   const script = `${scenario}
 const heap = () => { for (let i = 0; i < 4; i++) globalThis.gc(); return Deno.memoryUsage().heapUsed; };

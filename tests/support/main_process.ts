@@ -23,9 +23,10 @@ const ASSIGNMENT = /^([A-Za-z_][A-Za-z0-9_]*)=(.*)$/;
 
 /**
  * Reads the `start` task. It must be a plain `[NAME=value ...] deno run ... main.ts` (no other shell syntax), so that
- * a test can run the very same words without a shell.
+ * a test can run the very same words without a shell. `denoFlags` go right after `run`, before the task's own
+ * flags.
  */
-export function startCommand(): StartCommand {
+export function startCommand(denoFlags: readonly string[] = []): StartCommand {
   const task: string = denoJson.tasks.start;
   const words = task.trim().split(/\s+/);
   const env: Record<string, string> = {};
@@ -39,7 +40,7 @@ export function startCommand(): StartCommand {
       `Cannot run the start task '${task}': expected '[NAME=value ...] deno run <flags> main.ts' without shell syntax`,
     );
   }
-  return { command: Deno.execPath(), args: words.slice(1), env };
+  return { command: Deno.execPath(), args: ["run", ...denoFlags, ...words.slice(2)], env };
 }
 
 /** What Deno itself may need to find its cache; the program cannot read these (they are not in its env list). */
@@ -80,9 +81,9 @@ export class MainProcess implements AsyncDisposable {
   readonly #changed = new Set<() => void>();
 
   private constructor(args: readonly string[], options: MainOptions) {
-    const start = startCommand();
+    const start = startCommand(options.denoFlags);
     this.#child = new Deno.Command(start.command, {
-      args: [start.args[0] as string, ...(options.denoFlags ?? []), ...start.args.slice(1), ...args],
+      args: [...start.args, ...args],
       cwd: REPO_ROOT,
       clearEnv: true,
       env: { ...runtimeEnv(), ...start.env, ...options.env },
