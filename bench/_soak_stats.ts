@@ -17,22 +17,68 @@ export interface Sample {
   readonly anonKiB: number;
   /** Open descriptors (entries of `/proc/PID/fd`). */
   readonly fds: number;
-  /** Resident part of malloc's main arena (the `[heap]` mapping of `/proc/PID/smaps`), KiB, when read. */
-  readonly mallocKiB?: number;
+  /** Anonymous resident memory split by owner (from `/proc/PID/smaps`), KiB, when read. */
+  readonly parts?: SmapsParts;
 }
 
 /**
- * The resident KiB of the `[heap]` mapping (malloc's main arena) in `/proc/PID/smaps` text: what `RssAnon` holds
- * that is neither V8's heap nor a thread's stack or arena. 0 when there is no such mapping.
+ * `RssAnon` split by who owns each mapping, KiB. The owner is inferred from the mapping's shape on x86_64 Linux
+ * (Deno's V8 has no pointer-compression cage):
+ * - `v8Heap`: V8's pages, which it maps at random hints below 2^46 (256 KiB pages and large objects);
+ * - `v8Code`: executable anonymous memory (V8's code space, `rwxp`);
+ * - `mallocMain`: malloc's main arena (`[heap]`);
+ * - `mallocThreads`: malloc's per-thread arenas (readable, not executable, starting on a 64 MiB boundary);
+ * - `stacks`: the main thread's `[stack]`, and every mapping right after a 4 KiB guard (`---p`): a thread's stack;
+ * - `file`: copy-on-write pages of mapped files (the binary's data);
+ * - `other`: the rest (the binary's `.bss` and small runtime maps).
  */
-export function parseSmapsHeap(text: string): number {
-  let inHeap = false;
-  let kib = 0;
+export interface SmapsParts {
+  readonly v8Heap: number;
+  readonly v8Code: number;
+  readonly mallocMain: number;
+  readonly mallocThreads: number;
+  readonly stacks: number;
+  readonly file: number;
+  readonly other: number;
+}
+
+/** The keys of {@linkcode SmapsParts} with their labels in the report, in the report's order. */
+export const SMAPS_PARTS: readonly (readonly [keyof SmapsParts, string])[] = [
+  ["v8Heap", "V8's heap pages"],
+  ["v8Code", "V8's code space (`rwxp`)"],
+  ["mallocMain", "malloc's main arena (`[heap]`)"],
+  ["mallocThreads", "malloc's thread arenas"],
+  ["stacks", "thread stacks"],
+  ["file", "files' copy-on-write pages"],
+  ["other", "other anonymous"],
+];
+
+const ARENA_ALIGN = 64 * 1024 * 1024;
+const V8_HINT_LIMIT = 2 ** 46;
+
+/** Splits the `Anonymous:` KiB of `/proc/PID/smaps` text by {@linkcode SmapsParts}. */
+export function parseSmapsParts(text: string): SmapsParts {
+  const parts = { v8Heap: 0, v8Code: 0, mallocMain: 0, mallocThreads: 0, stacks: 0, file: 0, other: 0 };
+  let owner: keyof SmapsParts = "other";
+  let prevEnd = -1, prevGuard = false;
   for (const line of text.split("\n")) {
-    if (/^[0-9a-f]+-[0-9a-f]+ /.test(line)) inHeap = line.trimEnd().endsWith(" [heap]");
-    else if (inHeap && line.startsWith("Rss:")) kib += Number(/(\d+) kB/.exec(line)?.[1] ?? 0);
+    const m = /^([0-9a-f]+)-([0-9a-f]+) (\S{4}) \S+ \S+ \S+\s*(.*)$/.exec(line);
+    if (m) {
+      const start = parseInt(m[1]!, 16), end = parseInt(m[2]!, 16), perms = m[3]!, name = m[4]!.trim();
+      if (name.startsWith("/")) owner = "file";
+      else if (name === "[heap]") owner = "mallocMain";
+      else if (name === "[stack]" || (prevGuard && prevEnd === start)) owner = "stacks";
+      else if (perms.includes("x")) owner = "v8Code";
+      else if (start % ARENA_ALIGN === 0 && perms.startsWith("r")) owner = "mallocThreads";
+      else if (start < V8_HINT_LIMIT && name === "") owner = "v8Heap";
+      else owner = "other";
+      prevGuard = perms === "---p" && end - start === 4096 && name === "";
+      prevEnd = end;
+    } else if (line.startsWith("Anonymous:")) {
+      parts[owner] += Number(/(\d+) kB/.exec(line)?.[1] ?? 0);
+    }
   }
-  return kib;
+  return parts;
 }
 
 /** The fields of `/proc/PID/status` a sample needs, KiB; throws when one is missing (the process is gone or not Linux). */
@@ -103,8 +149,8 @@ export interface Trends {
   readonly minutes: number;
   readonly rssMiB: Trend;
   readonly anonMiB: Trend;
-  /** When every sample after warm-up has `mallocKiB`. */
-  readonly mallocMiB?: Trend;
+  /** When every sample after warm-up has `parts`: the anonymous memory by owner. */
+  readonly partsMiB?: { readonly [K in keyof SmapsParts]: Trend };
   readonly fds: Trend;
 }
 
@@ -139,7 +185,13 @@ export function trends(all: readonly Sample[], warmupMs: number, windowMs: numbe
     minutes: (tEnd - t0) / 60_000,
     rssMiB: trend((x) => x.rssKiB / 1024),
     anonMiB: trend((x) => x.anonKiB / 1024),
-    ...(s.every((x) => x.mallocKiB !== undefined) ? { mallocMiB: trend((x) => (x.mallocKiB ?? 0) / 1024) } : {}),
+    ...(s.every((x) => x.parts !== undefined)
+      ? {
+        partsMiB: Object.fromEntries(
+          SMAPS_PARTS.map(([k]) => [k, trend((x) => (x.parts?.[k] ?? 0) / 1024)]),
+        ) as { [K in keyof SmapsParts]: Trend },
+      }
+      : {}),
     fds: trend((x) => x.fds),
   };
 }
@@ -241,7 +293,9 @@ export function renderTrends(t: Trends, windowMs: number): string {
   const rows: Row[] = [
     ["RSS (`VmRSS`, MiB)", t.rssMiB, 2, "MiB/min"],
     ["anonymous RSS (`RssAnon`: heap, stacks; MiB)", t.anonMiB, 2, "MiB/min"],
-    ...(t.mallocMiB ? [["of which malloc's main arena (`[heap]`, MiB)", t.mallocMiB, 2, "MiB/min"] as Row] : []),
+    ...(t.partsMiB
+      ? SMAPS_PARTS.map(([k, label]) => [`of which ${label}, MiB`, t.partsMiB![k], 2, "MiB/min"] as Row)
+      : []),
     ["open descriptors", t.fds, 0, "fds/min"],
   ];
   return [

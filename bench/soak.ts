@@ -12,7 +12,7 @@
  *   The static endpoint (127.0.0.1) stays healthy, so no client connection has a reason to fail.
  *
  * Every few seconds it samples the proxy's `VmRSS`, `RssAnon` (V8 heap, malloc, stacks: the program's file pages
- * left out) and open descriptors, and its `/upstreams`. After the run it reports, for the samples after warm-up, the
+ * left out), split by owner from `/proc/PID/smaps` (`parseSmapsParts`), and open descriptors, and its `/upstreams`. After the run it reports, for the samples after warm-up, the
  * least-squares slope of each series, the growth (median of the last minute minus the median of the first minute
  * after warm-up: robust to one garbage collection more or less at either end), first to last, and the max, next to
  * the error counts (failed client connections and streams, the proxy's error-level log lines). It exits 1 when RSS
@@ -45,7 +45,7 @@ import {
   type LoadCounts,
   parseGcTrace,
   parseProcStatus,
-  parseSmapsHeap,
+  parseSmapsParts,
   parseSoakDuration,
   renderCounts,
   renderTrends,
@@ -163,7 +163,7 @@ function sampleProcess(pid: number, atMs: number): Sample {
   const status = parseProcStatus(Deno.readTextFileSync(`/proc/${pid}/status`));
   let fds = 0;
   for (const _ of Deno.readDirSync(`/proc/${pid}/fd`)) fds++;
-  return { atMs, ...status, fds, mallocKiB: parseSmapsHeap(Deno.readTextFileSync(`/proc/${pid}/smaps`)) };
+  return { atMs, ...status, fds, parts: parseSmapsParts(Deno.readTextFileSync(`/proc/${pid}/smaps`)) };
 }
 
 async function upstreamStates(healthPort: number): Promise<Map<string, string> | undefined> {

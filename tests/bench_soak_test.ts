@@ -6,7 +6,7 @@ import {
   type LogCounts,
   parseGcTrace,
   parseProcStatus,
-  parseSmapsHeap,
+  parseSmapsParts,
   parseSoakDuration,
   renderCounts,
   renderTrends,
@@ -144,6 +144,16 @@ Deno.test("the report shows slope, growth, first-to-last and max of each series,
     /\| RSS \(`VmRSS`, MiB\) \| \+0\.100 MiB\/min \| \+0\.81 \| \+0\.90 \| 70\.\d\d \/ 70\.\d\d \| 71\.00 \|/,
   );
   assert.match(table, /\| open descriptors \| \+0\.00 fds\/min \| \+0 \| \+0 \| 40 \/ 40 \| 40 \|/);
+  assert.doesNotMatch(table, /of which/);
+  const parts = { v8Heap: 0, v8Code: 0, mallocMain: 0, mallocThreads: 0, stacks: 0, file: 0, other: 0 };
+  const withParts = series(10, (m) => 70 + 0.1 * m, () => 40).map((x) => ({
+    ...x,
+    parts: { ...parts, mallocThreads: 1024 + 102.4 * (x.atMs / 60_000) },
+  }));
+  const partsTable = renderTrends(trends(withParts, 60_000, 60_000), 60_000);
+  assert.match(partsTable, /\| of which malloc's thread arenas, MiB \| \+0\.100 MiB\/min \| \+0\.81 \| \+0\.90 \|/);
+  assert.match(partsTable, /\| of which V8's heap pages, MiB \| \+0\.000 MiB\/min \| \+0\.00 \|/);
+  assert.equal(partsTable.match(/of which/g)?.length, 7);
   const counts = renderCounts({
     churnOk: 100,
     churnFailed: 2,
@@ -195,16 +205,32 @@ Deno.test("V8's --trace-gc lines are read with their kind and the heap after; fu
   assert.equal(heapTrend(events, 300_000), undefined);
 });
 
-Deno.test("soak: the [heap] mapping's resident KiB from /proc/PID/smaps", () => {
+Deno.test("soak: /proc/PID/smaps's anonymous KiB split by the owner each mapping's shape names", () => {
+  const map = (range: string, perms: string, name: string, anonKiB: number) =>
+    `${range} ${perms} 00000000 00:00 0 ${name}\nSize: 9 kB\nRss: ${anonKiB + 1} kB\nAnonymous: ${anonKiB} kB`;
   const smaps = [
-    "55d0c0000000-55d0c2000000 r-xp 00000000 08:01 123 /usr/bin/deno",
-    "Rss:                1000 kB",
-    "55d0c4000000-55d0c4400000 rw-p 00000000 00:00 0                          [heap]",
-    "Size:               4096 kB",
-    "Rss:                3072 kB",
-    "7f0000000000-7f0000100000 rw-p 00000000 00:00 0 ",
-    "Rss:                 512 kB",
+    map("c63c7c0000-c63c800000", "rw-p", "", 256), // V8 page at a random hint
+    map("3d8264e00000-3d8264e20000", "r--p", "", 128), // V8 read-only page
+    map("55d0c0000000-55d0c2000000", "r-xp", "/usr/bin/deno", 0),
+    map("55d0c2000000-55d0c2100000", "rw-p", "/usr/bin/deno", 64), // the binary's data, copied on write
+    map("55d0c2100000-55d0c2140000", "rw-p", "", 40), // .bss, right after the binary
+    map("55d0c4000000-55d0c4400000", "rw-p", "[heap]", 3072),
+    map("7f3884000000-7f3884021000", "rw-p", "", 132), // a thread arena, 64 MiB-aligned
+    map("7f3884021000-7f3888000000", "---p", "", 0),
+    map("7f389c000000-7f38bc000000", "rwxp", "", 92), // V8's code space, 64 MiB-aligned too
+    map("7f38da1ff000-7f38da200000", "---p", "", 0), // a stack's guard page
+    map("7f38da200000-7f38da400000", "rw-p", "", 12), // its stack
+    map("7f38da400000-7f38da410000", "rw-p", "", 8), // not after a guard: other
+    map("7ffebbaf9000-7ffebbb63000", "rw-p", "[stack]", 424),
   ].join("\n");
-  assert.equal(parseSmapsHeap(smaps), 3072);
-  assert.equal(parseSmapsHeap("7f0000000000-7f0000100000 rw-p 00000000 00:00 0\nRss: 4 kB\n"), 0);
+  assert.deepEqual(parseSmapsParts(smaps), {
+    v8Heap: 384,
+    v8Code: 92,
+    mallocMain: 3072,
+    mallocThreads: 132,
+    stacks: 436,
+    file: 64,
+    other: 48,
+  });
+  assert.deepEqual(Object.values(parseSmapsParts("")), [0, 0, 0, 0, 0, 0, 0]);
 });
