@@ -73,6 +73,9 @@ Options:
   --inspect=ADDR     open the proxy's V8 inspector on ADDR (127.x.x.x:port) for bench/heap_snapshot.ts
   --slice-every=DUR  time between EndpointSlice changes (default 4s; 0: no changes and no watch drops)
   --no-flaps         no probe flaps (the readyz answer and the listener of two backends stay as they are)
+  --proxy-env=NAME=VALUE
+                     also give the proxy this environment variable (repeatable), for experiments such as
+                     MALLOC_ARENA_MAX=1 or DENO_V8_FLAGS=--single-threaded (joined with --trace-gc's)
   --trace-gc         give the proxy DENO_V8_FLAGS=--trace-gc (on top of the task's own --v8-flags) and report the
                      live heap after each full collection (off by default: the proxy runs exactly as the task)
   -h, --help         this text
@@ -80,6 +83,8 @@ Options:
 
 /** The run's settings. */
 interface Settings {
+  /** Extra environment of the proxy (`--proxy-env`). */
+  readonly proxyEnv: Readonly<Record<string, string>>;
   readonly durationMs: number;
   readonly warmupMs: number;
   readonly sampleMs: number;
@@ -112,6 +117,7 @@ function parseSettings(args: string[]): Settings | "help" {
       inspect: { type: "string" },
       "slice-every": { type: "string", default: "4s" },
       "no-flaps": { type: "boolean", default: false },
+      "proxy-env": { type: "string", multiple: true, default: [] },
       help: { type: "boolean", short: "h" },
     },
   });
@@ -130,7 +136,14 @@ function parseSettings(args: string[]): Settings | "help" {
   if (!(rssBarMiB > 0 && rssBarMiB <= 1024)) {
     throw new RangeError(`Cannot parse --rss-bar '${values["rss-bar"]}': expected MiB from 0 to 1024`);
   }
+  const proxyEnv: Record<string, string> = {};
+  for (const pair of values["proxy-env"]) {
+    const m = /^([A-Za-z_][A-Za-z0-9_]*)=(.*)$/.exec(pair);
+    if (!m) throw new RangeError(`Cannot parse --proxy-env '${pair}': expected NAME=value`);
+    proxyEnv[m[1]!] = m[2]!;
+  }
   return {
+    proxyEnv,
     durationMs,
     warmupMs,
     sampleMs,
@@ -157,6 +170,13 @@ function seeded(seed: number): () => number {
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
+}
+
+/** The proxy's extra environment: `--proxy-env`, with `--trace-gc` joined to any `DENO_V8_FLAGS` it sets. */
+function proxyEnv(s: Settings): Record<string, string> {
+  const env = { ...s.proxyEnv };
+  if (s.traceGc) env["DENO_V8_FLAGS"] = [env["DENO_V8_FLAGS"], "--trace-gc"].filter((x) => x).join(",");
+  return env;
 }
 
 function sampleProcess(pid: number, atMs: number): Sample {
@@ -240,18 +260,15 @@ async function run(s: Settings): Promise<number> {
     ];
     const denoFlags = s.inspect !== undefined ? [`--inspect=${s.inspect}`] : [];
     const start = startCommand(denoFlags);
+    const env = proxyEnv(s);
     const commandText = [
-      ...Object.entries(start.env).map(([k, v]) => `${k}=${v}`),
-      ...(s.traceGc ? ["DENO_V8_FLAGS=--trace-gc"] : []),
+      ...Object.entries({ ...start.env, ...env }).map(([k, v]) => `${k}=${v}`),
       "deno",
       ...start.args,
       ...args,
     ].join(" ");
     const spawnedAt = performance.now();
-    await using proxy = MainProcess.start(args, {
-      ...(s.traceGc ? { env: { DENO_V8_FLAGS: "--trace-gc" } } : {}),
-      denoFlags,
-    });
+    await using proxy = MainProcess.start(args, { env, denoFlags });
     const readyBy = performance.now() + 30_000;
     while (!(await readyz(healthPort))) {
       if (proxy.status !== undefined || performance.now() > readyBy) {

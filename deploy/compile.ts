@@ -34,7 +34,8 @@ export const ENTRY_POINT = "main.ts";
 
 /**
  * The runtime flags of a start task: the words between `deno run` and `main.ts`. `NAME=value` words before `deno`
- * set the environment of the `deno` CLI (such as `DENO_NO_UPDATE_CHECK=1`) and do not concern a compiled binary.
+ * set the environment: those named `DENO_*` concern only the `deno` CLI; the others the process itself (see
+ * {@linkcode startTaskRuntimeEnv}).
  *
  * @example
  * ```ts
@@ -52,6 +53,29 @@ export function startTaskFlags(task: string): string[] {
     );
   }
   return words.slice(2, -1);
+}
+
+/**
+ * The environment a start task gives the process itself, not the `deno` CLI: its leading `NAME=value` words whose
+ * name does not start with `DENO_` (`MALLOC_ARENA_MAX=1`: glibc's malloc reads it at start). A compiled binary
+ * cannot carry an environment, so the systemd unit and the image set these (tests check that they match).
+ *
+ * @example
+ * ```ts
+ * import { startTaskRuntimeEnv } from "./compile.ts";
+ * const env = startTaskRuntimeEnv("MALLOC_ARENA_MAX=1 DENO_NO_UPDATE_CHECK=1 deno run -q -P main.ts");
+ * console.assert(JSON.stringify(env) === '{"MALLOC_ARENA_MAX":"1"}');
+ * ```
+ */
+export function startTaskRuntimeEnv(task: string): Record<string, string> {
+  startTaskFlags(task);
+  const env: Record<string, string> = {};
+  for (const word of task.trim().split(/\s+/)) {
+    const m = /^([A-Za-z_][A-Za-z0-9_]*)=(\S*)$/.exec(word);
+    if (!m) break;
+    if (!m[1]!.startsWith("DENO_")) env[m[1]!] = m[2]!;
+  }
+  return env;
 }
 
 /**
@@ -264,6 +288,7 @@ export async function main(args: readonly string[], signal?: AbortSignal): Promi
   let out: string | undefined;
   let variant: string | undefined;
   let runtimeFlags: string[];
+  let runtimeEnv = "";
   try {
     const { values } = parseArgs({
       args: [...args],
@@ -284,7 +309,9 @@ export async function main(args: readonly string[], signal?: AbortSignal): Promi
     out = values.output;
     if (out !== undefined && targets.length > 1) throw new TypeError(`Invalid --output '${out}': expected one target`);
     variant = values.variant;
-    runtimeFlags = startTaskFlags(startTask(denoJson.tasks, variant));
+    const task = startTask(denoJson.tasks, variant);
+    runtimeFlags = startTaskFlags(task);
+    runtimeEnv = Object.entries(startTaskRuntimeEnv(task)).map(([k, v]) => `${k}=${v}`).join(" ");
   } catch (e) {
     console.error(`error: ${e instanceof Error ? e.message : String(e)}`);
     return 2;
@@ -297,6 +324,7 @@ export async function main(args: readonly string[], signal?: AbortSignal): Promi
       await compileOne(runtimeFlags, { target, out: path, signal });
       console.log(`Compiled ${path} (${target ?? Deno.build.target}, ${denoJson.version}, revision ${revision})`);
     }
+    if (runtimeEnv) console.log(`Run it with ${runtimeEnv} in its environment (the systemd unit and the image set it)`);
     return 0;
   } catch (e) {
     console.error(`error: ${e instanceof Error ? e.message : String(e)}`);

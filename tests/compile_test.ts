@@ -17,6 +17,7 @@ import {
   REPO_ROOT,
   RUN_ONLY_FLAGS,
   startTaskFlags,
+  startTaskRuntimeEnv,
   targetArchitecture,
   TARGETS,
 } from "../deploy/compile.ts";
@@ -226,6 +227,14 @@ Deno.test("compile arguments are the start task's flags, the build facts, the ta
       "Cannot read the start task 'deno run -A main.ts && echo': expected '[NAME=value ...] deno run <flags> main.ts'",
   });
   assert.equal(defaultOutput("x86_64-unknown-linux-gnu", "exec"), "dist/extractedprism-exec-x86_64-unknown-linux-gnu");
+});
+
+Deno.test("the start tasks give the process one malloc arena; the deno CLI's own variables are not the process's", () => {
+  assert.deepEqual(startTaskRuntimeEnv("A=1 DENO_DIR=/x B_2= deno run -P main.ts"), { A: "1", B_2: "" });
+  assert.deepEqual(startTaskRuntimeEnv("deno run -P main.ts"), {});
+  assert.throws(() => startTaskRuntimeEnv("A=1 deno run -A main.ts && echo"), { name: "TypeError" });
+  assert.deepEqual(startTaskRuntimeEnv(denoJson.tasks.start), { MALLOC_ARENA_MAX: "1" });
+  assert.deepEqual(startTaskRuntimeEnv(denoJson.tasks["start:exec"]), { MALLOC_ARENA_MAX: "1" });
 });
 
 Deno.test("a DENORT_BIN of another architecture is refused before anything is compiled", async () => {

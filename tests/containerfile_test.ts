@@ -6,7 +6,8 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { TARGETS } from "../deploy/compile.ts";
+import denoJson from "../deno.json" with { type: "json" };
+import { startTaskRuntimeEnv, TARGETS } from "../deploy/compile.ts";
 import {
   type Containerfile,
   copyTargets,
@@ -85,7 +86,13 @@ Deno.test("the image ends FROM scratch: binary, CA certificates, user 65534, ent
   assert.equal(targets.get("/etc/group"), "/out/etc/group");
   assert.deepEqual(
     final.instructions.filter((i) => i.keyword !== "COPY").map((i) => `${i.keyword} ${i.args}`),
-    ["USER 65534:65534", "EXPOSE 7445 7446", 'ENTRYPOINT ["/extractedprism"]'],
+    [
+      "USER 65534:65534",
+      ...Object.entries(startTaskRuntimeEnv(denoJson.tasks.start)).map(([k, v]) => `ENV ${k}=${v}`),
+      "EXPOSE 7445 7446",
+      'ENTRYPOINT ["/extractedprism"]',
+    ],
+    "the image sets the environment the start task gives the process (a binary cannot carry one)",
   );
 
   const build = stage(containerfile, "build").instructions.map((i) => i.args).join("\n");

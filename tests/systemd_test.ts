@@ -8,6 +8,8 @@
 import assert from "node:assert/strict";
 import { PROXY_FLAGS } from "../lib/config/proxy_flags.ts";
 import { startCommand } from "./support/main_process.ts";
+import denoJson from "../deno.json" with { type: "json" };
+import { startTaskRuntimeEnv } from "../deploy/compile.ts";
 import { parseEnvFile, parseUnitFile, value, values } from "./support/deploy_unit_file.ts";
 import { EchoServer } from "./support/net.ts";
 import { freePorts, REPO_ROOT } from "./support/main_process.ts";
@@ -160,6 +162,15 @@ Deno.test({
 });
 
 const templateText = await Deno.readTextFile(new URL("extractedprism@.service", DIR));
+
+Deno.test("both units set the environment the start task gives the process (a binary cannot carry one)", () => {
+  const runtimeEnv = Object.entries(startTaskRuntimeEnv(denoJson.tasks.start));
+  assert.ok(runtimeEnv.length > 0, "the start task sets MALLOC_ARENA_MAX");
+  for (const [file, text] of [["extractedprism.service", unitText], ["extractedprism@.service", templateText]]) {
+    const set = values(parseUnitFile(text!), "Service", "Environment");
+    for (const [k, v] of runtimeEnv) assert.ok(set.includes(`${k}=${v}`), `${file} sets Environment=${k}=${v}`);
+  }
+});
 
 Deno.test("the blue/green template is the unit itself, with its own header and description, under one user", () => {
   const body = (text: string) =>
