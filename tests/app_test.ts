@@ -3,6 +3,8 @@ import { ProxyApp } from "../lib/app.ts";
 import { EchoServer, freePort, randomBytes, readAll, testConfig, waitFor, writeAll } from "./support/net.ts";
 import { WAIT_MS, withDeadline } from "./support/deadline.ts";
 import { ManualClock } from "./support/manual_clock.ts";
+import { LogCapture } from "./support/log_capture.ts";
+import { renderMessage } from "../lib/log.ts";
 import type { Probe } from "../lib/upstream/probe.ts";
 
 async function roundTrip(port: number, payload: Uint8Array): Promise<Uint8Array> {
@@ -330,4 +332,32 @@ Deno.test("before any verdict (all upstreams unknown) a dial gets the whole budg
   await clock.advance(4000);
   assert.equal(await withDeadline(c.read(new Uint8Array(1)), "a read"), null, "closed at the dial timeout");
   assert.equal(app.proxy.failedDials, 1);
+});
+
+Deno.test("a client closed for want of an upstream is logged with the last dial failure", async (t) => {
+  await t.step("a refused connect names the upstream and the error", async () => {
+    const port = freePort();
+    await using cap = await LogCapture.start();
+    await using app = ProxyApp.start(testConfig([{ host: "127.0.0.1", port }]));
+    using c = await Deno.connect({ hostname: "127.0.0.1", port: app.addr.port });
+    assert.equal(await withDeadline(c.read(new Uint8Array(1)), "a read"), null);
+    const line = renderMessage(await cap.waitFor((r) => r.rawMessage.startsWith("No upstream reachable")));
+    assert.match(line, new RegExp(`1 candidates, the last failure 127\\.0\\.0\\.1:${port}: dial: .*refused`, "i"));
+  });
+  await t.step("a dial that runs out of budget says so", async () => {
+    await using cap = await LogCapture.start();
+    // Never answers the connect: every attempt is pending when the 1 ms budget ends the dial. Like Deno.connect's,
+    // the cancelled attempt reports later, after the client's line.
+    const connect = (_e: unknown, signal: AbortSignal) =>
+      new Promise<Deno.TcpConn>((_, reject) =>
+        signal.addEventListener("abort", () => setTimeout(() => reject(signal.reason), 0))
+      );
+    await using app = ProxyApp.start(testConfig([{ host: "127.0.0.1", port: freePort() }], { dialTimeoutMs: 1 }), {
+      connect,
+    });
+    using c = await Deno.connect({ hostname: "127.0.0.1", port: app.addr.port });
+    assert.equal(await withDeadline(c.read(new Uint8Array(1)), "a read"), null);
+    const line = renderMessage(await cap.waitFor((r) => r.rawMessage.startsWith("No upstream reachable")));
+    assert.match(line, /the last failure none within the dial budget \(1 ms\)/);
+  });
 });

@@ -108,15 +108,19 @@ export class Proxy {
     // budget). Before the first verdicts (a process that has just started, perhaps beside the one it replaces, with
     // its event loop still busy) an upstream is no long shot: the dial gets the whole budget.
     const worthBudget = candidates.some((u) => u.state !== "unhealthy");
+    const budgetMs = worthBudget
+      ? this.#opts.dialTimeoutMs
+      : Math.min(this.#opts.dialTimeoutMs, this.#opts.fallbackBudgetMs);
+    // Set by a failed attempt; when the budget ends the dial, the attempts it cancels report after this client's line.
+    let lastFailure: string | undefined;
     dial(candidates, {
-      budgetMs: worthBudget
-        ? this.#opts.dialTimeoutMs
-        : Math.min(this.#opts.dialTimeoutMs, this.#opts.fallbackBudgetMs),
+      budgetMs,
       hedgeDelayMs: this.#opts.hedgeDelayMs,
       connect: this.#connect,
       signals: this.#signals,
       timer: this.#timer,
       onFailure: (up, reason) => {
+        lastFailure = `${up.key}: ${reason}`;
         const change = up.recordFailure(reason);
         if (change) pool.stateChanged(change);
       },
@@ -131,9 +135,14 @@ export class Proxy {
         const suppressed = this.#noUpstreamLog.take("no upstream");
         if (suppressed !== undefined) {
           log.warn(
-            "No upstream reachable for client {client}; closing it ({candidates} candidates; {suppressed} more " +
-              "clients closed since the last line)",
-            { client: addrText(client.remoteAddr), candidates: candidates.length, suppressed },
+            "No upstream reachable for client {client}; closing it ({candidates} candidates, the last failure " +
+              "{lastFailure}; {suppressed} more clients closed since the last line)",
+            {
+              client: addrText(client.remoteAddr),
+              candidates: candidates.length,
+              lastFailure: lastFailure ?? `none within the dial budget (${budgetMs} ms)`,
+              suppressed,
+            },
           );
         }
         entry.close();
