@@ -12,8 +12,8 @@
  *   The static endpoint (127.0.0.1) stays healthy, so no client connection has a reason to fail.
  *
  * Every few seconds it samples the proxy's `VmRSS`, `RssAnon` (V8 heap, malloc, stacks: the program's file pages
- * left out), split by owner from `/proc/PID/smaps` (`parseSmapsParts`), and open descriptors, and its `/upstreams`. After the run it reports, for the samples after warm-up, the
- * least-squares slope of each series, the growth (median of the last minute minus the median of the first minute
+ * left out), split by owner from `/proc/PID/smaps` (`parseSmapsParts`), and open descriptors, and its `/upstreams`.
+ * After the run it reports, for the samples after warm-up, the least-squares slope of each series, the growth (median of the last minute minus the median of the first minute
  * after warm-up: robust to one garbage collection more or less at either end), first to last, and the max, next to
  * the error counts (failed client connections and streams, the proxy's error-level log lines). It exits 1 when RSS
  * grew more than `--rss-bar` (1 MiB), when the proxy logged an error or died, 2 on a bad flag. Not part of the tests.

@@ -68,7 +68,7 @@ export function startTaskFlags(task: string): string[] {
  * ```
  */
 export function startTaskRuntimeEnv(task: string): Record<string, string> {
-  startTaskFlags(task);
+  startTaskFlags(task); // throws on a task of another shape
   const env: Record<string, string> = {};
   for (const word of task.trim().split(/\s+/)) {
     const m = /^([A-Za-z_][A-Za-z0-9_]*)=(\S*)$/.exec(word);
