@@ -13,9 +13,10 @@
  *
  * Every few seconds it samples the proxy's `VmRSS`, `RssAnon` (V8 heap, malloc, stacks: the program's file pages
  * left out), split by owner from `/proc/PID/smaps` (`parseSmapsParts`), and open descriptors, and its `/upstreams`.
- * After the run it reports, for the samples after warm-up, the least-squares slope of each series, the growth (median of the last minute minus the median of the first minute
- * after warm-up: robust to one garbage collection more or less at either end), first to last, and the max, next to
- * the error counts (failed client connections and streams, the proxy's error-level log lines). It exits 1 when RSS
+ * After the run it reports, for the samples after warm-up, the least-squares slope of each series, the growth (median
+ * of the last window minus the median of the first window after warm-up, each a sixth of that time, from 1 to 5
+ * minutes: robust to a garbage collection more or less at either end), first to last, and the max, next to the error
+ * counts (failed client connections and streams, the proxy's error-level log lines). It exits 1 when RSS
  * grew more than `--rss-bar` (1 MiB), when the proxy logged an error or died, 2 on a bad flag. Not part of the tests.
  *
  * Why three minutes of warm-up: under this load the proxy's RSS climbs for its first two to three minutes (measured:
@@ -41,6 +42,7 @@ import { backendsOnOnePort, SoakBackend } from "./_soak_backend.ts";
 import { churn, clientCounts, type ClientTarget, pause, streams } from "./_soak_load.ts";
 import {
   countLogLevels,
+  defaultWindowMs,
   heapTrend,
   type LoadCounts,
   parseGcTrace,
@@ -64,7 +66,9 @@ Options:
   --duration=DUR     whole run, warm-up included (default 10m)
   --warmup=DUR       first part left out of the trend (default 3m: see the module documentation)
   --sample-every=DUR time between samples (default 5s)
-  --window=DUR       growth = median of the last window - median of the first window after warm-up (default 60s)
+  --window=DUR       growth = median of the last window - median of the first window after warm-up (default: a
+                     sixth of the time after warm-up, from 60s to 5m: V8's heap swings by 1-2 MiB between
+                     collections, and a longer window's median sees through it)
   --churn-rate=N     short connections per second (default 20)
   --streams=N        long-lived streams held open (default 4)
   --rss-bar=MIB      largest RSS growth after warm-up that passes, MiB (default 1)
@@ -107,7 +111,7 @@ function parseSettings(args: string[]): Settings | "help" {
       duration: { type: "string", default: "10m" },
       warmup: { type: "string", default: "3m" },
       "sample-every": { type: "string", default: "5s" },
-      window: { type: "string", default: "60s" },
+      window: { type: "string" },
       "churn-rate": { type: "string", default: "20" },
       streams: { type: "string", default: "4" },
       "rss-bar": { type: "string", default: "1" },
@@ -125,7 +129,9 @@ function parseSettings(args: string[]): Settings | "help" {
   const durationMs = parseSoakDuration("duration", values.duration, 20_000, 24 * 3_600_000);
   const warmupMs = parseSoakDuration("warmup", values.warmup, 0, durationMs - 10_000);
   const sampleMs = parseSoakDuration("sample-every", values["sample-every"], 500, 60_000);
-  const windowMs = parseSoakDuration("window", values.window, sampleMs, 3_600_000);
+  const windowMs = values.window === undefined
+    ? Math.max(sampleMs, defaultWindowMs(durationMs, warmupMs))
+    : parseSoakDuration("window", values.window, sampleMs, 3_600_000);
   const sliceMs = values["slice-every"] === "0"
     ? 0
     : parseSoakDuration("slice-every", values["slice-every"], 100, 3_600_000);

@@ -2,6 +2,7 @@
 import assert from "node:assert/strict";
 import {
   countLogLevels,
+  defaultWindowMs,
   heapTrend,
   type LogCounts,
   parseGcTrace,
@@ -233,4 +234,11 @@ Deno.test("soak: /proc/PID/smaps's anonymous KiB split by the owner each mapping
     other: 48,
   });
   assert.deepEqual(Object.values(parseSmapsParts("")), [0, 0, 0, 0, 0, 0, 0]);
+});
+
+Deno.test("soak: the growth's default window is a sixth of the time after warm-up, from 60 s to 5 min", () => {
+  assert.equal(defaultWindowMs(10 * 60_000, 3 * 60_000), 70_000);
+  assert.equal(defaultWindowMs(5 * 60_000, 3 * 60_000), 60_000, "at least a minute");
+  assert.equal(defaultWindowMs(24 * 60_000, 12 * 60_000), 120_000);
+  assert.equal(defaultWindowMs(110 * 60_000, 12 * 60_000), 300_000, "at most five minutes");
 });
