@@ -431,6 +431,13 @@ async function run(s: Settings): Promise<number> {
     console.log(`- backends' failures to listen again after a flap: ${listenerFlapper.relistenFailures}`);
     console.log(`- proxy exit after SIGTERM: ${exitedEarly ? "DIED DURING THE RUN, " : ""}code ${result.code}\n`);
     console.log(renderTrends(t, s.windowMs));
+    if (t.minutes * 60_000 < 2 * s.windowMs) {
+      console.log(
+        `\nNote: ${(t.minutes * 60).toFixed(0)} s of samples after warm-up hold less than two ${
+          s.windowMs / 1000
+        } s windows, so the growth figure compares overlapping windows and says little: run longer.`,
+      );
+    }
     if (s.traceGc) {
       // V8 stamps its lines with the time since the isolate started, a little after the spawn.
       const heap = heapTrend(parseGcTrace(result.stdout), t0 - spawnedAt + s.warmupMs);
