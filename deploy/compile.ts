@@ -45,14 +45,30 @@ export const ENTRY_POINT = "main.ts";
  * ```
  */
 export function startTaskFlags(task: string): string[] {
+  return readStartTask(task).flags;
+}
+
+const ASSIGNMENT = /^([A-Za-z_][A-Za-z0-9_]*)=(\S*)$/;
+
+/**
+ * A start task read once: its leading `NAME=value` words, and its flags between `deno run` and `main.ts`. The one
+ * reading behind {@linkcode startTaskFlags}, {@linkcode startTaskRuntimeEnv} and the tests' `startCommand`.
+ *
+ * @throws {TypeError} When the task is not a plain `[NAME=value ...] deno run <flags> main.ts` (no other shell syntax).
+ */
+export function readStartTask(task: string): { env: [string, string][]; flags: string[] } {
   const words = task.trim().split(/\s+/);
-  while (words.length > 0 && /^[A-Za-z_][A-Za-z0-9_]*=\S*$/.test(words[0]!)) words.shift();
+  const env: [string, string][] = [];
+  for (let m = ASSIGNMENT.exec(words[0] ?? ""); m !== null; m = ASSIGNMENT.exec(words[0] ?? "")) {
+    env.push([m[1]!, m[2]!]);
+    words.shift();
+  }
   if (/[;&|<>$`'"\\]/.test(task) || words[0] !== "deno" || words[1] !== "run" || words.at(-1) !== ENTRY_POINT) {
     throw new TypeError(
       `Cannot read the start task '${task}': expected '[NAME=value ...] deno run <flags> ${ENTRY_POINT}'`,
     );
   }
-  return words.slice(2, -1);
+  return { env, flags: words.slice(2, -1) };
 }
 
 /**
@@ -68,14 +84,7 @@ export function startTaskFlags(task: string): string[] {
  * ```
  */
 export function startTaskRuntimeEnv(task: string): Record<string, string> {
-  startTaskFlags(task); // throws on a task of another shape
-  const env: Record<string, string> = {};
-  for (const word of task.trim().split(/\s+/)) {
-    const m = /^([A-Za-z_][A-Za-z0-9_]*)=(\S*)$/.exec(word);
-    if (!m) break;
-    if (!m[1]!.startsWith("DENO_")) env[m[1]!] = m[2]!;
-  }
-  return env;
+  return Object.fromEntries(readStartTask(task).env.filter(([name]) => !name.startsWith("DENO_")));
 }
 
 /**

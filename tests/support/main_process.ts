@@ -6,6 +6,7 @@
  */
 import denoJson from "../../deno.json" with { type: "json" };
 import { withDeadline } from "./deadline.ts";
+import { ENTRY_POINT, readStartTask } from "../../deploy/compile.ts";
 
 /** The repository root (where `deno.json` and `main.ts` live), found from this file's place in it. */
 export const REPO_ROOT: URL = new URL("../../", import.meta.url);
@@ -19,28 +20,18 @@ export interface StartCommand {
   readonly env: Readonly<Record<string, string>>;
 }
 
-const ASSIGNMENT = /^([A-Za-z_][A-Za-z0-9_]*)=(.*)$/;
-
 /**
- * Reads the `start` task. It must be a plain `[NAME=value ...] deno run ... main.ts` (no other shell syntax), so that
- * a test can run the very same words without a shell. `denoFlags` go right after `run`, before the task's own
+ * Reads the `start` task (`readStartTask`: a plain `[NAME=value ...] deno run ... main.ts`, no other shell syntax), so
+ * that a test can run the very same words without a shell. `denoFlags` go right after `run`, before the task's own
  * flags.
  */
 export function startCommand(denoFlags: readonly string[] = []): StartCommand {
-  const task: string = denoJson.tasks.start;
-  const words = task.trim().split(/\s+/);
-  const env: Record<string, string> = {};
-  let m: RegExpExecArray | null;
-  while (words.length > 0 && (m = ASSIGNMENT.exec(words[0] as string)) !== null) {
-    env[m[1] as string] = m[2] as string;
-    words.shift();
-  }
-  if (/[;&|<>$`'"\\]/.test(task) || words[0] !== "deno" || words[1] !== "run" || words.at(-1) !== "main.ts") {
-    throw new Error(
-      `Cannot run the start task '${task}': expected '[NAME=value ...] deno run <flags> main.ts' without shell syntax`,
-    );
-  }
-  return { command: Deno.execPath(), args: ["run", ...denoFlags, ...words.slice(2)], env };
+  const { env, flags } = readStartTask(denoJson.tasks.start);
+  return {
+    command: Deno.execPath(),
+    args: ["run", ...denoFlags, ...flags, ENTRY_POINT],
+    env: Object.fromEntries(env),
+  };
 }
 
 /** What Deno itself may need to find its cache; the program cannot read these (they are not in its env list). */
