@@ -20,10 +20,9 @@
  *
  * @module
  */
-import { startCommand } from "../tests/support/main_process.ts";
 import { median } from "./_report.ts";
 import { delay, freePort } from "./_process.ts";
-import { closeQuietly } from "../lib/net/connect_tcp.ts";
+import { load, oneConnection, startBackend, type Subject, SUBJECTS } from "./_new_connections.ts";
 
 const arg = (name: string, fallback: number, max: number) => {
   const raw = Deno.args.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3);
@@ -40,7 +39,6 @@ const clients = arg("clients", 4, 64);
 const rounds = arg("rounds", 2, 10);
 /** The target of issue 14, on CPU seconds; shown beside the instruction ratio for reference. */
 const TARGET_RATIO = 1.1;
-const REPO = new URL("../", import.meta.url).pathname;
 const systems =
   (Deno.args.find((a) => a.startsWith("--systems="))?.slice("--systems=".length) ?? "extractedprism,floor")
     .split(",");
@@ -50,83 +48,6 @@ if (systems.some((x) => x !== "extractedprism" && x !== "floor") || systems.leng
 }
 /** Where to keep callgrind's dumps for `callgrind_annotate`; a temporary directory, removed, without it. */
 const keep = Deno.args.find((a) => a.startsWith("--keep="))?.slice("--keep=".length);
-
-const encoder = new TextEncoder();
-const ANSWER = encoder.encode("HTTP/1.0 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok");
-const REQUEST = encoder.encode("GET / HTTP/1.0\r\nHost: bench\r\n\r\n");
-
-/** A plain HTTP/1.0 backend: answers each request once and closes; a connection without a request (a probe) too. */
-function startBackend(): { port: number; close(): void } {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  (async () => {
-    for await (const conn of listener) {
-      (async () => {
-        const buf = new Uint8Array(4096);
-        try {
-          let seen = "";
-          for (;;) {
-            const n = await conn.read(buf);
-            if (n === null) {
-              if (seen !== "") console.error(`backend: a connection ended after ${JSON.stringify(seen)}`);
-              return;
-            }
-            seen += new TextDecoder().decode(buf.subarray(0, n));
-            if (seen.includes("\r\n\r\n")) break;
-          }
-          for (let off = 0; off < ANSWER.length;) off += await conn.write(ANSWER.subarray(off));
-        } catch {
-          /* the client went away */
-        } finally {
-          closeQuietly(conn);
-        }
-      })();
-    }
-  })().catch(() => {});
-  return { port: listener.addr.port, close: () => listener.close() };
-}
-
-/** One connection through the proxy; throws unless the backend's whole answer came back. */
-async function oneConnection(port: number): Promise<void> {
-  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
-  try {
-    for (let off = 0; off < REQUEST.length;) off += await conn.write(REQUEST.subarray(off));
-    const buf = new Uint8Array(256);
-    let got = 0;
-    for (;;) {
-      const n = await conn.read(buf.subarray(got));
-      if (n === null) break;
-      got += n;
-    }
-    if (got !== ANSWER.length) {
-      throw new Error(
-        `a connection from port ${(conn.localAddr as Deno.NetAddr).port} got ${got} of ${ANSWER.length} bytes`,
-      );
-    }
-  } finally {
-    conn.close();
-  }
-}
-
-/**
- * `count` connections from `clients` clients at once; each client's connections one after another. Returns the
- * failures (each with its reason): a handful are reported, not fatal, more than one in a hundred is.
- */
-async function load(port: number, count: number): Promise<string[]> {
-  let left = count;
-  const failures: string[] = [];
-  await Promise.all(Array.from({ length: clients }, async () => {
-    while (left > 0) {
-      left--;
-      try {
-        await oneConnection(port);
-      } catch (e) {
-        failures.push(e instanceof Error ? e.message : String(e));
-        if (failures.length > count / 100) throw new Error(`${failures.length} connections failed: ${failures[0]}`);
-      }
-    }
-  }));
-  return failures;
-}
 
 async function run(cmd: string, args: string[]): Promise<string> {
   const out = await new Deno.Command(cmd, { args, stdout: "piped", stderr: "piped" }).output();
@@ -141,57 +62,6 @@ function totalInstructions(file: string): number {
   if (m === null) throw new Error(`no instruction total in ${file}`);
   return Number(m[1]);
 }
-
-interface Subject {
-  readonly name: string;
-  /** The command under valgrind, given the port to listen on and the backend's. */
-  argv(port: number, backendPort: number): string[];
-  readonly cwd: string;
-  readonly env: Record<string, string>;
-}
-
-const start = startCommand();
-const v8Flags = start.args.filter((a) => a.startsWith("--v8-flags="));
-const subjects: Subject[] = [
-  {
-    name: "extractedprism",
-    argv: (port, backendPort) => [
-      start.command,
-      ...start.args,
-      `--endpoints=127.0.0.1:${backendPort}`,
-      `--bind-port=${port}`,
-      `--health-port=${freePort()}`,
-      "--health-check=tcp",
-      // Under valgrind the process runs some 50 times slower: a probe must not time out and take the only upstream
-      // (and its connections, --close-on-unhealthy) away. Fewer probes also count less against the connections.
-      "--health-interval=10s",
-      "--health-timeout=5s",
-      "--health-fall=10",
-      // Nor may a dial: the rare client closed with no byte was a dial whose 2 s budget ran out while valgrind ran
-      // another thread ("none within the dial budget (2000 ms)" in the proxy's log).
-      "--dial-timeout=60s",
-      "--log-level=warn",
-    ],
-    cwd: REPO,
-    env: start.env,
-  },
-  {
-    name: "floor",
-    argv: (port, backendPort) => [
-      Deno.execPath(),
-      "run",
-      "-q",
-      "--no-config",
-      "--allow-net=127.0.0.1",
-      ...v8Flags,
-      `${REPO}bench/_floor_relay.ts`,
-      String(port),
-      String(backendPort),
-    ],
-    cwd: "/",
-    env: start.env,
-  },
-];
 
 /** Instructions per connection of one subject, one round, and the connections that failed. */
 async function measure(
@@ -237,9 +107,9 @@ async function measure(
     }
     const failures: string[] = [];
     try {
-      failures.push(...await load(port, warmup));
+      failures.push(...await load(port, warmup, clients));
       await run("callgrind_control", ["-z", String(child.pid)]);
-      failures.push(...await load(port, connections));
+      failures.push(...await load(port, connections, clients));
       await run("callgrind_control", ["-d", String(child.pid)]);
     } catch (e) {
       throw new Error(`${subject.name}: ${e instanceof Error ? e.message : e}; its output:\n${err.slice(-4000)}`);
@@ -265,7 +135,7 @@ try {
   const per: Record<string, number[]> = {};
   let failed = 0;
   for (let r = 0; r < rounds; r++) {
-    for (const s of subjects.filter((x) => systems.includes(x.name))) {
+    for (const s of SUBJECTS.filter((x) => systems.includes(x.name))) {
       const { perConnection: v, failures, said } = await measure(s, backend.port, dir);
       (per[s.name] ??= []).push(v);
       failed += failures.length;
