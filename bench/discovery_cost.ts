@@ -235,6 +235,18 @@ try {
   console.log(row("round trips in the busy run", (r) => r.roundTrips, 0));
   console.log(row("process start → first discovered upstream healthy (ms)", (r) => r.firstDiscoveredMs, 0));
   console.log("");
+  // The verdicts below compare medians; how far single runs spread tells how much a verdict near the line means.
+  const spread = (rs: Run[], f: (r: Run) => number) => {
+    const xs = rs.map(f).filter(Number.isFinite);
+    return xs.length === 0 ? "—" : `${Math.min(...xs).toFixed(1)}–${Math.max(...xs).toFixed(1)}`;
+  };
+  console.log(
+    `Spread over ${runs} runs, idle RSS (MiB): off ${spread(off, (r) => r.idleMiB)}, on ${
+      spread(on, (r) => r.idleMiB)
+    }` +
+      `; on − off, run by run: ${on.map((r, i) => (r.idleMiB - off[i]!.idleMiB).toFixed(1)).join(", ")}`,
+  );
+  console.log("");
   for (
     const [name, f] of [
       ["idle RSS", (r: Run) => r.idleMiB],
