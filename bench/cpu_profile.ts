@@ -73,13 +73,16 @@ export function selfTimes(profile: Profile): Map<string, number> {
   return out;
 }
 
-/** Which part of the report a function's time counts in. */
+/**
+ * Which part of the report a key of {@linkcode selfTimes} counts in. Ops and V8's own entries have no script, so
+ * their keys have no file; a function in a script is JavaScript, whatever its name.
+ */
 export function partOf(key: string): "ops" | "javascript" | "gc" | "idle" | "other" {
+  if (/ \S+:\d+$/.test(key)) return "javascript";
   if (key.startsWith("op_")) return "ops";
   if (key === "(garbage collector)") return "gc";
   if (key === "(idle)") return "idle";
-  if (key.startsWith("(") && !key.includes(" ")) return "other";
-  return "javascript";
+  return "other";
 }
 
 const PARTS = ["ops", "javascript", "gc", "other", "idle"] as const;
