@@ -7,7 +7,7 @@
  * @module
  */
 import { startCommand } from "../tests/support/main_process.ts";
-import { freePort } from "./_process.ts";
+import { delay, freePort } from "./_process.ts";
 import { closeQuietly } from "../lib/net/connect_tcp.ts";
 
 const REPO = new URL("../", import.meta.url).pathname;
@@ -64,6 +64,30 @@ export async function oneConnection(port: number): Promise<void> {
     }
   } finally {
     conn.close();
+  }
+}
+
+/**
+ * Waits until one connection through `port` comes back whole (the program under test has started); throws after
+ * `timeoutMs` with the last connection's error and `detail()` (such as the program's output).
+ */
+export async function untilRelaying(
+  port: number,
+  timeoutMs: number,
+  name: string,
+  detail: () => string = () => "",
+): Promise<void> {
+  const deadline = performance.now() + timeoutMs;
+  for (;;) {
+    try {
+      await oneConnection(port);
+      return;
+    } catch (e) {
+      if (performance.now() > deadline) {
+        throw new Error(`${name} did not relay in ${timeoutMs / 1000} s: ${e}${detail()}`);
+      }
+      await delay(100);
+    }
   }
 }
 

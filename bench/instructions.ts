@@ -21,8 +21,8 @@
  * @module
  */
 import { median } from "./_report.ts";
-import { delay, freePort } from "./_process.ts";
-import { load, oneConnection, startBackend, type Subject, SUBJECTS } from "./_new_connections.ts";
+import { freePort } from "./_process.ts";
+import { load, startBackend, type Subject, SUBJECTS, untilRelaying } from "./_new_connections.ts";
 
 const arg = (name: string, fallback: number, max: number) => {
   const raw = Deno.args.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3);
@@ -95,16 +95,7 @@ async function measure(
     }
   })();
   try {
-    const deadline = performance.now() + 120_000;
-    for (;;) {
-      try {
-        await oneConnection(port);
-        break;
-      } catch (e) {
-        if (performance.now() > deadline) throw new Error(`${subject.name} did not relay in 120 s: ${e}\n${err}`);
-        await delay(200);
-      }
-    }
+    await untilRelaying(port, 120_000, subject.name, () => `\n${err}`);
     const failures: string[] = [];
     try {
       failures.push(...await load(port, warmup, clients));
