@@ -10,7 +10,7 @@
  * stripped); this names the JavaScript and the ops, and it includes the kernel's share of each op. The profiler
  * samples, so a figure under about 1 µs per connection is noise. The profiler also slows JavaScript down a little:
  * compare the two systems in one run, not against other benches. Fewer connections than the default measure V8 still
- * tiering up extractedprism's code: with 2,000, its JavaScript read 33 µs per connection against 11–15 with 4,000.
+ * tiering up extractedprism's code: with 2,000, its JavaScript read 33 µs per connection against 10–15 with 4,000.
  * Loopback only; every process is stopped at the end.
  *
  * ```sh
