@@ -132,7 +132,7 @@ export const SUBJECTS: readonly Subject[] = [
   {
     name: "extractedprism",
     argv: (port, backendPort, denoFlags = []) => [
-      start.command,
+      Deno.execPath(),
       ...startCommand(denoFlags).args,
       `--endpoints=127.0.0.1:${backendPort}`,
       `--bind-port=${port}`,

@@ -21,6 +21,7 @@
  * @module
  */
 import { median } from "./_report.ts";
+import { openInspector } from "./_inspector.ts";
 import { freePort, parseCount } from "./_process.ts";
 import { load, startBackend, type Subject, SUBJECTS, untilRelaying } from "./_new_connections.ts";
 
@@ -89,44 +90,6 @@ export function partOf(key: string): "ops" | "javascript" | "gc" | "idle" | "oth
 
 const PARTS = ["ops", "javascript", "gc", "other", "idle"] as const;
 
-/** A client of V8's inspector protocol: `call` resolves with a method's result. */
-interface Inspector {
-  call(method: string, params?: object): Promise<unknown>;
-  close(): void;
-}
-
-/** Connects to V8's inspector of a process on a loopback port, over its WebSocket. */
-async function inspector(port: number): Promise<Inspector> {
-  const targets = await (await fetch(`http://127.0.0.1:${port}/json/list`)).json() as {
-    webSocketDebuggerUrl: string;
-  }[];
-  const url = targets[0]?.webSocketDebuggerUrl;
-  if (url === undefined) throw new Error(`no inspector target on 127.0.0.1:${port}`);
-  const ws = new WebSocket(url);
-  await new Promise((resolve, reject) => {
-    ws.onopen = resolve;
-    ws.onerror = () => reject(new Error(`cannot open the inspector's WebSocket ${url}`));
-  });
-  const waiting = new Map<number, { resolve(v: unknown): void; reject(e: Error): void }>();
-  ws.onmessage = (e) => {
-    const m = JSON.parse(e.data) as { id?: number; result?: unknown; error?: { message: string } };
-    if (m.id === undefined) return;
-    const w = waiting.get(m.id);
-    waiting.delete(m.id);
-    if (m.error) w?.reject(new Error(m.error.message));
-    else w?.resolve(m.result);
-  };
-  let id = 0;
-  return {
-    call: (method, params = {}) =>
-      new Promise((resolve, reject) => {
-        waiting.set(++id, { resolve, reject });
-        ws.send(JSON.stringify({ id, method, params }));
-      }),
-    close: () => ws.close(),
-  };
-}
-
 /** One round of one subject: its self times in µs per connection. */
 async function measure(subject: Subject, backendPort: number): Promise<Map<string, number>> {
   const port = freePort();
@@ -142,7 +105,7 @@ async function measure(subject: Subject, backendPort: number): Promise<Map<strin
   try {
     await untilRelaying(port, 30_000, subject.name);
     await load(port, warmup, clients);
-    const v8 = await inspector(inspectPort);
+    const v8 = await openInspector(`127.0.0.1:${inspectPort}`);
     try {
       await v8.call("Profiler.enable");
       await v8.call("Profiler.setSamplingInterval", { interval: 50 });

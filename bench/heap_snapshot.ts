@@ -17,6 +17,7 @@
  *
  * @module
  */
+import { openInspector } from "./_inspector.ts";
 
 interface Snapshot {
   readonly snapshot: {
@@ -36,36 +37,16 @@ const USAGE = "usage: heap_snapshot.ts take FILE [--inspector=127.0.0.1:9229] | 
   "paths BEFORE AFTER [--kind=object:Promise] [--depth=12]";
 
 async function take(file: string, inspector: string): Promise<void> {
-  if (!/^127\.\d+\.\d+\.\d+:\d+$/.test(inspector)) {
-    throw new Error(`--inspector must be 127.x.x.x:port, got '${inspector}'`);
-  }
-  const targets = await (await fetch(`http://${inspector}/json/list`)).json() as { webSocketDebuggerUrl: string }[];
-  const url = targets[0]?.webSocketDebuggerUrl;
-  if (url === undefined) throw new Error(`no inspector target at ${inspector}`);
-  const ws = new WebSocket(url);
-  await new Promise((resolve, reject) => {
-    ws.onopen = resolve;
-    ws.onerror = reject;
-  });
   const chunks: string[] = [];
-  const waiting = new Map<number, () => void>();
-  ws.onmessage = (e) => {
-    const m = JSON.parse(e.data) as { id?: number; method?: string; params?: { chunk: string } };
-    if (m.method === "HeapProfiler.addHeapSnapshotChunk" && m.params) chunks.push(m.params.chunk);
-    else if (m.id !== undefined) waiting.get(m.id)?.();
-  };
-  let id = 0;
-  const call = (method: string, params: Record<string, unknown> = {}) =>
-    new Promise<void>((resolve) => {
-      waiting.set(++id, resolve);
-      ws.send(JSON.stringify({ id, method, params }));
-    });
+  const v8 = await openInspector(inspector, (method, params) => {
+    if (method === "HeapProfiler.addHeapSnapshotChunk") chunks.push((params as { chunk: string }).chunk);
+  });
   try {
-    await call("HeapProfiler.enable");
-    await call("HeapProfiler.collectGarbage");
-    await call("HeapProfiler.takeHeapSnapshot", { reportProgress: false });
+    await v8.call("HeapProfiler.enable");
+    await v8.call("HeapProfiler.collectGarbage");
+    await v8.call("HeapProfiler.takeHeapSnapshot", { reportProgress: false });
   } finally {
-    ws.close();
+    v8.close();
   }
   await Deno.writeTextFile(file, chunks.join(""));
   console.log(`${file}: ${chunks.reduce((n, c) => n + c.length, 0)} bytes`);
