@@ -191,17 +191,31 @@ export function extractedprism(command: Command, repoRoot: string): System {
   };
 }
 
+/** The floor relay's command line: the same `deno` with `command`'s `--v8-flags`, listening on `port`. */
+export function floorArgv(command: Command, port: number, backendPort: number): string[] {
+  const script = new URL("./_floor_relay.ts", import.meta.url).pathname;
+  const v8 = command.argv.filter((a) => a.startsWith("--v8-flags="));
+  return [
+    Deno.execPath(),
+    "run",
+    "-q",
+    "--no-config",
+    "--allow-net=127.0.0.1",
+    ...v8,
+    script,
+    String(port),
+    String(backendPort),
+  ];
+}
+
 /**
  * The Deno floor: `bench/_floor_relay.ts`, the smallest correct Deno relay, run by the same `deno` with the start
  * task's `--v8-flags`. What extractedprism costs over it is its own work; what it costs over HAProxy is Deno's.
  */
 export function floorRelay(command: Command): System {
-  const script = new URL("./_floor_relay.ts", import.meta.url).pathname;
-  const v8 = command.argv.filter((a) => a.startsWith("--v8-flags="));
   const spawnFloor = (backendPort: number, ctx: StartContext) => {
     const port = freePort();
-    const argv = [Deno.execPath(), "run", "-q", "--no-config", "--allow-net=127.0.0.1", ...v8, script];
-    const child = ctx.children.spawn("floor", [...argv, String(port), String(backendPort)], {
+    const child = ctx.children.spawn("floor", floorArgv(command, port, backendPort), {
       cpus: ctx.proxyCpus,
       env: command.env,
       ...(ctx.outputLimit === undefined ? {} : { outputLimit: ctx.outputLimit }),
