@@ -328,14 +328,26 @@ async function runUnder(b: Bench, subject: Subject, limitMib: number): Promise<L
   }
 }
 
-/** The read-ahead of the device that holds `path`, in KiB: how much of a file one page fault may read in. */
+/** Linux's encoding of a device number into major and minor (glibc's `gnu_dev_major` and `gnu_dev_minor`). */
+export function deviceNumbers(dev: number): { major: number; minor: number } {
+  const d = BigInt(dev);
+  return {
+    major: Number(((d >> 8n) & 0xfffn) | ((d >> 32n) & 0xfffff000n)),
+    minor: Number((d & 0xffn) | ((d >> 12n) & 0xffffff00n)),
+  };
+}
+
+/**
+ * The read-ahead in KiB of the device that holds `path` (`/sys/class/bdi/MAJ:MIN/read_ahead_kb`): how much of a file
+ * one page fault may read in. `undefined` when it cannot be told (a file system without a backing device of its
+ * own, such as an overlay, may have none). Deno reads `/sys` only with every permission: the proxy cannot tell this
+ * itself under its permission set, so only this bench (`-A`) reports it.
+ */
 export function readAheadKib(path: string): number | undefined {
   try {
-    const dev = Deno.statSync(path).dev;
-    // Linux's encoding of a device number (glibc's gnu_dev_major and gnu_dev_minor).
-    const major = Number((BigInt(dev) >> 8n) & 0xfffn | ((BigInt(dev) >> 32n) & ~0xfffn));
-    const minor = Number((BigInt(dev) & 0xffn) | ((BigInt(dev) >> 12n) & ~0xffn));
-    return Number(Deno.readTextFileSync(`/sys/class/bdi/${major}:${minor}/read_ahead_kb`).trim());
+    const { major, minor } = deviceNumbers(Deno.statSync(path).dev);
+    const kib = Number(Deno.readTextFileSync(`/sys/class/bdi/${major}:${minor}/read_ahead_kb`).trim());
+    return Number.isSafeInteger(kib) && kib >= 0 ? kib : undefined;
   } catch {
     return undefined;
   }

@@ -1,6 +1,6 @@
 /** bench/memory_limit.ts's pure parts: when a run under a limit serves as well as without one, and the bisection. */
 import assert from "node:assert/strict";
-import { type LimitRun, smallestHolding, verdict } from "../bench/memory_limit.ts";
+import { deviceNumbers, type LimitRun, readAheadKib, smallestHolding, verdict } from "../bench/memory_limit.ts";
 
 const MIB = 1048576;
 
@@ -77,4 +77,20 @@ Deno.test("the bisection finds the smallest holding value with few tries, and sa
   assert.deepEqual(tried, [64]);
   await assert.rejects(smallestHolding(5, 5, () => Promise.resolve(true)), RangeError);
   await assert.rejects(smallestHolding(0, 2.5, () => Promise.resolve(true)), RangeError);
+});
+
+/** glibc's makedev, the inverse of deviceNumbers. */
+function makedev(major: number, minor: number): number {
+  const M = BigInt(major);
+  const m = BigInt(minor);
+  return Number(((M & 0xfffn) << 8n) | ((M & 0xfffff000n) << 32n) | (m & 0xffn) | ((m & 0xffffff00n) << 12n));
+}
+
+Deno.test("device numbers are decoded as glibc does, small and large, for the read-ahead's sysfs path", () => {
+  assert.deepEqual(deviceNumbers(65024), { major: 254, minor: 0 });
+  for (const [major, minor] of [[8, 1], [259, 3], [254, 300], [4095, 1048575], [4096, 5]] as const) {
+    assert.deepEqual(deviceNumbers(makedev(major, minor)), { major, minor });
+  }
+  // No such file, or no permission for /sys: unknown, never a throw.
+  assert.equal(readAheadKib("/nonexistent/extractedprism"), undefined);
 });
