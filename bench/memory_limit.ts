@@ -15,6 +15,7 @@
  * deno run -A bench/memory_limit.ts [--system=extractedprism|floor] [--limit-mib=64] [--connections=512] [--seconds=10]
  * deno run -A bench/memory_limit.ts --find-min [--system=extractedprism|floor] [--connections=32] [--seconds=8]
  * # either, with more flags for extractedprism (repeated): --proxy-arg=--health-check=tcp
+ * # or another command for it (a compiled binary; the floor then gets its V8 flags): --proxy-cmd='dist/extractedprism'
  * ```
  *
  * @module
@@ -24,7 +25,7 @@ import { makeCertificate, startBackend } from "./_backend.ts";
 import { WRK_REPORT_LUA } from "./_configs.ts";
 import { requestOnce, runWrk } from "./_load.ts";
 import { Children, delay, freePort, lastLines, parseCount, which } from "./_process.ts";
-import { type Command, floorArgv, startTask } from "./_systems.ts";
+import { type Command, floorArgv, parseCommand, startTask } from "./_systems.ts";
 
 /** A memory cgroup made for one run. */
 interface MemoryCgroup {
@@ -182,8 +183,10 @@ export async function smallestHolding(
 interface Bench {
   readonly children: Children;
   readonly start: Command;
-  /** A private copy of the `deno` binary, which both programs run (see {@linkcode privateDeno}). */
+  /** A private copy of the `deno` binary (see {@linkcode privateCopy}), for the header's read-ahead. */
   readonly deno: string;
+  /** Private copies of the programs the runs start (`deno`, and a `--proxy-cmd` binary), by their given paths. */
+  readonly copies: ReadonlyMap<string, string>;
   readonly backendPort: number;
   readonly cert: string;
   /** The backend's certificate as a file, the readyz probe's CA. */
@@ -200,14 +203,14 @@ interface Bench {
 let cachesWarned = false;
 
 /**
- * Copies the `deno` binary into `dir`, written through to disk, and returns its path. A page of a file is charged to
- * the cgroup that first reads it, and a mapped page survives dropping the caches: every page of `deno` that this
- * bench's own process runs (TLS, HTTP, the loader) would be used for free by the program measured, and never be
- * reclaimed under its limit. The copy's pages are read first by the program, in its own cgroup.
+ * Copies the program at `from` into `dir` as `name`, written through to disk, and returns the copy's path. A page of
+ * a file is charged to the cgroup that first reads it, and a mapped page survives dropping the caches: every page of
+ * `deno` that this bench's own process runs (TLS, HTTP, the loader) would be used for free by the program measured,
+ * and never be reclaimed under its limit. The copy's pages are read first by the program, in its own cgroup.
  */
-function privateDeno(dir: string): string {
-  const path = `${dir}/deno`;
-  Deno.copyFileSync(Deno.execPath(), path);
+function privateCopy(dir: string, from: string, name: string): string {
+  const path = `${dir}/${name}`;
+  Deno.copyFileSync(from, path);
   Deno.chmodSync(path, 0o755);
   using file = Deno.openSync(path, { read: true });
   file.syncSync();
@@ -246,7 +249,7 @@ async function runUnder(b: Bench, subject: Subject, limitMib: number): Promise<L
       "--health-tls-server-name=localhost",
       ...b.proxyArgs,
     ];
-    if (argv[0] === Deno.execPath()) argv[0] = b.deno;
+    argv[0] = b.copies.get(argv[0] as string) ?? (argv[0] as string);
     // The shell joins the cgroup, then becomes the program: nothing else is charged to it.
     const proc = b.children.spawn(subject, [
       "sh",
@@ -486,6 +489,7 @@ async function main(): Promise<number> {
       system: { type: "string" },
       "find-min": { type: "boolean", default: false },
       "proxy-arg": { type: "string", multiple: true, default: [] },
+      "proxy-cmd": { type: "string" },
     },
   });
   const findMin = values["find-min"];
@@ -509,7 +513,15 @@ async function main(): Promise<number> {
     console.error("error: wrk and openssl are needed (apt-get install -y wrk openssl)");
     return 1;
   }
-  const start = await startTask(new URL("../deno.json", import.meta.url).pathname);
+  const repoRoot = new URL("../", import.meta.url).pathname;
+  const proxyCmd = values["proxy-cmd"];
+  let start: Command;
+  try {
+    start = proxyCmd === undefined ? await startTask(`${repoRoot}deno.json`) : parseCommand(proxyCmd);
+  } catch (e) {
+    console.error(`error: ${e instanceof Error ? e.message : e}`);
+    return 2;
+  }
   const children = new Children();
   const stop = new AbortController();
   const onSignal = () => {
@@ -525,12 +537,24 @@ async function main(): Promise<number> {
     const backend = await startBackend(children, { dir, cpus: "0" });
     const script = `${dir}/report.lua`;
     await Deno.writeTextFile(script, WRK_REPORT_LUA);
-    const deno = privateDeno(dir);
+    const deno = privateCopy(dir, Deno.execPath(), "deno");
+    const copies = new Map([[Deno.execPath(), deno]]);
+    const program = start.argv[0] as string;
+    if (program !== Deno.execPath()) {
+      // A compiled binary (`--proxy-cmd=dist/extractedprism`), relative to the repository as the runs' cwd is.
+      const path = new URL(program, `file://${repoRoot}`).pathname;
+      try {
+        copies.set(program, privateCopy(dir, path, "proxy"));
+      } catch (e) {
+        throw new Error(`Cannot copy --proxy-cmd's program '${path}': ${e instanceof Error ? e.message : e}`);
+      }
+    }
     const caPath = `${dir}/cert.pem`; // written by makeCertificate
     const b: Bench = {
       children,
       start,
       deno,
+      copies,
       backendPort: backend.tlsPort,
       cert,
       caPath,
@@ -544,8 +568,9 @@ async function main(): Promise<number> {
     if (findMin) return (await findMinimum(b, system === undefined ? ["floor", "extractedprism"] : [system])) ? 0 : 1;
     return (await checkLimit(b, system ?? "extractedprism", limitMib)) ? 0 : 1;
   } catch (e) {
-    if (!stop.signal.aborted) throw e;
-    return 130;
+    if (stop.signal.aborted) return 130;
+    console.error(`Memory-limit bench failed: ${e instanceof Error ? e.message : e}`);
+    return 1;
   } finally {
     await children.close();
     await Deno.remove(dir, { recursive: true });
