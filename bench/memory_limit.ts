@@ -136,18 +136,28 @@ export interface Baseline {
 export const MIN_RPS_SHARE = 0.9;
 
 /**
- * Why a run under a limit does not count as serving the load as well as without one, or `undefined` when it does:
- * no OOM kill, no error, alive and serving afterwards, and, when the limit was reached at all, at least 90 % of the
- * unconstrained requests per second and a p99 latency at most twice the unconstrained one or 2 ms above it (the
- * larger: a p99 of 2 ms moves by 1 ms between runs on this VM). extractedprism must also exit 0 on SIGTERM; the
- * floor has no handler (it dies of the signal).
+ * Why a run failed whatever its speed, or `undefined`: an OOM kill, no relaying 15 s after its start, an error, not
+ * serving after the load, or (extractedprism) an exit status other than 0 on SIGTERM; the floor has no handler (it
+ * dies of the signal). A run without a limit that fails so leaves nothing to compare with.
  */
-export function verdict(run: LimitRun, base: Baseline): string | undefined {
+export function failure(run: LimitRun): string | undefined {
   if (run.oomKills > 0) return `${run.oomKills} OOM kill(s)`;
   if (run.notStarted) return "not relaying 15 s after its start";
   if (run.errors > 0) return `${run.errors} errors`;
   if (!run.servesAfter) return "not serving after the load";
   if (run.subject === "extractedprism" && run.exitCode !== 0) return `exit ${run.exitCode} after SIGTERM`;
+  return undefined;
+}
+
+/**
+ * Why a run under a limit does not count as serving the load as well as without one, or `undefined` when it does:
+ * no {@linkcode failure}, and, when the limit was reached at all, at least 90 % of the unconstrained requests per
+ * second and a p99 latency at most twice the unconstrained one or 2 ms above it (the larger: a p99 of 2 ms moves by
+ * 1 ms between runs on this VM).
+ */
+export function verdict(run: LimitRun, base: Baseline): string | undefined {
+  const failed = failure(run);
+  if (failed !== undefined) return failed;
   // A limit that was never reached cannot have slowed the program: any difference in speed is this VM's noise.
   if (run.limitHits === 0) return undefined;
   if (run.rps < MIN_RPS_SHARE * base.rps) {
@@ -262,6 +272,17 @@ async function runUnder(b: Bench, subject: Subject, limitMib: number): Promise<L
       cwd: new URL("../", import.meta.url).pathname,
       env: b.start.env,
     });
+    // The run's own figures, with the cgroup's counters read now: the same whether the program started or not.
+    const measured = (
+      found: Omit<LimitRun, "subject" | "limitMib" | "peak" | "limitHits" | "oomKills">,
+    ): LimitRun => ({
+      subject,
+      limitMib,
+      peak: cgroup.peak(),
+      limitHits: cgroup.limitHits(),
+      oomKills: cgroup.oomKills(),
+      ...found,
+    });
     const serving = async () =>
       !proc.exited && (subject === "floor" || await ready(healthPort)) && await requestOnce(port, 2000, b.cert);
     const deadline = performance.now() + 15_000;
@@ -272,22 +293,17 @@ async function runUnder(b: Bench, subject: Subject, limitMib: number): Promise<L
         const { status, stderr } = await proc.output();
         console.error(`${subject} did not start relaying under ${limitMib} MiB: ${lastLines(stderr)}`);
         const usage = cgroup.usage();
-        return {
-          subject,
-          limitMib,
+        return measured({
           rps: 0,
           p99Ms: 0,
           errors: 0,
           idlePeak: cgroup.peak(),
-          peak: cgroup.peak(),
           anonPeak: usage.anon,
           fileEnd: usage.file,
-          limitHits: cgroup.limitHits(),
-          oomKills: cgroup.oomKills(),
           servesAfter: false,
           exitCode: status.code,
           notStarted: true,
-        };
+        });
       }
       await delay(20);
     }
@@ -309,21 +325,16 @@ async function runUnder(b: Bench, subject: Subject, limitMib: number): Promise<L
     const servesAfter = await serving();
     await proc.stop(5000);
     const { status } = await proc.output();
-    return {
-      subject,
-      limitMib,
+    return measured({
       rps: wrk.rps,
       p99Ms: wrk.p99Ms,
       errors: wrk.errors,
       idlePeak,
-      peak: cgroup.peak(),
       anonPeak: Math.max(anonPeak, usage.anon),
       fileEnd: usage.file,
-      limitHits: cgroup.limitHits(),
-      oomKills: cgroup.oomKills(),
       servesAfter,
       exitCode: status.code,
-    };
+    });
   } finally {
     // The directory can go once its processes have exited.
     for (let i = 0; i < 50; i++) {
@@ -385,12 +396,6 @@ function row(r: LimitRun, why: string | undefined): void {
   );
 }
 
-/** A run without a limit that does not serve: nothing can be compared with it. */
-function brokenBaseline(r: LimitRun): boolean {
-  return r.oomKills > 0 || r.errors > 0 || !r.servesAfter || r.notStarted === true ||
-    (r.subject === "extractedprism" && r.exitCode !== 0);
-}
-
 /** The outcome of {@linkcode servesUnder}: its last pair of runs, and why the limited one fell short. */
 interface PairOutcome {
   readonly reference: LimitRun;
@@ -408,16 +413,17 @@ async function servesUnder(b: Bench, subject: Subject, limitMib: number): Promis
   for (let attempt = 0; attempt < 2; attempt++) {
     const reference = await runUnder(b, subject, UNCONSTRAINED_MIB);
     if (reference === undefined) return undefined;
-    const broken = brokenBaseline(reference);
-    row(reference, broken ? "fails without a limit" : "reference");
-    if (broken) throw new Error(`${subject} does not serve even under ${UNCONSTRAINED_MIB} MiB (see the row)`);
+    const broken = failure(reference);
+    row(reference, broken === undefined ? "reference" : `fails without a limit: ${broken}`);
+    if (broken !== undefined) {
+      throw new Error(`${subject} does not serve even under ${UNCONSTRAINED_MIB} MiB (see the row)`);
+    }
     const limited = await runUnder(b, subject, limitMib);
     if (limited === undefined) return undefined;
     const why = verdict(limited, reference);
     row(limited, why);
     outcome = { reference, limited, why };
-    const hard = limited.oomKills > 0 || limited.errors > 0 || !limited.servesAfter;
-    if (why === undefined || hard) break;
+    if (why === undefined || failure(limited) !== undefined) break;
   }
   return outcome;
 }
@@ -456,8 +462,9 @@ async function findMinimum(b: Bench, subjects: readonly Subject[]): Promise<bool
     // meet the limit.
     const first = await runUnder(b, subject, UNCONSTRAINED_MIB);
     if (first === undefined) return false;
-    row(first, brokenBaseline(first) ? "fails without a limit" : "sets the search's top");
-    if (brokenBaseline(first)) {
+    const broken = failure(first);
+    row(first, broken === undefined ? "sets the search's top" : `fails without a limit: ${broken}`);
+    if (broken !== undefined) {
       throw new Error(`${subject} does not serve under ${UNCONSTRAINED_MIB} MiB (see the row)`);
     }
     const holds = async (limitMib: number) => {

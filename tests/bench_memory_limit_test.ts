@@ -1,6 +1,13 @@
 /** bench/memory_limit.ts's pure parts: when a run under a limit serves as well as without one, and the bisection. */
 import assert from "node:assert/strict";
-import { deviceNumbers, type LimitRun, readAheadKib, smallestHolding, verdict } from "../bench/memory_limit.ts";
+import {
+  deviceNumbers,
+  failure,
+  type LimitRun,
+  readAheadKib,
+  smallestHolding,
+  verdict,
+} from "../bench/memory_limit.ts";
 
 const MIB = 1048576;
 
@@ -52,6 +59,12 @@ Deno.test("an OOM kill, an error, a dead or unready process, or a bad exit fails
   assert.equal(verdict(run({ subject: "floor", exitCode: 143 }), base), undefined);
   // The first failure found is the one reported.
   assert.match(verdict(run({ oomKills: 1, errors: 9, rps: 1 }), base) ?? "", /OOM/);
+  // The same failures, without a reference: what makes a run without a limit useless as one. Speed is not among them.
+  assert.equal(failure(run()), undefined);
+  assert.equal(failure(run({ rps: 1, p99Ms: 9_000 })), undefined);
+  assert.match(failure(run({ errors: 2 })) ?? "", /2 errors/);
+  assert.match(failure(run({ notStarted: true, servesAfter: false })) ?? "", /not relaying/);
+  assert.equal(failure(run({ subject: "floor", exitCode: 143 })), undefined);
 });
 
 Deno.test("the bisection finds the smallest holding value with few tries, and says when even the top fails", async () => {

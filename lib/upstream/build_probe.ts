@@ -171,8 +171,8 @@ function fallbackCa(path: string, config: ProbeConfig): { ca?: string } {
   } catch {
     log.warn(
       "No --health-ca-file: readyz probes do not verify upstream certificates. They only decide routing; " +
-        "clients verify their own TLS end to end. Without a CA the probes also run on Node's TLS module, about 8 " +
-        "MiB more memory (5 of it anonymous): give the cluster CA with --health-ca-file",
+        "clients verify their own TLS end to end. Without a CA the probes also run on Node's TLS module, about 7 " +
+        "MiB more memory: give the cluster CA with --health-ca-file",
     );
     return {};
   }
