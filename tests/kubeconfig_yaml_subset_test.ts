@@ -1044,6 +1044,15 @@ const EDGES = [
   "a: b\u00a0\n",
   "a:\u00a0b\n",
   "a: b\u00a0#c\n",
+  // an empty last entry, then a "-" at a shallower column: js-yaml takes it into the inner sequence (found by the
+  // property test, seed 255081441)
+  "a:\n- k:\n  -\n- 2\n",
+  "a:\n- k:\n  - 1\n  -\n- 2\n",
+  "a:\n  - k:\n    - # c\n  - 2\n",
+  '\n"": []  # c8\n\'a\':\n- "":  # c8\n  -   # c0\n- null  # c5',
+  // the same shapes that js-yaml reads as YAML does: the subset answers them
+  "a:\n- k:\n  -\n  - 1\n- 2\n",
+  "a:\n- k:\n- 2\n",
 ];
 
 Deno.test("texts beyond the subset give BEYOND_SUBSET or js-yaml's value, and BEYOND_SUBSET where js-yaml throws", () => {

@@ -137,7 +137,12 @@ class Parser {
       const after = line.text.slice(1);
       const content = trimSpaces(after);
       if (content === "" || content.startsWith("#")) {
-        out.push(this.#nested(indent, depth, false));
+        const value = this.#nested(indent, depth, false);
+        // js-yaml reads a `-` at a shallower column right after an empty last entry as one more entry of this
+        // sequence (YAML says it belongs to the outer one): js-yaml decides such a text.
+        const next = this.#peek();
+        if (value === null && next !== undefined && next.indent < indent && isSequenceEntry(next.text)) beyond();
+        out.push(value);
       } else if (isSequenceEntry(content)) {
         return beyond();
       } else if (isMappingEntry(content)) {
