@@ -1,5 +1,5 @@
 /**
- * extractedprism: composition only. Command line → logging → pool → providers → proxy → status → signals.
+ * extractedprism: composition only. Command line -> logging -> pool -> providers -> proxy -> status -> signals.
  *
  * @module
  */

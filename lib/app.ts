@@ -1,5 +1,5 @@
 /**
- * The running proxy, assembled: pool → health checks → accept loop → relay, plus the health server; then fed by the
+ * The running proxy, assembled: pool -> health checks -> accept loop -> relay, plus the health server; then fed by the
  * endpoint providers. `main.ts` builds one from the command line; tests build one in-process with port 0.
  *
  * @module
@@ -52,7 +52,7 @@ export const MAX_PROBES_IN_FLIGHT = 16;
 /**
  * How long after listening the work that no early client needs begins (see {@linkcode ProxyApp.quiet}): loading
  * discovery's code, initialising the readyz probes' TLS, reading the kubeconfig's CA. Each holds the event loop's
- * thread for 5–15 ms and competes for its core (`deno task bench --only=startup`): clients that connect at boot
+ * thread for 5-15 ms and competes for its core (`deno task bench --only=startup`): clients that connect at boot
  * (kubelet, restarted with the node) go first. The first readyz probe comes that much later; upstreams are unknown,
  * and relayed to, meanwhile.
  */
@@ -63,7 +63,7 @@ const QUIET_AT_MOST_MS = 10_000;
 
 /**
  * Whether the process has a file descriptor to spare. Deno 2.9 panics when it loads a module without one (its stack
- * probe cannot read /proc/self/maps: `stacker … left: 24`), so no module is loaded in a storm of connections that
+ * probe cannot read /proc/self/maps: `stacker ... left: 24`), so no module is loaded in a storm of connections that
  * exhausts them (tests/emfile_test.ts starts one as soon as the proxy relays).
  */
 function descriptorToSpare(): boolean {

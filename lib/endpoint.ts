@@ -135,7 +135,7 @@ export function parseEndpoint(text: string): Endpoint {
 }
 
 /**
- * Parses a decimal port 1–65535, or returns `undefined`.
+ * Parses a decimal port 1-65535, or returns `undefined`.
  *
  * @example
  * ```ts

@@ -26,7 +26,7 @@ export interface LogRecord {
   readonly category: readonly string[];
   /** Severity. */
   readonly level: LogLevel;
-  /** The template split at its placeholders: text, value, text, value, …, text (always odd in length). */
+  /** The template split at its placeholders: text, value, text, value, ..., text (always odd in length). */
   readonly message: readonly unknown[];
   /** The template as written. */
   readonly rawMessage: string;

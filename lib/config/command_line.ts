@@ -46,7 +46,7 @@ export type ArgvReading =
   | { readonly kind: "version" };
 
 /**
- * Reads argv against a flag table into flag-name → text.
+ * Reads argv against a flag table into flag-name -> text.
  *
  * @param modes The other modes' words: a first argument that looks like one is reported as an unknown command.
  * @throws {ConfigError} The first mistake, one line: `unknown option '--x'`, `unexpected argument 'x'`,

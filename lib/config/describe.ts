@@ -27,7 +27,7 @@ function field(v: unknown): ConfigField {
 }
 
 /**
- * Every key of a config as a log field, written the way its flag takes it: `…Ms` durations as `healthInterval: "1s"`,
+ * Every key of a config as a log field, written the way its flag takes it: `...Ms` durations as `healthInterval: "1s"`,
  * endpoints as `host:port` lists, unset values as `null`.
  *
  * @example

@@ -14,7 +14,7 @@ export type LogLevel = "debug" | "info" | "warn" | "error";
 export type LogFormat = "json" | "text";
 
 /**
- * The longest duration a flag may hold: 2^31 − 1 ms (596h31m23.647s). `setTimeout` fires at once for anything longer,
+ * The longest duration a flag may hold: 2^31 - 1 ms (596h31m23.647s). `setTimeout` fires at once for anything longer,
  * so a longer `--drain-timeout` would cut connections at once and a longer `--health-interval` would probe in a loop.
  */
 export const MAX_DURATION_MS = 2 ** 31 - 1;
@@ -39,7 +39,7 @@ export function positiveDuration(text: string): number {
 }
 
 /**
- * Parses a port 1–65535.
+ * Parses a port 1-65535.
  *
  * @example
  * ```ts

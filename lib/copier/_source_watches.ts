@@ -28,7 +28,7 @@ interface SourceWatch {
   done: Promise<void>;
   /** `undefined` until the first LIST. */
   items: readonly SliceInfo[] | undefined;
-  /** Name → resourceVersion of the items, to tell a change from a repeat. */
+  /** Name -> resourceVersion of the items, to tell a change from a repeat. */
   versions: Map<string, string>;
 }
 
@@ -36,7 +36,7 @@ interface SourceWatch {
 export class SourceWatches {
   readonly #watch: WatchSource;
   readonly #onChange: (targets: readonly string[]) => void;
-  /** Source key → the targets that copy it: exactly the Services whose decision is `copy`. */
+  /** Source key -> the targets that copy it: exactly the Services whose decision is `copy`. */
   readonly #wanted = new Map<string, Wanted>();
   readonly #watches = new Map<string, SourceWatch>();
   readonly #stopping = new Set<Promise<void>>();

@@ -4,7 +4,7 @@
  * selected by `kubernetes.io/service-name`), whose watches start and stop as targets come and go. Each change is
  * mapped to the targets it concerns, so that a source change reaches every target that copies it.
  *
- * Services and copies are watched in delta mode and indexed (source → targets, target → copies): a change of one
+ * Services and copies are watched in delta mode and indexed (source -> targets, target -> copies): a change of one
  * Service costs the same in a cluster of ten Services or of ten thousand. The slices of one source are a small set,
  * watched as snapshots.
  *
@@ -69,7 +69,7 @@ export class CopierCaches {
   readonly #o: CopierCachesOptions;
   #services: Map<string, ServiceInfo> | undefined;
   #copies: Map<string, SliceInfo> | undefined;
-  /** Target key → its copies by copy key. */
+  /** Target key -> its copies by copy key. */
   readonly #copiesByOwner = new Map<string, Map<string, SliceInfo>>();
   readonly #sources: SourceWatches;
   #signal: AbortSignal | undefined;

@@ -37,7 +37,7 @@ export interface DiscoveryOptions {
 
 /**
  * Builds discovery without waiting for it: the proxy listens and serves its static endpoints at once, while the
- * kubernetes provider sets up its connection in the background, retrying with backoff (1 s → 30 s) when the
+ * kubernetes provider sets up its connection in the background, retrying with backoff (1 s -> 30 s) when the
  * kubeconfig or service-account files are not usable yet. With `--enable-discovery=false` there are no providers.
  */
 export function startDiscovery(config: ProxyConfig, opts: DiscoveryOptions): Discovery {

@@ -217,12 +217,12 @@ function latin1(bytes: Uint8Array): string {
 
 /** At most 80 characters of peer-sent text, control characters escaped: safe to put in one log line. */
 function printable(text: string): string {
-  return text.length > 80 ? `${escapeControls(text.slice(0, 80))}…` : escapeControls(text);
+  return text.length > 80 ? `${escapeControls(text.slice(0, 80))}\u2026` : escapeControls(text);
 }
 
 /**
  * A response: what the API logic reads of fetch's `Response` (status, `ok`, `headers.get`, a streamed body), as a
- * plain object. A `Response` and its `Headers` cost the program 0.3–0.5 MiB of idle RSS with discovery on (A/B, two rounds).
+ * plain object. A `Response` and its `Headers` cost the program 0.3-0.5 MiB of idle RSS with discovery on (A/B, two rounds).
  */
 export interface ClientResponse {
   readonly status: number;
@@ -480,7 +480,7 @@ interface BodySource {
 
 /**
  * A response body, read one chunk at a time: a {@linkcode ByteStream}, the subset of `ReadableStream` the API logic
- * uses, without a `ReadableStream` (whose first use costs the program about 1 MiB of idle RSS: 43.0 → 44.0 MiB,
+ * uses, without a `ReadableStream` (whose first use costs the program about 1 MiB of idle RSS: 43.0 -> 44.0 MiB,
  * `bench/rss_parts.ts --runs=3`, two rounds). Bytes are read from the connection only when a read asks for them.
  */
 class BodyStream implements ByteStream, ByteReader {

@@ -4,9 +4,9 @@
  * aborting closes the connection at any step.
  *
  * The first TLS handshake of a process initialises process-wide crypto state synchronously on the event loop's
- * thread: about 40 ms of CPU (35–110 ms of stall on a loaded 2-core VM), during which no client connection is relayed.
+ * thread: about 40 ms of CPU (35-110 ms of stall on a loaded 2-core VM), during which no client connection is relayed.
  * WebCrypto's EC key generation runs on Deno's blocking thread pool and initialises the same state there; after it,
- * the first handshake costs the loop's thread 10–17 ms of CPU. {@linkcode connectTls} waits for that warm-up first.
+ * the first handshake costs the loop's thread 10-17 ms of CPU. {@linkcode connectTls} waits for that warm-up first.
  * Measured with `deno run -A bench/probe_tls.ts --only=probe`; `tests/probe_first_test.ts` checks that it stays so.
  *
  * @module

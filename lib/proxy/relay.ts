@@ -12,7 +12,7 @@ import { BufferPool } from "./buffer_pool.ts";
  * Buffers for the pumps, in tiers of growing size. Every pump starts on the smallest: a waiting read holds its buffer,
  * so an idle keep-alive connection costs two of them (4 KiB: 512 connections hold 4 MiB, not 16 with 16 KiB). A read
  * that fills its buffer means a bulk stream: the pump moves one tier up (256 KiB at the top: measured 7.3 Gbit/s with
- * 16 KiB, 8.9 with 64 KiB, 11.9–14.4 with 256 KiB through a minimal relay). A read that would have fitted twice into
+ * 16 KiB, 8.9 with 64 KiB, 11.9-14.4 with 256 KiB through a minimal relay). A read that would have fitted twice into
  * the tier below moves it one tier down, so that a watch stream idles on a small buffer again after a large list.
  */
 export type RelayBuffers = readonly BufferPool[];
@@ -86,7 +86,7 @@ class Relay implements RelayHandle {
   readonly #client: Deno.Conn;
   readonly #upstream: Deno.Conn;
   readonly #opts: RelayOptions;
-  /** The directions that have ended cleanly (bits: client → upstream 1, upstream → client 2). */
+  /** The directions that have ended cleanly (bits: client -> upstream 1, upstream -> client 2). */
   #ended = 0;
   #closed = false;
   #firstError: unknown;

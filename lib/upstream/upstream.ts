@@ -84,7 +84,7 @@ export class Upstream {
   consecutiveSuccesses = 0;
   consecutiveFailures = 0;
   lastRttMs: number | undefined;
-  /** Exponentially smoothed probe RTT (α = 0.3). */
+  /** Exponentially smoothed probe RTT (alpha = 0.3). */
   srttMs: number | undefined;
   /** Membership of the fastest latency tier, kept with hysteresis by the chooser. */
   inBestTier = true;

@@ -1,5 +1,5 @@
 /**
- * EndpointSlices → API server endpoints: the pure rules (readiness, port choice, address types), applied to untrusted
+ * EndpointSlices -> API server endpoints: the pure rules (readiness, port choice, address types), applied to untrusted
  * JSON. A malformed slice or address is logged and skipped, never a crash.
  *
  * @module
@@ -39,7 +39,7 @@ export interface SliceEndpoint {
 export interface SlicePort {
   /** The port named `https` is preferred. */
   readonly name?: string | null;
-  /** 1–65535; absent means "all ports" in the API, here the fallback port. */
+  /** 1-65535; absent means "all ports" in the API, here the fallback port. */
   readonly port?: number | null;
   /** Not read (the API servers' port is TCP). */
   readonly protocol?: string | null;
