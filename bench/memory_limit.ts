@@ -3,7 +3,8 @@
  * does it need? Runs extractedprism (the `start` task) or the floor relay (`bench/_floor_relay.ts`, the same `deno`
  * and V8 flags) in a fresh memory cgroup with a limit, loads it with wrk over HTTPS keep-alive on loopback, and holds
  * the run to one of the same program without a limit made just before it (see {@linkcode verdict}): throughput,
- * p99, errors, OOM kills, reclaims, peak usage (anonymous and file pages), and whether it still serves afterwards.
+ * p99, errors, OOM kills, reclaims, major page faults under the load, peak usage (anonymous and file pages), and
+ * whether it still serves afterwards.
  *
  * Page caches are dropped before each run, and both programs run a private copy of `deno`, so that every page of the
  * binary the program reads (read-ahead included) is charged to its own cgroup, as on a node. `--find-min` bisects
@@ -36,6 +37,11 @@ interface MemoryCgroup {
   usage(): { anon: number; file: number };
   /** How many times usage hit the limit (v1 failcnt, v2 events `max`). */
   limitHits(): number;
+  /**
+   * Page faults that had to read from the disk (`pgmajfault` of `memory.stat`, what cAdvisor exports as
+   * `container_memory_failures_total{failure_type="pgmajfault",scope="container"}`).
+   */
+  majorFaults(): number;
   /** Processes the kernel killed for memory. */
   oomKills(): number;
 }
@@ -68,6 +74,7 @@ function createCgroup(limit: number): MemoryCgroup {
         return { anon: fieldOf(s, "anon"), file: fieldOf(s, "file") };
       },
       limitHits: () => fieldOf(read(`${path}/memory.events`), "max"),
+      majorFaults: () => fieldOf(read(`${path}/memory.stat`), "pgmajfault"),
       oomKills: () => fieldOf(read(`${path}/memory.events`), "oom_kill"),
     };
   }
@@ -82,6 +89,7 @@ function createCgroup(limit: number): MemoryCgroup {
       return { anon: fieldOf(s, "rss"), file: fieldOf(s, "cache") };
     },
     limitHits: () => Number(read(`${path}/memory.failcnt`).trim()),
+    majorFaults: () => fieldOf(read(`${path}/memory.stat`), "pgmajfault"),
     oomKills: () => fieldOf(read(`${path}/memory.oom_control`), "oom_kill"),
   };
 }
@@ -117,6 +125,8 @@ export interface LimitRun {
   readonly anonPeak: number;
   readonly fileEnd: number;
   readonly limitHits: number;
+  /** Major page faults per second under the load: a program re-reading its own binary from the disk. */
+  readonly majorFaultsPerSecond: number;
   readonly oomKills: number;
   /** Alive, relays a request, and (extractedprism) answers `/readyz` 200 after the load. */
   readonly servesAfter: boolean;
@@ -300,6 +310,7 @@ async function runUnder(b: Bench, subject: Subject, limitMib: number): Promise<L
           idlePeak: cgroup.peak(),
           anonPeak: usage.anon,
           fileEnd: usage.file,
+          majorFaultsPerSecond: NaN,
           servesAfter: false,
           exitCode: status.code,
           notStarted: true,
@@ -313,6 +324,8 @@ async function runUnder(b: Bench, subject: Subject, limitMib: number): Promise<L
     const sampler = setInterval(() => {
       anonPeak = Math.max(anonPeak, cgroup.usage().anon);
     }, 50);
+    const faultsBefore = cgroup.majorFaults();
+    const loadStart = performance.now();
     const wrk = await runWrk(b.children, {
       url: `https://127.0.0.1:${port}/`,
       connections: b.connections,
@@ -321,6 +334,7 @@ async function runUnder(b: Bench, subject: Subject, limitMib: number): Promise<L
       cpus: "0",
     }).finally(() => clearInterval(sampler));
     b.signal.throwIfAborted();
+    const majorFaultsPerSecond = (cgroup.majorFaults() - faultsBefore) / ((performance.now() - loadStart) / 1000);
     const usage = cgroup.usage();
     const servesAfter = await serving();
     await proc.stop(5000);
@@ -332,6 +346,7 @@ async function runUnder(b: Bench, subject: Subject, limitMib: number): Promise<L
       idlePeak,
       anonPeak: Math.max(anonPeak, usage.anon),
       fileEnd: usage.file,
+      majorFaultsPerSecond,
       servesAfter,
       exitCode: status.code,
     });
@@ -383,16 +398,17 @@ function header(b: Bench, what: string): void {
   );
   console.log(
     "\n| program | limit (MiB) | req/s | p99 (ms) | errors | usage when ready (MiB) | anonymous peak (MiB) | " +
-      "file pages at the end (MiB) | reclaims | OOM kills | verdict |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+      "file pages at the end (MiB) | reclaims | major faults/s under load | OOM kills | verdict |\n" +
+      "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
   );
 }
 
 function row(r: LimitRun, why: string | undefined): void {
   console.log(
     `| ${r.subject} | ${r.limitMib} | ${Math.round(r.rps)} | ${r.p99Ms.toFixed(2)} | ${r.errors} | ` +
-      `${mib(r.idlePeak)} | ${mib(r.anonPeak)} | ${mib(r.fileEnd)} | ${r.limitHits} | ${r.oomKills} | ${
-        why ?? "serves"
-      } |`,
+      `${mib(r.idlePeak)} | ${mib(r.anonPeak)} | ${mib(r.fileEnd)} | ${r.limitHits} | ${
+        Number.isFinite(r.majorFaultsPerSecond) ? Math.round(r.majorFaultsPerSecond) : "—"
+      } | ${r.oomKills} | ${why ?? "serves"} |`,
   );
 }
 

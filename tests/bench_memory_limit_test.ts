@@ -23,6 +23,7 @@ function run(over: Partial<LimitRun> = {}): LimitRun {
     anonPeak: 19 * MIB,
     fileEnd: 3 * MIB,
     limitHits: 1000,
+    majorFaultsPerSecond: 0,
     oomKills: 0,
     servesAfter: true,
     exitCode: 0,

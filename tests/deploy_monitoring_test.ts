@@ -84,6 +84,7 @@ Deno.test("the PrometheusRule and the dashboard are off by default and valid val
     validate(schema, mergeValues(chart.values, { prometheusRule: { notReadyFor: "five minutes" } })),
     [],
   );
+  assert.notDeepEqual(validate(schema, mergeValues(chart.values, { prometheusRule: { majorFaultsPerSecond: 0 } })), []);
   assert.notDeepEqual(validate(schema, mergeValues(chart.values, { dashboard: { enabeld: true } })), []);
 });
 
@@ -91,7 +92,7 @@ Deno.test("every metric the alerts and the dashboard use is one the program expo
   const real = exported();
   const objects = renderedObjects(renderChart(chart, { values: MONITORING, namespace: "monitoring-test" }));
 
-  await t.step("the PrometheusRule's four alerts, with the periods of the values", () => {
+  await t.step("the PrometheusRule's five alerts, with the periods of the values", () => {
     const rule = objects.find((o) => o["kind"] === "PrometheusRule") as Obj;
     assert.equal((rule["metadata"] as Obj)["namespace"], "monitoring-test");
     const rules = ((rule["spec"] as Obj)["groups"] as Obj[]).flatMap((g) => g["rules"] as Obj[]);
@@ -100,9 +101,22 @@ Deno.test("every metric the alerts and the dashboard use is one the program expo
       ["ExtractedprismUpstreamUnhealthy", "10m"],
       ["ExtractedprismAcceptErrors", undefined],
       ["ExtractedprismInternalErrors", undefined],
+      ["ExtractedprismMemoryThrashing", "15m"],
     ]);
     let count = 0;
     for (const r of rules) count += assertExported(String(r["alert"]), String(r["expr"]), real);
+    // The one alert on the kubelet's cAdvisor series: its name, labels and this release's pods and container.
+    const thrashing = rules.find((r) => r["alert"] === "ExtractedprismMemoryThrashing")!;
+    assert.equal(
+      thrashing["expr"],
+      'rate(container_memory_failures_total{namespace="monitoring-test", pod=~"extractedprism-[a-z0-9]+", ' +
+        'container="extractedprism", failure_type="pgmajfault", scope="container"}[10m]) > 10',
+    );
+    const daemonSet = objects.find((o) => o["kind"] === "DaemonSet") as Obj;
+    assert.equal((daemonSet["metadata"] as Obj)["name"], "extractedprism");
+    const pod = ((daemonSet["spec"] as Obj)["template"] as Obj)["spec"] as Obj;
+    assert.ok((pod["containers"] as Obj[]).some((c) => c["name"] === "extractedprism"));
+    assert.match(String((thrashing["annotations"] as Obj)["description"]), /more than 10 major page faults a second/);
     assert.ok(count >= 5, `${count} metric names checked`);
     for (const r of rules) assert.doesNotMatch(String(r["expr"]), /\{\{|\}\}/, "no template left in an expression");
   });
