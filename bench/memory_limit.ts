@@ -104,6 +104,17 @@ async function ready(healthPort: number): Promise<boolean> {
   }
 }
 
+/** extractedprism's `extractedprism_event_loop_stalled_seconds_total`; NaN when it cannot be read. */
+async function stalledSeconds(healthPort: number): Promise<number> {
+  try {
+    const text = await (await fetch(`http://127.0.0.1:${healthPort}/metrics`, { signal: AbortSignal.timeout(5000) }))
+      .text();
+    return Number(/^extractedprism_event_loop_stalled_seconds_total (\S+)$/m.exec(text)?.[1] ?? NaN);
+  } catch {
+    return NaN;
+  }
+}
+
 const mib = (bytes: number) => (bytes / 1048576).toFixed(1);
 
 /** The programs this bench can run. */
@@ -127,6 +138,8 @@ export interface LimitRun {
   readonly limitHits: number;
   /** Major page faults per second under the load: a program re-reading its own binary from the disk. */
   readonly majorFaultsPerSecond: number;
+  /** The seconds extractedprism says it did not run, in stalls of 100 ms or more, by the load's end (NaN: floor). */
+  readonly stalledSeconds: number;
   readonly oomKills: number;
   /** Alive, relays a request, and (extractedprism) answers `/readyz` 200 after the load. */
   readonly servesAfter: boolean;
@@ -311,6 +324,7 @@ async function runUnder(b: Bench, subject: Subject, limitMib: number): Promise<L
           anonPeak: usage.anon,
           fileEnd: usage.file,
           majorFaultsPerSecond: NaN,
+          stalledSeconds: NaN,
           servesAfter: false,
           exitCode: status.code,
           notStarted: true,
@@ -335,6 +349,7 @@ async function runUnder(b: Bench, subject: Subject, limitMib: number): Promise<L
     }).finally(() => clearInterval(sampler));
     b.signal.throwIfAborted();
     const majorFaultsPerSecond = (cgroup.majorFaults() - faultsBefore) / ((performance.now() - loadStart) / 1000);
+    const stalled = subject === "floor" ? NaN : await stalledSeconds(healthPort);
     const usage = cgroup.usage();
     const servesAfter = await serving();
     await proc.stop(5000);
@@ -347,6 +362,7 @@ async function runUnder(b: Bench, subject: Subject, limitMib: number): Promise<L
       anonPeak: Math.max(anonPeak, usage.anon),
       fileEnd: usage.file,
       majorFaultsPerSecond,
+      stalledSeconds: stalled,
       servesAfter,
       exitCode: status.code,
     });
@@ -398,8 +414,8 @@ function header(b: Bench, what: string): void {
   );
   console.log(
     "\n| program | limit (MiB) | req/s | p99 (ms) | errors | usage when ready (MiB) | anonymous peak (MiB) | " +
-      "file pages at the end (MiB) | reclaims | major faults/s under load | OOM kills | verdict |\n" +
-      "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+      "file pages at the end (MiB) | reclaims | major faults/s under load | stalled (s) | OOM kills | verdict |\n" +
+      "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
   );
 }
 
@@ -408,7 +424,9 @@ function row(r: LimitRun, why: string | undefined): void {
     `| ${r.subject} | ${r.limitMib} | ${Math.round(r.rps)} | ${r.p99Ms.toFixed(2)} | ${r.errors} | ` +
       `${mib(r.idlePeak)} | ${mib(r.anonPeak)} | ${mib(r.fileEnd)} | ${r.limitHits} | ${
         Number.isFinite(r.majorFaultsPerSecond) ? Math.round(r.majorFaultsPerSecond) : "—"
-      } | ${r.oomKills} | ${why ?? "serves"} |`,
+      } | ${Number.isFinite(r.stalledSeconds) ? r.stalledSeconds.toFixed(1) : "—"} | ${r.oomKills} | ${
+        why ?? "serves"
+      } |`,
   );
 }
 

@@ -20,6 +20,7 @@ import { AcceptLoop } from "./net/accept_loop.ts";
 import type { DialConnect } from "./proxy/dial.ts";
 import { Proxy } from "./proxy/proxy.ts";
 import { renderProxyMetrics } from "./status/metrics.ts";
+import { LoopStallWatch } from "./loop_stall.ts";
 import { HttpServer } from "./net/http_server.ts";
 import { heldBySharers, listenShared, type SharedListener } from "./net/listen_shared.ts";
 import { DeferredSource, joinWhenReady } from "./net/handover.ts";
@@ -177,6 +178,8 @@ export class ProxyApp {
   /** Who answers the shared health port (none with port 0: nobody can share it). */
   #watch: HealthPeerWatch | undefined;
   #instanceAsked = 0;
+  /** Counts the moments this process did not run (for `/metrics`), from the start to the end of the drain. */
+  readonly #stalls: LoopStallWatch;
   #shuttingDown = false;
   #stopped: Promise<void> | undefined;
 
@@ -264,6 +267,7 @@ export class ProxyApp {
               activeConnections: this.proxy.active,
               upstreamsDropped: this.pool.dropped,
               internalErrors: internalErrorCount(),
+              loopStalls: { count: this.#stalls.stalls, ms: this.#stalls.stalledMs },
               health: {
                 acceptErrors: this.#health.acceptErrors,
                 refused: this.#health.refused,
@@ -277,6 +281,8 @@ export class ProxyApp {
       throw e;
     }
     this.healthAddr = this.#health.addr;
+    this.#stalls = new LoopStallWatch({ clock });
+    this.#stalls.start();
     // The quiet moment counts from here, whoever asks for it first (a readyz probe's preparation does, just below).
     this.quiet();
     // The static endpoints before the first accept, so that no early client finds an empty pool.
@@ -427,6 +433,7 @@ export class ProxyApp {
     feedTimer.abort();
     if (!fed) log.warn("Endpoint discovery did not stop within {ms} ms; not waiting for it", { ms: FEED_STOP_MS });
     await this.#health.shutdown();
+    this.#stalls.stop();
     log.info("Stopped");
   }
 

@@ -24,6 +24,7 @@ function run(over: Partial<LimitRun> = {}): LimitRun {
     fileEnd: 3 * MIB,
     limitHits: 1000,
     majorFaultsPerSecond: 0,
+    stalledSeconds: 0,
     oomKills: 0,
     servesAfter: true,
     exitCode: 0,

@@ -85,6 +85,7 @@ Deno.test("the PrometheusRule and the dashboard are off by default and valid val
     [],
   );
   assert.notDeepEqual(validate(schema, mergeValues(chart.values, { prometheusRule: { majorFaultsPerSecond: 0 } })), []);
+  assert.notDeepEqual(validate(schema, mergeValues(chart.values, { prometheusRule: { stalledFraction: 2 } })), []);
   assert.notDeepEqual(validate(schema, mergeValues(chart.values, { dashboard: { enabeld: true } })), []);
 });
 
@@ -92,7 +93,7 @@ Deno.test("every metric the alerts and the dashboard use is one the program expo
   const real = exported();
   const objects = renderedObjects(renderChart(chart, { values: MONITORING, namespace: "monitoring-test" }));
 
-  await t.step("the PrometheusRule's five alerts, with the periods of the values", () => {
+  await t.step("the PrometheusRule's six alerts, with the periods of the values", () => {
     const rule = objects.find((o) => o["kind"] === "PrometheusRule") as Obj;
     assert.equal((rule["metadata"] as Obj)["namespace"], "monitoring-test");
     const rules = ((rule["spec"] as Obj)["groups"] as Obj[]).flatMap((g) => g["rules"] as Obj[]);
@@ -101,6 +102,7 @@ Deno.test("every metric the alerts and the dashboard use is one the program expo
       ["ExtractedprismUpstreamUnhealthy", "10m"],
       ["ExtractedprismAcceptErrors", undefined],
       ["ExtractedprismInternalErrors", undefined],
+      ["ExtractedprismStalled", "15m"],
       ["ExtractedprismMemoryThrashing", "15m"],
     ]);
     let count = 0;
@@ -117,7 +119,7 @@ Deno.test("every metric the alerts and the dashboard use is one the program expo
     const pod = ((daemonSet["spec"] as Obj)["template"] as Obj)["spec"] as Obj;
     assert.ok((pod["containers"] as Obj[]).some((c) => c["name"] === "extractedprism"));
     assert.match(String((thrashing["annotations"] as Obj)["description"]), /more than 10 major page faults a second/);
-    assert.ok(count >= 5, `${count} metric names checked`);
+    assert.ok(count >= 6, `${count} metric names checked`);
     for (const r of rules) assert.doesNotMatch(String(r["expr"]), /\{\{|\}\}/, "no template left in an expression");
   });
 

@@ -23,6 +23,8 @@ export interface ProxyMetricsInput {
   readonly upstreamsDropped?: number;
   /** Internal errors (bugs caught instead of ending the process) since start. @default 0 */
   readonly internalErrors?: number;
+  /** Times the process did not run for 100 ms or more, and those stalls' length summed (ms), since start. @default 0 */
+  readonly loopStalls?: { readonly count: number; readonly ms: number };
   /** The health port's own counters since start. @default all 0 */
   readonly health?: {
     /** Accept errors of the health listener (EMFILE and the like). */
@@ -89,6 +91,18 @@ export function renderProxyMetrics(m: ProxyMetricsInput): string {
       "counter",
       "Internal errors caught and logged instead of ending the process.",
       m.internalErrors ?? 0,
+    ],
+    [
+      "extractedprism_event_loop_stalls_total",
+      "counter",
+      "Times the process did not run for 100 ms or more (a CPU limit, a memory limit taking back its code, swap).",
+      m.loopStalls?.count ?? 0,
+    ],
+    [
+      "extractedprism_event_loop_stalled_seconds_total",
+      "counter",
+      "Seconds the process did not run, summed over those stalls: every client connection waited as long.",
+      (m.loopStalls?.ms ?? 0) / 1000,
     ],
     [
       "extractedprism_health_accept_errors_total",
