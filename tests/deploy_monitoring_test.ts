@@ -132,7 +132,16 @@ Deno.test("every metric the alerts and the dashboard use is one the program expo
     const dashboard = JSON.parse(text) as Obj;
     const panels = dashboard["panels"] as Obj[];
     const titles = panels.map((p) => String(p["title"]));
-    for (const want of [/readiness per node/i, /upstream states/i, /connections/i, /bytes/i, /round trip|rtt/i]) {
+    for (
+      const want of [
+        /readiness per node/i,
+        /upstream states/i,
+        /connections/i,
+        /bytes/i,
+        /round trip|rtt/i,
+        /did not run/i,
+      ]
+    ) {
       assert.ok(titles.some((t) => want.test(t)), `a panel for ${want} among ${titles.join(", ")}`);
     }
     let count = 0;
