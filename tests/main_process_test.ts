@@ -1,6 +1,6 @@
 /**
  * The real program (`deno task start`'s command line) against the hardening items it owns: its own listener as an
- * endpoint, signals that must not end it, and the internal-error metric.
+ * endpoint, signals that must not end it, the internal-error metric, and a stall (SIGSTOP) counted and logged.
  */
 import assert from "node:assert/strict";
 import { httpStatus } from "./support/http_status.ts";
@@ -33,10 +33,10 @@ Deno.test("the proxy's own listener as an endpoint exits 2 with one line naming 
   );
 });
 
-Deno.test("SIGHUP and SIGUSR2 are logged and ignored: the program keeps serving, and SIGTERM still stops it", async () => {
-  await using upstream = new EchoServer();
-  const [bind, health] = freePorts(2) as [number, number];
-  await using proc = MainProcess.start([
+/** The real program in front of `upstream`, ready (`/readyz` 200); its health port is `health`. */
+async function startReady(upstream: EchoServer, health: number): Promise<MainProcess> {
+  const [bind] = freePorts(1) as [number];
+  const proc = MainProcess.start([
     `--bind-port=${bind}`,
     `--health-port=${health}`,
     `--endpoints=127.0.0.1:${upstream.port}`,
@@ -54,6 +54,13 @@ Deno.test("SIGHUP and SIGUSR2 are logged and ignored: the program keeps serving,
     15_000,
     "/readyz 200",
   );
+  return proc;
+}
+
+Deno.test("SIGHUP and SIGUSR2 are logged and ignored: the program keeps serving, and SIGTERM still stops it", async () => {
+  await using upstream = new EchoServer();
+  const [health] = freePorts(1) as [number];
+  await using proc = await startReady(upstream, health);
   for (const sig of ["SIGHUP", "SIGUSR2"] as const) {
     proc.kill(sig);
     const line = await proc.waitForLine((l) => l.includes(sig) && l.includes("ignored"), 10_000);
@@ -66,6 +73,35 @@ Deno.test("SIGHUP and SIGUSR2 are logged and ignored: the program keeps serving,
   proc.kill("SIGTERM");
   const r = await proc.exited(10_000);
   assert.equal(r.code, 0, r.stderr);
+});
+
+Deno.test("stopped by SIGSTOP for 2 s (as a CPU limit, a thrashing memory limit or a paused machine holds it), the program counts the stall in /metrics and logs it", async () => {
+  await using upstream = new EchoServer();
+  const [health] = freePorts(1) as [number];
+  await using proc = await startReady(upstream, health);
+  const counters = async () => {
+    const text = await fetch(`http://127.0.0.1:${health}/metrics`).then((r) => r.text());
+    const value = (name: string) => Number(new RegExp(`^${name} (\\S+)$`, "m").exec(text)?.[1]);
+    return {
+      stalls: value("extractedprism_event_loop_stalls_total"),
+      seconds: value("extractedprism_event_loop_stalled_seconds_total"),
+    };
+  };
+  const before = await counters();
+  assert.ok(Number.isFinite(before.stalls) && Number.isFinite(before.seconds), "both counters are exposed");
+  proc.kill("SIGSTOP");
+  await new Promise((r) => setTimeout(r, 2000));
+  proc.kill("SIGCONT");
+  const line = await proc.waitForLine((l) => l.includes("did not run for"), 10_000);
+  const record = JSON.parse(line);
+  assert.equal(record.level, "WARN");
+  assert.ok(record.ms >= 1000 && record.ms < 10_000, line);
+  const after = await counters();
+  // At least: on a busy machine another stall of 100 ms may come between.
+  assert.ok(after.stalls >= before.stalls + 1, JSON.stringify({ before, after }));
+  assert.ok(after.seconds - before.seconds >= 1.5, JSON.stringify({ before, after }));
+  proc.kill("SIGTERM");
+  assert.equal((await proc.exited(10_000)).code, 0);
 });
 
 Deno.test("a proxy whose stderr reader went away keeps serving and stops on SIGTERM", async () => {
