@@ -22,6 +22,10 @@ export interface LoopStallOptions {
   readonly stallMs?: number;
   /** How late a tick must be to be logged (at most one line a minute, with the count of those not logged). @default {1000} */
   readonly warnMs?: number;
+  /** What the log line calls the process. @default {"proxy"} */
+  readonly what?: string;
+  /** What the log line says waited. @default {"its clients"} */
+  readonly waiting?: string;
 }
 
 /**
@@ -51,6 +55,8 @@ export class LoopStallWatch {
   readonly #stallMs: number;
   readonly #warnMs: number;
   readonly #logLimit: LogLimit;
+  readonly #what: string;
+  readonly #waiting: string;
   #due = 0;
   #timer: TimerId | undefined;
 
@@ -60,6 +66,8 @@ export class LoopStallWatch {
     this.#stallMs = options.stallMs ?? 100;
     this.#warnMs = options.warnMs ?? 1000;
     this.#logLimit = new LogLimit({ intervalMs: 60_000, now: () => options.clock.now() });
+    this.#what = options.what ?? "proxy";
+    this.#waiting = options.waiting ?? "its clients";
   }
 
   /** Starts the timer; harmless when started. */
@@ -94,8 +102,8 @@ export class LoopStallWatch {
     const suppressed = this.#logLimit.take("stall");
     if (suppressed === undefined) return;
     log.warn(
-      "The proxy did not run for {ms} ms, and its clients waited as long: its thread was held (a CPU limit, a memory " +
-        "limit taking back its code, swap, or a paused machine; README: Troubleshoot)" +
+      `The ${this.#what} did not run for {ms} ms, and ${this.#waiting} waited as long: its thread was held (a CPU ` +
+        "limit, a memory limit taking back its code, swap, or a paused machine; README: Troubleshoot)" +
         (suppressed > 0 ? " ({suppressed} more stalls of a second or more not logged)" : ""),
       { ms: Math.round(lateMs), suppressed, stalls: this.stalls },
     );

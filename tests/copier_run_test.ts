@@ -57,6 +57,8 @@ Deno.test("probes and metrics are served; /readyz waits for the caches", opts, a
         "extractedprism_copier_targets 1",
         "extractedprism_copier_managed_slices 1",
         "extractedprism_copier_caches_synced 1",
+        "# TYPE extractedprism_event_loop_stalls_total counter",
+        "# TYPE extractedprism_event_loop_stalled_seconds_total counter",
       ]
     ) assert.ok(m.body.includes(line), `metrics include '${line}':\n${m.body}`);
   });

@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import type { Clock, TimerId } from "../lib/clock.ts";
 import { LoopStallWatch } from "../lib/loop_stall.ts";
+import { CopierMetrics } from "../lib/copier/metrics.ts";
 import { LogCapture } from "./support/log_capture.ts";
 
 /** A clock whose time passes only in `hold`: the thread held for `ms`, then the timers that came due fire, late. */
@@ -76,4 +77,25 @@ Deno.test("a stall of a second or more is logged, at most one line a minute, whi
     warnings[1]!,
     /^The proxy did not run for 60000 ms, .*\(1 more stalls of a second or more not logged\)$/,
   );
+});
+
+Deno.test("the log line names the process and what waited, as the copier gives them", async () => {
+  await using logs = await LogCapture.start();
+  const clock = new HeldClock();
+  const watch = new LoopStallWatch({ clock, what: "endpoint copier", waiting: "its watches" });
+  watch.start();
+  clock.hold(500 + 1500);
+  watch.stop();
+  assert.match(
+    logs.messages("warning")[0] ?? "",
+    /^The endpoint copier did not run for 1500 ms, and its watches waited/,
+  );
+});
+
+Deno.test("the copier's metrics carry the watch's totals", () => {
+  const m = new CopierMetrics();
+  assert.match(m.render(), /^extractedprism_event_loop_stalls_total 0$/m);
+  m.stalls(3, 4500);
+  assert.match(m.render(), /^extractedprism_event_loop_stalls_total 3$/m);
+  assert.match(m.render(), /^extractedprism_event_loop_stalled_seconds_total 4\.5$/m);
 });

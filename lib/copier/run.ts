@@ -7,7 +7,8 @@
  */
 import { ConfigError } from "../errors.ts";
 import { getLogger } from "../log.ts";
-import type { Clock, Random } from "../clock.ts";
+import { type Clock, type Random, systemClock } from "../clock.ts";
+import { LoopStallWatch } from "../loop_stall.ts";
 import type { CopierConfig } from "../config/copier_flags.ts";
 import { bracketHost, type Endpoint, endpointKey, parseEndpoint } from "../endpoint.ts";
 import { SERVICE_ACCOUNT_DIR } from "../kubernetes/in_cluster.ts";
@@ -120,6 +121,11 @@ export async function runCopier(config: CopierConfig, deps: CopierDeps = {}): Pr
     }
     return undefined;
   };
+  const stalls = new LoopStallWatch({
+    clock: deps.clock ?? systemClock,
+    what: "endpoint copier",
+    waiting: "its watches, writes and Lease renewals",
+  });
   const servers: HttpServer[] = [];
   try {
     if (config.healthProbeBindAddress !== undefined) {
@@ -128,6 +134,7 @@ export async function runCopier(config: CopierConfig, deps: CopierDeps = {}): Pr
     if (config.metricsBindAddress !== undefined) {
       const render = () => {
         controller.updateGauges();
+        metrics.stalls(stalls.stalls, stalls.stalledMs);
         return metrics.render();
       };
       servers.push(serveHttp(config.metricsBindAddress, "metrics", metricsHandler(render)));
@@ -140,6 +147,7 @@ export async function runCopier(config: CopierConfig, deps: CopierDeps = {}): Pr
   const probeServer = config.healthProbeBindAddress !== undefined ? servers[0] : undefined;
   const metricsServer = config.metricsBindAddress !== undefined ? servers[servers.length - 1] : undefined;
 
+  stalls.start();
   const watching = new AbortController();
   const writing = new AbortController();
   const watched = controller.run(watching.signal);
@@ -177,6 +185,7 @@ export async function runCopier(config: CopierConfig, deps: CopierDeps = {}): Pr
       await watched;
       await Promise.all(servers.map((s) => s.shutdown()));
       if (ownTransport) transport.close();
+      stalls.stop();
       finished.resolve();
     })();
     return stopped;
