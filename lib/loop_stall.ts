@@ -13,6 +13,18 @@ import { LogLimit } from "./log_limit.ts";
 
 const log = getLogger(["extractedprism", "process"]);
 
+/** The two counters a watch's totals are exported as, in both modes: name and help text. */
+export const STALL_COUNTERS = {
+  stalls: [
+    "extractedprism_event_loop_stalls_total",
+    "Times the process did not run for 100 ms or more (a CPU limit, a memory limit taking back its code, swap).",
+  ],
+  seconds: [
+    "extractedprism_event_loop_stalled_seconds_total",
+    "Seconds the process did not run, summed over those stalls: whatever it serves waited as long.",
+  ],
+} as const;
+
 /** Options of {@linkcode LoopStallWatch}. */
 export interface LoopStallOptions {
   readonly clock: Clock;

@@ -5,7 +5,7 @@
  */
 
 import { familyLines, type Labels, labelText } from "../prometheus.ts";
-import type { LoopStallWatch } from "../loop_stall.ts";
+import { STALL_COUNTERS } from "../loop_stall.ts";
 
 /** What failed: a slice write, a watch (before its retry), a Lease request, an Event write. */
 export type ErrorKind = "write" | "watch" | "lease" | "event";
@@ -44,16 +44,7 @@ export class CopierMetrics {
     this.#family("extractedprism_copier_managed_slices", "gauge", "EndpointSlices managed by the copier.");
     this.#family("extractedprism_copier_queue_depth", "gauge", "Targets waiting to be reconciled.");
     this.#family("extractedprism_copier_caches_synced", "gauge", "1 once every watched cache has been listed.");
-    this.#family(
-      "extractedprism_event_loop_stalls_total",
-      "counter",
-      "Times the process did not run for 100 ms or more (a CPU limit, a memory limit taking back its code, swap).",
-    );
-    this.#family(
-      "extractedprism_event_loop_stalled_seconds_total",
-      "counter",
-      "Seconds the process did not run, summed over those stalls.",
-    );
+    for (const [name, help] of Object.values(STALL_COUNTERS)) this.#family(name, "counter", help);
     this.stalls(0, 0);
     this.leader(false);
     this.set("extractedprism_copier_caches_synced", 0);
@@ -79,13 +70,10 @@ export class CopierMetrics {
     this.#add("extractedprism_copier_errors_total", { kind }, 1);
   }
 
-  /** Sets the stall counters to a {@linkcode LoopStallWatch}'s totals (stalls, and their length in ms). */
+  /** Sets the stall counters to a stall watch's totals: how many stalls, and their length summed (ms). */
   stalls(count: number, ms: number): void {
-    this.#families.get("extractedprism_event_loop_stalls_total")!.values.set("", { labels: {}, value: count });
-    this.#families.get("extractedprism_event_loop_stalled_seconds_total")!.values.set("", {
-      labels: {},
-      value: ms / 1000,
-    });
+    this.#families.get(STALL_COUNTERS.stalls[0])!.values.set("", { labels: {}, value: count });
+    this.#families.get(STALL_COUNTERS.seconds[0])!.values.set("", { labels: {}, value: ms / 1000 });
   }
 
   /** Sets the leader gauge. */

@@ -5,6 +5,7 @@
  * @module
  */
 import { familyLines } from "../prometheus.ts";
+import { STALL_COUNTERS } from "../loop_stall.ts";
 import type { UpstreamSnapshot } from "../upstream/upstream.ts";
 
 /** What the metrics are rendered from. */
@@ -92,18 +93,8 @@ export function renderProxyMetrics(m: ProxyMetricsInput): string {
       "Internal errors caught and logged instead of ending the process.",
       m.internalErrors ?? 0,
     ],
-    [
-      "extractedprism_event_loop_stalls_total",
-      "counter",
-      "Times the process did not run for 100 ms or more (a CPU limit, a memory limit taking back its code, swap).",
-      m.loopStalls?.count ?? 0,
-    ],
-    [
-      "extractedprism_event_loop_stalled_seconds_total",
-      "counter",
-      "Seconds the process did not run, summed over those stalls: every client connection waited as long.",
-      (m.loopStalls?.ms ?? 0) / 1000,
-    ],
+    [STALL_COUNTERS.stalls[0], "counter", STALL_COUNTERS.stalls[1], m.loopStalls?.count ?? 0],
+    [STALL_COUNTERS.seconds[0], "counter", STALL_COUNTERS.seconds[1], (m.loopStalls?.ms ?? 0) / 1000],
     [
       "extractedprism_health_accept_errors_total",
       "counter",
