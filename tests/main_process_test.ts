@@ -33,9 +33,8 @@ Deno.test("the proxy's own listener as an endpoint exits 2 with one line naming 
   );
 });
 
-/** The real program in front of `upstream`, ready (`/readyz` 200); its health port is `health`. */
-async function startReady(upstream: EchoServer, health: number): Promise<MainProcess> {
-  const [bind] = freePorts(1) as [number];
+/** The real program on `bind` and `health` in front of `upstream`, once ready (`/readyz` 200). */
+async function startReady(upstream: EchoServer, bind: number, health: number): Promise<MainProcess> {
   const proc = MainProcess.start([
     `--bind-port=${bind}`,
     `--health-port=${health}`,
@@ -59,8 +58,8 @@ async function startReady(upstream: EchoServer, health: number): Promise<MainPro
 
 Deno.test("SIGHUP and SIGUSR2 are logged and ignored: the program keeps serving, and SIGTERM still stops it", async () => {
   await using upstream = new EchoServer();
-  const [health] = freePorts(1) as [number];
-  await using proc = await startReady(upstream, health);
+  const [bind, health] = freePorts(2) as [number, number];
+  await using proc = await startReady(upstream, bind, health);
   for (const sig of ["SIGHUP", "SIGUSR2"] as const) {
     proc.kill(sig);
     const line = await proc.waitForLine((l) => l.includes(sig) && l.includes("ignored"), 10_000);
@@ -77,8 +76,8 @@ Deno.test("SIGHUP and SIGUSR2 are logged and ignored: the program keeps serving,
 
 Deno.test("stopped by SIGSTOP for 2 s (as a CPU limit, a thrashing memory limit or a paused machine holds it), the program counts the stall in /metrics and logs it", async () => {
   await using upstream = new EchoServer();
-  const [health] = freePorts(1) as [number];
-  await using proc = await startReady(upstream, health);
+  const [bind, health] = freePorts(2) as [number, number];
+  await using proc = await startReady(upstream, bind, health);
   const counters = async () => {
     const text = await fetch(`http://127.0.0.1:${health}/metrics`).then((r) => r.text());
     const value = (name: string) => Number(new RegExp(`^${name} (\\S+)$`, "m").exec(text)?.[1]);
