@@ -58,7 +58,14 @@ export const METRICS: readonly MetricDef[] = [
 ];
 
 /** The columns, in order. */
-export const SYSTEM_KEYS: readonly SystemKey[] = ["direct", "extractedprism", "floor", "haproxy", "nginx"];
+export const SYSTEM_KEYS: readonly SystemKey[] = [
+  "direct",
+  "extractedprism",
+  "floor",
+  "floor-probe",
+  "haproxy",
+  "nginx",
+];
 
 /** The median of a non-empty list (the mean of the middle two for an even count). */
 export function median(xs: readonly number[]): number {
@@ -261,5 +268,30 @@ export function verdicts(r: Results): Verdict[] {
   }
   vsHaproxy("bulk ≥ 1.5× HAProxy", "bulkGbps", 1.5, "Gbit/s", 2);
   vsHaproxy("new connections/s ≥ 0.75× HAProxy", "connRps", 0.75, "conn/s", 0);
+  return out;
+}
+
+/**
+ * For each memory target, how much of its allowance the readyz probe alone takes: the floor with the probe on Deno's
+ * TLS (what issue 14 requires of any Deno proxy here) against the floor, and extractedprism against that floor of the
+ * job. Context for the verdicts, not a target: the lines say what part of a FAIL is the probe's and what is
+ * extractedprism's own.
+ */
+export function probeShareLines(r: Results): string[] {
+  const out: string[] = [];
+  const signed = (v: number) => `${v < 0 ? "−" : "+"}${fmt(Math.abs(v), 1)}`;
+  const rows = [
+    ["idle RSS", "idleRss", 6],
+    ["peak RSS at 32 connections", "peakRss32", 6],
+    ["peak RSS at 512 connections", "peakRss512", 8],
+  ] as const;
+  for (const [what, m, allowed] of rows) {
+    const ep = r.get("extractedprism", m), fl = r.get("floor", m), fp = r.get("floor-probe", m);
+    if (ep === undefined || fl === undefined || fp === undefined) continue;
+    out.push(
+      `${what}: the floor with a readyz probe ${fmt(fp, 1)} MiB, ${signed(fp - fl)} over the floor (the target ` +
+        `allows +${allowed}); extractedprism ${signed(ep - fp)} MiB over it`,
+    );
+  }
   return out;
 }

@@ -1,6 +1,7 @@
 /**
  * The systems compared: a direct connection to the backend, extractedprism started exactly like `deno task start`,
- * HAProxy (`mode tcp`) and nginx `stream`. Each start gives a fresh process pinned to the proxy core, ready to relay.
+ * the Deno floor relay (alone, and with a readyz probe), HAProxy (`mode tcp`) and nginx `stream`. Each start gives a
+ * fresh process pinned to the proxy core, ready to relay.
  *
  * @module
  */
@@ -8,7 +9,7 @@ import { haproxyConf, NGINX_STREAM_MODULE, nginxStreamConf } from "./_configs.ts
 import { type Child, type Children, delay, freePort, lastLines, which } from "./_process.ts";
 
 /** The columns of the report, in order. */
-export type SystemKey = "direct" | "extractedprism" | "floor" | "haproxy" | "nginx";
+export type SystemKey = "direct" | "extractedprism" | "floor" | "floor-probe" | "haproxy" | "nginx";
 
 /** A started system: where clients connect, and the process to measure (none for `direct`). */
 export interface Running {
@@ -53,6 +54,11 @@ export interface System {
   start(backendPort: number, ctx: StartContext, opts?: StartOptions): Promise<Running>;
   /** Spawns a fresh instance without waiting, for the start-up measurement; `undefined` when not applicable. */
   spawn?(backendPort: number, ctx: StartContext, opts?: StartOptions): Running;
+  /**
+   * Measured only where the backend speaks HTTPS and only for its memory (the small-request and 512-connection
+   * workloads): the floor with a probe, whose probe needs the HTTPS backend. @default false
+   */
+  readonly memoryOnly?: boolean;
 }
 
 let configCount = 0;
@@ -191,8 +197,19 @@ export function extractedprism(command: Command, repoRoot: string): System {
   };
 }
 
-/** The floor relay's command line: the same `deno` with `command`'s `--v8-flags`, listening on `port`. */
-export function floorArgv(command: Command, port: number, backendPort: number): string[] {
+/** What the floor relay's readyz probe verifies the backend with. */
+export interface FloorProbe {
+  /** The CA file (the backend's self-signed certificate). */
+  readonly caFile: string;
+  /** The name the certificate must carry. */
+  readonly serverName: string;
+}
+
+/**
+ * The floor relay's command line: the same `deno` with `command`'s `--v8-flags`, listening on `port`; with `probe`,
+ * it also probes the backend's `/readyz` over Deno's TLS once a second.
+ */
+export function floorArgv(command: Command, port: number, backendPort: number, probe?: FloorProbe): string[] {
   const script = new URL("./_floor_relay.ts", import.meta.url).pathname;
   const v8 = command.argv.filter((a) => a.startsWith("--v8-flags="));
   return [
@@ -201,21 +218,29 @@ export function floorArgv(command: Command, port: number, backendPort: number): 
     "-q",
     "--no-config",
     "--allow-net=127.0.0.1",
+    ...(probe ? [`--allow-read=${probe.caFile}`] : []),
     ...v8,
     script,
     String(port),
     String(backendPort),
+    ...(probe ? [probe.caFile, probe.serverName] : []),
   ];
 }
 
 /**
  * The Deno floor: `bench/_floor_relay.ts`, the smallest correct Deno relay, run by the same `deno` with the start
  * task's `--v8-flags`. What extractedprism costs over it is its own work; what it costs over HAProxy is Deno's.
+ *
+ * With `withProbe`, the floor of the job (`floor-probe`): the same relay plus a readyz probe once a second on Deno's
+ * TLS, verified with the backend's certificate (`cert.pem` in the bench's directory) as extractedprism's probe is in
+ * the bench. Every Deno proxy that follows issue 14's decision on probes pays that; the rest is extractedprism's.
  */
-export function floorRelay(command: Command): System {
+export function floorRelay(command: Command, withProbe = false): System {
+  const key: SystemKey = withProbe ? "floor-probe" : "floor";
   const spawnFloor = (backendPort: number, ctx: StartContext) => {
     const port = freePort();
-    const child = ctx.children.spawn("floor", floorArgv(command, port, backendPort), {
+    const probe = withProbe ? { caFile: `${ctx.dir}/cert.pem`, serverName: "localhost" } : undefined;
+    const child = ctx.children.spawn(key, floorArgv(command, port, backendPort, probe), {
       cpus: ctx.proxyCpus,
       env: command.env,
       ...(ctx.outputLimit === undefined ? {} : { outputLimit: ctx.outputLimit }),
@@ -223,7 +248,7 @@ export function floorRelay(command: Command): System {
     return running(port, child);
   };
   return {
-    key: "floor",
+    key,
     absent: undefined,
     async start(backendPort, ctx) {
       const r = spawnFloor(backendPort, ctx);
@@ -231,6 +256,7 @@ export function floorRelay(command: Command): System {
       return r;
     },
     spawn: spawnFloor,
+    memoryOnly: withProbe,
   };
 }
 

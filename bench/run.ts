@@ -1,9 +1,10 @@
 /**
  * The side-by-side benchmark: a direct connection to the backend, extractedprism (started exactly like
- * `deno task start`), the Deno floor (`_floor_relay.ts`), HAProxy (`mode tcp`) and nginx `stream`, on loopback only,
- * in one run. Prints a Markdown table, one PASS/FAIL line per target (memory, start-up and CPU against the floor of
- * the same run, then throughput against HAProxy) and which workloads were load-bound; exits 0 even when a target
- * fails (it is a report), non-zero when the bench broke.
+ * `deno task start`), the Deno floor (`_floor_relay.ts`), the same floor with a readyz probe on Deno's TLS (for
+ * memory only: the floor of the job), HAProxy (`mode tcp`) and nginx `stream`, on loopback only, in one run. Prints a
+ * Markdown table, one PASS/FAIL line per target (memory, start-up and CPU against the floor of the same run, then
+ * throughput against HAProxy), how much of each memory allowance the probe alone takes, and which workloads were
+ * load-bound; exits 0 even when a target fails (it is a report), non-zero when the bench broke.
  *
  * ```sh
  * deno task bench                      # 10 s per load run
@@ -17,7 +18,7 @@ import { parseArgs } from "node:util";
 import { type Backend, makeCertificate, startBackend } from "./_backend.ts";
 import { BACKEND_BODY, WRK_REPORT_LUA } from "./_configs.ts";
 import { Children, freePort, parseCount, pinSelf, which } from "./_process.ts";
-import { loadBound, renderTable, Results, spreadLines, SYSTEM_KEYS, verdicts } from "./_report.ts";
+import { loadBound, probeShareLines, renderTable, Results, spreadLines, SYSTEM_KEYS, verdicts } from "./_report.ts";
 import {
   direct,
   extractedprism,
@@ -33,10 +34,13 @@ import { type Bench, bulk, manyConnections, measure, newConnections, smallReques
 
 const WORKLOADS = ["small", "bulk", "conn", "rss512", "startup"] as const;
 type Workload = typeof WORKLOADS[number];
+/** The workloads that measure memory over the HTTPS backend: the only ones a `memoryOnly` system runs. */
+const MEMORY_WORKLOADS: ReadonlySet<Workload> = new Set(["small", "rss512"]);
 
 const HELP = `Usage: deno task bench [options]
 
-Compares direct, extractedprism, the Deno floor relay, haproxy and nginx (stream) on loopback, side by side.
+Compares direct, extractedprism, the Deno floor relay (alone, and with a readyz probe: memory only), haproxy and
+nginx (stream) on loopback, side by side.
 
 Options:
   --duration=DUR       length of each load run: 10s, 1500ms, 1m (default 10s; --quick: 3s)
@@ -164,7 +168,14 @@ async function bench(
       ` (${cpus} CPUs online).`
     : `Pinning: none — only ${cpus} CPU online, proxies share it with the backend and load generators.`;
 
-  const all: System[] = [direct, extractedprism(ep, repoRoot), floorRelay(ep), haproxy(), nginxStream()];
+  const all: System[] = [
+    direct,
+    extractedprism(ep, repoRoot),
+    floorRelay(ep),
+    floorRelay(ep, true),
+    haproxy(),
+    nginxStream(),
+  ];
   const systems = all.filter((s) => opts.systems.has(s.key));
   const results = new Results();
   for (const s of all) {
@@ -215,9 +226,10 @@ async function bench(
 
     const rounds = async (title: string, w: Workload, probe: Parameters<typeof measure>[2]) => {
       if (!opts.only.has(w)) return;
+      const measured = MEMORY_WORKLOADS.has(w) ? active : active.filter((s) => !s.memoryOnly);
       for (let i = 0; i < opts.repeat; i++) {
         log(`${title}${opts.repeat > 1 ? ` (round ${i + 1}/${opts.repeat})` : ""}`);
-        for (const s of active) await measure(b, s, probe);
+        for (const s of measured) await measure(b, s, probe);
       }
     };
     await rounds(
@@ -230,7 +242,7 @@ async function bench(
     await rounds(`512 keep-alive HTTPS connections, ${opts.seconds} s`, "rss512", manyConnections);
     if (opts.only.has("startup")) {
       log(`Start → first relayed response, ${opts.startupRuns} fresh processes each`);
-      for (const s of active) if (s.key !== "direct") await startup(b, s, opts.startupRuns);
+      for (const s of active) if (s.key !== "direct" && !s.memoryOnly) await startup(b, s, opts.startupRuns);
     }
 
     const when = new Date().toISOString().replace(/\.\d+Z$/, "Z");
@@ -247,8 +259,9 @@ async function bench(
       "backend's certificate as `--health-ca-file` (the readyz probe verifies, on Deno's TLS, as the README " +
       "recommends); for the bulk and new-connection workloads `--health-check=tcp` instead, since iperf3 and plain " +
       "HTTP cannot answer the default HTTPS `/readyz` probe. floor: bench/_floor_relay.ts, the smallest correct Deno relay, with the same " +
-      "`deno` and `--v8-flags`. HAProxy: `mode tcp`, one thread; nginx: `stream`, one worker; all three one backend, " +
-      "no health checks.",
+      "`deno` and `--v8-flags`; floor-probe: the same relay probing the backend's `/readyz` once a second on one " +
+      "kept-alive connection over Deno's TLS, verified with the same certificate (memory workloads only). HAProxy: " +
+      "`mode tcp`, one thread; nginx: `stream`, one worker; all four one backend, no health checks but floor-probe's.",
       "Proxy CPU and RSS cover the whole process tree (nginx: master + worker), from /proc; peak RSS = max(VmRSS " +
       "sampled every 50 ms, VmHWM). Each load run uses a fresh proxy process; runs disturbed by other processes are " +
       `measured again (see the last note).`,
@@ -256,6 +269,7 @@ async function bench(
       renderTable(results),
       "",
       ...verdicts(results).map((v) => `- ${v.line}`),
+      ...probeShareLines(results).map((l) => `- Context: ${l}`),
       ...loadBound(results).map((l) => `- Load: ${l}`),
     ];
     lines.push("", ...spreadLines(results, opts.repeat));

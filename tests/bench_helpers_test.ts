@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { parseSeconds } from "../bench/run.ts";
 import { parseCommand, splitCommand } from "../bench/_systems.ts";
-import { loadBound, renderTable, Results, spreadLines, verdicts } from "../bench/_report.ts";
+import { loadBound, probeShareLines, renderTable, Results, spreadLines, verdicts } from "../bench/_report.ts";
 
 Deno.test("a task string splits into words, quotes grouping", () => {
   assert.deepEqual(splitCommand(`deno run -q "a b" 'c d' main.ts`), ["deno", "run", "-q", "a b", "c d", "main.ts"]);
@@ -63,12 +63,24 @@ Deno.test("the table has one row per metric with ratios to direct, the Deno floo
   r.add("direct", "smallRps", 40000);
   r.add("extractedprism", "smallRps", 30000);
   r.add("floor", "smallRps", 32000);
+  r.add("floor-probe", "smallRps", 31000);
   r.add("haproxy", "smallRps", 20000);
   r.skipped.set("nginx", "nginx not installed");
-  const row = renderTable(r).split("\n").find((l) => l.startsWith("| small HTTPS req/s (32"));
+  const lines = renderTable(r).split("\n");
   assert.equal(
-    row,
-    "| small HTTPS req/s (32 keep-alive conns) | 40,000 | 30,000 | 32,000 | 20,000 | skipped | 0.75× | 0.94× | 1.50× | 1.60× |",
+    lines[0],
+    "| metric | direct | extractedprism | floor | floor-probe | haproxy | nginx | ep/direct | ep/floor | ep/haproxy | " +
+      "floor/haproxy |",
+  );
+  assert.equal(
+    lines.find((l) => l.startsWith("| small HTTPS req/s (32")),
+    "| small HTTPS req/s (32 keep-alive conns) | 40,000 | 30,000 | 32,000 | 31,000 | 20,000 | skipped | 0.75× | 0.94× | " +
+      "1.50× | 1.60× |",
+  );
+  // A system measured for memory only shows nothing where it did not run.
+  assert.match(
+    lines.find((l) => l.startsWith("| bulk single stream"))!,
+    /^\| bulk single stream \(Gbit\/s\)( \| —){4} \|/,
   );
 });
 
@@ -104,6 +116,25 @@ Deno.test("targets pass, fail or skip from the measurements", () => {
     "small requests: load-bound (load CPU extractedprism 95.0 %; threshold 90 %): its req/s, latency rows show the " +
     "load's limit",
   ]);
+});
+
+Deno.test("the context lines say how much of each memory allowance the readyz probe alone takes", () => {
+  const r = new Results();
+  r.add("extractedprism", "idleRss", 46.0);
+  r.add("floor", "idleRss", 28.5);
+  r.add("floor-probe", "idleRss", 34.8);
+  r.add("extractedprism", "peakRss32", 52.0);
+  r.add("floor", "peakRss32", 44.0);
+  r.add("floor-probe", "peakRss32", 52.5);
+  r.add("extractedprism", "peakRss512", 70.0);
+  r.add("floor", "peakRss512", 66.0);
+  assert.deepEqual(probeShareLines(r), [
+    "idle RSS: the floor with a readyz probe 34.8 MiB, +6.3 over the floor (the target allows +6); extractedprism " +
+    "+11.2 MiB over it",
+    "peak RSS at 32 connections: the floor with a readyz probe 52.5 MiB, +8.5 over the floor (the target allows +6); " +
+    "extractedprism −0.5 MiB over it",
+  ]);
+  assert.deepEqual(probeShareLines(new Results()), []);
 });
 
 Deno.test("spread lines appear only with several rounds", () => {
