@@ -1,6 +1,7 @@
 /**
  * What discovery costs: the proxy's idle RSS and its peak RSS under 32 busy connections, with discovery on (a
- * kubeconfig to a local fake API server, an EndpointSlice watch open) and off, and the time from process start to the
+ * kubeconfig to a local fake API server, an EndpointSlice watch open, and a state file, as every shipped shape has
+ * one) and off, and the time from process start to the
  * first discovered upstream. Prints a table and one PASS/FAIL line per target (with discovery on, idle and
  * 32-connection RSS within 3 MiB of discovery off). Loopback only; bounded; run with
  * `deno run -A bench/discovery_cost.ts [--runs=N] [--seconds=N]`.
@@ -118,6 +119,7 @@ async function once(
     discoveredKey: string;
     api: FakeApiServer;
     caPath: string;
+    stateFile: string;
   },
 ): Promise<Run> {
   const start = startCommand();
@@ -132,6 +134,9 @@ async function once(
     ...(readyz ? ["--health-check=readyz", `--health-ca-file=${env.caPath}`] : ["--health-check=tcp"]),
     "--log-level=error",
     `--enable-discovery=${discovery}`,
+    // As the chart, the DaemonSet, the static pod and the systemd unit ship it: discovery keeps what it found for the
+    // next start. One file for every run, as a node's restarts find it (discovery off ignores it).
+    `--state-file=${env.stateFile}`,
     ...(serviceAccount ? [] : [`--kubeconfig=${env.kubeconfig}`]),
   ];
   const watchesBefore = env.api.openWatches;
@@ -206,9 +211,26 @@ await Deno.writeTextFile(
   }),
 );
 try {
+  const stateFile = `${dir}/endpoints.json`;
   const env = readyz
-    ? { kubeconfig, saDir, staticPort: api.port, discoveredKey: `127.0.0.1:${api.port}`, api, caPath: pki.ca.certPath }
-    : { kubeconfig, saDir, staticPort: staticUp.port, discoveredKey: `127.0.0.2:${discovered.port}`, api, caPath: "" };
+    ? {
+      kubeconfig,
+      saDir,
+      staticPort: api.port,
+      discoveredKey: `127.0.0.1:${api.port}`,
+      api,
+      caPath: pki.ca.certPath,
+      stateFile,
+    }
+    : {
+      kubeconfig,
+      saDir,
+      staticPort: staticUp.port,
+      discoveredKey: `127.0.0.2:${discovered.port}`,
+      api,
+      caPath: "",
+      stateFile,
+    };
   // The first run of each variant in a fresh checkout transpiles its modules and fills V8's code cache, and stays
   // larger than the runs after it (bench/run.ts does the same): one of each first, not measured.
   await once(false, env);
