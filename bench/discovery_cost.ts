@@ -1,10 +1,9 @@
 /**
  * What discovery costs: the proxy's idle RSS and its peak RSS under 32 busy connections, with discovery on (a
- * kubeconfig to a local fake API server, an EndpointSlice watch open, and a state file, as every shipped shape has
- * one) and off, and the time from process start to the
- * first discovered upstream. Prints a table and one PASS/FAIL line per target (with discovery on, idle and
- * 32-connection RSS within 3 MiB of discovery off). Loopback only; bounded; run with
- * `deno run -A bench/discovery_cost.ts [--runs=N] [--seconds=N]`.
+ * kubeconfig to a local fake API server, an EndpointSlice watch open, and a state file, as every shipped shape has one)
+ * and off, and the time from process start to the first discovered upstream. Prints a table and one PASS/FAIL line per
+ * target (with discovery on, idle and 32-connection RSS within 3 MiB of discovery off). Loopback only; bounded; run
+ * with `deno run -A bench/discovery_cost.ts [--runs=N] [--seconds=N]`.
  *
  * Both variants use `--health-check=tcp` by default (echo servers answer no readyz), so that only discovery differs;
  * then the API client's TLS counts as discovery's. With `--health-check=readyz` (the default deployment: the readyz
