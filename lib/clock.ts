@@ -130,7 +130,7 @@ export const systemClock: Clock = {
 };
 
 /**
- * Spreads `ms` uniformly over ±`fraction` so that many timers started together do not fire together.
+ * Spreads `ms` uniformly over +/-`fraction` so that many timers started together do not fire together.
  *
  * @example
  * ```ts
@@ -144,7 +144,7 @@ export function jitter(ms: number, fraction: number, random: Random): number {
   return ms * (1 - fraction + 2 * fraction * random());
 }
 
-/** Exponential backoff with full jitter: the n-th delay (from 0) is uniform in [0, min(max, base·2^n)]. */
+/** Exponential backoff with full jitter: the n-th delay (from 0) is uniform in [0, min(max, base*2^n)]. */
 export class Backoff {
   #attempt = 0;
   constructor(

@@ -74,7 +74,7 @@ export function isoTimestamp(ms: number): string {
 }
 
 /**
- * `new Date(ms).toUTCString()`, the HTTP date (RFC 9110 §5.6.7): `Fri, 04 Dec 2026 05:06:07 GMT`.
+ * `new Date(ms).toUTCString()`, the HTTP date (RFC 9110 section 5.6.7): `Fri, 04 Dec 2026 05:06:07 GMT`.
  *
  * @example
  * ```ts

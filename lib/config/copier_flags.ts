@@ -81,7 +81,7 @@ export const COPIER_FLAGS: readonly FlagSpec[] = [
   flag("metrics-bind-address", ":8080", "address", "address of the Prometheus /metrics; 0 turns it off"),
   flag("kubeconfig", undefined, "path", "kubeconfig to use (default: the pod's service account)"),
   SHARED_FLAGS.kubeContext,
-  flag("resync-period", "60s", "duration", "time between full resyncs of every target (jittered ±10%)"),
+  flag("resync-period", "60s", "duration", "time between full resyncs of every target (jittered \u00b110%)"),
   SHARED_FLAGS.logLevel,
   SHARED_FLAGS.logFormat,
   flag("apiserver-port", "6443", "port", "accepted for compatibility with endpoint-copier-operator; unused"),

@@ -32,7 +32,7 @@ export const PROXY_FLAGS: readonly FlagSpec[] = [
   flag("health-bind-address", undefined, "ip", "address of the health server (default: --bind-address)"),
   flag("health-port", "7446", "port", "port of the health server (/healthz, /readyz, /upstreams)"),
   flag("endpoints", undefined, "list", "required: API servers as comma-separated host:port, IPv6 as [::1]:6443"),
-  flag("health-interval", "1s", "duration", "time between health probes of one upstream (jittered ±20%)"),
+  flag("health-interval", "1s", "duration", "time between health probes of one upstream (jittered \u00b120%)"),
   flag("health-timeout", "500ms", "duration", "timeout of one health probe; must be shorter than --health-interval"),
   flag("health-rise", "2", "count", "consecutive successful probes that make an upstream healthy"),
   flag("health-fall", "2", "count", "consecutive failed probes (or client dials) that make an upstream unhealthy"),

@@ -29,7 +29,7 @@ export interface CopierControllerOptions {
   readonly metrics: CopierMetrics;
   /** Says warnings once and records them as Events. */
   readonly warnings: WarningReporter;
-  /** Time between full resyncs (jittered ±10 %). @default {60000} */
+  /** Time between full resyncs (jittered +/-10 %). @default {60000} */
   readonly resyncPeriodMs?: number;
   /** First retry delay cap of a failed target. @default {250} */
   readonly retryBaseMs?: number;

@@ -89,7 +89,7 @@ export class LeaderElector {
     if (!(this.#leaseMs > this.#renewMs && this.#renewMs > this.#retryMs * 1.2)) {
       throw new RangeError(
         `Cannot elect with lease ${this.#leaseMs} ms, renew deadline ${this.#renewMs} ms, retry ${this.#retryMs} ms: ` +
-          "expected lease duration > renew deadline > 1.2 × retry period",
+          "expected lease duration > renew deadline > 1.2 \u00d7 retry period",
       );
     }
   }
@@ -126,7 +126,7 @@ export class LeaderElector {
     log.info("Campaigning for the Lease {lease} as {identity}", { lease, identity: this.#o.identity });
     while (!signal.aborted) {
       if (!(await this.#tryAcquireOrRenew(signal))) {
-        // client-go's JitterUntil with factor 1.2: uniform in [retry, 2.2 × retry].
+        // client-go's JitterUntil with factor 1.2: uniform in [retry, 2.2 * retry].
         await this.#clock.sleep(this.#retryMs * (1 + 1.2 * this.#random()), signal).catch(() => {});
         continue;
       }

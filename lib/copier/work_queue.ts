@@ -88,7 +88,7 @@ export class WorkQueue {
   }
 
   /**
-   * Queues `key` again after its backoff (uniform in [0, min(max, base·2^n)] after the n-th failure in a row).
+   * Queues `key` again after its backoff (uniform in [0, min(max, base*2^n)] after the n-th failure in a row).
    *
    * @returns The delay in milliseconds.
    */

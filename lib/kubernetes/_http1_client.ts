@@ -77,7 +77,7 @@ export type Framing =
 
 /**
  * How the body of a response to `method` with `head` is delimited, and whether the connection can carry another
- * request after it (RFC 9112 §6.3).
+ * request after it (RFC 9112 section 6.3).
  *
  * @returns The framing and reuse, or an error message.
  *

@@ -73,7 +73,7 @@ export interface ListWatchOptions<T extends KubeObject> {
    * `watchTimeoutSeconds`, as a quiet watch may see no bookmark at all before the server ends it (kube-apiserver
    * 1.20, or any on an etcd without progress notifications). Also bounds a LIST request. @default {180000} */
   readonly idleTimeoutMs?: number;
-  /** Server-side watch timeout, jittered ±20 % per watch (at most 144 s by default: below the idle deadline).
+  /** Server-side watch timeout, jittered +/-20 % per watch (at most 144 s by default: below the idle deadline).
    * @default {120} */
   readonly watchTimeoutSeconds?: number;
   /** Page size of a LIST. @default {500} */

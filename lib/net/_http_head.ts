@@ -9,7 +9,10 @@
  */
 import { httpDate } from "../time_format.ts";
 
-/** Reason phrases (RFC 9110 §15) of the statuses a probe or metrics handler answers with; others get an empty one. */
+/**
+ * Reason phrases (RFC 9110 section 15) of the statuses a probe or metrics handler answers with; others get an empty
+ * one.
+ */
 const REASONS: Record<number, string> = {
   200: "OK",
   400: "Bad Request",
@@ -26,7 +29,7 @@ const REASONS: Record<number, string> = {
 };
 
 const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
-// Control characters other than tab are not allowed in a field value (RFC 9110 §5.5).
+// Control characters other than tab are not allowed in a field value (RFC 9110 section 5.5).
 // deno-lint-ignore no-control-regex
 const BAD_VALUE = /[\x00-\x08\x0a-\x1f\x7f]/;
 const HEAD_END = /\r?\n\r?\n/;
@@ -44,7 +47,7 @@ export type HeadScan =
 
 /**
  * Looks for a whole request head in `buffered` (latin1 text). Empty lines before a request line are ignored (RFC 9112
- * §2.2), so they count against no limit; a head, its blank line included, may be `maxHeadBytes` long.
+ * section 2.2), so they count against no limit; a head, its blank line included, may be `maxHeadBytes` long.
  *
  * @example
  * ```ts
@@ -69,7 +72,7 @@ export function scanHead(buffered: string, maxHeadBytes: number): HeadScan {
 export interface HttpRequest {
   /**
    * The method; GET, HEAD, POST, PUT, DELETE and OPTIONS upper-cased as fetch does. A HEAD request is passed as GET
-   * (see `head`), so that its answer's `content-length` is the one GET would send (RFC 9110 §9.3.2).
+   * (see `head`), so that its answer's `content-length` is the one GET would send (RFC 9110 section 9.3.2).
    */
   readonly method: string;
   /** The target's path, without its query (`/readyz` of `/readyz?verbose`). */
@@ -173,8 +176,10 @@ function values(fields: readonly [string, string][], name: string): string[] {
 const NORMALIZED = new Set(["DELETE", "GET", "HEAD", "OPTIONS", "POST", "PUT"]);
 /** Methods fetch refuses to carry. */
 const FORBIDDEN = new Set(["CONNECT", "TRACE", "TRACK"]);
-/** An absolute-form target (RFC 9112 §3.2.2): scheme, authority (a name, an IPv4 or a bracketed IPv6 literal, and a
- * port), then the rest. */
+/**
+ * An absolute-form target (RFC 9112 section 3.2.2): scheme, authority (a name, an IPv4 or a bracketed IPv6 literal,
+ * and a port), then the rest.
+ */
 const ABSOLUTE = /^https?:\/\/(?:[^/?#@[\]]*@)?(?:\[[0-9A-Fa-f:.]+\]|[^/?#@[\]:]+)(?::\d*)?([/?#].*)?$/i;
 
 /** The path of a request target (origin or absolute form), or `undefined` for another form. */

@@ -1,7 +1,7 @@
 /**
  * A free list of relay buffers of one size; the relay keeps one list per tier (4, 32 and 256 KiB, see `relay.ts`).
  * Zeroing a fresh buffer for every new connection is the largest per-connection cost of a relay, and reusing buffers
- * lifts new connections per second by about half (platform.md: 0.47× to 0.75× of HAProxy).
+ * lifts new connections per second by about half (platform.md: 0.47x to 0.75x of HAProxy).
  *
  * @module
  */

@@ -21,7 +21,7 @@ export type DialConnect = (endpoint: Endpoint, signal: AbortSignal) => Promise<D
 export interface DialOptions {
   /** The whole time one client may wait for an upstream. */
   readonly budgetMs: number;
-  /** Time before starting the next candidate in parallel; at least this, or 3 × the upstream's last RTT. */
+  /** Time before starting the next candidate in parallel; at least this, or 3 * the upstream's last RTT. */
   readonly hedgeDelayMs: number;
   readonly connect: DialConnect;
   /** The budget's and the hedge's timer, shared by every dial of a proxy. */

@@ -38,7 +38,7 @@ export interface ProxyOptions {
  * watch); a client on this host's loopback cannot vanish so (its kernel closes its socket), and skipping the option
  * there saves a syscall per connection. Applied when the relay starts, to both sockets: nothing is written to the client
  * before, and a client whose dial fails is closed without it. It also costs less there than right after the accept
- * (the main thread's time in the option's calls: 10.5-11.7 against 13.0-13.8 µs per connection, `bench/cpu_profile.ts`).
+ * (the main thread's time in the option's calls: 10.5-11.7 against 13.0-13.8 us per connection, `bench/cpu_profile.ts`).
  */
 function tune(conn: Deno.TcpConn): void {
   try {

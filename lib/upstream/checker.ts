@@ -1,5 +1,5 @@
 /**
- * Schedules the probes of one upstream: at once when added, then every interval ±20 %, each with its own timeout,
+ * Schedules the probes of one upstream: at once when added, then every interval +/-20 %, each with its own timeout,
  * independent of every other upstream (a blackholed one never delays the rest). The loop races each probe against its
  * deadline, so a probe that never settles cannot stall it, and shares a bounded number of in-flight probes with every
  * other upstream, so thousands of upstreams cannot starve the event loop.

@@ -13,7 +13,7 @@ export const TIER_HYSTERESIS = 1.25;
 
 /**
  * Orders dial candidates. Healthy upstreams first, by policy:
- * - `latency`: the fastest tier (smoothed RTT <= max(best + 2 ms, 2 × best), with 25 % hysteresis before leaving it),
+ * - `latency`: the fastest tier (smoothed RTT <= max(best + 2 ms, 2 * best), with 25 % hysteresis before leaving it),
  *   least active connections, ties round-robin; then the slower healthy ones, fastest first.
  * - `least-connections`: least active connections, ties round-robin.
  * - `round-robin`: rotation by `turn`.
