@@ -5,7 +5,23 @@
 import assert from "node:assert/strict";
 import { parseSeconds } from "../bench/run.ts";
 import { parseCommand, splitCommand } from "../bench/_systems.ts";
-import { loadBound, probeShareLines, renderTable, Results, spreadLines, verdicts } from "../bench/_report.ts";
+import {
+  loadBound,
+  type MetricKey,
+  probeShareLines,
+  renderTable,
+  Results,
+  spreadLines,
+  verdicts,
+} from "../bench/_report.ts";
+import type { SystemKey } from "../bench/_systems.ts";
+
+/** Results holding one sample per `[system, metric, value]`. */
+function results(samples: readonly (readonly [SystemKey, MetricKey, number])[]): Results {
+  const r = new Results();
+  for (const [system, metric, value] of samples) r.add(system, metric, value);
+  return r;
+}
 
 Deno.test("a task string splits into words, quotes grouping", () => {
   assert.deepEqual(splitCommand(`deno run -q "a b" 'c d' main.ts`), ["deno", "run", "-q", "a b", "c d", "main.ts"]);
@@ -59,12 +75,13 @@ Deno.test("a cell shows the median of its samples and marks accumulate once", ()
 });
 
 Deno.test("the table has one row per metric with ratios to direct, the Deno floor and HAProxy", () => {
-  const r = new Results();
-  r.add("direct", "smallRps", 40000);
-  r.add("extractedprism", "smallRps", 30000);
-  r.add("floor", "smallRps", 32000);
-  r.add("floor-probe", "smallRps", 31000);
-  r.add("haproxy", "smallRps", 20000);
+  const r = results([
+    ["direct", "smallRps", 40000],
+    ["extractedprism", "smallRps", 30000],
+    ["floor", "smallRps", 32000],
+    ["floor-probe", "smallRps", 31000],
+    ["haproxy", "smallRps", 20000],
+  ]);
   r.skipped.set("nginx", "nginx not installed");
   const lines = renderTable(r).split("\n");
   assert.equal(
@@ -85,20 +102,21 @@ Deno.test("the table has one row per metric with ratios to direct, the Deno floo
 });
 
 Deno.test("targets pass, fail or skip from the measurements", () => {
-  const r = new Results();
-  r.add("extractedprism", "smallRps", 22000);
-  r.add("haproxy", "smallRps", 20000);
-  r.add("extractedprism", "smallP99", 1.0);
-  r.add("haproxy", "smallP99", 1.1);
-  r.add("extractedprism", "bulkGbps", 10);
-  r.add("haproxy", "bulkGbps", 10);
-  r.add("extractedprism", "peakRss32", 40);
-  r.add("floor", "peakRss32", 34);
-  r.add("extractedprism", "idleRss", 36.1);
-  r.add("floor", "idleRss", 30);
-  r.add("extractedprism", "smallCpuUs", 30);
-  r.add("floor", "smallCpuUs", 29);
-  r.add("extractedprism", "smallLoadPct", 95);
+  const r = results([
+    ["extractedprism", "smallRps", 22000],
+    ["haproxy", "smallRps", 20000],
+    ["extractedprism", "smallP99", 1.0],
+    ["haproxy", "smallP99", 1.1],
+    ["extractedprism", "bulkGbps", 10],
+    ["haproxy", "bulkGbps", 10],
+    ["extractedprism", "peakRss32", 40],
+    ["floor", "peakRss32", 34],
+    ["extractedprism", "idleRss", 36.1],
+    ["floor", "idleRss", 30],
+    ["extractedprism", "smallCpuUs", 30],
+    ["floor", "smallCpuUs", 29],
+    ["extractedprism", "smallLoadPct", 95],
+  ]);
   const lines = verdicts(r).map((v) => v.line.split(":")[0]);
   assert.deepEqual(lines, [
     "FAIL idle RSS ≤ floor + 6 MiB",
@@ -119,15 +137,16 @@ Deno.test("targets pass, fail or skip from the measurements", () => {
 });
 
 Deno.test("the context lines say how much of each memory allowance the readyz probe alone takes", () => {
-  const r = new Results();
-  r.add("extractedprism", "idleRss", 46.0);
-  r.add("floor", "idleRss", 28.5);
-  r.add("floor-probe", "idleRss", 34.8);
-  r.add("extractedprism", "peakRss32", 52.0);
-  r.add("floor", "peakRss32", 44.0);
-  r.add("floor-probe", "peakRss32", 52.5);
-  r.add("extractedprism", "peakRss512", 70.0);
-  r.add("floor", "peakRss512", 66.0);
+  const r = results([
+    ["extractedprism", "idleRss", 46.0],
+    ["floor", "idleRss", 28.5],
+    ["floor-probe", "idleRss", 34.8],
+    ["extractedprism", "peakRss32", 52.0],
+    ["floor", "peakRss32", 44.0],
+    ["floor-probe", "peakRss32", 52.5],
+    ["extractedprism", "peakRss512", 70.0],
+    ["floor", "peakRss512", 66.0],
+  ]);
   assert.deepEqual(probeShareLines(r), [
     "idle RSS: the floor with a readyz probe 34.8 MiB, +6.3 over the floor (the target allows +6); extractedprism " +
     "+11.2 MiB over it",
@@ -138,9 +157,10 @@ Deno.test("the context lines say how much of each memory allowance the readyz pr
 });
 
 Deno.test("spread lines appear only with several rounds", () => {
-  const r = new Results();
-  r.add("haproxy", "connRps", 100);
-  r.add("haproxy", "connRps", 120);
+  const r = results([
+    ["haproxy", "connRps", 100],
+    ["haproxy", "connRps", 120],
+  ]);
   assert.deepEqual(spreadLines(r, 1), []);
   assert.equal(spreadLines(r, 2).length, 1);
   assert.match(spreadLines(r, 2)[0]!, /haproxy 100–120/);
