@@ -25,5 +25,5 @@ Deno.test("timers fire in order of their deadlines, a cleared one never, and sle
   const slept = sleep(60_000, stop.signal);
   stop.abort(new Error("stopped"));
   await assert.rejects(slept, /stopped/);
-  assert.ok(performance.now() - started < 1000);
+  assert.ok(performance.now() - started < 10_000, "the abort, not the 60 s sleep, ended it");
 });

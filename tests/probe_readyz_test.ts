@@ -96,7 +96,8 @@ Deno.test("the readyz probe", async (t) => {
       ok: false,
       reason: "timeout",
     });
-    assert.ok(performance.now() - start < 1000);
+    // The 150 ms timeout ended it, not the hang (which only the 10 s deadline would end), on a loaded machine too.
+    assert.ok(performance.now() - start < 5000);
     await s.close();
   });
 
