@@ -46,7 +46,7 @@ Deno.test("the floor with a probe has probed once when it listens, then probes e
     await waitFor(() => accepting(port), 15_000, "the floor to listen");
     assert(seen.readyz >= 1, "a listening floor has probed once");
     const first = seen.readyz;
-    await waitFor(() => seen.readyz >= first + 2, 5_000, "two more probes");
+    await waitFor(() => seen.readyz >= first + 2, 10_000, "two more probes");
     assert.equal(seen.connections.size, 1, "one kept-alive connection");
   } finally {
     child.kill("SIGKILL");
