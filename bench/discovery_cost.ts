@@ -210,26 +210,15 @@ await Deno.writeTextFile(
   }),
 );
 try {
-  const stateFile = `${dir}/endpoints.json`;
-  const env = readyz
-    ? {
-      kubeconfig,
-      saDir,
-      staticPort: api.port,
-      discoveredKey: `127.0.0.1:${api.port}`,
-      api,
-      caPath: pki.ca.certPath,
-      stateFile,
-    }
-    : {
-      kubeconfig,
-      saDir,
-      staticPort: staticUp.port,
-      discoveredKey: `127.0.0.2:${discovered.port}`,
-      api,
-      caPath: "",
-      stateFile,
-    };
+  const env = {
+    kubeconfig,
+    saDir,
+    api,
+    stateFile: `${dir}/endpoints.json`,
+    ...(readyz
+      ? { staticPort: api.port, discoveredKey: `127.0.0.1:${api.port}`, caPath: pki.ca.certPath }
+      : { staticPort: staticUp.port, discoveredKey: `127.0.0.2:${discovered.port}`, caPath: "" }),
+  };
   // The first run of each variant in a fresh checkout transpiles its modules and fills V8's code cache, and stays
   // larger than the runs after it (bench/run.ts does the same): one of each first, not measured.
   await once(false, env);

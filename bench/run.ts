@@ -35,7 +35,7 @@ import { type Bench, bulk, manyConnections, measure, newConnections, smallReques
 const WORKLOADS = ["small", "bulk", "conn", "rss512", "startup"] as const;
 type Workload = typeof WORKLOADS[number];
 /** The systems that `deno run` starts: their first start in a checkout is not measured (see `bench`). */
-const WARMED: ReadonlySet<string> = new Set(["extractedprism", "floor", "floor-probe"]);
+const WARMED: ReadonlySet<SystemKey> = new Set(["extractedprism", "floor", "floor-probe"]);
 /** The workloads that measure memory over the HTTPS backend: the only ones a `memoryOnly` system runs. */
 const MEMORY_WORKLOADS: ReadonlySet<Workload> = new Set(["small", "rss512"]);
 
